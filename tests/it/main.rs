@@ -1,0 +1,1 @@
+//! One integration-test binary (keeps link time down on small machines).
