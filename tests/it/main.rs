@@ -1,1 +1,3 @@
 //! One integration-test binary (keeps link time down on small machines).
+
+mod contract;

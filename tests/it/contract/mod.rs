@@ -1,0 +1,14 @@
+//! Contract tests: `openapi/machines.yaml` holds both sides. The simulator's responses
+//! and the client's requests are validated against it, with the strict list of known
+//! divergences in `openapi/divergences.yaml`. The validator here knows neither side.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod divergences;
+mod openapi;
+mod validator;
