@@ -9,3 +9,6 @@ use std::process::ExitCode;
 pub fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
+
+// `install` and `auth` subcommands (their parsing structs and entry points).
+pub mod install;
