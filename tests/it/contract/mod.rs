@@ -10,5 +10,8 @@
 )]
 
 mod divergences;
+mod harness;
 mod openapi;
+mod proxy;
+mod recorder;
 mod validator;
