@@ -3,3 +3,58 @@
 //!
 //! Knows nothing of MCP. Exposes domain types (converted from wire types in the file
 //! that defines them); generated GraphQL types and reqwest never leave this module.
+
+mod apps;
+mod client;
+mod error;
+mod graphql;
+mod machines;
+mod pacing;
+mod platform;
+mod token;
+pub mod validate;
+mod wait;
+
+pub use apps::{App, CreateApp, CreatedApp, Organization};
+pub use client::{
+    Client, ClientConfig, DEFAULT_API_BASE_URL, DEFAULT_API_HOSTNAME, RequestIds, RetryPolicy,
+};
+pub use error::{Error, GraphQlError, TransportKind};
+pub use graphql::VmSize;
+pub use machines::{
+    AutostopMode, CheckStatus, CreateMachine, ExitEvent, GuestConfig, ImageRef, InitConfig,
+    LeaseInfo, Machine, MachineCheck, MachineConfig, MachineEvent, MachineFilter, MachinePort,
+    MachineService, MachineState, Mount, RestartPolicy, StopConfig,
+};
+pub use platform::{Region, TokenDetail, TokenInfo};
+pub use token::{AuthScheme, Token};
+pub use wait::{WaitOutcome, WaitParams, WaitTarget};
+
+/// The nonce of a lease held on a machine; sent as `fly-machine-lease-nonce` on
+/// every mutating call made under the lease.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct LeaseNonce(String);
+
+impl LeaseNonce {
+    /// Wraps a nonce string.
+    pub fn new(nonce: impl Into<String>) -> LeaseNonce {
+        LeaseNonce(nonce.into())
+    }
+
+    /// The nonce text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Deserializes `null` (or a missing field, with `#[serde(default)]`) as the
+/// type's default: Fly sends `"metadata": null`, `"env": null` and the like.
+pub(crate) fn null_as_default<'de, D, T>(de: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + serde::Deserialize<'de>,
+{
+    use serde::Deserialize;
+    Ok(Option::<T>::deserialize(de)?.unwrap_or_default())
+}

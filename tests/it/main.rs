@@ -1,4 +1,11 @@
 //! One integration-test binary (keeps link time down on small machines).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod cli;
 mod contract;
+mod fly;

@@ -1,0 +1,595 @@
+//! The HTTP plumbing shared by every Fly call: [`Client`], [`ClientConfig`],
+//! [`RetryPolicy`], [`RequestIds`]. Builds URLs from path segments (each one
+//! percent-encoded), sets the auth header, JSON bodies and the lease nonce, parses
+//! Fly error bodies, keeps `fly-request-id`, retries transient failures with
+//! jittered exponential backoff (honouring `Retry-After`) and paces calls.
+//!
+//! Knows nothing of MCP; reqwest types never leave this module.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use super::pacing::{PaceClass, Pacer};
+use super::{Error, Token, TransportKind};
+
+/// Default Machines REST base.
+pub const DEFAULT_API_HOSTNAME: &str = "https://api.machines.dev";
+/// Default base for GraphQL and the logs API.
+pub const DEFAULT_API_BASE_URL: &str = "https://api.fly.io";
+
+/// How transient failures are retried.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (0 turns retries off).
+    pub max_retries: usize,
+    /// First backoff delay.
+    pub min_delay: Duration,
+    /// Largest backoff delay.
+    pub max_delay: Duration,
+    /// Largest `Retry-After` honoured; longer values are capped to this.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 5,
+            min_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(8),
+            max_retry_after: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries at all.
+    pub fn none() -> Self {
+        RetryPolicy {
+            max_retries: 0,
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// Millisecond delays, for tests against a local server.
+    pub fn fast() -> Self {
+        RetryPolicy {
+            max_retries: 5,
+            min_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(20),
+            max_retry_after: Duration::from_millis(50),
+        }
+    }
+
+    fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
+        ExponentialBuilder::new()
+            .with_jitter()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay)
+            .with_max_times(self.max_retries)
+            .build()
+    }
+}
+
+/// Everything a [`Client`] needs.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Machines REST base (`FLY_API_HOSTNAME`).
+    pub api_hostname: Url,
+    /// GraphQL and logs base (`FLY_API_BASE_URL`).
+    pub api_base_url: Url,
+    /// The token; `None` for passthrough servers that set one per request.
+    pub token: Option<Token>,
+    /// `User-Agent` header.
+    pub user_agent: String,
+    /// Retry policy for transient failures.
+    pub retry: RetryPolicy,
+    /// Pace calls at Fly's documented rate limits.
+    pub pacing: bool,
+    /// Per-request timeout (wait calls get their own, longer one).
+    pub timeout: Duration,
+}
+
+impl ClientConfig {
+    /// A config with Fly's public endpoints and production defaults.
+    pub fn new(token: Option<Token>) -> Result<ClientConfig, Error> {
+        Ok(ClientConfig {
+            api_hostname: parse_url("api_hostname", DEFAULT_API_HOSTNAME)?,
+            api_base_url: parse_url("api_base_url", DEFAULT_API_BASE_URL)?,
+            token,
+            user_agent: concat!("fly-machines-mcp/", env!("CARGO_PKG_VERSION")).to_owned(),
+            retry: RetryPolicy::default(),
+            pacing: true,
+            timeout: Duration::from_secs(30),
+        })
+    }
+
+    /// A config pointing both bases at one local server (simulator or stub), with
+    /// millisecond retries and no pacing: for tests and the sandbox.
+    pub fn local(base: Url, token: Option<Token>) -> Result<ClientConfig, Error> {
+        let mut cfg = ClientConfig::new(token)?;
+        cfg.api_hostname = base.clone();
+        cfg.api_base_url = base;
+        cfg.retry = RetryPolicy::fast();
+        cfg.pacing = false;
+        cfg.timeout = Duration::from_secs(10);
+        Ok(cfg)
+    }
+}
+
+fn parse_url(field: &str, s: &str) -> Result<Url, Error> {
+    Url::parse(s).map_err(|e| Error::invalid(field, e.to_string()))
+}
+
+/// The `fly-request-id`s of the responses a recording client received.
+#[derive(Debug, Clone, Default)]
+pub struct RequestIds(Arc<Mutex<Vec<String>>>);
+
+impl RequestIds {
+    /// Takes every id recorded so far, leaving the list empty.
+    pub fn take(&self) -> Vec<String> {
+        match self.0.lock() {
+            Ok(mut ids) => std::mem::take(&mut *ids),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        }
+    }
+
+    fn push(&self, id: &str) {
+        match self.0.lock() {
+            Ok(mut ids) => ids.push(id.to_owned()),
+            Err(poisoned) => poisoned.into_inner().push(id.to_owned()),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    http: reqwest::Client,
+    api_hostname: Url,
+    api_base_url: Url,
+    retry: RetryPolicy,
+    pacer: Option<Pacer>,
+    timeout: Duration,
+}
+
+/// The Fly API client. Cheap to clone (an `Arc` inside); clones share the
+/// connection pool and the pacers.
+#[derive(Debug, Clone)]
+pub struct Client {
+    shared: Arc<Shared>,
+    token: Option<Token>,
+    recorder: Option<RequestIds>,
+}
+
+/// Which base URL a call goes to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Api {
+    /// `FLY_API_HOSTNAME` (Machines REST).
+    Machines,
+    /// `FLY_API_BASE_URL` (GraphQL, logs).
+    Platform,
+}
+
+/// When a failed call may be repeated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RetryMode {
+    /// Idempotent: retry 408, 429, 5xx and transport errors.
+    Safe,
+    /// A wait call: like `Safe` but a 408 is an answer ("not yet"), not retried.
+    Wait,
+    /// Not idempotent: retry only when the request certainly had no effect
+    /// (429, connection never made).
+    Unsafe,
+}
+
+/// One request to make.
+#[derive(Debug)]
+pub(crate) struct Req {
+    pub(crate) op: &'static str,
+    method: Method,
+    api: Api,
+    segments: Vec<String>,
+    query: Vec<(String, String)>,
+    body: Option<serde_json::Value>,
+    nonce: Option<String>,
+    pace: Option<(PaceClass, String)>,
+    retry: RetryMode,
+    timeout: Option<Duration>,
+}
+
+impl Req {
+    pub(crate) fn new(op: &'static str, method: Method, api: Api, segments: &[&str]) -> Req {
+        let retry = if method == Method::GET
+            || method == Method::DELETE
+            || method == Method::PUT
+            || method == Method::HEAD
+        {
+            RetryMode::Safe
+        } else {
+            RetryMode::Unsafe
+        };
+        Req {
+            op,
+            method,
+            api,
+            segments: segments.iter().map(|s| (*s).to_owned()).collect(),
+            query: Vec::new(),
+            body: None,
+            nonce: None,
+            pace: None,
+            retry,
+            timeout: None,
+        }
+    }
+
+    /// A Machines REST call; `segments` follow `/v1/`.
+    pub(crate) fn machines(op: &'static str, method: Method, segments: &[&str]) -> Req {
+        let mut all = vec!["v1"];
+        all.extend_from_slice(segments);
+        Req::new(op, method, Api::Machines, &all)
+    }
+
+    pub(crate) fn query(mut self, key: &str, value: impl ToString) -> Req {
+        self.query.push((key.to_owned(), value.to_string()));
+        self
+    }
+
+    pub(crate) fn query_opt(self, key: &str, value: Option<impl ToString>) -> Req {
+        match value {
+            Some(v) => self.query(key, v),
+            None => self,
+        }
+    }
+
+    pub(crate) fn json(mut self, body: &impl serde::Serialize) -> Result<Req, Error> {
+        let value = serde_json::to_value(body)
+            .map_err(|e| Error::invalid("request body", e.to_string()))?;
+        self.body = Some(value);
+        Ok(self)
+    }
+
+    #[allow(dead_code, reason = "used by the lease-carrying calls")]
+    pub(crate) fn nonce(mut self, nonce: Option<&super::LeaseNonce>) -> Req {
+        self.nonce = nonce.map(|n| n.as_str().to_owned());
+        self
+    }
+
+    pub(crate) fn pace(mut self, class: PaceClass, scope: &str) -> Req {
+        self.pace = Some((class, format!("{}:{scope}", self.op)));
+        self
+    }
+
+    pub(crate) fn retry(mut self, mode: RetryMode) -> Req {
+        self.retry = mode;
+        self
+    }
+
+    pub(crate) fn timeout(mut self, timeout: Duration) -> Req {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+/// A successful response.
+#[derive(Debug)]
+pub(crate) struct Resp {
+    pub(crate) op: &'static str,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+    pub(crate) request_id: Option<String>,
+}
+
+impl Resp {
+    /// Decodes the body, naming the JSON path of any mismatch.
+    pub(crate) fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        decode(self.op, &self.body, self.request_id.as_deref())
+    }
+
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Decodes JSON with `serde_path_to_error` so errors name the path.
+pub(crate) fn decode<T: DeserializeOwned>(
+    op: &'static str,
+    body: &[u8],
+    request_id: Option<&str>,
+) -> Result<T, Error> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        Error::Decode {
+            op,
+            path,
+            source: e.into_inner(),
+            request_id: request_id.map(str::to_owned),
+        }
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct WireErrorBody {
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    status: Option<serde_json::Value>,
+    #[serde(default)]
+    code: Option<String>,
+}
+
+const MAX_ERROR_TEXT: usize = 600;
+
+fn api_error(
+    op: &'static str,
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+    request_id: Option<String>,
+) -> Error {
+    let text = String::from_utf8_lossy(body);
+    let (message, code) = match serde_json::from_slice::<WireErrorBody>(body) {
+        Ok(w) => {
+            let code = match w.status {
+                Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s),
+                _ => w.code.filter(|c| !c.is_empty()),
+            };
+            let message = w
+                .message
+                .filter(|m| !m.is_empty())
+                .or(w.error)
+                .unwrap_or_else(|| text.trim().to_owned());
+            (message, code)
+        }
+        Err(_) => (text.trim().to_owned(), None),
+    };
+    let message = if message.is_empty() {
+        http::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("error")
+            .to_owned()
+    } else {
+        truncate(&message, MAX_ERROR_TEXT)
+    };
+    Error::Api {
+        op,
+        status,
+        code,
+        message,
+        request_id,
+        retry_after: retry_after(headers),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", s.get(..end).unwrap_or_default())
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Some(Duration::from_secs_f64(secs));
+        }
+        return None;
+    }
+    let at = jiff::fmt::rfc2822::parse(value).ok()?;
+    let now = jiff::Timestamp::now();
+    let span = at.timestamp().duration_since(now);
+    Duration::try_from(span).ok()
+}
+
+fn transport(op: &'static str, e: reqwest::Error) -> Error {
+    let kind = if e.is_connect() {
+        TransportKind::Connect
+    } else if e.is_timeout() {
+        TransportKind::Timeout
+    } else {
+        TransportKind::Other
+    };
+    Error::Transport {
+        op,
+        kind,
+        source: Box::new(e.without_url()),
+    }
+}
+
+fn should_retry(mode: RetryMode, e: &Error) -> bool {
+    match mode {
+        RetryMode::Safe => e.is_retryable(),
+        RetryMode::Wait => e.is_retryable() && e.status() != Some(408),
+        RetryMode::Unsafe => e.status() == Some(429) || (e.is_retryable() && !e.is_ambiguous()),
+    }
+}
+
+impl Client {
+    /// Builds a client (rustls with the ring provider, HTTP/2 when offered).
+    pub fn new(cfg: ClientConfig) -> Result<Client, Error> {
+        install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .user_agent(cfg.user_agent.clone())
+            .timeout(cfg.timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| Error::Build {
+                source: Box::new(e),
+            })?;
+        Ok(Client {
+            shared: Arc::new(Shared {
+                http,
+                api_hostname: cfg.api_hostname,
+                api_base_url: cfg.api_base_url,
+                retry: cfg.retry,
+                pacer: cfg.pacing.then(Pacer::new),
+                timeout: cfg.timeout,
+            }),
+            token: cfg.token,
+            recorder: None,
+        })
+    }
+
+    /// The same client (pools, pacers) using another token: passthrough mode.
+    pub fn with_token(&self, token: Token) -> Client {
+        Client {
+            shared: Arc::clone(&self.shared),
+            token: Some(token),
+            recorder: self.recorder.clone(),
+        }
+    }
+
+    /// A clone that records the `fly-request-id` of every response it gets.
+    pub fn recording(&self) -> (Client, RequestIds) {
+        let ids = RequestIds::default();
+        let client = Client {
+            shared: Arc::clone(&self.shared),
+            token: self.token.clone(),
+            recorder: Some(ids.clone()),
+        };
+        (client, ids)
+    }
+
+    /// Whether a token is configured.
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// The Machines REST base URL.
+    pub fn api_hostname(&self) -> &Url {
+        &self.shared.api_hostname
+    }
+
+    /// The GraphQL / logs base URL.
+    pub fn api_base_url(&self) -> &Url {
+        &self.shared.api_base_url
+    }
+
+    pub(crate) fn default_timeout(&self) -> Duration {
+        self.shared.timeout
+    }
+
+    fn url(&self, req: &Req) -> Result<Url, Error> {
+        let mut url = match req.api {
+            Api::Machines => self.shared.api_hostname.clone(),
+            Api::Platform => self.shared.api_base_url.clone(),
+        };
+        {
+            let mut segs = url
+                .path_segments_mut()
+                .map_err(|()| Error::invalid("api base url", "cannot be a base URL"))?;
+            segs.pop_if_empty();
+            segs.extend(req.segments.iter());
+        }
+        if !req.query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in &req.query {
+                pairs.append_pair(k, v);
+            }
+        }
+        Ok(url)
+    }
+
+    /// Sends a request with pacing and retries; returns the successful response.
+    pub(crate) async fn send(&self, req: Req) -> Result<Resp, Error> {
+        let mut delays = self.shared.retry.delays();
+        loop {
+            if let (Some(pacer), Some((class, key))) = (&self.shared.pacer, &req.pace) {
+                pacer.until_ready(*class, key).await;
+            }
+            let err = match self.attempt(&req).await {
+                Ok(resp) => return Ok(resp),
+                Err(e) => e,
+            };
+            if !should_retry(req.retry, &err) {
+                return Err(err);
+            }
+            let Some(backoff) = delays.next() else {
+                return Err(err);
+            };
+            let delay = match &err {
+                Error::Api {
+                    retry_after: Some(ra),
+                    ..
+                } => (*ra).min(self.shared.retry.max_retry_after).max(backoff),
+                _ => backoff,
+            };
+            tracing::debug!(op = req.op, error = %err, ?delay, "retrying Fly API call");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn attempt(&self, req: &Req) -> Result<Resp, Error> {
+        let op = req.op;
+        let token = self.token.as_ref().ok_or(Error::NoToken { op })?;
+        let url = self.url(req)?;
+        let mut rb = self
+            .shared
+            .http
+            .request(req.method.clone(), url)
+            .header(http::header::AUTHORIZATION, token.authorization()?)
+            .header(http::header::ACCEPT, "application/json");
+        if let Some(nonce) = &req.nonce {
+            rb = rb.header("fly-machine-lease-nonce", nonce);
+        }
+        if let Some(body) = &req.body {
+            rb = rb.json(body);
+        }
+        if let Some(t) = req.timeout {
+            rb = rb.timeout(t);
+        }
+        let started = std::time::Instant::now();
+        let resp = rb.send().await.map_err(|e| transport(op, e))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let request_id = headers
+            .get("fly-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = resp.bytes().await.map_err(|e| transport(op, e))?;
+        if let (Some(rec), Some(id)) = (&self.recorder, &request_id) {
+            rec.push(id);
+        }
+        tracing::debug!(
+            op,
+            method = %req.method,
+            status,
+            request_id = request_id.as_deref().unwrap_or(""),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "Fly API call"
+        );
+        if (200..300).contains(&status) {
+            Ok(Resp {
+                op,
+                headers,
+                body,
+                request_id,
+            })
+        } else {
+            Err(api_error(op, status, &headers, &body, request_id))
+        }
+    }
+}
+
+/// reqwest is built without a bundled crypto provider: install ring as the
+/// process default (a no-op when something already installed one).
+fn install_crypto_provider() {
+    let _already_installed = rustls::crypto::ring::default_provider().install_default();
+}

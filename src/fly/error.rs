@@ -1,0 +1,254 @@
+//! The wire layer's one error type, [`Error`], with the context a caller needs
+//! (operation, HTTP status, Fly's error code, `fly-request-id`) and classifiers.
+//!
+//! Display text is short and actionable; it never contains the token (the token
+//! is never part of any value stored here). Knows nothing of MCP.
+
+use std::time::Duration;
+
+/// One entry of a GraphQL `errors[]` array, kept in full.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GraphQlError {
+    /// Human-readable message.
+    pub message: String,
+    /// Path into the response, as strings and indices.
+    #[serde(default)]
+    pub path: Vec<serde_json::Value>,
+    /// `extensions.code` when the server gave one.
+    #[serde(default)]
+    pub code: Option<String>,
+}
+
+/// What kind of transport failure happened (decides retry safety).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    /// The connection was never made: the request was certainly not sent.
+    Connect,
+    /// The request timed out: it may or may not have taken effect.
+    Timeout,
+    /// Anything else (reset, broken body): it may or may not have taken effect.
+    Other,
+}
+
+/// Errors of the Fly API client.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Fly answered with a non-success HTTP status.
+    #[error("{op}: Fly API answered {status}{}: {message}{}", code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default(), request_id.as_deref().map(|r| format!(" [fly-request-id {r}]")).unwrap_or_default())]
+    Api {
+        /// The operation, e.g. `get_machine`.
+        op: &'static str,
+        /// HTTP status code.
+        status: u16,
+        /// Fly's classified error (`status` in the body), e.g. `name_taken`.
+        code: Option<String>,
+        /// Fly's message (`error` or `message` in the body), or the raw body text.
+        message: String,
+        /// The `fly-request-id` response header.
+        request_id: Option<String>,
+        /// `Retry-After`, when the server sent one.
+        retry_after: Option<Duration>,
+    },
+    /// The GraphQL API answered with `errors[]`.
+    #[error("{op}: GraphQL error: {}", errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; "))]
+    GraphQl {
+        /// The operation, e.g. `organizations`.
+        op: &'static str,
+        /// Every error the server sent.
+        errors: Vec<GraphQlError>,
+        /// The `fly-request-id` response header.
+        request_id: Option<String>,
+    },
+    /// The request could not be completed (connect, reset, timeout).
+    #[error("{op}: could not reach the Fly API ({kind:?})")]
+    Transport {
+        /// The operation.
+        op: &'static str,
+        /// What kind of failure.
+        kind: TransportKind,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A response body did not have the shape we expect.
+    #[error("{op}: unexpected response shape at `{path}`")]
+    Decode {
+        /// The operation.
+        op: &'static str,
+        /// JSON path of the offending value.
+        path: String,
+        /// The underlying serde error.
+        #[source]
+        source: serde_json::Error,
+        /// The `fly-request-id` response header.
+        request_id: Option<String>,
+    },
+    /// A wait did not reach the wanted state before the caller's deadline.
+    #[error("{op}: machine {machine_id} did not reach {wanted} within {waited:?}{}", last_state.as_deref().map(|s| format!(" (last state: {s})")).unwrap_or_default())]
+    Timeout {
+        /// The operation.
+        op: &'static str,
+        /// The machine waited on.
+        machine_id: String,
+        /// The wanted state(s), comma-joined.
+        wanted: String,
+        /// How long we waited.
+        waited: Duration,
+        /// The last state seen, if any.
+        last_state: Option<String>,
+    },
+    /// Input rejected before any call was made.
+    #[error("invalid {field}: {rule}")]
+    Invalid {
+        /// The field, e.g. `guest.memory_mb`.
+        field: String,
+        /// The rule it broke.
+        rule: String,
+    },
+    /// No token is configured.
+    #[error("{op}: no Fly API token; set FLY_API_TOKEN or run `fly-machines-mcp auth login`")]
+    NoToken {
+        /// The operation.
+        op: &'static str,
+    },
+    /// The HTTP client could not be built.
+    #[error("could not build the HTTP client")]
+    Build {
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl Error {
+    /// True when repeating the same request may succeed: 408, 429, 5xx and
+    /// transport errors. Never other 4xx.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Api { status, .. } => matches!(*status, 408 | 429 | 500..=599),
+            Error::Transport { .. } => true,
+            Error::GraphQl { .. }
+            | Error::Decode { .. }
+            | Error::Timeout { .. }
+            | Error::Invalid { .. }
+            | Error::NoToken { .. }
+            | Error::Build { .. } => false,
+        }
+    }
+
+    /// True when the request may have taken effect although it failed
+    /// (timeouts, 408, 5xx, resets): a non-idempotent call must look before retrying.
+    pub fn is_ambiguous(&self) -> bool {
+        match self {
+            Error::Api { status, .. } => matches!(*status, 408 | 500..=599),
+            Error::Transport { kind, .. } => match kind {
+                TransportKind::Connect => false,
+                TransportKind::Timeout | TransportKind::Other => true,
+            },
+            Error::GraphQl { .. }
+            | Error::Decode { .. }
+            | Error::Timeout { .. }
+            | Error::Invalid { .. }
+            | Error::NoToken { .. }
+            | Error::Build { .. } => false,
+        }
+    }
+
+    /// True for a 404 (app, machine, volume, key not found).
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            Error::Api { status, .. } => *status == 404,
+            Error::GraphQl { errors, .. } => errors.iter().any(|e| {
+                e.code.as_deref() == Some("NOT_FOUND")
+                    || e.message.to_ascii_lowercase().contains("could not find")
+                    || e.message.to_ascii_lowercase().contains("not found")
+            }),
+            Error::Transport { .. }
+            | Error::Decode { .. }
+            | Error::Timeout { .. }
+            | Error::Invalid { .. }
+            | Error::NoToken { .. }
+            | Error::Build { .. } => false,
+        }
+    }
+
+    /// True for a conflict: 409 (lease held, stale `current_version`, duplicate
+    /// name), 412 (stale `machine_version`), or 422 `name_taken`.
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            Error::Api { status, code, .. } => {
+                matches!(*status, 409 | 412) || code.as_deref() == Some("name_taken")
+            }
+            Error::GraphQl { .. }
+            | Error::Transport { .. }
+            | Error::Decode { .. }
+            | Error::Timeout { .. }
+            | Error::Invalid { .. }
+            | Error::NoToken { .. }
+            | Error::Build { .. } => false,
+        }
+    }
+
+    /// The HTTP status, for API errors.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Api { status, .. } => Some(*status),
+            Error::GraphQl { .. }
+            | Error::Transport { .. }
+            | Error::Decode { .. }
+            | Error::Timeout { .. }
+            | Error::Invalid { .. }
+            | Error::NoToken { .. }
+            | Error::Build { .. } => None,
+        }
+    }
+
+    /// The `fly-request-id` of the failed response, when there was one.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Error::Api { request_id, .. }
+            | Error::GraphQl { request_id, .. }
+            | Error::Decode { request_id, .. } => request_id.as_deref(),
+            Error::Transport { .. }
+            | Error::Timeout { .. }
+            | Error::Invalid { .. }
+            | Error::NoToken { .. }
+            | Error::Build { .. } => None,
+        }
+    }
+
+    /// Fly's error code (`insufficient_capacity`, `name_taken`, …) or the first
+    /// GraphQL `extensions.code`.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::Api { code, .. } => code.as_deref(),
+            Error::GraphQl { errors, .. } => errors.iter().find_map(|e| e.code.as_deref()),
+            Error::Transport { .. }
+            | Error::Decode { .. }
+            | Error::Timeout { .. }
+            | Error::Invalid { .. }
+            | Error::NoToken { .. }
+            | Error::Build { .. } => None,
+        }
+    }
+
+    /// The operation that failed, when known.
+    pub fn op(&self) -> Option<&'static str> {
+        match self {
+            Error::Api { op, .. }
+            | Error::GraphQl { op, .. }
+            | Error::Transport { op, .. }
+            | Error::Decode { op, .. }
+            | Error::Timeout { op, .. }
+            | Error::NoToken { op } => Some(op),
+            Error::Invalid { .. } | Error::Build { .. } => None,
+        }
+    }
+
+    pub(crate) fn invalid(field: impl Into<String>, rule: impl Into<String>) -> Error {
+        Error::Invalid {
+            field: field.into(),
+            rule: rule.into(),
+        }
+    }
+}

@@ -1,0 +1,823 @@
+//! Machines: the `Machine` domain type and its config, states and events, plus
+//! list (filters, `fly-next-cursor` paging), get and create. Lifecycle actions,
+//! leases and metadata live in their own files. Wire structs stay private here.
+
+use std::collections::BTreeMap;
+
+use http::Method;
+use serde::{Deserialize, Serialize};
+
+use super::client::Req;
+use super::pacing::PaceClass;
+use super::{Client, Error, null_as_default};
+
+type Extra = serde_json::Map<String, serde_json::Value>;
+
+/// A machine state (API-NOTES §2). Unknown strings are kept, not rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub enum MachineState {
+    /// Being created.
+    Creating,
+    /// Created, not started (`skip_launch`).
+    Created,
+    /// Booting.
+    Starting,
+    /// Running.
+    Started,
+    /// Shutting down.
+    Stopping,
+    /// Stopped.
+    Stopped,
+    /// Snapshotting memory to disk.
+    Suspending,
+    /// Suspended (memory kept).
+    Suspended,
+    /// Restarting.
+    Restarting,
+    /// Config update in progress.
+    Updating,
+    /// Being replaced by a new version.
+    Replacing,
+    /// Being destroyed.
+    Destroying,
+    /// Gone.
+    Destroyed,
+    /// Failed; recoverable with start/stop/destroy.
+    Failed,
+    /// Failed to launch; ends destroyed.
+    LaunchFailed,
+    /// An old version, replaced by a newer one.
+    Replaced,
+    /// The machine moved host; this version is no longer active.
+    Migrated,
+    /// A state this client does not know (kept verbatim; empty when missing).
+    Unknown(String),
+    /// No state given.
+    #[default]
+    Missing,
+}
+
+impl MachineState {
+    /// The API's string for the state.
+    pub fn as_str(&self) -> &str {
+        match self {
+            MachineState::Creating => "creating",
+            MachineState::Created => "created",
+            MachineState::Starting => "starting",
+            MachineState::Started => "started",
+            MachineState::Stopping => "stopping",
+            MachineState::Stopped => "stopped",
+            MachineState::Suspending => "suspending",
+            MachineState::Suspended => "suspended",
+            MachineState::Restarting => "restarting",
+            MachineState::Updating => "updating",
+            MachineState::Replacing => "replacing",
+            MachineState::Destroying => "destroying",
+            MachineState::Destroyed => "destroyed",
+            MachineState::Failed => "failed",
+            MachineState::LaunchFailed => "launch_failed",
+            MachineState::Replaced => "replaced",
+            MachineState::Migrated => "migrated",
+            MachineState::Unknown(s) => s,
+            MachineState::Missing => "",
+        }
+    }
+
+    /// Parses an API state string (never fails: unknown → `Unknown`).
+    pub fn parse(s: &str) -> MachineState {
+        match s {
+            "creating" => MachineState::Creating,
+            "created" => MachineState::Created,
+            "starting" => MachineState::Starting,
+            "started" => MachineState::Started,
+            "stopping" => MachineState::Stopping,
+            "stopped" => MachineState::Stopped,
+            "suspending" => MachineState::Suspending,
+            "suspended" => MachineState::Suspended,
+            "restarting" => MachineState::Restarting,
+            "updating" => MachineState::Updating,
+            "replacing" => MachineState::Replacing,
+            "destroying" => MachineState::Destroying,
+            "destroyed" => MachineState::Destroyed,
+            "failed" => MachineState::Failed,
+            "launch_failed" => MachineState::LaunchFailed,
+            "replaced" => MachineState::Replaced,
+            "migrated" => MachineState::Migrated,
+            "" => MachineState::Missing,
+            other => MachineState::Unknown(other.to_owned()),
+        }
+    }
+
+    /// A transient state: the machine is on its way somewhere else.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            MachineState::Creating
+                | MachineState::Starting
+                | MachineState::Stopping
+                | MachineState::Restarting
+                | MachineState::Suspending
+                | MachineState::Destroying
+                | MachineState::Updating
+                | MachineState::Replacing
+                | MachineState::LaunchFailed
+        )
+    }
+
+    /// A terminal state: the machine (or this version) is gone.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            MachineState::Destroyed | MachineState::Replaced | MachineState::Migrated
+        )
+    }
+}
+
+impl std::fmt::Display for MachineState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for MachineState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for MachineState {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Option::<String>::deserialize(d)?;
+        Ok(s.map_or(MachineState::Missing, |s| MachineState::parse(&s)))
+    }
+}
+
+/// CPU and memory of a machine.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GuestConfig {
+    /// `shared` or `performance`.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub cpu_kind: String,
+    /// Number of CPUs.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub cpus: u32,
+    /// Memory in MB (a multiple of 256).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub memory_mb: u32,
+    /// GPU model, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_kind: Option<String>,
+    /// Number of GPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<u32>,
+    /// Fields this client does not model, kept for round trips.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `services[].autostop`: `off`, `stop` or `suspend` (older clients sent a bool).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutostopMode {
+    /// Never stop idle machines.
+    Off,
+    /// Stop idle machines.
+    Stop,
+    /// Suspend idle machines.
+    Suspend,
+}
+
+impl Serialize for AutostopMode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match self {
+            AutostopMode::Off => "off",
+            AutostopMode::Stop => "stop",
+            AutostopMode::Suspend => "suspend",
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for AutostopMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::Bool(true) => Ok(AutostopMode::Stop),
+            serde_json::Value::Bool(false) => Ok(AutostopMode::Off),
+            serde_json::Value::String(s) => match s.as_str() {
+                "off" | "" => Ok(AutostopMode::Off),
+                "stop" => Ok(AutostopMode::Stop),
+                "suspend" => Ok(AutostopMode::Suspend),
+                other => Err(serde::de::Error::custom(format!(
+                    "unknown autostop mode `{other}` (expected off, stop or suspend)"
+                ))),
+            },
+            other => Err(serde::de::Error::custom(format!(
+                "autostop must be a string or bool, got {other}"
+            ))),
+        }
+    }
+}
+
+/// One public port of a service.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MachinePort {
+    /// Public port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Handlers such as `http`, `tls`.
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub handlers: Vec<String>,
+    /// Redirect HTTP to HTTPS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_https: Option<bool>,
+    /// Fields this client does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A service exposed through Fly's proxy.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MachineService {
+    /// `tcp` or `udp`.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub protocol: String,
+    /// Port inside the machine.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub internal_port: u16,
+    /// Public ports.
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub ports: Vec<MachinePort>,
+    /// What the proxy does with idle machines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autostop: Option<AutostopMode>,
+    /// Whether the proxy starts machines on demand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autostart: Option<bool>,
+    /// Machines kept running in the primary region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_machines_running: Option<u32>,
+    /// Fields this client does not model (concurrency, service checks, …).
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A top-level health check (`config.checks.<name>`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MachineCheck {
+    /// `http` or `tcp`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Port checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// HTTP path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Interval (Go duration, e.g. `15s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// Timeout (Go duration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Grace period after start (Go duration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_period: Option<String>,
+    /// Fields this client does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A volume mount.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Mount {
+    /// Volume id (`vol_…`).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub volume: String,
+    /// Mount path.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub path: String,
+    /// Volume name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Auto-extend when usage passes this percentage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extend_threshold_percent: Option<u32>,
+    /// Auto-extend step in GB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_size_gb: Option<u32>,
+    /// Auto-extend ceiling in GB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_gb_limit: Option<u32>,
+    /// Fields this client does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Restart policy.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RestartPolicy {
+    /// `no`, `always` or `on-failure` (empty when unset).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub policy: String,
+    /// Retries for `on-failure`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+    /// Fields this client does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Process start-up overrides.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InitConfig {
+    /// Replace the image's CMD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<Vec<String>>,
+    /// Replace the image's ENTRYPOINT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    /// Replace both with one command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<Vec<String>>,
+    /// Swap size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap_size_mb: Option<u32>,
+    /// Fields this client does not model (`tty`, …).
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// How the machine is stopped.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StopConfig {
+    /// Signal, e.g. `SIGINT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    /// Kill timeout (a Go duration string or a number, as the API gave it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<serde_json::Value>,
+}
+
+/// A machine's configuration. Typed where it matters; every other field is kept
+/// in `extra` so an update round-trips what this client does not model.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MachineConfig {
+    /// Image reference.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub image: String,
+    /// CPU and memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest: Option<GuestConfig>,
+    /// Environment variables.
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub env: BTreeMap<String, String>,
+    /// Metadata (string map; also reachable through the metadata endpoints).
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub metadata: BTreeMap<String, String>,
+    /// Services exposed through the proxy.
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub services: Vec<MachineService>,
+    /// Top-level health checks by name.
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub checks: BTreeMap<String, MachineCheck>,
+    /// Volume mounts.
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub mounts: Vec<Mount>,
+    /// Restart policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<RestartPolicy>,
+    /// Start-up overrides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<InitConfig>,
+    /// Destroy the machine when it exits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_destroy: Option<bool>,
+    /// Stop signal and timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_config: Option<StopConfig>,
+    /// Every field this client does not model, kept verbatim.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Image details resolved by Fly.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageRef {
+    /// Registry host.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub registry: String,
+    /// Repository.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub repository: String,
+    /// Tag.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub tag: String,
+    /// Digest.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub digest: String,
+}
+
+/// How a machine's process exited (from an `exit` event).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExitEvent {
+    /// Exit code of the main process.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub exit_code: i64,
+    /// Exit code seen by the guest init.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub guest_exit_code: i64,
+    /// Signal that ended it (-1 for none).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub signal: i64,
+    /// Signal seen by the guest init.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub guest_signal: i64,
+    /// Killed by the OOM killer.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub oom_killed: bool,
+    /// The stop was requested (not a crash).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub requested_stop: bool,
+    /// The machine is restarting after this exit.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub restarting: bool,
+    /// When it exited, epoch milliseconds.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub exited_at: i64,
+}
+
+/// One machine event (newest first in lists).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(from = "WireEvent")]
+pub struct MachineEvent {
+    /// Event id (a ULID), when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `launch`, `start`, `exit`, `update`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The state after the event.
+    pub status: String,
+    /// `user` or `flyd`.
+    pub source: String,
+    /// Epoch milliseconds.
+    pub timestamp: i64,
+    /// Exit details, for `exit` events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_event: Option<ExitEvent>,
+    /// Restart count reported with the event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_count: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct WireEventRequest {
+    #[serde(default)]
+    exit_event: Option<ExitEvent>,
+    #[serde(default)]
+    restart_count: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct WireEvent {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(rename = "type", default, deserialize_with = "null_as_default")]
+    kind: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    status: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    source: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    timestamp: i64,
+    #[serde(default)]
+    request: Option<WireEventRequest>,
+    #[serde(default)]
+    exit_event: Option<ExitEvent>,
+    #[serde(default)]
+    restart_count: Option<u64>,
+}
+
+impl From<WireEvent> for MachineEvent {
+    fn from(w: WireEvent) -> Self {
+        let (req_exit, req_restarts) = match w.request {
+            Some(r) => (r.exit_event, r.restart_count),
+            None => (None, None),
+        };
+        MachineEvent {
+            id: w.id,
+            kind: w.kind,
+            status: w.status,
+            source: w.source,
+            timestamp: w.timestamp,
+            exit_event: w.exit_event.or(req_exit),
+            restart_count: w.restart_count.or(req_restarts),
+        }
+    }
+}
+
+/// The status of one health check.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CheckStatus {
+    /// Check name (service checks look like `servicecheck-00-http-8080`).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub name: String,
+    /// `passing`, `warning` or `critical`.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub status: String,
+    /// The check's output.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub output: String,
+    /// Last update time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+}
+
+/// Who holds a machine's lease (as shown by `include_leases`, without the nonce).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LeaseInfo {
+    /// Holder.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub owner: String,
+    /// Reason given.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub description: String,
+    /// Expiry, unix seconds.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub expires_at: i64,
+}
+
+/// A Fly Machine.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(from = "WireMachine")]
+pub struct Machine {
+    /// 14-hex-character id.
+    pub id: String,
+    /// Machine name.
+    pub name: String,
+    /// Current state.
+    pub state: MachineState,
+    /// Region code.
+    pub region: String,
+    /// Current version (ULID); read from `version` or the deprecated `instance_id`.
+    pub version: String,
+    /// 6PN private address.
+    pub private_ip: String,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+    /// Last update time (RFC 3339).
+    pub updated_at: String,
+    /// The config (absent in `summary` listings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<MachineConfig>,
+    /// Resolved image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_ref: Option<ImageRef>,
+    /// Recent events, newest first.
+    pub events: Vec<MachineEvent>,
+    /// Health check statuses.
+    pub checks: Vec<CheckStatus>,
+    /// Lease nonce (only on a create with `lease_ttl`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// Lease holder (only with `include_leases`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseInfo>,
+    /// `ok`, `unknown` or `unreachable`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_status: Option<String>,
+    /// Taken out of the proxy.
+    pub cordoned: bool,
+}
+
+impl Machine {
+    /// The config's metadata value for `key`, if any.
+    pub fn metadata(&self, key: &str) -> Option<&str> {
+        self.config
+            .as_ref()
+            .and_then(|c| c.metadata.get(key))
+            .map(String::as_str)
+    }
+}
+
+#[derive(Deserialize)]
+struct WireMachine {
+    #[serde(default, deserialize_with = "null_as_default")]
+    id: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    name: String,
+    #[serde(default)]
+    state: MachineState,
+    #[serde(default, deserialize_with = "null_as_default")]
+    region: String,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    instance_id: Option<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    private_ip: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    created_at: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    updated_at: String,
+    #[serde(default)]
+    config: Option<MachineConfig>,
+    #[serde(default)]
+    incomplete_config: Option<MachineConfig>,
+    #[serde(default)]
+    image_ref: Option<ImageRef>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    events: Vec<MachineEvent>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    checks: Vec<CheckStatus>,
+    #[serde(default)]
+    nonce: Option<String>,
+    #[serde(default)]
+    lease: Option<LeaseInfo>,
+    #[serde(default)]
+    host_status: Option<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    cordoned: bool,
+}
+
+impl From<WireMachine> for Machine {
+    fn from(w: WireMachine) -> Self {
+        let version = w
+            .version
+            .filter(|v| !v.is_empty())
+            .or(w.instance_id)
+            .unwrap_or_default();
+        Machine {
+            id: w.id,
+            name: w.name,
+            state: w.state,
+            region: w.region,
+            version,
+            private_ip: w.private_ip,
+            created_at: w.created_at,
+            updated_at: w.updated_at,
+            config: w.config.or(w.incomplete_config),
+            image_ref: w.image_ref,
+            events: w.events,
+            checks: w.checks,
+            nonce: w.nonce.filter(|n| !n.is_empty()),
+            lease: w.lease,
+            host_status: w.host_status,
+            cordoned: w.cordoned,
+        }
+    }
+}
+
+/// Filters for listing machines.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MachineFilter {
+    /// Only these states (`created`, `started`, `stopped`, `suspended`).
+    pub state: Vec<MachineState>,
+    /// Only this region.
+    pub region: Option<String>,
+    /// Leave out config, checks and events.
+    pub summary: bool,
+    /// `metadata.KEY=VALUE` filters; all must match.
+    pub metadata: Vec<(String, String)>,
+    /// Include lease holders.
+    pub include_leases: bool,
+}
+
+/// Body of a machine create.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateMachine {
+    /// The config.
+    pub config: MachineConfig,
+    /// Machine name (unique within the app).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Region code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Create without starting (state stays `created`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_launch: Option<bool>,
+    /// Don't register services with the proxy yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_service_registration: Option<bool>,
+    /// Take a lease of this many seconds at once (the answer carries `nonce`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_ttl: Option<u64>,
+    /// Require at least this secrets version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_secrets_version: Option<u64>,
+}
+
+/// Guard against a server that keeps handing out cursors.
+const MAX_PAGES: usize = super::apps::MAX_PAGES;
+
+impl Client {
+    /// List Machines: `GET /v1/apps/{app_name}/machines` with `state`, `region`,
+    /// `summary`, `include_leases` and `metadata.KEY=` filters; follows the
+    /// `fly-next-cursor` header to the last page.
+    pub async fn list_machines(
+        &self,
+        app: &str,
+        filter: &MachineFilter,
+    ) -> Result<Vec<Machine>, Error> {
+        let mut machines = Vec::new();
+        let mut cursor: Option<String> = None;
+        let states = filter
+            .state
+            .iter()
+            .map(MachineState::as_str)
+            .collect::<Vec<_>>()
+            .join(",");
+        for _ in 0..MAX_PAGES {
+            let mut req = Req::machines("list_machines", Method::GET, &["apps", app, "machines"])
+                .pace(PaceClass::Action, app);
+            if !states.is_empty() {
+                req = req.query("state", &states);
+            }
+            req = req.query_opt("region", filter.region.as_deref());
+            if filter.summary {
+                req = req.query("summary", "true");
+            }
+            if filter.include_leases {
+                req = req.query("include_leases", "true");
+            }
+            for (k, v) in &filter.metadata {
+                req = req.query(&format!("metadata.{k}"), v);
+            }
+            req = req.query_opt("cursor", cursor.as_deref());
+            let resp = self.send(req).await?;
+            let page: Vec<Machine> = resp.json()?;
+            let next = resp.header("fly-next-cursor").map(str::to_owned);
+            let empty = page.is_empty();
+            machines.extend(page);
+            match next.filter(|c| !c.is_empty()) {
+                Some(next) if !empty => cursor = Some(next),
+                _ => break,
+            }
+        }
+        Ok(machines)
+    }
+
+    /// Get Machine: `GET /v1/apps/{app_name}/machines/{machine_id}`.
+    pub async fn get_machine(&self, app: &str, machine_id: &str) -> Result<Machine, Error> {
+        let req = Req::machines(
+            "get_machine",
+            Method::GET,
+            &["apps", app, "machines", machine_id],
+        )
+        .pace(PaceClass::GetMachine, machine_id);
+        self.send(req).await?.json()
+    }
+
+    /// Get Machine with its lease holder: `GET /v1/apps/{app_name}/machines/{machine_id}?include_leases=true`.
+    pub async fn get_machine_with_lease(
+        &self,
+        app: &str,
+        machine_id: &str,
+    ) -> Result<Machine, Error> {
+        let req = Req::machines(
+            "get_machine",
+            Method::GET,
+            &["apps", app, "machines", machine_id],
+        )
+        .query("include_leases", "true")
+        .pace(PaceClass::GetMachine, machine_id);
+        self.send(req).await?.json()
+    }
+
+    /// Create Machine: `POST /v1/apps/{app_name}/machines`. Not retried after an
+    /// ambiguous failure (use [`Client::create_machine_idempotent`] for that);
+    /// retried only when the request certainly had no effect (429, no connection).
+    pub async fn create_machine(&self, app: &str, body: &CreateMachine) -> Result<Machine, Error> {
+        let req = Req::machines("create_machine", Method::POST, &["apps", app, "machines"])
+            .json(body)?
+            .pace(PaceClass::Action, app);
+        self.send(req).await?.json()
+    }
+}

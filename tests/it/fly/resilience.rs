@@ -1,0 +1,150 @@
+use std::time::{Duration, Instant};
+
+use fly_machines_mcp::fly::{Client, ClientConfig, CreateMachine, MachineConfig, Token};
+use serde_json::json;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use super::stub;
+
+#[tokio::test]
+async fn a_429_burst_is_absorbed_by_backoff_honouring_retry_after() {
+    let (server, client) = stub().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/platform/regions"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "0")
+                .set_body_string("slow down"),
+        )
+        .up_to_n_times(3)
+        .expect(3)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/platform/regions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"regions": []})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    assert!(client.list_regions().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn transient_5xx_retried_until_the_budget_runs_out() {
+    let (server, client) = stub().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/apps/flaky"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("<html>upstream gone</html>"))
+        .expect(6) // first try + 5 retries (RetryPolicy::fast)
+        .mount(&server)
+        .await;
+    let err = client.get_app("flaky").await.unwrap_err();
+    assert_eq!(err.status(), Some(503));
+    assert!(err.is_retryable());
+    assert!(
+        err.to_string().contains("<html>upstream gone</html>"),
+        "non-JSON body kept as text: {err}"
+    );
+}
+
+#[tokio::test]
+async fn client_errors_are_never_retried() {
+    for status in [400_u16, 401, 403, 404, 409, 412, 422] {
+        let (server, client) = stub().await;
+        Mock::given(method("GET"))
+            .and(path("/v1/apps/x"))
+            .respond_with(ResponseTemplate::new(status).set_body_json(json!({"error": "no"})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let err = client.get_app("x").await.unwrap_err();
+        assert_eq!(err.status(), Some(status));
+        assert!(!err.is_retryable());
+    }
+}
+
+#[tokio::test]
+async fn machine_create_is_not_blindly_retried_after_an_ambiguous_failure() {
+    let (server, client) = stub().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/apps/web/machines"))
+        .respond_with(ResponseTemplate::new(502).set_body_string("bad gateway"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let body = CreateMachine {
+        config: MachineConfig {
+            image: "nginx".into(),
+            ..MachineConfig::default()
+        },
+        ..CreateMachine::default()
+    };
+    let err = client.create_machine("web", &body).await.unwrap_err();
+    assert!(err.is_ambiguous());
+}
+
+#[tokio::test]
+async fn machine_create_is_retried_after_429_which_had_no_effect() {
+    let (server, client) = stub().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/apps/web/machines"))
+        .respond_with(ResponseTemplate::new(429).set_body_json(json!({"error": "rate limited"})))
+        .up_to_n_times(2)
+        .expect(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/apps/web/machines"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"id": "m1", "state": "created"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let body = CreateMachine::default();
+    assert_eq!(client.create_machine("web", &body).await.unwrap().id, "m1");
+}
+
+#[tokio::test]
+async fn pacing_queues_a_burst_instead_of_drawing_429s() {
+    let server = wiremock::MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/platform/regions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"regions": []})))
+        .expect(5)
+        .mount(&server)
+        .await;
+    let mut cfg =
+        ClientConfig::local(url::Url::parse(&server.uri()).unwrap(), Token::parse("t")).unwrap();
+    cfg.pacing = true;
+    let client = Client::new(cfg).unwrap();
+    let started = Instant::now();
+    let calls = (0..5).map(|_| client.list_regions());
+    for r in futures::future::join_all(calls).await {
+        r.unwrap();
+    }
+    // 1 req/s with a burst of 3: the 4th and 5th calls wait about 1 s and 2 s.
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(1800), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+}
+
+#[tokio::test]
+async fn connection_refused_is_a_transport_error_not_ambiguous() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let cfg = ClientConfig::local(
+        url::Url::parse(&format!("http://{addr}")).unwrap(),
+        Token::parse("t"),
+    )
+    .unwrap();
+    let client = Client::new(cfg).unwrap();
+    let err = client.get_app("x").await.unwrap_err();
+    assert!(
+        matches!(err, fly_machines_mcp::fly::Error::Transport { .. }),
+        "{err:?}"
+    );
+    assert!(err.is_retryable() && !err.is_ambiguous());
+}
