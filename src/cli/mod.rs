@@ -11,4 +11,5 @@ pub fn main() -> ExitCode {
 }
 
 // `install` and `auth` subcommands (their parsing structs and entry points).
+pub mod auth;
 pub mod install;

@@ -1,5 +1,5 @@
-//! The `install` and `auth` commands, against temporary directories (and the simulator
-//! for `auth`).
+//! The `install` and `auth` commands, against temporary directories (and a loopback
+//! stub of Fly's API for `auth`).
 
 #![allow(
     clippy::unwrap_used,
@@ -8,4 +8,5 @@
     clippy::indexing_slicing
 )]
 
+mod auth;
 mod install;

@@ -1,0 +1,229 @@
+//! `auth login|status|logout` against a loopback stub of Fly's API (the token file in a
+//! temporary config dir; the token never in any output).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use clap::Parser;
+use fly_machines_mcp::cli::auth::{AuthArgs, AuthContext, AuthError, auth, read_token};
+use secrecy::SecretString;
+use serde_json::json;
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const TOKEN: &str = "fm2_lJPECAAAAAAAAcanaryCANARYcanary0123456789";
+
+#[derive(Debug, Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: AuthArgs,
+}
+
+fn args(argv: &[&str]) -> AuthArgs {
+    Cli::try_parse_from(std::iter::once("auth").chain(argv.iter().copied()))
+        .expect("arguments parse")
+        .args
+}
+
+/// A context whose config dir and home are inside `dir`, pointed at `api`.
+fn ctx(dir: &Path, api: &str, extra: &[(&str, &str)]) -> AuthContext {
+    let mut env: HashMap<String, String> = HashMap::new();
+    env.insert(
+        "XDG_CONFIG_HOME".into(),
+        dir.join("config").display().to_string(),
+    );
+    env.insert("FLY_API_HOSTNAME".into(), api.to_owned());
+    env.insert("FLY_API_BASE_URL".into(), api.to_owned());
+    for (k, v) in extra {
+        env.insert((*k).into(), (*v).into());
+    }
+    AuthContext::new(move |k| env.get(k).cloned(), Some(dir.join("home")))
+}
+
+async fn fly_stub() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/tokens/current"))
+        .and(header("authorization", format!("FlyV1 {TOKEN}").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"tokens": [
+            {"org_slug": "acme", "organization": "Acme", "apps": ["dev-alice", "dev-bob"], "token_id": "tok_1"}
+        ]})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/graphql"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {"organizations": {
+            "nodes": [
+                {"id": "o1", "slug": "personal", "rawSlug": "personal", "name": "Me", "type": "PERSONAL",
+                 "paidPlan": false, "viewerRole": "admin", "internalNumericId": "1"},
+                {"id": "o2", "slug": "acme", "rawSlug": "acme", "name": "Acme", "type": "SHARED",
+                 "paidPlan": true, "viewerRole": "member", "internalNumericId": 2}
+            ],
+            "pageInfo": {"endCursor": null, "hasNextPage": false}
+        }}})))
+        .mount(&server)
+        .await;
+    // Anything else (a wrong token) is refused the way Fly refuses it.
+    Mock::given(method("GET"))
+        .and(path("/v1/tokens/current"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(json!({"error": "Authenticate: token validation error"})),
+        )
+        .mount(&server)
+        .await;
+    server
+}
+
+async fn run(
+    args_: &[&str],
+    ctx: &AuthContext,
+    token: Option<&str>,
+) -> (Result<(), AuthError>, String) {
+    let mut out = Vec::new();
+    let token = token.map(|t| SecretString::from(t.to_owned()));
+    let result = auth(&args(args_), ctx, token, &mut out).await;
+    (result, String::from_utf8(out).unwrap())
+}
+
+fn assert_no_token(text: &str) {
+    assert!(!text.contains(TOKEN), "token leaked: {text}");
+    // Not even a prefix of the secret part.
+    assert!(!text.contains(&TOKEN[..12]), "token prefix leaked: {text}");
+}
+
+#[test]
+fn the_token_is_the_first_non_empty_line_of_stdin() {
+    use secrecy::ExposeSecret;
+    let mut input: &[u8] = b"\n  \n  FlyV1 fm2_abc,fm2_def  \nignored\n";
+    let token = read_token(&mut input).unwrap();
+    assert_eq!(token.expose_secret(), "FlyV1 fm2_abc,fm2_def");
+    let mut empty: &[u8] = b"\n\n";
+    assert!(matches!(read_token(&mut empty), Err(AuthError::EmptyToken)));
+}
+
+#[tokio::test]
+async fn login_verifies_and_stores_the_token_privately() {
+    let fly = fly_stub().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = ctx(dir.path(), &fly.uri(), &[]);
+    let (result, out) = run(&["login"], &ctx, Some(&format!("  FlyV1 {TOKEN}  "))).await;
+    result.unwrap();
+    assert_no_token(&out);
+    assert!(out.contains("org acme"), "{out}");
+    assert!(out.contains("apps dev-alice, dev-bob"), "{out}");
+
+    let path = ctx.token_path().unwrap();
+    assert_eq!(path, dir.path().join("config/fly-machines-mcp/token"));
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap().trim(),
+        format!("FlyV1 {TOKEN}")
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+    }
+
+    // The stored token is what `status` (and so `serve`) now resolves.
+    let (result, out) = run(&["status"], &ctx, None).await;
+    result.unwrap();
+    assert_no_token(&out);
+    assert!(out.contains("stored token"), "{out}");
+    assert!(out.contains("FlyV1"), "scheme shown: {out}");
+    assert!(out.contains("Organizations: personal, acme"), "{out}");
+}
+
+#[tokio::test]
+async fn a_rejected_token_is_not_stored() {
+    let fly = fly_stub().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = ctx(dir.path(), &fly.uri(), &[]);
+    let wrong = "fm2_wrongwrongwrongwrong";
+    let (result, out) = run(&["login"], &ctx, Some(wrong)).await;
+    let err = result.unwrap_err();
+    assert!(matches!(err, AuthError::Rejected { status: 401 }), "{err}");
+    assert!(!err.to_string().contains(wrong));
+    assert!(out.is_empty());
+    assert!(!ctx.token_path().unwrap().exists(), "nothing stored");
+}
+
+#[tokio::test]
+async fn login_no_verify_makes_no_call_and_empty_input_is_refused() {
+    let fly = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&fly)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = ctx(dir.path(), &fly.uri(), &[("FLY_API_TOKEN", "fm2_other")]);
+    let (result, out) = run(&["login", "--no-verify"], &ctx, Some(TOKEN)).await;
+    result.unwrap();
+    assert!(out.contains("Not verified"), "{out}");
+    assert!(
+        out.contains("FLY_API_TOKEN is set"),
+        "warns about precedence: {out}"
+    );
+    assert!(ctx.token_path().unwrap().exists());
+
+    let (result, _) = run(&["login"], &ctx, None).await;
+    assert!(matches!(result, Err(AuthError::EmptyToken)));
+    let (result, _) = run(&["login"], &ctx, Some("  Bearer  ")).await;
+    assert!(matches!(result, Err(AuthError::EmptyToken)));
+}
+
+#[tokio::test]
+async fn status_names_the_env_source_and_json_has_the_orgs() {
+    let fly = fly_stub().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = ctx(
+        dir.path(),
+        &fly.uri(),
+        &[("FLY_API_TOKEN", TOKEN), ("FLY_ORG", "acme")],
+    );
+    let (result, out) = run(&["status", "--json"], &ctx, None).await;
+    result.unwrap();
+    assert_no_token(&out);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["token_source"], "FLY_API_TOKEN");
+    assert_eq!(report["organizations"], json!(["personal", "acme"]));
+    assert_eq!(report["tokens"][0]["org"], "acme");
+    assert_eq!(report["tokens"][0]["apps"], json!(["dev-alice", "dev-bob"]));
+    assert_eq!(report["default_org"], "acme");
+}
+
+#[tokio::test]
+async fn status_without_a_token_says_how_to_log_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = ctx(dir.path(), "http://127.0.0.1:9", &[]);
+    let (result, _) = run(&["status"], &ctx, None).await;
+    let err = result.unwrap_err();
+    assert!(matches!(err, AuthError::NoToken { .. }), "{err}");
+    assert!(err.to_string().contains("auth login"), "{err}");
+}
+
+#[tokio::test]
+async fn logout_removes_the_file_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = ctx(dir.path(), "http://127.0.0.1:9", &[]);
+    let (result, _) = run(&["login", "--no-verify"], &ctx, Some(TOKEN)).await;
+    result.unwrap();
+    let (result, out) = run(&["logout"], &ctx, None).await;
+    result.unwrap();
+    assert!(out.contains("Removed"), "{out}");
+    assert!(!ctx.token_path().unwrap().exists());
+    let (result, out) = run(&["logout"], &ctx, None).await;
+    result.unwrap();
+    assert!(out.contains("nothing to remove"), "{out}");
+}
+
+#[test]
+fn the_token_is_never_an_argument() {
+    let parsed = Cli::try_parse_from(["auth", "login", TOKEN]);
+    assert!(parsed.is_err(), "login takes no positional token");
+    let parsed = Cli::try_parse_from(["auth", "login", "--token", TOKEN]);
+    assert!(parsed.is_err(), "nor a --token flag");
+}
