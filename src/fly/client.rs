@@ -253,7 +253,6 @@ impl Req {
         Ok(self)
     }
 
-    #[allow(dead_code, reason = "used by the lease-carrying calls")]
     pub(crate) fn nonce(mut self, nonce: Option<&super::LeaseNonce>) -> Req {
         self.nonce = nonce.map(|n| n.as_str().to_owned());
         self
@@ -303,6 +302,23 @@ pub(crate) fn decode<T: DeserializeOwned>(
 ) -> Result<T, Error> {
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        Error::Decode {
+            op,
+            path,
+            source: e.into_inner(),
+            request_id: request_id.map(str::to_owned),
+        }
+    })
+}
+
+/// Decodes an already-parsed JSON value, naming the path of any mismatch.
+pub(crate) fn decode_value<T: DeserializeOwned>(
+    op: &'static str,
+    value: serde_json::Value,
+    request_id: Option<&str>,
+) -> Result<T, Error> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         Error::Decode {
             op,
@@ -480,6 +496,11 @@ impl Client {
     /// The GraphQL / logs base URL.
     pub fn api_base_url(&self) -> &Url {
         &self.shared.api_base_url
+    }
+
+    /// A fresh backoff schedule of this client's retry policy.
+    pub(crate) fn retry_delays(&self) -> impl Iterator<Item = Duration> + use<> {
+        self.shared.retry.delays()
     }
 
     pub(crate) fn default_timeout(&self) -> Duration {

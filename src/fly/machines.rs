@@ -734,6 +734,9 @@ pub struct CreateMachine {
     pub min_secrets_version: Option<u64>,
 }
 
+/// The `config.metadata` key that carries a create's idempotency key.
+pub const IDEMPOTENCY_KEY_METADATA: &str = "fly_mcp_idempotency_key";
+
 /// Guard against a server that keeps handing out cursors.
 const MAX_PAGES: usize = super::apps::MAX_PAGES;
 
@@ -819,5 +822,69 @@ impl Client {
             .json(body)?
             .pace(PaceClass::Action, app);
         self.send(req).await?.json()
+    }
+
+    /// Create Machine made idempotent: `POST /v1/apps/{app_name}/machines` with
+    /// `key` in `config.metadata.fly_mcp_idempotency_key`. After an ambiguous
+    /// failure (timeout, 408, 5xx, reset) it looks the key up
+    /// (`GET …/machines?metadata.fly_mcp_idempotency_key=KEY`) before retrying,
+    /// so a retry never makes a duplicate. A machine already carrying the key is
+    /// returned without a create.
+    pub async fn create_machine_idempotent(
+        &self,
+        app: &str,
+        body: &CreateMachine,
+        key: &str,
+    ) -> Result<Machine, Error> {
+        if key.is_empty() {
+            return Err(Error::invalid("idempotency key", "must not be empty"));
+        }
+        let mut body = body.clone();
+        body.config
+            .metadata
+            .insert(IDEMPOTENCY_KEY_METADATA.to_owned(), key.to_owned());
+        if let Some(existing) = self.find_machine_by_idempotency_key(app, key).await? {
+            return Ok(existing);
+        }
+        let mut delays = self.retry_delays();
+        loop {
+            let err = match self.create_machine(app, &body).await {
+                Ok(m) => return Ok(m),
+                Err(e) if e.is_ambiguous() => e,
+                Err(e) => return Err(e),
+            };
+            tracing::debug!(app, error = %err, "ambiguous machine create; looking before retrying");
+            let Some(delay) = delays.next() else {
+                return Err(err);
+            };
+            tokio::time::sleep(delay).await;
+            match self.find_machine_by_idempotency_key(app, key).await {
+                Ok(Some(m)) => return Ok(m),
+                Ok(None) => {}
+                // The look itself failed: retrying the create could duplicate.
+                Err(_) => return Err(err),
+            }
+        }
+    }
+
+    /// The machine whose `config.metadata` carries idempotency `key`, if any
+    /// (`GET /v1/apps/{app_name}/machines?metadata.fly_mcp_idempotency_key=KEY`).
+    pub async fn find_machine_by_idempotency_key(
+        &self,
+        app: &str,
+        key: &str,
+    ) -> Result<Option<Machine>, Error> {
+        let filter = MachineFilter {
+            metadata: vec![(IDEMPOTENCY_KEY_METADATA.to_owned(), key.to_owned())],
+            ..MachineFilter::default()
+        };
+        let found = match self.list_machines(app, &filter).await {
+            Ok(list) => list,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(found
+            .into_iter()
+            .find(|m| m.metadata(IDEMPOTENCY_KEY_METADATA) == Some(key) && !m.state.is_terminal()))
     }
 }

@@ -4,10 +4,12 @@
 //! Knows nothing of MCP. Exposes domain types (converted from wire types in the file
 //! that defines them); generated GraphQL types and reqwest never leave this module.
 
+mod actions;
 mod apps;
 mod client;
 mod error;
 mod graphql;
+mod leases;
 mod machines;
 mod pacing;
 mod platform;
@@ -15,16 +17,21 @@ mod token;
 pub mod validate;
 mod wait;
 
+pub use actions::{
+    ExecRequest, ExecResult, ListenSocket, MachineVersion, ProcessInfo, RestartOptions, SIGNALS,
+    StartResult, StopOptions, UpdateMachine,
+};
 pub use apps::{App, CreateApp, CreatedApp, Organization};
 pub use client::{
     Client, ClientConfig, DEFAULT_API_BASE_URL, DEFAULT_API_HOSTNAME, RequestIds, RetryPolicy,
 };
 pub use error::{Error, GraphQlError, TransportKind};
 pub use graphql::VmSize;
+pub use leases::Lease;
 pub use machines::{
-    AutostopMode, CheckStatus, CreateMachine, ExitEvent, GuestConfig, ImageRef, InitConfig,
-    LeaseInfo, Machine, MachineCheck, MachineConfig, MachineEvent, MachineFilter, MachinePort,
-    MachineService, MachineState, Mount, RestartPolicy, StopConfig,
+    AutostopMode, CheckStatus, CreateMachine, ExitEvent, GuestConfig, IDEMPOTENCY_KEY_METADATA,
+    ImageRef, InitConfig, LeaseInfo, Machine, MachineCheck, MachineConfig, MachineEvent,
+    MachineFilter, MachinePort, MachineService, MachineState, Mount, RestartPolicy, StopConfig,
 };
 pub use platform::{Region, TokenDetail, TokenInfo};
 pub use token::{AuthScheme, Token};

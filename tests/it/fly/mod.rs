@@ -2,7 +2,10 @@
 //! `wiremock` stub: requests (method, path, query, headers, body) and decoding
 //! of success and error bodies shaped like Fly's.
 
+mod actions;
 mod apps;
+mod idempotent;
+mod leases;
 mod machines;
 mod platform;
 mod resilience;

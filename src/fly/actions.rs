@@ -1,0 +1,470 @@
+//! Machine lifecycle and inspection: update (with `current_version`), destroy,
+//! start, stop, suspend, restart, signal, cordon/uncordon, events, versions, ps
+//! and exec. Every mutating call carries the lease nonce when one is given.
+
+use std::time::Duration;
+
+use http::Method;
+use serde::{Deserialize, Serialize};
+
+use super::client::{Req, RetryMode};
+use super::pacing::PaceClass;
+use super::{Client, Error, LeaseNonce, Machine, MachineConfig, MachineEvent, null_as_default};
+
+/// Signals the signal endpoint accepts.
+pub const SIGNALS: [&str; 14] = [
+    "SIGABRT", "SIGALRM", "SIGFPE", "SIGHUP", "SIGILL", "SIGINT", "SIGKILL", "SIGPIPE", "SIGQUIT",
+    "SIGSEGV", "SIGTERM", "SIGTRAP", "SIGUSR1", "SIGUSR2",
+];
+
+/// Body of a machine update.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateMachine {
+    /// The full new config (read the machine, change it, send it back).
+    pub config: MachineConfig,
+    /// Optimistic concurrency: the version the change is based on (409 if stale).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<String>,
+    /// Leave the machine `created` instead of starting it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_launch: Option<bool>,
+    /// Require at least this secrets version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_secrets_version: Option<u64>,
+    /// Rename the machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Move to another region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Don't re-register services with the proxy yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_service_registration: Option<bool>,
+}
+
+/// How to stop a machine.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StopOptions {
+    /// Signal to send first (default: the image's / `stop_config`'s).
+    pub signal: Option<String>,
+    /// How long to wait before killing.
+    pub timeout: Option<Duration>,
+}
+
+/// How to restart a machine.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RestartOptions {
+    /// Signal to stop with.
+    pub signal: Option<String>,
+    /// How long to wait before killing.
+    pub timeout: Option<Duration>,
+}
+
+/// What a start answers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StartResult {
+    /// The state before the start.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub previous_state: String,
+    /// The machine moved host.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub migrated: bool,
+    /// The new host, when migrated.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub new_host: String,
+}
+
+/// One config version of a machine.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MachineVersion {
+    /// Version ULID.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub version: String,
+    /// The config of that version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_config: Option<MachineConfig>,
+}
+
+/// A listening socket of a guest process.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListenSocket {
+    /// Address and port.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub address: String,
+    /// `tcp` / `udp`.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub proto: String,
+}
+
+/// A process in the guest.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    /// Process id.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub pid: i64,
+    /// Command line.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub command: String,
+    /// CPU usage.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub cpu: f64,
+    /// Resident memory in bytes.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub rss: u64,
+    /// Run time.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub rtime: u64,
+    /// System time.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub stime: u64,
+    /// Working directory.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub directory: String,
+    /// Listening sockets.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub listen_sockets: Vec<ListenSocket>,
+}
+
+/// A command to run in a machine (not interactive).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExecRequest {
+    /// Argv.
+    pub command: Vec<String>,
+    /// How long the command may run.
+    pub timeout: Duration,
+    /// Data for stdin.
+    pub stdin: Option<String>,
+    /// Container to run in (multi-container machines).
+    pub container: Option<String>,
+}
+
+/// The result of an exec.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecResult {
+    /// Exit code.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub exit_code: i64,
+    /// Signal that ended it (0 for none).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub exit_signal: i64,
+    /// Standard output.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub stdout: String,
+    /// Standard error.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub stderr: String,
+}
+
+#[derive(Serialize)]
+struct WireStop<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signal: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeout: Option<String>,
+}
+
+#[derive(Serialize)]
+struct WireExec<'a> {
+    command: &'a [String],
+    timeout: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stdin: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container: Option<&'a str>,
+}
+
+/// A Go duration string for whole seconds (`10s`) or milliseconds (`1500ms`).
+fn go_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+fn check_signal(signal: &str) -> Result<(), Error> {
+    if SIGNALS.contains(&signal) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "signal",
+            format!("must be one of {}", SIGNALS.join(", ")),
+        ))
+    }
+}
+
+fn machine_path<'a>(app: &'a str, id: &'a str, action: &'a str) -> [&'a str; 5] {
+    ["apps", app, "machines", id, action]
+}
+
+impl Client {
+    /// Update Machine: `POST /v1/apps/{app_name}/machines/{machine_id}` (409 when
+    /// `current_version` is stale or someone else holds the lease).
+    pub async fn update_machine(
+        &self,
+        app: &str,
+        machine_id: &str,
+        body: &UpdateMachine,
+        nonce: Option<&LeaseNonce>,
+    ) -> Result<Machine, Error> {
+        let mut req = Req::machines(
+            "update_machine",
+            Method::POST,
+            &["apps", app, "machines", machine_id],
+        )
+        .json(body)?
+        .nonce(nonce)
+        .pace(PaceClass::Action, machine_id);
+        if body.current_version.is_some() {
+            // A stale version answers 409 and changes nothing, so a retry is safe.
+            req = req.retry(RetryMode::Safe);
+        }
+        self.send(req).await?.json()
+    }
+
+    /// Destroy Machine: `DELETE /v1/apps/{app_name}/machines/{machine_id}` (`?force=true` kills a running one).
+    pub async fn destroy_machine(
+        &self,
+        app: &str,
+        machine_id: &str,
+        force: bool,
+        nonce: Option<&LeaseNonce>,
+    ) -> Result<(), Error> {
+        let mut req = Req::machines(
+            "destroy_machine",
+            Method::DELETE,
+            &["apps", app, "machines", machine_id],
+        )
+        .nonce(nonce)
+        .pace(PaceClass::Action, machine_id);
+        if force {
+            req = req.query("force", "true");
+        }
+        self.send(req).await?;
+        Ok(())
+    }
+
+    /// Start Machine: `POST /v1/apps/{app_name}/machines/{machine_id}/start`.
+    pub async fn start_machine(
+        &self,
+        app: &str,
+        machine_id: &str,
+        nonce: Option<&LeaseNonce>,
+    ) -> Result<StartResult, Error> {
+        let req = Req::machines(
+            "start_machine",
+            Method::POST,
+            &machine_path(app, machine_id, "start"),
+        )
+        .nonce(nonce)
+        .retry(RetryMode::Safe)
+        .pace(PaceClass::Action, machine_id);
+        let resp = self.send(req).await?;
+        if resp.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(StartResult::default());
+        }
+        resp.json()
+    }
+
+    /// Stop Machine: `POST /v1/apps/{app_name}/machines/{machine_id}/stop` (body `{signal, timeout}`).
+    pub async fn stop_machine(
+        &self,
+        app: &str,
+        machine_id: &str,
+        opts: &StopOptions,
+        nonce: Option<&LeaseNonce>,
+    ) -> Result<(), Error> {
+        if let Some(sig) = &opts.signal {
+            check_signal(sig)?;
+        }
+        let body = WireStop {
+            signal: opts.signal.as_deref(),
+            timeout: opts.timeout.map(go_duration),
+        };
+        let req = Req::machines(
+            "stop_machine",
+            Method::POST,
+            &machine_path(app, machine_id, "stop"),
+        )
+        .json(&body)?
+        .nonce(nonce)
+        .retry(RetryMode::Safe)
+        .pace(PaceClass::Action, machine_id);
+        self.send(req).await?;
+        Ok(())
+    }
+
+    /// Suspend Machine: `POST /v1/apps/{app_name}/machines/{machine_id}/suspend`.
+    pub async fn suspend_machine(
+        &self,
+        app: &str,
+        machine_id: &str,
+        nonce: Option<&LeaseNonce>,
+    ) -> Result<(), Error> {
+        self.simple_action("suspend_machine", app, machine_id, "suspend", nonce)
+            .await
+    }
+
+    /// Restart Machine: `POST /v1/apps/{app_name}/machines/{machine_id}/restart` (`?signal=&timeout=`).
+    pub async fn restart_machine(
+        &self,
+        app: &str,
+        machine_id: &str,
+        opts: &RestartOptions,
+        nonce: Option<&LeaseNonce>,
+    ) -> Result<(), Error> {
+        if let Some(sig) = &opts.signal {
+            check_signal(sig)?;
+        }
+        let req = Req::machines(
+            "restart_machine",
+            Method::POST,
+            &machine_path(app, machine_id, "restart"),
+        )
+        .query_opt("signal", opts.signal.as_deref())
+        .query_opt("timeout", opts.timeout.map(go_duration))
+        .nonce(nonce)
+        .retry(RetryMode::Safe)
+        .pace(PaceClass::Action, machine_id);
+        self.send(req).await?;
+        Ok(())
+    }
+
+    /// Signal Machine: `POST /v1/apps/{app_name}/machines/{machine_id}/signal` (body `{signal}`).
+    pub async fn signal_machine(
+        &self,
+        app: &str,
+        machine_id: &str,
+        signal: &str,
+        nonce: Option<&LeaseNonce>,
+    ) -> Result<(), Error> {
+        check_signal(signal)?;
+        let req = Req::machines(
+            "signal_machine",
+            Method::POST,
+            &machine_path(app, machine_id, "signal"),
+        )
+        .json(&serde_json::json!({ "signal": signal }))?
+        .nonce(nonce)
+        .pace(PaceClass::Action, machine_id);
+        self.send(req).await?;
+        Ok(())
+    }
+
+    /// Cordon Machine: `POST /v1/apps/{app_name}/machines/{machine_id}/cordon`.
+    pub async fn cordon_machine(
+        &self,
+        app: &str,
+        machine_id: &str,
+        nonce: Option<&LeaseNonce>,
+    ) -> Result<(), Error> {
+        self.simple_action("cordon_machine", app, machine_id, "cordon", nonce)
+            .await
+    }
+
+    /// Uncordon Machine: `POST /v1/apps/{app_name}/machines/{machine_id}/uncordon`.
+    pub async fn uncordon_machine(
+        &self,
+        app: &str,
+        machine_id: &str,
+        nonce: Option<&LeaseNonce>,
+    ) -> Result<(), Error> {
+        self.simple_action("uncordon_machine", app, machine_id, "uncordon", nonce)
+            .await
+    }
+
+    async fn simple_action(
+        &self,
+        op: &'static str,
+        app: &str,
+        machine_id: &str,
+        action: &str,
+        nonce: Option<&LeaseNonce>,
+    ) -> Result<(), Error> {
+        let req = Req::machines(op, Method::POST, &machine_path(app, machine_id, action))
+            .nonce(nonce)
+            .retry(RetryMode::Safe)
+            .pace(PaceClass::Action, machine_id);
+        self.send(req).await?;
+        Ok(())
+    }
+
+    /// List Machine Events: `GET /v1/apps/{app_name}/machines/{machine_id}/events?limit=` (newest first, limit ≤ 50).
+    pub async fn machine_events(
+        &self,
+        app: &str,
+        machine_id: &str,
+        limit: u32,
+    ) -> Result<Vec<MachineEvent>, Error> {
+        let req = Req::machines(
+            "machine_events",
+            Method::GET,
+            &machine_path(app, machine_id, "events"),
+        )
+        .query("limit", limit.clamp(1, 50))
+        .pace(PaceClass::Action, machine_id);
+        self.send(req).await?.json()
+    }
+
+    /// List Machine Versions: `GET /v1/apps/{app_name}/machines/{machine_id}/versions`.
+    pub async fn machine_versions(
+        &self,
+        app: &str,
+        machine_id: &str,
+    ) -> Result<Vec<MachineVersion>, Error> {
+        let req = Req::machines(
+            "machine_versions",
+            Method::GET,
+            &machine_path(app, machine_id, "versions"),
+        )
+        .pace(PaceClass::Action, machine_id);
+        self.send(req).await?.json()
+    }
+
+    /// List Processes: `GET /v1/apps/{app_name}/machines/{machine_id}/ps`.
+    pub async fn machine_ps(&self, app: &str, machine_id: &str) -> Result<Vec<ProcessInfo>, Error> {
+        let req = Req::machines(
+            "machine_ps",
+            Method::GET,
+            &machine_path(app, machine_id, "ps"),
+        )
+        .pace(PaceClass::Action, machine_id);
+        self.send(req).await?.json()
+    }
+
+    /// Execute Command: `POST /v1/apps/{app_name}/machines/{machine_id}/exec`
+    /// (body `{command: [...], timeout}`; a non-JSON answer is taken as stdout).
+    pub async fn exec(
+        &self,
+        app: &str,
+        machine_id: &str,
+        exec: &ExecRequest,
+    ) -> Result<ExecResult, Error> {
+        if exec.command.is_empty() {
+            return Err(Error::invalid("command", "must not be empty"));
+        }
+        let secs = exec.timeout.as_secs().max(1);
+        let body = WireExec {
+            command: &exec.command,
+            timeout: secs,
+            stdin: exec.stdin.as_deref(),
+            container: exec.container.as_deref(),
+        };
+        let req = Req::machines("exec", Method::POST, &machine_path(app, machine_id, "exec"))
+            .json(&body)?
+            .timeout(Duration::from_secs(secs) + self.default_timeout())
+            .pace(PaceClass::Action, machine_id);
+        let resp = self.send(req).await?;
+        let is_json = resp
+            .header("content-type")
+            .is_none_or(|ct| ct.contains("json"));
+        if is_json {
+            resp.json()
+        } else {
+            Ok(ExecResult {
+                stdout: String::from_utf8_lossy(&resp.body).into_owned(),
+                ..ExecResult::default()
+            })
+        }
+    }
+}

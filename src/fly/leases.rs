@@ -1,0 +1,231 @@
+//! Leases (an exclusive lock on a machine) and machine metadata. Lease answers
+//! come wrapped (`{status, data}`, what Fly sends) or flat (what the spec shows);
+//! both are parsed. Metadata writes use PATCH with `machine_version` (412 when stale).
+
+use std::collections::BTreeMap;
+
+use http::Method;
+use serde::{Deserialize, Serialize};
+
+use super::client::{Req, RetryMode, decode_value};
+use super::pacing::PaceClass;
+use super::{Client, Error, LeaseNonce, null_as_default};
+
+/// A lease on a machine.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The nonce to send as `fly-machine-lease-nonce` (absent when someone
+    /// else's lease is shown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<LeaseNonce>,
+    /// Expiry, unix seconds.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub expires_at: i64,
+    /// Holder.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub owner: String,
+    /// Reason given.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub description: String,
+    /// Machine version the lease was taken on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+#[derive(Serialize)]
+struct WireAcquire<'a> {
+    ttl: u64,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    description: &'a str,
+}
+
+#[derive(Serialize)]
+struct WireMetadataPatch<'a> {
+    metadata: &'a BTreeMap<String, Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    machine_version: Option<&'a str>,
+}
+
+/// Unwraps `{status, data}` when present; otherwise the body is the lease itself.
+fn parse_lease(
+    op: &'static str,
+    body: serde_json::Value,
+    request_id: Option<&str>,
+) -> Result<Lease, Error> {
+    let inner = match body {
+        serde_json::Value::Object(mut map)
+            if map.get("data").is_some_and(serde_json::Value::is_object) =>
+        {
+            map.remove("data").unwrap_or_default()
+        }
+        other => other,
+    };
+    decode_value(op, inner, request_id)
+}
+
+impl Client {
+    /// Get Lease: `GET /v1/apps/{app_name}/machines/{machine_id}/lease`
+    /// (`None` when no lease is held: 404).
+    pub async fn get_lease(&self, app: &str, machine_id: &str) -> Result<Option<Lease>, Error> {
+        let req = Req::machines(
+            "get_lease",
+            Method::GET,
+            &["apps", app, "machines", machine_id, "lease"],
+        )
+        .pace(PaceClass::Action, machine_id);
+        match self.send(req).await {
+            Ok(resp) => {
+                let rid = resp.request_id.clone();
+                Ok(Some(parse_lease(
+                    "get_lease",
+                    resp.json()?,
+                    rid.as_deref(),
+                )?))
+            }
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Create Lease: `POST /v1/apps/{app_name}/machines/{machine_id}/lease`
+    /// (body `{ttl, description}`; 409 when someone else holds it).
+    pub async fn acquire_lease(
+        &self,
+        app: &str,
+        machine_id: &str,
+        ttl_secs: u64,
+        description: &str,
+    ) -> Result<Lease, Error> {
+        let req = Req::machines(
+            "acquire_lease",
+            Method::POST,
+            &["apps", app, "machines", machine_id, "lease"],
+        )
+        .json(&WireAcquire {
+            ttl: ttl_secs.max(1),
+            description,
+        })?
+        .pace(PaceClass::Action, machine_id);
+        let resp = self.send(req).await?;
+        let rid = resp.request_id.clone();
+        let lease = parse_lease("acquire_lease", resp.json()?, rid.as_deref())?;
+        if lease.nonce.is_none() {
+            return Err(Error::invalid(
+                "lease",
+                "the acquire answer carried no nonce",
+            ));
+        }
+        Ok(lease)
+    }
+
+    /// Refresh Lease: `POST /v1/apps/{app_name}/machines/{machine_id}/lease` with the nonce header.
+    pub async fn refresh_lease(
+        &self,
+        app: &str,
+        machine_id: &str,
+        nonce: &LeaseNonce,
+        ttl_secs: u64,
+    ) -> Result<Lease, Error> {
+        let req = Req::machines(
+            "refresh_lease",
+            Method::POST,
+            &["apps", app, "machines", machine_id, "lease"],
+        )
+        .json(&WireAcquire {
+            ttl: ttl_secs.max(1),
+            description: "",
+        })?
+        .nonce(Some(nonce))
+        .retry(RetryMode::Safe)
+        .pace(PaceClass::Action, machine_id);
+        let resp = self.send(req).await?;
+        let rid = resp.request_id.clone();
+        let mut lease = parse_lease("refresh_lease", resp.json()?, rid.as_deref())?;
+        if lease.nonce.is_none() {
+            lease.nonce = Some(nonce.clone());
+        }
+        Ok(lease)
+    }
+
+    /// Release Lease: `DELETE /v1/apps/{app_name}/machines/{machine_id}/lease` with the nonce header.
+    pub async fn release_lease(
+        &self,
+        app: &str,
+        machine_id: &str,
+        nonce: &LeaseNonce,
+    ) -> Result<(), Error> {
+        let req = Req::machines(
+            "release_lease",
+            Method::DELETE,
+            &["apps", app, "machines", machine_id, "lease"],
+        )
+        .nonce(Some(nonce))
+        .pace(PaceClass::Action, machine_id);
+        self.send(req).await?;
+        Ok(())
+    }
+
+    /// Get Metadata: `GET /v1/apps/{app_name}/machines/{machine_id}/metadata`.
+    pub async fn get_metadata(
+        &self,
+        app: &str,
+        machine_id: &str,
+    ) -> Result<BTreeMap<String, String>, Error> {
+        let req = Req::machines(
+            "get_metadata",
+            Method::GET,
+            &["apps", app, "machines", machine_id, "metadata"],
+        )
+        .pace(PaceClass::Action, machine_id);
+        let map: Option<BTreeMap<String, String>> = self.send(req).await?.json()?;
+        Ok(map.unwrap_or_default())
+    }
+
+    /// Patch Metadata: `PATCH /v1/apps/{app_name}/machines/{machine_id}/metadata`
+    /// (body `{metadata: {k: v or null to remove}, machine_version}`; 412 when stale).
+    pub async fn patch_metadata(
+        &self,
+        app: &str,
+        machine_id: &str,
+        changes: &BTreeMap<String, Option<String>>,
+        machine_version: Option<&str>,
+        nonce: Option<&LeaseNonce>,
+    ) -> Result<(), Error> {
+        let req = Req::machines(
+            "patch_metadata",
+            Method::PATCH,
+            &["apps", app, "machines", machine_id, "metadata"],
+        )
+        .json(&WireMetadataPatch {
+            metadata: changes,
+            machine_version,
+        })?
+        .nonce(nonce)
+        .retry(RetryMode::Safe)
+        .pace(PaceClass::Action, machine_id);
+        self.send(req).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn both_lease_shapes_parse() {
+        let wrapped = json!({"status": "success", "data": {"nonce": "n1", "expires_at": 17, "owner": "a@b", "description": "", "version": "v"}});
+        let flat = json!({"nonce": "n1", "expires_at": 17, "owner": "a@b", "description": "", "version": "v"});
+        let a = parse_lease("t", wrapped, None).unwrap();
+        let b = parse_lease("t", flat, None).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.nonce.unwrap().as_str(), "n1");
+    }
+}

@@ -1,0 +1,87 @@
+use serde_json::json;
+use wiremock::matchers::{body_json, header, method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use fly_machines_mcp::fly::LeaseNonce;
+
+use super::stub;
+
+const L: &str = "/v1/apps/web/machines/m1/lease";
+
+#[tokio::test]
+async fn acquire_refresh_release_with_both_shapes() {
+    let (server, client) = stub().await;
+    Mock::given(method("POST"))
+        .and(path(L))
+        .and(body_json(json!({"ttl": 30, "description": "rolling update"})))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"status": "success", "data": {
+            "nonce": "5c35f65c", "expires_at": 1708569778, "owner": "ops@example.com", "description": "rolling update",
+            "version": "01HQ73A7"}})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(L))
+        .and(header("fly-machine-lease-nonce", "5c35f65c"))
+        .and(body_json(json!({"ttl": 60})))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "nonce": "5c35f65c", "expires_at": 1708569900, "owner": "ops@example.com", "description": ""})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path(L))
+        .and(header("fly-machine-lease-nonce", "5c35f65c"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"status": "success", "data": {"ok": true}})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let lease = client
+        .acquire_lease("web", "m1", 30, "rolling update")
+        .await
+        .unwrap();
+    let nonce = lease.nonce.clone().unwrap();
+    assert_eq!(nonce, LeaseNonce::new("5c35f65c"));
+    assert_eq!(lease.version.as_deref(), Some("01HQ73A7"));
+    let refreshed = client.refresh_lease("web", "m1", &nonce, 60).await.unwrap();
+    assert_eq!(refreshed.expires_at, 1708569900);
+    client.release_lease("web", "m1", &nonce).await.unwrap();
+}
+
+#[tokio::test]
+async fn held_lease_is_a_conflict_and_get_lease_reports_holder_or_none() {
+    let (server, client) = stub().await;
+    Mock::given(method("POST"))
+        .and(path(L))
+        .respond_with(ResponseTemplate::new(409).set_body_json(json!({
+            "error": "aborted: machine ID m1 lease currently held by other@example.com, expires at 2026-05-01T10:00:00Z"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(L))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"status": "success", "data": {
+            "owner": "other@example.com", "expires_at": 1777629600, "description": "deploy"}})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/apps/web/machines/free/lease"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"error": "lease not found"})))
+        .mount(&server)
+        .await;
+    let err = client.acquire_lease("web", "m1", 30, "").await.unwrap_err();
+    assert!(err.is_conflict());
+    assert!(
+        err.to_string()
+            .contains("lease currently held by other@example.com")
+    );
+    let held = client.get_lease("web", "m1").await.unwrap().unwrap();
+    assert_eq!(held.owner, "other@example.com");
+    assert!(held.nonce.is_none());
+    assert!(client.get_lease("web", "free").await.unwrap().is_none());
+}
