@@ -9,3 +9,4 @@
 mod cli;
 mod contract;
 mod fly;
+mod sim;
