@@ -1,3 +1,34 @@
 //! The MCP layer (rmcp): transports, the tool catalog, schemas, rendering, and the
 //! safety gates every tool passes through (modes, confirmation, scope, redaction,
 //! output cap, audit).
+//!
+//! Adding a tool: put it in its toolset's file (`observe.rs`, `provision.rs`, ...) as
+//! a `ToolInfo` constant, an args struct (serde + schemars, `deny_unknown_fields`,
+//! bounds as schemars attributes), an output struct implementing [`ToolOutput`], and a
+//! body `async fn(ToolContext, Args) -> Result<Output, ToolError>`; list it in that
+//! file's `tools()`. Declare it with [`ToolDef::read`], [`ToolDef::write`] or
+//! [`ToolDef::destructive`] (plan + run; the framework adds `confirm`). A new toolset
+//! file is joined in [`Catalog::all`]. Never bypass the [`gate::Gate`].
+//!
+//! Knows rmcp and JSON Schema; calls [`crate::workflows`] only.
+
+pub mod audit;
+pub mod catalog;
+pub mod context;
+pub mod error;
+pub mod gate;
+pub mod http;
+pub mod observe;
+pub mod provision;
+pub mod redact;
+pub mod render;
+pub mod safety;
+pub mod server;
+
+pub use catalog::{Catalog, DestroyPlan, ToolDef, ToolInfo, ToolKind, ToolOutput, Toolset};
+pub use context::ToolContext;
+pub use error::ToolError;
+pub use gate::{Caller, Confirmer, Gate, Outcome};
+pub use redact::Redactor;
+pub use safety::{ConfirmMode, Policy, PolicyOptions, Selection};
+pub use server::McpServer;

@@ -2,3 +2,15 @@
 //! (provision, rolling update, teardown, pools), composed from `crate::fly` calls.
 //!
 //! Never sees reqwest, rmcp or generated GraphQL types.
+
+pub mod destroy;
+mod error;
+pub mod observe;
+
+pub use error::Error;
+
+/// Machine metadata key marking a machine as created by this server (`--owned-only`
+/// mutates only machines carrying it with [`OWNER_METADATA_VALUE`]).
+pub const OWNER_METADATA_KEY: &str = "fly_mcp_owner";
+/// The value of [`OWNER_METADATA_KEY`] this server writes.
+pub const OWNER_METADATA_VALUE: &str = "fly-machines-mcp";

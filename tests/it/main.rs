@@ -9,4 +9,4 @@
 mod cli;
 mod contract;
 mod fly;
-mod sim;
+mod server;

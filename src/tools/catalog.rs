@@ -1,0 +1,594 @@
+//! The tool catalog: how a tool is declared (name, toolset, kind, annotations, input
+//! and output schemas, handler) and which tools a server instance exposes.
+//!
+//! A toolset is one file (`observe.rs`, `provision.rs`, ...) exposing
+//! `pub fn tools() -> Vec<ToolDef>`; [`Catalog::all`] joins them. Knows nothing of
+//! transports or of the safety gates; it only describes tools and runs their bodies.
+
+use std::{collections::BTreeSet, fmt, future::Future, str::FromStr, sync::Arc};
+
+use futures::future::BoxFuture;
+use rmcp::model::{JsonObject, Tool, ToolAnnotations};
+use schemars::{JsonSchema, generate::SchemaSettings};
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::Value;
+
+use super::{context::ToolContext, error::ToolError};
+
+/// A group of tools enabled together (`--toolsets`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Toolset {
+    Observe,
+    Provision,
+    Storage,
+    Secrets,
+    Network,
+    Fleet,
+    Exec,
+    Hosting,
+}
+
+impl Toolset {
+    /// Every toolset, in catalog order.
+    pub const ALL: [Toolset; 8] = [
+        Toolset::Observe,
+        Toolset::Provision,
+        Toolset::Storage,
+        Toolset::Secrets,
+        Toolset::Network,
+        Toolset::Fleet,
+        Toolset::Exec,
+        Toolset::Hosting,
+    ];
+    /// The toolsets enabled when `--toolsets` is not given.
+    pub const DEFAULT: [Toolset; 4] = [
+        Toolset::Observe,
+        Toolset::Provision,
+        Toolset::Storage,
+        Toolset::Secrets,
+    ];
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Toolset::Observe => "observe",
+            Toolset::Provision => "provision",
+            Toolset::Storage => "storage",
+            Toolset::Secrets => "secrets",
+            Toolset::Network => "network",
+            Toolset::Fleet => "fleet",
+            Toolset::Exec => "exec",
+            Toolset::Hosting => "hosting",
+        }
+    }
+}
+
+impl fmt::Display for Toolset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Toolset {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Toolset::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Toolset::ALL.iter().map(|t| t.name()).collect();
+                format!(
+                    "unknown toolset '{s}' (known: {}, or 'all')",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// What a tool does to the world. Exactly one per tool; the safety modes
+/// (`--read-only`, `--no-destroy`) and the confirmation gate are derived from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolKind {
+    /// Reads only (`readOnlyHint: true`).
+    Read,
+    /// Creates or changes things, never destroys (`destructiveHint: false`).
+    Write,
+    /// Destroys something (`destructiveHint: true`); always confirmed.
+    Destructive,
+}
+
+impl ToolKind {
+    /// The name shown by `tools`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ToolKind::Read => "read",
+            ToolKind::Write => "write",
+            ToolKind::Destructive => "destructive",
+        }
+    }
+}
+
+/// The static description of a tool: everything but its types and body.
+#[derive(Debug, Clone, Copy)]
+pub struct ToolInfo {
+    /// Snake-case name the model calls.
+    pub name: &'static str,
+    /// Short human title (annotations and `tools/list`).
+    pub title: &'static str,
+    pub toolset: Toolset,
+    /// For write and destructive tools: repeating the call with the same arguments has
+    /// no further effect. Read tools are always idempotent.
+    pub idempotent: bool,
+    /// What the model reads: when to use the tool, what it does not do, what to call next.
+    pub description: &'static str,
+    /// Shown when the text output is cut at the output cap: how to ask for less.
+    pub narrow_hint: &'static str,
+}
+
+/// The result type of a tool: serialised as `structuredContent` (its JSON Schema is the
+/// tool's `outputSchema`, so it must be an object) and rendered as compact text.
+pub trait ToolOutput: Serialize + JsonSchema + Send + 'static {
+    /// The compact text rendering (aligned columns or TSV, ids always shown).
+    fn render_text(&self) -> String;
+}
+
+/// What a destructive tool will destroy, computed before anything is destroyed. Shown
+/// to the user (elicitation) or returned to the model (argument confirmation).
+pub trait DestroyPlan: Serialize + Send + 'static {
+    /// The value `confirm` must equal to go ahead: the app name.
+    fn confirm_token(&self) -> &str;
+    /// Exactly what will be destroyed, one line per resource, with ids.
+    fn describe(&self) -> String;
+}
+
+/// A rendered tool result, before redaction and the output cap.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub structured: Value,
+    pub text: String,
+}
+
+/// A confirmation the gate must obtain before a destructive tool runs.
+#[derive(Debug, Clone)]
+pub struct ConfirmRequest {
+    /// The app name the caller must echo in `confirm`.
+    pub token: String,
+    /// Human-readable plan.
+    pub description: String,
+    /// The plan as JSON (for `call` and the audit log).
+    pub plan: Value,
+}
+
+type Exec = Box<dyn FnOnce(ToolContext) -> BoxFuture<'static, Result<Rendered, ToolError>> + Send>;
+
+/// A call whose arguments parsed and (for destructive tools) whose plan is ready.
+pub struct Prepared {
+    pub confirm: Option<ConfirmRequest>,
+    exec: Exec,
+}
+
+impl fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prepared")
+            .field("confirm", &self.confirm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Prepared {
+    /// Runs the tool body.
+    pub async fn execute(self, ctx: ToolContext) -> Result<Rendered, ToolError> {
+        (self.exec)(ctx).await
+    }
+}
+
+trait Runner: Send + Sync {
+    fn prepare(
+        &self,
+        ctx: ToolContext,
+        args: Value,
+    ) -> BoxFuture<'static, Result<Prepared, ToolError>>;
+}
+
+/// One tool: its description, schemas and body.
+#[derive(Clone)]
+pub struct ToolDef {
+    pub info: ToolInfo,
+    pub kind: ToolKind,
+    input_schema: Arc<JsonObject>,
+    output_schema: Arc<JsonObject>,
+    validator: Arc<jsonschema::Validator>,
+    runner: Arc<dyn Runner>,
+}
+
+impl fmt::Debug for ToolDef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ToolDef")
+            .field("name", &self.info.name)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The name of the argument every destructive tool accepts (added by the framework).
+pub const CONFIRM_ARG: &str = "confirm";
+
+/// An error in a tool's declaration, found when the catalog is built.
+#[derive(Debug, thiserror::Error)]
+#[error("tool {tool}: {problem}")]
+pub struct DeclarationError {
+    pub tool: &'static str,
+    pub problem: String,
+}
+
+impl ToolDef {
+    /// A read-only tool.
+    pub fn read<A, O, F, Fut>(info: ToolInfo, body: F) -> Result<Self, DeclarationError>
+    where
+        A: DeserializeOwned + JsonSchema + Send + 'static,
+        O: ToolOutput,
+        F: Fn(ToolContext, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
+    {
+        Self::simple(info, ToolKind::Read, body)
+    }
+
+    /// A tool that creates or changes things but never destroys.
+    pub fn write<A, O, F, Fut>(info: ToolInfo, body: F) -> Result<Self, DeclarationError>
+    where
+        A: DeserializeOwned + JsonSchema + Send + 'static,
+        O: ToolOutput,
+        F: Fn(ToolContext, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
+    {
+        Self::simple(info, ToolKind::Write, body)
+    }
+
+    /// A destructive tool: `plan` says exactly what would be destroyed (it must not
+    /// change anything), the gate confirms it, then `run` destroys what the plan names.
+    /// The framework adds the `confirm` argument to the input schema.
+    pub fn destructive<A, P, O, FP, FutP, FR, FutR>(
+        info: ToolInfo,
+        plan: FP,
+        run: FR,
+    ) -> Result<Self, DeclarationError>
+    where
+        A: DeserializeOwned + JsonSchema + Clone + Send + 'static,
+        P: DestroyPlan,
+        O: ToolOutput,
+        FP: Fn(ToolContext, A) -> FutP + Send + Sync + 'static,
+        FutP: Future<Output = Result<P, ToolError>> + Send + 'static,
+        FR: Fn(ToolContext, A, P) -> FutR + Send + Sync + 'static,
+        FutR: Future<Output = Result<O, ToolError>> + Send + 'static,
+    {
+        let run = Arc::new(run);
+        let runner = DestructiveRunner {
+            plan: Arc::new(plan),
+            run,
+            _types: std::marker::PhantomData,
+        };
+        let mut input = input_schema::<A>(info.name)?;
+        add_confirm_property(&mut input);
+        Self::build(
+            info,
+            ToolKind::Destructive,
+            input,
+            output_schema::<O>(info.name)?,
+            Arc::new(runner),
+        )
+    }
+
+    fn simple<A, O, F, Fut>(
+        info: ToolInfo,
+        kind: ToolKind,
+        body: F,
+    ) -> Result<Self, DeclarationError>
+    where
+        A: DeserializeOwned + JsonSchema + Send + 'static,
+        O: ToolOutput,
+        F: Fn(ToolContext, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
+    {
+        let runner = SimpleRunner {
+            body: Arc::new(body),
+            _types: std::marker::PhantomData,
+        };
+        Self::build(
+            info,
+            kind,
+            input_schema::<A>(info.name)?,
+            output_schema::<O>(info.name)?,
+            Arc::new(runner),
+        )
+    }
+
+    fn build(
+        info: ToolInfo,
+        kind: ToolKind,
+        input_schema: JsonObject,
+        output_schema: JsonObject,
+        runner: Arc<dyn Runner>,
+    ) -> Result<Self, DeclarationError> {
+        let validator =
+            jsonschema::validator_for(&Value::Object(input_schema.clone())).map_err(|e| {
+                DeclarationError {
+                    tool: info.name,
+                    problem: format!("input schema does not compile: {e}"),
+                }
+            })?;
+        Ok(ToolDef {
+            info,
+            kind,
+            input_schema: Arc::new(input_schema),
+            output_schema: Arc::new(output_schema),
+            validator: Arc::new(validator),
+            runner,
+        })
+    }
+
+    /// The tool name.
+    pub fn name(&self) -> &'static str {
+        self.info.name
+    }
+
+    /// The annotations derived from the kind.
+    pub fn annotations(&self) -> ToolAnnotations {
+        let (read_only, destructive, idempotent) = match self.kind {
+            ToolKind::Read => (true, false, true),
+            ToolKind::Write => (false, false, self.info.idempotent),
+            ToolKind::Destructive => (false, true, self.info.idempotent),
+        };
+        ToolAnnotations::with_title(self.info.title)
+            .read_only(read_only)
+            .destructive(destructive)
+            .idempotent(idempotent)
+            .open_world(true)
+    }
+
+    /// The MCP `Tool` as `tools/list` shows it.
+    pub fn to_mcp(&self) -> Tool {
+        Tool::new_with_raw(
+            self.info.name,
+            Some(self.info.description.into()),
+            self.input_schema.clone(),
+        )
+        .with_title(self.info.title)
+        .with_raw_output_schema(self.output_schema.clone())
+        .with_annotations(self.annotations())
+    }
+
+    /// Checks `args` against the input schema. The error names the failing field.
+    pub fn validate(&self, args: &Value) -> Result<(), ToolError> {
+        match self.validator.iter_errors(args).next() {
+            None => Ok(()),
+            Some(err) => {
+                let path = err.instance_path().to_string();
+                let field = if path.is_empty() {
+                    "arguments".to_owned()
+                } else {
+                    path.trim_start_matches('/').replace('/', ".")
+                };
+                Err(ToolError::InvalidArgument {
+                    field,
+                    message: err.to_string(),
+                })
+            }
+        }
+    }
+
+    /// Parses the arguments and, for destructive tools, computes the plan.
+    pub async fn prepare(&self, ctx: ToolContext, args: Value) -> Result<Prepared, ToolError> {
+        self.runner.prepare(ctx, args).await
+    }
+}
+
+struct SimpleRunner<A, F> {
+    body: Arc<F>,
+    _types: std::marker::PhantomData<fn(A)>,
+}
+
+impl<A, O, F, Fut> Runner for SimpleRunner<A, F>
+where
+    A: DeserializeOwned + Send + 'static,
+    O: ToolOutput,
+    F: Fn(ToolContext, A) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
+{
+    fn prepare(
+        &self,
+        _ctx: ToolContext,
+        args: Value,
+    ) -> BoxFuture<'static, Result<Prepared, ToolError>> {
+        let body = self.body.clone();
+        Box::pin(async move {
+            let parsed: A = parse_args(args)?;
+            let exec: Exec = Box::new(move |ctx| {
+                Box::pin(async move {
+                    let out = body(ctx, parsed).await?;
+                    render(&out)
+                })
+            });
+            Ok(Prepared {
+                confirm: None,
+                exec,
+            })
+        })
+    }
+}
+
+struct DestructiveRunner<A, FP, FR> {
+    plan: Arc<FP>,
+    run: Arc<FR>,
+    _types: std::marker::PhantomData<fn(A)>,
+}
+
+impl<A, P, O, FP, FutP, FR, FutR> Runner for DestructiveRunner<A, FP, FR>
+where
+    A: DeserializeOwned + Clone + Send + 'static,
+    P: DestroyPlan,
+    O: ToolOutput,
+    FP: Fn(ToolContext, A) -> FutP + Send + Sync + 'static,
+    FutP: Future<Output = Result<P, ToolError>> + Send + 'static,
+    FR: Fn(ToolContext, A, P) -> FutR + Send + Sync + 'static,
+    FutR: Future<Output = Result<O, ToolError>> + Send + 'static,
+{
+    fn prepare(
+        &self,
+        ctx: ToolContext,
+        mut args: Value,
+    ) -> BoxFuture<'static, Result<Prepared, ToolError>> {
+        let plan_fn = self.plan.clone();
+        let run = self.run.clone();
+        Box::pin(async move {
+            if let Some(obj) = args.as_object_mut() {
+                obj.remove(CONFIRM_ARG);
+            }
+            let parsed: A = parse_args(args)?;
+            let plan = plan_fn(ctx, parsed.clone()).await?;
+            let confirm = ConfirmRequest {
+                token: plan.confirm_token().to_owned(),
+                description: plan.describe(),
+                plan: serde_json::to_value(&plan).map_err(|e| ToolError::Internal {
+                    context: format!("serialising the plan: {e}"),
+                })?,
+            };
+            let exec: Exec = Box::new(move |ctx| {
+                Box::pin(async move {
+                    let out = run(ctx, parsed, plan).await?;
+                    render(&out)
+                })
+            });
+            Ok(Prepared {
+                confirm: Some(confirm),
+                exec,
+            })
+        })
+    }
+}
+
+fn parse_args<A: DeserializeOwned>(args: Value) -> Result<A, ToolError> {
+    serde_path_to_error::deserialize(args).map_err(|e| {
+        let path = e.path().to_string();
+        ToolError::InvalidArgument {
+            field: if path == "." {
+                "arguments".to_owned()
+            } else {
+                path
+            },
+            message: e.into_inner().to_string(),
+        }
+    })
+}
+
+fn render<O: ToolOutput>(out: &O) -> Result<Rendered, ToolError> {
+    let structured = serde_json::to_value(out).map_err(|e| ToolError::Internal {
+        context: format!("serialising the result: {e}"),
+    })?;
+    Ok(Rendered {
+        structured,
+        text: out.render_text(),
+    })
+}
+
+fn schema_settings() -> SchemaSettings {
+    let mut settings = SchemaSettings::draft2020_12();
+    // Inline definitions: some clients do not resolve `$ref` in tool schemas.
+    settings.inline_subschemas = true;
+    settings
+}
+
+fn object_schema(
+    tool: &'static str,
+    mut value: Value,
+    what: &str,
+) -> Result<JsonObject, DeclarationError> {
+    let Some(obj) = value.as_object_mut() else {
+        return Err(DeclarationError {
+            tool,
+            problem: format!("{what} schema is not a JSON object"),
+        });
+    };
+    if obj.get("type").and_then(Value::as_str) != Some("object") {
+        return Err(DeclarationError {
+            tool,
+            problem: format!("{what} schema must have type \"object\""),
+        });
+    }
+    obj.remove("$schema");
+    obj.remove("title");
+    obj.remove("description");
+    Ok(obj.clone())
+}
+
+fn input_schema<A: JsonSchema>(tool: &'static str) -> Result<JsonObject, DeclarationError> {
+    let schema = schema_settings()
+        .into_generator()
+        .into_root_schema_for::<A>();
+    object_schema(tool, schema.to_value(), "input")
+}
+
+fn output_schema<O: JsonSchema>(tool: &'static str) -> Result<JsonObject, DeclarationError> {
+    let schema = schema_settings()
+        .for_serialize()
+        .into_generator()
+        .into_root_schema_for::<O>();
+    object_schema(tool, schema.to_value(), "output")
+}
+
+fn add_confirm_property(schema: &mut JsonObject) {
+    let props = schema
+        .entry("properties")
+        .or_insert_with(|| Value::Object(JsonObject::new()));
+    if let Some(props) = props.as_object_mut() {
+        props.insert(
+            CONFIRM_ARG.to_owned(),
+            serde_json::json!({
+                "type": "string",
+                "maxLength": 100,
+                "description": "Confirmation for this destructive call: the app name. Leave it out on the first call: the reply shows exactly what would be destroyed; repeat the call with confirm set to the app name to go ahead."
+            }),
+        );
+    }
+}
+
+/// Every tool this build knows, in catalog order.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    tools: Vec<ToolDef>,
+}
+
+impl Catalog {
+    /// All toolsets joined. Each toolset file contributes its `tools()`.
+    pub fn all() -> Result<Self, DeclarationError> {
+        let mut tools = Vec::new();
+        tools.extend(super::observe::tools()?);
+        tools.extend(super::provision::tools()?);
+        Self::from_tools(tools)
+    }
+
+    /// A catalog of the given tools (tests use this for fixtures).
+    pub fn from_tools(tools: Vec<ToolDef>) -> Result<Self, DeclarationError> {
+        let mut seen = BTreeSet::new();
+        for t in &tools {
+            if !seen.insert(t.info.name) {
+                return Err(DeclarationError {
+                    tool: t.info.name,
+                    problem: "declared twice".to_owned(),
+                });
+            }
+        }
+        Ok(Catalog { tools })
+    }
+
+    /// Every tool, whether enabled or not.
+    pub fn tools(&self) -> &[ToolDef] {
+        &self.tools
+    }
+
+    /// Looks a tool up by name.
+    pub fn get(&self, name: &str) -> Option<&ToolDef> {
+        self.tools.iter().find(|t| t.info.name == name)
+    }
+}

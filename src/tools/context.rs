@@ -1,0 +1,109 @@
+//! What a tool body gets: the Fly client (already switched to the caller's token in
+//! passthrough mode, and recording request ids for the audit log), the scope rules,
+//! the secret registry and a progress reporter. Built per call by the gate; the
+//! server keeps no other state between calls.
+
+use std::sync::Arc;
+
+use rmcp::{
+    RoleServer,
+    model::{ProgressNotificationParam, ProgressToken},
+    service::Peer,
+};
+use secrecy::SecretString;
+
+use super::{error::ToolError, redact::Redactor, safety::Scope};
+use crate::fly;
+
+/// Per-call context handed to tool bodies. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ToolContext {
+    client: fly::Client,
+    scope: Arc<Scope>,
+    owned_only: bool,
+    default_org: Arc<str>,
+    redactor: Redactor,
+    progress: Option<Progress>,
+}
+
+#[derive(Debug, Clone)]
+struct Progress {
+    peer: Peer<RoleServer>,
+    token: ProgressToken,
+}
+
+impl ToolContext {
+    /// A context for one call.
+    pub fn new(
+        client: fly::Client,
+        scope: Arc<Scope>,
+        owned_only: bool,
+        default_org: Arc<str>,
+        redactor: Redactor,
+    ) -> Self {
+        ToolContext {
+            client,
+            scope,
+            owned_only,
+            default_org,
+            redactor,
+            progress: None,
+        }
+    }
+
+    /// Sends progress notifications to `peer` under `token`.
+    pub fn with_progress(mut self, peer: Peer<RoleServer>, token: ProgressToken) -> Self {
+        self.progress = Some(Progress { peer, token });
+        self
+    }
+
+    /// The Fly client for this call.
+    pub fn client(&self) -> &fly::Client {
+        &self.client
+    }
+
+    /// The org used when a tool's `org` argument is left out (`FLY_ORG`, else `personal`).
+    pub fn default_org(&self) -> &str {
+        &self.default_org
+    }
+
+    /// `--owned-only`: mutate only machines this server created.
+    pub fn owned_only(&self) -> bool {
+        self.owned_only
+    }
+
+    /// Refuses an app outside `--allow-app`. The gate already checked the `app`
+    /// argument; use this for apps a tool discovers itself.
+    pub fn check_app(&self, app: &str) -> Result<(), ToolError> {
+        self.scope.check_app(app)
+    }
+
+    /// Refuses an org outside `--allow-org`.
+    pub fn check_org(&self, org: &str) -> Result<(), ToolError> {
+        self.scope.check_org(org)
+    }
+
+    /// The allowlists, for filtering listings.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// Registers a secret value so it is redacted from every output from now on.
+    pub fn register_secret(&self, value: &SecretString) {
+        self.redactor.register(value);
+    }
+
+    /// Reports progress if the caller asked for it (a no-op otherwise).
+    pub async fn progress(&self, done: u32, total: Option<u32>, message: impl Into<String>) {
+        if let Some(p) = &self.progress {
+            let mut param = ProgressNotificationParam::new(p.token.clone(), f64::from(done))
+                .with_message(self.redactor.redact(&message.into()).into_owned());
+            if let Some(total) = total {
+                param = param.with_total(f64::from(total));
+            }
+            if let Err(e) = p.peer.notify_progress(param).await {
+                tracing::debug!(error = %e, "progress notification not delivered");
+            }
+        }
+    }
+}

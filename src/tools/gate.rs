@@ -1,0 +1,438 @@
+//! The gate: the ONE place every tool call passes through, whatever the transport
+//! (stdio, HTTP, the `call` command). In order: the tool exists and this instance
+//! offers it (toolsets, `--read-only`, `--no-destroy`); the arguments match the input
+//! schema (errors name the field); the `org`/`app` arguments are inside
+//! `--allow-org`/`--allow-app` (before any Fly call); destructive plans are confirmed
+//! (elicitation, input-required result, or the `confirm` argument); the result is
+//! redacted and capped; write and destructive calls are audited.
+
+use std::{sync::Arc, time::Duration};
+
+use rmcp::{
+    RoleServer,
+    model::{
+        ElicitRequest, ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationSchema,
+        InputRequest, InputRequests, InputRequiredResult, InputResponses, JsonObject,
+        ProgressToken, Tool,
+    },
+    service::Peer,
+};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::{
+    audit::{AuditLog, AuditRecord},
+    catalog::{CONFIRM_ARG, Catalog, ConfirmRequest, Rendered, ToolDef, ToolKind},
+    context::ToolContext,
+    error::ToolError,
+    redact::Redactor,
+    render::cap_text,
+    safety::{ConfirmMode, Policy},
+};
+use crate::fly;
+
+/// How long a user has to answer a confirmation elicitation.
+const ELICIT_TIMEOUT: Duration = Duration::from_secs(300);
+/// The key of our confirmation in an input-required result.
+const CONFIRM_INPUT_KEY: &str = "confirm_destroy";
+
+/// Who is calling (HTTP); empty for stdio and `call`.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// The server key id (`id:key` lines of the keys file), for the audit log.
+    pub key_id: Option<String>,
+    /// Passthrough mode: the caller's own Fly token.
+    pub fly_token: Option<fly::Token>,
+}
+
+/// How the gate can ask the user to confirm a destructive call.
+#[derive(Debug, Clone)]
+pub enum Confirmer {
+    /// No channel to the user (the `call` command, clients without elicitation).
+    ArgumentOnly,
+    /// A session-era client that declared form elicitation.
+    Elicit(Peer<RoleServer>),
+    /// A 2026-07-28 (stateless) client that declared elicitation: ask through an
+    /// input-required result; the retry carries the answer.
+    InputRequired {
+        responses: Option<InputResponses>,
+        state: Option<String>,
+    },
+}
+
+/// The outcome of a call, redacted and capped.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Ok(Rendered),
+    Failed {
+        /// The error kind (see [`ToolError::kind`]).
+        kind: &'static str,
+        usage: bool,
+        message: String,
+        /// For `confirmation_required`: the plan.
+        plan: Option<Value>,
+    },
+    InputRequired(InputRequiredResult),
+}
+
+/// The gate and everything it needs; shared by all sessions (`Arc`).
+#[derive(Debug)]
+pub struct Gate {
+    catalog: Catalog,
+    policy: Policy,
+    client: fly::Client,
+    default_org: Arc<str>,
+    redactor: Redactor,
+    audit: Option<AuditLog>,
+}
+
+impl Gate {
+    /// Assembles the gate.
+    pub fn new(
+        catalog: Catalog,
+        policy: Policy,
+        client: fly::Client,
+        default_org: impl Into<Arc<str>>,
+        redactor: Redactor,
+        audit: Option<AuditLog>,
+    ) -> Self {
+        Gate {
+            catalog,
+            policy,
+            client,
+            default_org: default_org.into(),
+            redactor,
+            audit,
+        }
+    }
+
+    /// The catalog (every tool of this build).
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The redactor shared with logs and audit.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    /// The tools this instance offers, as `tools/list` shows them.
+    pub fn list_tools(&self) -> Vec<Tool> {
+        self.enabled().map(ToolDef::to_mcp).collect()
+    }
+
+    /// The enabled tool definitions.
+    pub fn enabled(&self) -> impl Iterator<Item = &ToolDef> {
+        self.catalog
+            .tools()
+            .iter()
+            .filter(|t| self.policy.is_enabled(t.info.name))
+    }
+
+    /// One enabled tool.
+    pub fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.catalog
+            .get(name)
+            .filter(|t| self.policy.is_enabled(t.info.name))
+            .map(ToolDef::to_mcp)
+    }
+
+    /// Runs one tool call through every gate.
+    pub async fn call(
+        &self,
+        name: &str,
+        arguments: Option<JsonObject>,
+        caller: &Caller,
+        confirmer: Confirmer,
+        progress: Option<(Peer<RoleServer>, ProgressToken)>,
+    ) -> Outcome {
+        let args = Value::Object(arguments.unwrap_or_default());
+        let (client, request_ids) = match &caller.fly_token {
+            Some(token) => self.client.with_token(token.clone()),
+            None => self.client.clone(),
+        }
+        .recording();
+        let tool = self.catalog.get(name);
+        let result = self
+            .run(tool, name, &args, client, confirmer, progress)
+            .await;
+        let outcome = self.finish(result, tool);
+        if let Some(tool) = tool
+            && tool.kind != ToolKind::Read
+            && let Some(audit) = &self.audit
+        {
+            let (outcome_name, error) = match &outcome {
+                Outcome::Ok(_) => ("ok".to_owned(), None),
+                Outcome::Failed { kind, message, .. } => {
+                    ((*kind).to_owned(), Some(message.clone()))
+                }
+                Outcome::InputRequired(_) => ("input_required".to_owned(), None),
+            };
+            audit.record(&AuditRecord {
+                time: jiff::Timestamp::now().to_string(),
+                tool: tool.info.name.to_owned(),
+                args: args.clone(),
+                caller: caller.key_id.clone(),
+                fly_request_ids: request_ids.take(),
+                outcome: outcome_name,
+                error,
+            });
+        }
+        outcome
+    }
+
+    async fn run(
+        &self,
+        tool: Option<&ToolDef>,
+        name: &str,
+        args: &Value,
+        client: fly::Client,
+        confirmer: Confirmer,
+        progress: Option<(Peer<RoleServer>, ProgressToken)>,
+    ) -> Result<Rendered, GateStop> {
+        let Some(tool) = tool else {
+            return Err(ToolError::UnknownTool {
+                name: name.to_owned(),
+            }
+            .into());
+        };
+        self.policy.check_enabled(tool)?;
+        tool.validate(args)?;
+        if let Some(app) = args.get("app").and_then(Value::as_str) {
+            self.policy.scope.check_app(app)?;
+        }
+        if let Some(org) = args.get("org").and_then(Value::as_str) {
+            self.policy.scope.check_org(org)?;
+        }
+        let mut ctx = ToolContext::new(
+            client,
+            Arc::new(self.policy.scope.clone()),
+            self.policy.owned_only,
+            self.default_org.clone(),
+            self.redactor.clone(),
+        );
+        if let Some((peer, token)) = progress {
+            ctx = ctx.with_progress(peer, token);
+        }
+        let prepared = tool.prepare(ctx.clone(), args.clone()).await?;
+        if let Some(request) = &prepared.confirm {
+            let given = args.get(CONFIRM_ARG).and_then(Value::as_str);
+            self.confirm(request, given, confirmer).await?;
+        }
+        Ok(prepared.execute(ctx).await?)
+    }
+
+    async fn confirm(
+        &self,
+        request: &ConfirmRequest,
+        given: Option<&str>,
+        confirmer: Confirmer,
+    ) -> Result<(), GateStop> {
+        match (self.policy.confirm, confirmer) {
+            (ConfirmMode::Never, _) => Ok(()),
+            (ConfirmMode::Argument, _) | (ConfirmMode::Elicit, Confirmer::ArgumentOnly) => {
+                Ok(by_argument(request, given)?)
+            }
+            (ConfirmMode::Elicit, Confirmer::Elicit(peer)) => match elicit(&peer, request).await {
+                Elicited::Confirmed => Ok(()),
+                Elicited::Refused(reason) => Err(ToolError::NotConfirmed { reason }.into()),
+                Elicited::Unavailable => Ok(by_argument(request, given)?),
+            },
+            (ConfirmMode::Elicit, Confirmer::InputRequired { responses, state }) => {
+                let digest = plan_digest(request);
+                let answer = responses
+                    .as_ref()
+                    .and_then(|r| r.get(CONFIRM_INPUT_KEY))
+                    .filter(|_| state.as_deref() == Some(digest.as_str()));
+                match answer {
+                    Some(answer) => match read_answer(request, answer) {
+                        Elicited::Confirmed => Ok(()),
+                        Elicited::Refused(reason) => Err(ToolError::NotConfirmed { reason }.into()),
+                        Elicited::Unavailable => Ok(by_argument(request, given)?),
+                    },
+                    None => {
+                        let mut requests = InputRequests::new();
+                        requests.insert(
+                            CONFIRM_INPUT_KEY.to_owned(),
+                            InputRequest::Elicitation(ElicitRequest::new(elicit_params(request)?)),
+                        );
+                        Err(GateStop::InputRequired(InputRequiredResult::new(
+                            Some(requests),
+                            Some(digest),
+                        )))
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(&self, result: Result<Rendered, GateStop>, tool: Option<&ToolDef>) -> Outcome {
+        match result {
+            Ok(mut rendered) => {
+                self.redactor.redact_json(&mut rendered.structured);
+                let hint = tool.map(|t| t.info.narrow_hint).unwrap_or_default();
+                let text = self.redactor.redact(&rendered.text).into_owned();
+                rendered.text = cap_text(text, self.policy.max_output, hint);
+                Outcome::Ok(rendered)
+            }
+            Err(GateStop::InputRequired(r)) => Outcome::InputRequired(r),
+            Err(GateStop::Error(err, plan)) => {
+                let message = self.redactor.redact(&error_text(&err)).into_owned();
+                tracing::info!(kind = err.kind(), error = %message, "tool call failed");
+                let mut plan = plan;
+                if let Some(p) = plan.as_mut() {
+                    self.redactor.redact_json(p);
+                }
+                Outcome::Failed {
+                    kind: err.kind(),
+                    usage: err.is_usage(),
+                    message: cap_text(message, self.policy.max_output, ""),
+                    plan,
+                }
+            }
+        }
+    }
+}
+
+/// Why the gate stopped before a result.
+enum GateStop {
+    Error(ToolError, Option<Value>),
+    InputRequired(InputRequiredResult),
+}
+
+impl From<ToolError> for GateStop {
+    fn from(e: ToolError) -> Self {
+        GateStop::Error(e, None)
+    }
+}
+
+/// The error and its sources joined, for the model and the log.
+fn error_text(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}
+
+fn by_argument(request: &ConfirmRequest, given: Option<&str>) -> Result<(), GateStop> {
+    match given {
+        Some(value) if value == request.token => Ok(()),
+        Some(value) => Err(GateStop::Error(
+            ToolError::InvalidArgument {
+                field: CONFIRM_ARG.to_owned(),
+                message: format!(
+                    "must be exactly the app name '{}' (got '{value}'); nothing was destroyed",
+                    request.token
+                ),
+            },
+            Some(request.plan.clone()),
+        )),
+        None => Err(GateStop::Error(
+            ToolError::ConfirmationRequired {
+                token: request.token.clone(),
+                description: request.description.clone(),
+            },
+            Some(request.plan.clone()),
+        )),
+    }
+}
+
+enum Elicited {
+    Confirmed,
+    Refused(String),
+    Unavailable,
+}
+
+fn elicit_params(request: &ConfirmRequest) -> Result<ElicitRequestParams, GateStop> {
+    let schema = ElicitationSchema::builder()
+        .required_string_property(CONFIRM_ARG, |s| {
+            s.title("App name").description(format!(
+                "Type '{}' to destroy what is listed",
+                request.token
+            ))
+        })
+        .build()
+        .map_err(|e| ToolError::Internal {
+            context: format!("building the confirmation form: {e}"),
+        })?;
+    Ok(ElicitRequestParams::FormElicitationParams {
+        meta: None,
+        message: format!(
+            "Confirm destruction. This will destroy:\n{}\nType the app name '{}' to go ahead.",
+            request.description, request.token
+        ),
+        requested_schema: schema,
+    })
+}
+
+async fn elicit(peer: &Peer<RoleServer>, request: &ConfirmRequest) -> Elicited {
+    if !peer
+        .supported_elicitation_modes()
+        .contains(&rmcp::service::ElicitationMode::Form)
+    {
+        return Elicited::Unavailable;
+    }
+    let Ok(params) = elicit_params(request) else {
+        return Elicited::Unavailable;
+    };
+    match peer
+        .create_elicitation_with_timeout(params, Some(ELICIT_TIMEOUT))
+        .await
+    {
+        Ok(result) => answer_of(request, &result),
+        Err(e) => {
+            tracing::info!(error = %e, "elicitation failed; falling back to the confirm argument");
+            Elicited::Unavailable
+        }
+    }
+}
+
+fn read_answer(request: &ConfirmRequest, answer: &Value) -> Elicited {
+    match serde_json::from_value::<ElicitResult>(answer.clone()) {
+        Ok(result) => answer_of(request, &result),
+        Err(_) => Elicited::Refused("the confirmation answer was malformed".to_owned()),
+    }
+}
+
+fn answer_of(request: &ConfirmRequest, result: &ElicitResult) -> Elicited {
+    match result.action {
+        ElicitationAction::Accept => {
+            let typed = result
+                .content
+                .as_ref()
+                .and_then(|c| c.get(CONFIRM_ARG))
+                .and_then(Value::as_str);
+            if typed == Some(request.token.as_str()) {
+                Elicited::Confirmed
+            } else {
+                Elicited::Refused(format!(
+                    "the user did not type the app name '{}'",
+                    request.token
+                ))
+            }
+        }
+        ElicitationAction::Decline => Elicited::Refused("the user declined".to_owned()),
+        ElicitationAction::Cancel => Elicited::Refused("the user cancelled".to_owned()),
+        // A newer protocol's answer this build does not know: not a yes.
+        _ => Elicited::Refused("the answer was not an acceptance".to_owned()),
+    }
+}
+
+fn plan_digest(request: &ConfirmRequest) -> String {
+    let mut h = Sha256::new();
+    h.update(request.token.as_bytes());
+    h.update(request.plan.to_string().as_bytes());
+    hex::encode(h.finalize())
+}

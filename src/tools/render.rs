@@ -1,0 +1,91 @@
+//! Output discipline shared by every tool: the text cap with its truncation marker,
+//! and small helpers for compact aligned tables.
+
+/// Cuts `text` to at most `max` bytes (on a character boundary) and appends a marker
+/// saying how much was left out and how to ask for less.
+pub fn cap_text(text: String, max: usize, narrow_hint: &str) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let marker_budget = 200 + narrow_hint.len();
+    let mut cut = max.saturating_sub(marker_budget).max(max / 2);
+    while cut > 0 && !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let kept = text.get(..cut).unwrap_or_default();
+    // Prefer cutting at a line end.
+    let kept = match kept.rfind('\n') {
+        Some(i) if i > cut / 2 => kept.get(..i).unwrap_or(kept),
+        Some(_) | None => kept,
+    };
+    format!(
+        "{kept}\n… [truncated: showing {} of {} bytes. To narrow: {narrow_hint}]",
+        kept.len(),
+        text.len()
+    )
+}
+
+/// Renders rows as left-aligned columns separated by two spaces.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut parts = Vec::new();
+        for (i, cell) in cells.enumerate() {
+            let w = widths.get(i).copied().unwrap_or(0);
+            parts.push(format!("{cell:<w$}"));
+        }
+        out.push_str(parts.join("  ").trim_end());
+        out.push('\n');
+    };
+    line(&mut header.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_text_is_untouched() {
+        assert_eq!(cap_text("abc".into(), 1000, "x"), "abc");
+    }
+
+    #[test]
+    fn long_text_is_cut_with_a_marker_under_the_cap() {
+        let text = "é line of text\n".repeat(5000);
+        let out = cap_text(text.clone(), 4096, "pass a smaller `tail`");
+        assert!(out.len() <= 4096, "{}", out.len());
+        assert!(out.contains("[truncated: showing"));
+        assert!(out.contains(&format!("of {} bytes", text.len())));
+        assert!(out.contains("pass a smaller `tail`"));
+    }
+
+    #[test]
+    fn table_aligns_columns() {
+        let t = table(
+            &["ID", "NAME"],
+            &[
+                vec!["1".into(), "a".into()],
+                vec!["123".into(), "bb".into()],
+            ],
+        );
+        assert_eq!(t, "ID   NAME\n1    a\n123  bb\n");
+    }
+}

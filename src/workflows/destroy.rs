@@ -1,0 +1,88 @@
+//! Destroying named machines: the plan (which machines, refusing ones this server
+//! does not own under `--owned-only`) and the execution, one machine at a time with a
+//! per-machine report (a failure does not stop the others).
+
+use crate::fly;
+
+use super::{
+    Error,
+    observe::{MachineSummary, machines_by_id},
+};
+
+/// What `destroy_machines` will destroy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MachineDestroyPlan {
+    pub app: String,
+    pub machines: Vec<MachineSummary>,
+    pub force: bool,
+}
+
+/// Builds the plan. With `owned_only`, a machine without this server's ownership
+/// metadata is refused (the whole call, before anything is destroyed).
+pub async fn plan_machine_destroy(
+    client: &fly::Client,
+    app: &str,
+    ids: &[String],
+    force: bool,
+    owned_only: bool,
+) -> Result<MachineDestroyPlan, Error> {
+    let mut unique: Vec<String> = Vec::with_capacity(ids.len());
+    for id in ids {
+        if !unique.contains(id) {
+            unique.push(id.clone());
+        }
+    }
+    let machines = machines_by_id(client, app, &unique).await?;
+    if owned_only {
+        let foreign: Vec<&str> = machines
+            .iter()
+            .filter(|m| !m.owned)
+            .map(|m| m.id.as_str())
+            .collect();
+        if !foreign.is_empty() {
+            return Err(Error::Refused {
+                rule: "--owned-only".to_owned(),
+                message: format!(
+                    "machines {} were not created by this server (no {} metadata)",
+                    foreign.join(", "),
+                    super::OWNER_METADATA_KEY
+                ),
+            });
+        }
+    }
+    Ok(MachineDestroyPlan {
+        app: app.to_owned(),
+        machines,
+        force,
+    })
+}
+
+/// What happened to one machine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MachineDestroyOutcome {
+    pub machine: MachineSummary,
+    /// `None` when destroyed; the error text otherwise.
+    pub error: Option<String>,
+}
+
+/// Destroys the planned machines one by one.
+pub async fn destroy_planned_machines(
+    client: &fly::Client,
+    plan: MachineDestroyPlan,
+) -> Vec<MachineDestroyOutcome> {
+    let mut out = Vec::with_capacity(plan.machines.len());
+    for machine in plan.machines {
+        let result = client
+            .destroy_machine(&plan.app, &machine.id, plan.force, None)
+            .await;
+        let error = match result {
+            Ok(_) => None,
+            Err(e) if e.is_not_found() => None,
+            Err(e) => {
+                Some(Error::fly(format!("destroying machine {}", machine.id))(e).source_text())
+            }
+        };
+        out.push(MachineDestroyOutcome { machine, error });
+    }
+    out
+}

@@ -1,0 +1,516 @@
+//! Every gate, through a real rmcp client over an in-process pipe.
+
+use std::sync::{Arc, Mutex};
+
+use fly_machines_mcp::tools::{
+    ConfirmMode, Gate, McpServer, PolicyOptions, Redactor, Selection, audit::AuditLog,
+};
+use rmcp::{
+    ClientHandler, ErrorData, RoleClient, RoleServer, ServiceExt,
+    model::{
+        CallToolRequestParams, CallToolResult, ClientCapabilities, ElicitRequestParams,
+        ElicitResult, ElicitationAction, Implementation, InitializeRequestParams, InitializeResult,
+        ProtocolVersion, ServerCapabilities,
+    },
+    service::{RequestContext, RunningService, serve_directly},
+};
+use serde_json::{Value, json};
+
+use super::fixtures::{CANARY_SECRET, CANARY_TOKEN, Runs, catalog};
+use super::{gate_with, offline_client};
+
+/// A client that answers confirmations: `Some(text)` accepts typing `text`, `None` declines.
+#[derive(Clone)]
+struct Confirming {
+    answer: Option<String>,
+    asked: Arc<Mutex<Vec<String>>>,
+}
+
+impl Confirming {
+    fn new(answer: Option<&str>) -> Self {
+        Confirming {
+            answer: answer.map(str::to_owned),
+            asked: Arc::default(),
+        }
+    }
+}
+
+impl ClientHandler for Confirming {
+    fn get_info(&self) -> InitializeRequestParams {
+        InitializeRequestParams::new(
+            ClientCapabilities::builder().enable_elicitation().build(),
+            Implementation::new("confirming-test-client", "0.0.0"),
+        )
+    }
+
+    async fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        if let ElicitRequestParams::FormElicitationParams { message, .. } = &request {
+            self.asked.lock().unwrap().push(message.clone());
+        }
+        Ok(match &self.answer {
+            Some(text) => ElicitResult::new(ElicitationAction::Accept)
+                .with_content(json!({ "confirm": text })),
+            None => ElicitResult::new(ElicitationAction::Decline),
+        })
+    }
+}
+
+async fn connect<H: ClientHandler>(gate: Arc<Gate>, handler: H) -> RunningService<RoleClient, H> {
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        if let Ok(running) = McpServer::new(gate).serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    handler.serve(client_io).await.unwrap()
+}
+
+/// A stateless-era (2026-07-28) pair: no initialize, requests carry their own metadata.
+fn connect_stateless<H: ClientHandler>(
+    gate: Arc<Gate>,
+    handler: H,
+) -> RunningService<RoleClient, H> {
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    let client_info = InitializeRequestParams::new(
+        ClientCapabilities::builder().enable_elicitation().build(),
+        Implementation::new("stateless-test-client", "0.0.0"),
+    )
+    .with_protocol_version(ProtocolVersion::V_2026_07_28);
+    let mut server_info =
+        InitializeResult::new(ServerCapabilities::builder().enable_tools().build());
+    server_info.protocol_version = ProtocolVersion::V_2026_07_28;
+    tokio::spawn(async move {
+        let running = serve_directly::<RoleServer, _, _, _, _>(
+            McpServer::new(gate),
+            server_io,
+            Some(client_info),
+        );
+        let _ = running.waiting().await;
+    });
+    serve_directly::<RoleClient, _, _, _, _>(handler, client_io, Some(server_info.into()))
+}
+
+fn args(v: Value) -> CallToolRequestParams {
+    CallToolRequestParams::new("x").with_arguments(v.as_object().unwrap().clone())
+}
+
+fn call(name: &'static str, v: Value) -> CallToolRequestParams {
+    let mut p = args(v);
+    p.name = name.into();
+    p
+}
+
+fn text_of(r: &CallToolResult) -> String {
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn all_tools() -> PolicyOptions {
+    PolicyOptions {
+        selection: Selection {
+            toolsets: Some(vec!["all".into()]),
+            ..Selection::default()
+        },
+        ..PolicyOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn read_only_hides_and_refuses_every_non_read_tool() {
+    let opts = PolicyOptions {
+        read_only: true,
+        ..all_tools()
+    };
+    let runs = Runs::default();
+    let gate = gate_with(
+        catalog(runs.clone()),
+        &opts,
+        offline_client(),
+        Redactor::new(),
+        None,
+    );
+    let client = connect(gate, ()).await;
+    let tools = client.list_all_tools().await.unwrap();
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert_eq!(names, ["echo", "leak", "big"]);
+    for t in &tools {
+        assert_eq!(t.annotations.as_ref().unwrap().read_only_hint, Some(true));
+    }
+    for (name, a) in [
+        ("make_thing", json!({"app": "a"})),
+        (
+            "destroy_thing",
+            json!({"app": "a", "ids": ["1"], "confirm": "a"}),
+        ),
+    ] {
+        let r = client.call_tool(call(name, a)).await.unwrap();
+        assert_eq!(r.is_error, Some(true), "{name}");
+        assert!(text_of(&r).contains("--read-only"), "{}", text_of(&r));
+    }
+    assert_eq!(runs.get(), 0);
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn no_destroy_keeps_write_tools_only() {
+    let opts = PolicyOptions {
+        no_destroy: true,
+        ..all_tools()
+    };
+    let gate = gate_with(
+        catalog(Runs::default()),
+        &opts,
+        offline_client(),
+        Redactor::new(),
+        None,
+    );
+    let names: Vec<String> = gate
+        .list_tools()
+        .iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    assert!(names.contains(&"make_thing".to_owned()));
+    assert!(!names.contains(&"destroy_thing".to_owned()));
+}
+
+#[tokio::test]
+async fn confirmation_by_argument_returns_the_plan_first() {
+    let opts = PolicyOptions {
+        confirm: ConfirmMode::Argument,
+        ..all_tools()
+    };
+    let runs = Runs::default();
+    let gate = gate_with(
+        catalog(runs.clone()),
+        &opts,
+        offline_client(),
+        Redactor::new(),
+        None,
+    );
+    let client = connect(gate, ()).await;
+
+    let r = client
+        .call_tool(call(
+            "destroy_thing",
+            json!({"app": "dev-1", "ids": ["a1", "b2"]}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true));
+    let t = text_of(&r);
+    assert!(
+        t.contains("thing a1 of dev-1") && t.contains("thing b2 of dev-1"),
+        "{t}"
+    );
+    assert!(t.contains("\"confirm\": \"dev-1\""), "{t}");
+    assert_eq!(runs.get(), 0);
+
+    let r = client
+        .call_tool(call(
+            "destroy_thing",
+            json!({"app": "dev-1", "ids": ["a1"], "confirm": "dev-2"}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true));
+    assert!(
+        text_of(&r).contains("invalid argument 'confirm'"),
+        "{}",
+        text_of(&r)
+    );
+    assert_eq!(runs.get(), 0);
+
+    let r = client
+        .call_tool(call(
+            "destroy_thing",
+            json!({"app": "dev-1", "ids": ["a1"], "confirm": "dev-1"}),
+        ))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    assert_eq!(r.structured_content, Some(json!({"destroyed": ["a1"]})));
+    assert_eq!(runs.get(), 1);
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn confirmation_by_elicitation_shows_the_plan_and_respects_the_answer() {
+    let runs = Runs::default();
+    let gate = gate_with(
+        catalog(runs.clone()),
+        &all_tools(),
+        offline_client(),
+        Redactor::new(),
+        None,
+    );
+
+    let yes = Confirming::new(Some("dev-1"));
+    let asked = yes.asked.clone();
+    let client = connect(gate.clone(), yes).await;
+    let r = client
+        .call_tool(call(
+            "destroy_thing",
+            json!({"app": "dev-1", "ids": ["a1"]}),
+        ))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    assert_eq!(runs.get(), 1);
+    let asked = asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 1);
+    assert!(asked[0].contains("thing a1 of dev-1"), "{}", asked[0]);
+    client.cancel().await.unwrap();
+
+    // A model-supplied confirm does not bypass the user when the client can ask.
+    let client = connect(gate.clone(), Confirming::new(None)).await;
+    let r = client
+        .call_tool(call(
+            "destroy_thing",
+            json!({"app": "dev-1", "ids": ["a1"], "confirm": "dev-1"}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true));
+    assert!(text_of(&r).contains("declined"), "{}", text_of(&r));
+    assert_eq!(runs.get(), 1);
+    client.cancel().await.unwrap();
+
+    let client = connect(gate, Confirming::new(Some("wrong-app"))).await;
+    let r = client
+        .call_tool(call(
+            "destroy_thing",
+            json!({"app": "dev-1", "ids": ["a1"]}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true));
+    assert_eq!(runs.get(), 1);
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn stateless_era_confirms_through_an_input_required_round() {
+    let runs = Runs::default();
+    let gate = gate_with(
+        catalog(runs.clone()),
+        &all_tools(),
+        offline_client(),
+        Redactor::new(),
+        None,
+    );
+    let yes = Confirming::new(Some("dev-1"));
+    let asked = yes.asked.clone();
+    let client = connect_stateless(gate.clone(), yes);
+    let tools = client.list_all_tools().await.unwrap();
+    assert!(tools.iter().any(|t| t.name == "destroy_thing"));
+    let r = client
+        .call_tool(call(
+            "destroy_thing",
+            json!({"app": "dev-1", "ids": ["z9"]}),
+        ))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    assert_eq!(runs.get(), 1);
+    assert!(asked.lock().unwrap()[0].contains("thing z9 of dev-1"));
+
+    let client = connect_stateless(gate, Confirming::new(None));
+    let r = client
+        .call_tool(call(
+            "destroy_thing",
+            json!({"app": "dev-1", "ids": ["z9"]}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true));
+    assert_eq!(runs.get(), 1);
+}
+
+#[tokio::test]
+async fn allowlist_refusal_names_the_rule() {
+    let opts = PolicyOptions {
+        allow_app: vec!["dev-*".into()],
+        allow_org: vec!["team-*".into()],
+        ..all_tools()
+    };
+    let gate = gate_with(
+        catalog(Runs::default()),
+        &opts,
+        offline_client(),
+        Redactor::new(),
+        None,
+    );
+    let client = connect(gate, ()).await;
+    let r = client
+        .call_tool(call("make_thing", json!({"app": "prod-db"})))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true));
+    let t = text_of(&r);
+    assert!(
+        t.contains("--allow-app dev-*") && t.contains("prod-db"),
+        "{t}"
+    );
+    let r = client
+        .call_tool(call("make_thing", json!({"app": "dev-db"})))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_input_is_a_clear_error_naming_the_field_and_the_server_survives() {
+    let gate = gate_with(
+        catalog(Runs::default()),
+        &all_tools(),
+        offline_client(),
+        Redactor::new(),
+        None,
+    );
+    let client = connect(gate, ()).await;
+
+    let err = client
+        .call_tool(call("no_such_tool", json!({})))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no_such_tool"), "{err}");
+
+    let cases = [
+        (json!({"app": "a", "text": "x"}), "count"),
+        (json!({"app": "a", "text": "x", "count": "three"}), "count"),
+        (json!({"app": "a", "text": "x", "count": 99}), "count"),
+        (
+            json!({"app": "a", "text": "x".repeat(500), "count": 1}),
+            "text",
+        ),
+        (json!({"app": 5, "text": "x", "count": 1}), "app"),
+        (
+            json!({"app": "a", "text": "x", "count": 1, "extra": true}),
+            "extra",
+        ),
+    ];
+    for (a, field) in cases {
+        let r = client.call_tool(call("echo", a.clone())).await.unwrap();
+        assert_eq!(r.is_error, Some(true), "{a}");
+        let t = text_of(&r);
+        assert!(t.contains(field), "{a} → {t}");
+        assert!(t.starts_with("invalid argument"), "{a} → {t}");
+    }
+    // Still alive.
+    let r = client
+        .call_tool(call("echo", json!({"app": "a", "text": "hi", "count": 2})))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.structured_content,
+        Some(json!({"app": "a", "text": "hihi"}))
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn output_is_capped_with_a_marker_and_a_hint() {
+    let opts = PolicyOptions {
+        max_output: Some(4096),
+        ..all_tools()
+    };
+    let gate = gate_with(
+        catalog(Runs::default()),
+        &opts,
+        offline_client(),
+        Redactor::new(),
+        None,
+    );
+    let client = connect(gate, ()).await;
+    let r = client
+        .call_tool(call("big", json!({"app": "a"})))
+        .await
+        .unwrap();
+    let t = text_of(&r);
+    assert!(t.len() <= 4096, "{}", t.len());
+    assert!(
+        t.contains("[truncated: showing") && t.contains("ask for less"),
+        "{t}"
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn canaries_never_appear_in_results_logs_or_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit_path = dir.path().join("audit.jsonl");
+    let redactor = Redactor::new();
+    redactor.register(&secrecy::SecretString::from(CANARY_TOKEN.to_owned()));
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(redactor.buffer_writer(logs.clone()))
+        .with_max_level(tracing::Level::TRACE)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let opts = PolicyOptions {
+        confirm: ConfirmMode::Argument,
+        ..all_tools()
+    };
+    let audit = AuditLog::open(&audit_path, redactor.clone()).unwrap();
+    let gate = gate_with(
+        catalog(Runs::default()),
+        &opts,
+        offline_client(),
+        redactor,
+        Some(audit),
+    );
+    let client = connect(gate, ()).await;
+
+    let r = client
+        .call_tool(call("leak", json!({"app": "a"})))
+        .await
+        .unwrap();
+    let result = serde_json::to_string(&r).unwrap();
+    // The secret registered during the call and arguments carrying the token.
+    let r2 = client
+        .call_tool(call(
+            "make_thing",
+            json!({"app": format!("x{CANARY_TOKEN}")}),
+        ))
+        .await
+        .unwrap();
+    let r3 = client
+        .call_tool(call(
+            "destroy_thing",
+            json!({"app": CANARY_SECRET, "ids": [CANARY_TOKEN]}),
+        ))
+        .await
+        .unwrap();
+    client.cancel().await.unwrap();
+
+    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    let audit = std::fs::read_to_string(&audit_path).unwrap();
+    assert!(
+        logs.contains("leaking"),
+        "the log line was captured: {logs}"
+    );
+    assert_eq!(audit.lines().count(), 2, "{audit}");
+    for (what, text) in [
+        ("result", result),
+        ("result2", serde_json::to_string(&r2).unwrap()),
+        ("result3", serde_json::to_string(&r3).unwrap()),
+        ("logs", logs),
+        ("audit", audit),
+    ] {
+        for canary in [CANARY_TOKEN, CANARY_SECRET, "fm2_abcdefghij", "MIIB"] {
+            assert!(
+                !text.contains(canary),
+                "{canary} leaked into {what}: {text}"
+            );
+        }
+    }
+}

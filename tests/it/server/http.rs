@@ -1,0 +1,1 @@
+//! The HTTP transport: auth, Host/Origin validation, body limit, revocation.
