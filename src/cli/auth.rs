@@ -251,10 +251,10 @@ async fn token_scopes(client: &fly::Client) -> Result<Vec<TokenScope>, AuthError
         .tokens
         .into_iter()
         .map(|t| TokenScope {
-            org: t.org_slug,
-            user: t.user,
+            org: t.org_slug.filter(|s| !s.is_empty()),
+            user: t.user.filter(|s| !s.is_empty()),
             apps: t.apps,
-            machine: t.restricted_to_machine,
+            machine: t.restricted_to_machine.filter(|s| !s.is_empty()),
         })
         .collect())
 }

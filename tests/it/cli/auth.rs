@@ -227,3 +227,63 @@ fn the_token_is_never_an_argument() {
     let parsed = Cli::try_parse_from(["auth", "login", "--token", TOKEN]);
     assert!(parsed.is_err(), "nor a --token flag");
 }
+
+/// The simulator with the demo scenario, one org token and one app-scoped token.
+async fn sim_with_tokens() -> fly_machines_mcp::sim::SimHandle {
+    let mut cfg = fly_machines_mcp::sim::SimConfig::for_tests();
+    cfg.scenario = fly_machines_mcp::sim::Scenario::Demo;
+    cfg.required_token = Some(TOKEN.to_owned());
+    cfg.app_tokens = vec![fly_machines_mcp::sim::AppToken {
+        token: "fm2_appscopedappscoped".to_owned(),
+        apps: vec!["notes-app".to_owned()],
+    }];
+    fly_machines_mcp::sim::start(cfg, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn against_the_simulator_login_then_status_shows_the_orgs() {
+    let sim = sim_with_tokens().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = ctx(dir.path(), &sim.base_url(), &[]);
+
+    let (result, _) = run(&["login"], &ctx, Some("fm2_notthetoken")).await;
+    assert!(
+        matches!(result, Err(AuthError::Rejected { status: 401 })),
+        "{result:?}"
+    );
+    assert!(!ctx.token_path().unwrap().exists());
+
+    let (result, out) = run(&["login"], &ctx, Some(TOKEN)).await;
+    result.unwrap();
+    assert_no_token(&out);
+    assert!(out.contains("org cdn-org"), "{out}");
+
+    let (result, out) = run(&["status", "--json"], &ctx, None).await;
+    result.unwrap();
+    assert_no_token(&out);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["token_source"], "stored token (auth login)");
+    let orgs = report["organizations"].as_array().unwrap();
+    assert!(orgs.contains(&json!("cdn-org")), "{report}");
+    assert!(orgs.contains(&json!("demo-user")), "{report}");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn against_the_simulator_an_app_token_shows_its_app_scope() {
+    let sim = sim_with_tokens().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = ctx(
+        dir.path(),
+        &sim.base_url(),
+        &[("FLY_API_TOKEN", "fm2_appscopedappscoped")],
+    );
+    let (result, out) = run(&["status"], &ctx, None).await;
+    result.unwrap();
+    assert!(out.contains("Token source:  FLY_API_TOKEN"), "{out}");
+    assert!(out.contains("apps notes-app"), "{out}");
+    assert!(!out.contains("appscoped"), "token never shown: {out}");
+    sim.shutdown().await;
+}
