@@ -10,3 +10,4 @@ mod cli;
 mod contract;
 mod fly;
 mod server;
+mod sim;

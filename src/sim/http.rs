@@ -1,0 +1,400 @@
+//! HTTP plumbing of the simulator: the hyper accept loop (so an injected `reset` fault
+//! can drop a connection without answering), the router that joins every area, the
+//! outer middleware (request id, request log, faults, API latency) and the gate in
+//! front of Fly's APIs (auth scopes, rate limits). Also the Fly-shaped error type.
+//! Knows nothing of machine rules.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use hyper::body::Incoming;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::Shared;
+use super::latency::scaled_duration;
+use super::model::{MAX_REQUEST_LOG, RequestRecord, World};
+use super::ratelimit;
+
+/// A Fly-shaped error: `{"error": "...", "status": "code"?}`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ApiError {
+    pub status: u16,
+    pub message: String,
+    pub code: Option<&'static str>,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: u16, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            code: None,
+        }
+    }
+
+    pub(crate) fn coded(status: u16, message: impl Into<String>, code: &'static str) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            code: Some(code),
+        }
+    }
+
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        ApiError::new(404, message)
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(400, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = match self.code {
+            Some(code) => json!({"error": self.message, "status": code}),
+            None => json!({"error": self.message}),
+        };
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+/// Handler result: JSON with a status, or a Fly-shaped error.
+pub(crate) type ApiResult = Result<Response, ApiError>;
+
+pub(crate) fn ok_json(status: u16, body: Value) -> ApiResult {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    Ok((status, axum::Json(body)).into_response())
+}
+
+pub(crate) fn no_content() -> ApiResult {
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Which apps the caller's token may see.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Scope {
+    /// An org or user token: every app of the orgs the viewer belongs to.
+    Orgs,
+    /// An app-scoped token.
+    Apps(Vec<String>),
+}
+
+impl Scope {
+    pub(crate) fn allows(&self, app: &str) -> bool {
+        match self {
+            Scope::Orgs => true,
+            Scope::Apps(apps) => apps.iter().any(|a| a == app),
+        }
+    }
+}
+
+/// 404 if the app does not exist; 403 if it exists but the caller may not see it.
+pub(crate) fn visible_app(w: &World, scope: &Scope, app: &str) -> Result<(), ApiError> {
+    let a = w
+        .apps
+        .get(app)
+        .ok_or_else(|| ApiError::not_found("app not found"))?;
+    let member = w.orgs.get(&a.org).is_some_and(|o| o.member);
+    if member && scope.allows(app) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            403,
+            format!("unauthorized: your token cannot access app {app}"),
+        ))
+    }
+}
+
+/// Marks a response that must instead drop the connection.
+#[derive(Debug, Clone, Copy)]
+struct DropConnection;
+
+#[derive(Debug)]
+struct InjectedReset;
+
+impl std::fmt::Display for InjectedReset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("injected connection reset")
+    }
+}
+
+impl std::error::Error for InjectedReset {}
+
+/// Accepts connections until `stop` flips; HTTP/1.1 with keep-alive.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    let router = router.clone();
+                    conns.spawn(async move {
+                        let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                            let router = router.clone();
+                            async move {
+                                let resp: Response = match router.oneshot(req).await {
+                                    Ok(r) => r,
+                                    Err(never) => match never {},
+                                };
+                                if resp.extensions().get::<DropConnection>().is_some() {
+                                    Err(InjectedReset)
+                                } else {
+                                    Ok(resp)
+                                }
+                            }
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .keep_alive(true)
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                            .await;
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "simulator: accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            _ = stop.changed() => break,
+        }
+    }
+    conns.abort_all();
+}
+
+/// Every route, the control API and the middleware.
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    let api = Router::new()
+        .merge(super::rest::routes())
+        .merge(super::machines::routes())
+        .merge(super::volumes::routes())
+        .merge(super::graphql::routes())
+        .merge(super::logs::routes())
+        .route_layer(middleware::from_fn_with_state(shared.clone(), gate));
+    Router::new()
+        .merge(api)
+        .merge(super::control::routes())
+        .fallback(fallback)
+        .layer(middleware::from_fn_with_state(shared.clone(), outer))
+        .with_state(shared)
+}
+
+async fn fallback() -> ApiError {
+    ApiError::not_found("not found")
+}
+
+enum Fault {
+    None,
+    ServerError(u16),
+    Reset,
+}
+
+/// Request id, request log, faults and API latency.
+async fn outer(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+    let control = path.starts_with("/__sim/");
+    let (request_id, start_ms, fault, delay) = s.with_world(|w, now| {
+        let id = w.rng_request_id(now);
+        let mut delay = None;
+        let mut fault = Fault::None;
+        if !control && !w.faults.is_off() {
+            if let Some((d, p)) = w.faults.latency
+                && w.fault_rng.next_f64() < p
+            {
+                delay = Some(d);
+            }
+            if w.fault_rng.next_f64() < w.faults.server_error {
+                let codes = [500u16, 502, 503];
+                let pick = usize::try_from(w.fault_rng.next_u64() % 3).unwrap_or(0);
+                fault = Fault::ServerError(codes.get(pick).copied().unwrap_or(503));
+            } else if w.fault_rng.next_f64() < w.faults.reset {
+                fault = Fault::Reset;
+            }
+        }
+        if !control && !s.cfg.stepped && w.latency.api_ms > 0 {
+            let api = scaled_duration(w.latency.api_ms, w.time_scale);
+            if !api.is_zero() {
+                delay = Some(delay.unwrap_or_default() + api);
+            }
+        }
+        (id, now, fault, delay)
+    });
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
+    let mut resp = match fault {
+        Fault::None => next.run(req).await,
+        Fault::ServerError(code) => {
+            ApiError::new(code, "internal error (injected fault)").into_response()
+        }
+        Fault::Reset => {
+            let mut r = Response::new(axum::body::Body::empty());
+            r.extensions_mut().insert(DropConnection);
+            r
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("fly-request-id", v);
+    }
+    if !control {
+        let status = resp.status().as_u16();
+        let real_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        s.with_world(|w, now| {
+            if w.requests.len() >= MAX_REQUEST_LOG {
+                w.requests.pop_front();
+            }
+            w.requests.push_back(RequestRecord {
+                id: request_id,
+                method,
+                path,
+                status,
+                start_ms,
+                end_ms: now,
+                real_us,
+            });
+        });
+    }
+    resp
+}
+
+impl World {
+    fn rng_request_id(&mut self, now: u64) -> String {
+        self.fault_rng.request_id(now)
+    }
+}
+
+/// The token from `Authorization`: `Bearer X`, `FlyV1 X` or `Bearer FlyV1 X`.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
+    let raw = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let token = strip_scheme(raw.trim());
+    (!token.is_empty()).then(|| token.to_owned())
+}
+
+pub(crate) fn strip_scheme(s: &str) -> &str {
+    let mut t = s.trim();
+    loop {
+        let lower = t.get(..6).map(str::to_ascii_lowercase);
+        match lower.as_deref() {
+            Some("bearer") if t.get(6..7) == Some(" ") => t = t.get(7..).unwrap_or("").trim_start(),
+            Some("flyv1 ") => t = t.get(6..).unwrap_or("").trim_start(),
+            _ => return t,
+        }
+    }
+}
+
+/// Authentication and rate limits in front of Fly's APIs.
+async fn gate(
+    State(s): State<Arc<Shared>>,
+    matched: Option<MatchedPath>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let Some(token) = bearer(req.headers()) else {
+        return ApiError::new(401, "Authenticate: token validation error").into_response();
+    };
+    let scope = match s
+        .cfg
+        .app_tokens
+        .iter()
+        .find(|t| strip_scheme(&t.token) == token)
+    {
+        Some(t) => Scope::Apps(t.apps.clone()),
+        None => match &s.cfg.required_token {
+            Some(required) if strip_scheme(required) != token => {
+                return ApiError::new(401, "Authenticate: token validation error").into_response();
+            }
+            _ => Scope::Orgs,
+        },
+    };
+    let template = matched.as_ref().map_or("", MatchedPath::as_str).to_owned();
+    let method = req.method().clone();
+    let exempt = template == "/graphql" || template.starts_with("/api/v1/") || template.is_empty();
+    if !exempt {
+        let segments: Vec<&str> = req.uri().path().split('/').collect();
+        let app = segments.get(3).copied().unwrap_or("");
+        let machine = if template.starts_with("/v1/apps/{app_name}/machines/{machine_id}") {
+            segments.get(5).copied()
+        } else {
+            None
+        };
+        let (limit, key) = if method == axum::http::Method::GET
+            && template == "/v1/apps/{app_name}/machines/{machine_id}"
+        {
+            (
+                ratelimit::GET_MACHINE,
+                format!("get_machine:{}", machine.unwrap_or("")),
+            )
+        } else if method == axum::http::Method::DELETE && template == "/v1/apps/{app_name}" {
+            (ratelimit::APP_DELETE, "delete_app".to_owned())
+        } else {
+            (
+                ratelimit::DEFAULT,
+                format!("{method} {template}:{}", machine.unwrap_or(app)),
+            )
+        };
+        let limited = s.with_world(|w, now| {
+            if w.rate_limits_on {
+                w.limiter.take(&key, limit, now).err()
+            } else {
+                None
+            }
+        });
+        if limited.is_some() {
+            return ApiError::new(
+                429,
+                "rate limit exceeded: too many requests for this action, slow down and retry",
+            )
+            .into_response();
+        }
+    }
+    req.extensions_mut().insert(scope);
+    next.run(req).await
+}
+
+/// Reads a JSON body leniently: an empty body is `{}`; a malformed one is 400.
+pub(crate) fn parse_body(bytes: &[u8]) -> Result<Value, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_every_scheme_the_recipe_and_clients_send() {
+        assert_eq!(strip_scheme("Bearer abc"), "abc");
+        assert_eq!(strip_scheme("FlyV1 fm2_x,fm2_y"), "fm2_x,fm2_y");
+        assert_eq!(strip_scheme("Bearer FlyV1 fm2_x"), "fm2_x");
+        assert_eq!(strip_scheme("plain"), "plain");
+    }
+}

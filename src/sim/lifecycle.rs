@@ -1,0 +1,1048 @@
+//! Machine lifecycle: the operations that move a machine between states (create,
+//! start, stop, suspend, restart, update, destroy, signal, crash), the queue of due
+//! transitions with their events, checks and log lines, and the automatic-mode ticker
+//! that runs them in real time. Rules follow API-NOTES §2; durations come from the
+//! latency model. Knows nothing of routing; errors are already Fly-shaped.
+
+use std::cmp::Reverse;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::Shared;
+use super::http::ApiError;
+use super::model::{
+    App, Check, Effect, Event, EventTpl, Lease, MState, Machine, MachineVersion, Step, Target,
+    World,
+};
+use super::platform;
+
+/// One planned transition, relative to the previous one.
+pub(crate) struct Plan {
+    pub after_ms: u64,
+    pub state: MState,
+    pub event: Option<EventTpl>,
+    pub effect: Effect,
+    pub log: Option<String>,
+}
+
+pub(crate) fn plan(after_ms: u64, state: MState) -> Plan {
+    Plan {
+        after_ms,
+        state,
+        event: None,
+        effect: Effect::None,
+        log: None,
+    }
+}
+
+impl Plan {
+    pub(crate) fn event(mut self, kind: &'static str, source: &'static str) -> Self {
+        self.event = Some(EventTpl {
+            kind,
+            source,
+            request: None,
+        });
+        self
+    }
+    pub(crate) fn request(mut self, request: Value) -> Self {
+        if let Some(e) = self.event.as_mut() {
+            e.request = Some(request);
+        }
+        self
+    }
+    pub(crate) fn effect(mut self, effect: Effect) -> Self {
+        self.effect = effect;
+        self
+    }
+    pub(crate) fn log(mut self, line: impl Into<String>) -> Self {
+        self.log = Some(line.into());
+        self
+    }
+}
+
+fn exit_request(
+    at: u64,
+    code: i64,
+    signal: i64,
+    oom: bool,
+    requested: bool,
+    restarting: bool,
+) -> Value {
+    json!({"exit_event": {"exit_code": code, "guest_exit_code": code, "signal": signal,
+        "guest_signal": signal, "oom_killed": oom, "requested_stop": requested,
+        "restarting": restarting, "exited_at": at}, "restart_count": 0})
+}
+
+/// Health check names a config defines: `checks{name}` and `servicecheck-NN-TYPE-PORT`.
+pub(crate) fn check_names(config: &Value) -> Vec<String> {
+    let mut out: Vec<String> = config
+        .get("checks")
+        .and_then(Value::as_object)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    if let Some(services) = config.get("services").and_then(Value::as_array) {
+        let mut n = 0;
+        for s in services {
+            let port = s.get("internal_port").and_then(Value::as_u64).unwrap_or(0);
+            for c in s
+                .get("checks")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                let kind = c.get("type").and_then(Value::as_str).unwrap_or("tcp");
+                out.push(format!("servicecheck-{n:02}-{kind}-{port}"));
+                n += 1;
+            }
+        }
+    }
+    out
+}
+
+impl World {
+    pub(crate) fn app_mut(&mut self, app: &str) -> Result<&mut App, ApiError> {
+        self.apps
+            .get_mut(app)
+            .ok_or_else(|| ApiError::not_found("app not found"))
+    }
+
+    pub(crate) fn machine(&self, app: &str, id: &str) -> Result<&Machine, ApiError> {
+        self.apps
+            .get(app)
+            .ok_or_else(|| ApiError::not_found("app not found"))?
+            .machines
+            .get(id)
+            .ok_or_else(|| ApiError::not_found("machine not found"))
+    }
+
+    pub(crate) fn machine_mut(&mut self, app: &str, id: &str) -> Result<&mut Machine, ApiError> {
+        self.apps
+            .get_mut(app)
+            .ok_or_else(|| ApiError::not_found("app not found"))?
+            .machines
+            .get_mut(id)
+            .ok_or_else(|| ApiError::not_found("machine not found"))
+    }
+
+    /// Replaces the machine's pending transitions with `steps`.
+    pub(crate) fn schedule(&mut self, app: &str, id: &str, steps: Vec<Plan>, now: u64) {
+        let mut due = now;
+        let mut entries = Vec::new();
+        if let Ok(m) = self.machine_mut(app, id) {
+            m.plan.clear();
+            for p in steps {
+                due = due.saturating_add(p.after_ms);
+                m.plan.push_back(Step {
+                    due,
+                    state: p.state,
+                    event: p.event,
+                    effect: p.effect,
+                    log: p.log,
+                });
+                entries.push(due);
+            }
+        }
+        for due in entries {
+            self.due_seq += 1;
+            self.due.push(Reverse((
+                due,
+                self.due_seq,
+                Target::Machine {
+                    app: app.to_owned(),
+                    id: id.to_owned(),
+                },
+            )));
+        }
+        self.scheduled_count = self.scheduled_count.wrapping_add(1);
+    }
+
+    pub(crate) fn schedule_volume(&mut self, app: &str, id: &str, due: u64) {
+        self.due_seq += 1;
+        self.due.push(Reverse((
+            due,
+            self.due_seq,
+            Target::Volume {
+                app: app.to_owned(),
+                id: id.to_owned(),
+            },
+        )));
+        self.scheduled_count = self.scheduled_count.wrapping_add(1);
+    }
+
+    /// The earliest pending transition, if any.
+    pub(crate) fn next_due(&self) -> Option<u64> {
+        self.due.peek().map(|Reverse((d, _, _))| *d)
+    }
+
+    /// Runs every transition due at or before `now`, each at its own time.
+    pub(crate) fn run_due(&mut self, now: u64) {
+        while let Some(Reverse((due, _, _))) = self.due.peek() {
+            if *due > now {
+                break;
+            }
+            let Some(Reverse((_, _, target))) = self.due.pop() else {
+                break;
+            };
+            match target {
+                Target::Machine { app, id } => loop {
+                    let step = match self.machine_mut(&app, &id) {
+                        Ok(m) => match m.plan.front() {
+                            Some(s) if s.due <= now => m.plan.pop_front(),
+                            _ => None,
+                        },
+                        Err(_) => None,
+                    };
+                    let Some(step) = step else { break };
+                    self.apply_step(&app, &id, step);
+                },
+                Target::Volume { app, id } => {
+                    if let Some(v) = self.apps.get_mut(&app).and_then(|a| a.volumes.get_mut(&id))
+                        && v.ready_at.is_some_and(|t| t <= now)
+                    {
+                        v.ready_at = None;
+                        v.state = "created".into();
+                        self.touch();
+                    }
+                }
+            }
+        }
+    }
+
+    fn apply_step(&mut self, app: &str, id: &str, step: Step) {
+        let event_id = self.rng.ulid(step.due);
+        let log_line = step.log.clone();
+        let mut detach = false;
+        if let Ok(m) = self.machine_mut(app, id) {
+            m.state = step.state;
+            m.updated_ms = step.due;
+            if let Some(e) = step.event {
+                m.events.push(Event {
+                    id: event_id,
+                    kind: e.kind.to_owned(),
+                    status: step.state.as_str().to_owned(),
+                    source: e.source.to_owned(),
+                    timestamp: step.due,
+                    request: e.request,
+                });
+            }
+            match step.effect {
+                Effect::None => {}
+                Effect::ChecksPassing => {
+                    m.checks = check_names(m.config())
+                        .into_iter()
+                        .map(|name| Check {
+                            name,
+                            status: "passing".into(),
+                            output: "Success".into(),
+                            updated_ms: step.due,
+                        })
+                        .collect();
+                }
+                Effect::ChecksDown => {
+                    for c in &mut m.checks {
+                        c.status = "critical".into();
+                        c.output = "the machine is not running".into();
+                        c.updated_ms = step.due;
+                    }
+                }
+                Effect::DetachVolumes => {
+                    m.checks.clear();
+                    m.lease = None;
+                    detach = true;
+                }
+            }
+        }
+        if detach && let Some(a) = self.apps.get_mut(app) {
+            for v in a.volumes.values_mut() {
+                if v.attached_machine_id.as_deref() == Some(id) {
+                    v.attached_machine_id = None;
+                    v.attached_alloc_id = None;
+                }
+            }
+        }
+        if let Some(line) = log_line {
+            self.log(app, id, step.due, &line);
+        }
+        self.touch();
+    }
+
+    /// Appends an event now (user-initiated actions).
+    pub(crate) fn push_event(
+        &mut self,
+        app: &str,
+        id: &str,
+        kind: &str,
+        source: &str,
+        request: Option<Value>,
+        now: u64,
+    ) {
+        let event_id = self.rng.ulid(now);
+        if let Ok(m) = self.machine_mut(app, id) {
+            m.events.push(Event {
+                id: event_id,
+                kind: kind.to_owned(),
+                status: m.state.as_str().to_owned(),
+                source: source.to_owned(),
+                timestamp: now,
+                request,
+            });
+            m.updated_ms = now;
+        }
+        self.touch();
+    }
+
+    /// 409 unless the caller holds the machine's lease (or nobody does).
+    pub(crate) fn check_lease(
+        &self,
+        app: &str,
+        id: &str,
+        nonce: Option<&str>,
+        now: u64,
+    ) -> Result<(), ApiError> {
+        let m = self.machine(app, id)?;
+        match m.live_lease(now) {
+            Some(l) if Some(l.nonce.as_str()) != nonce => Err(ApiError::new(
+                409,
+                format!(
+                    "aborted: machine ID {id} lease currently held by {}, expires at {}",
+                    l.owner,
+                    super::clock::rfc3339(l.expires_ms)
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn precondition(op: &str, state: MState) -> ApiError {
+        ApiError::new(
+            412,
+            format!(
+                "failed_precondition: unable to {op} machine from current state: '{}'",
+                state.as_str()
+            ),
+        )
+    }
+
+    /// `POST …/start`.
+    pub(crate) fn start_machine(
+        &mut self,
+        app: &str,
+        id: &str,
+        now: u64,
+    ) -> Result<Value, ApiError> {
+        let m = self.machine(app, id)?;
+        let previous = m.state;
+        let boot = match previous {
+            MState::Created | MState::Stopped | MState::Failed => self.latency.start_ms,
+            MState::Suspended => self.latency.resume_ms,
+            MState::Started => {
+                return Ok(json!({"previous_state": "started", "migrated": false, "new_host": ""}));
+            }
+            other => return Err(Self::precondition("start", other)),
+        };
+        let delay = self.delay(boot);
+        if let Ok(m) = self.machine_mut(app, id) {
+            m.state = MState::Starting;
+            m.updated_ms = now;
+        }
+        self.push_event(app, id, "start", "user", None, now);
+        let resumed = previous == MState::Suspended;
+        let line = if resumed {
+            format!("Machine resumed in {delay}ms")
+        } else {
+            format!("Machine started in {delay}ms")
+        };
+        self.schedule(
+            app,
+            id,
+            vec![
+                plan(delay, MState::Started)
+                    .event("start", "flyd")
+                    .effect(Effect::ChecksPassing)
+                    .log(line),
+            ],
+            now,
+        );
+        Ok(json!({"previous_state": previous.as_str(), "migrated": false, "new_host": ""}))
+    }
+
+    /// `POST …/stop`.
+    pub(crate) fn stop_machine(
+        &mut self,
+        app: &str,
+        id: &str,
+        signal: &str,
+        now: u64,
+    ) -> Result<Value, ApiError> {
+        let state = self.machine(app, id)?.state;
+        match state {
+            MState::Started
+            | MState::Starting
+            | MState::Created
+            | MState::Suspended
+            | MState::Failed
+            | MState::Restarting => {}
+            MState::Stopped | MState::Stopping => return Ok(json!({"ok": true})),
+            other => return Err(Self::precondition("stop", other)),
+        }
+        let signo = platform::signal_number(signal).unwrap_or(15);
+        if let Ok(m) = self.machine_mut(app, id) {
+            m.state = MState::Stopping;
+            m.updated_ms = now;
+        }
+        self.push_event(app, id, "stop", "user", None, now);
+        let delay = self.delay(self.latency.stop_ms);
+        let exit = exit_request(now.saturating_add(delay), 0, signo, false, true, false);
+        self.schedule(
+            app,
+            id,
+            vec![
+                plan(delay, MState::Stopped)
+                    .event("exit", "flyd")
+                    .request(exit)
+                    .effect(Effect::ChecksDown)
+                    .log(format!("Sending signal {signal} to main child process")),
+            ],
+            now,
+        );
+        Ok(json!({"ok": true}))
+    }
+
+    /// `POST …/suspend`.
+    pub(crate) fn suspend_machine(
+        &mut self,
+        app: &str,
+        id: &str,
+        now: u64,
+    ) -> Result<Value, ApiError> {
+        let state = self.machine(app, id)?.state;
+        match state {
+            MState::Started => {}
+            MState::Suspended | MState::Suspending => return Ok(json!({"ok": true})),
+            other => return Err(Self::precondition("suspend", other)),
+        }
+        if let Ok(m) = self.machine_mut(app, id) {
+            m.state = MState::Suspending;
+            m.updated_ms = now;
+        }
+        self.push_event(app, id, "suspend", "user", None, now);
+        let delay = self.delay(self.latency.suspend_ms);
+        self.schedule(
+            app,
+            id,
+            vec![
+                plan(delay, MState::Suspended)
+                    .event("suspend", "flyd")
+                    .log("Virtual machine has been suspended"),
+            ],
+            now,
+        );
+        Ok(json!({"ok": true}))
+    }
+
+    /// `POST …/restart`.
+    pub(crate) fn restart_machine(
+        &mut self,
+        app: &str,
+        id: &str,
+        now: u64,
+    ) -> Result<Value, ApiError> {
+        let state = self.machine(app, id)?.state;
+        if state != MState::Started {
+            return Err(Self::precondition("restart", state));
+        }
+        if let Ok(m) = self.machine_mut(app, id) {
+            m.state = MState::Restarting;
+            m.updated_ms = now;
+        }
+        self.push_event(app, id, "restart", "user", None, now);
+        let stop = self.delay(self.latency.stop_ms);
+        let start = self.delay(self.latency.start_ms);
+        let exit = exit_request(now.saturating_add(stop), 0, 15, false, true, true);
+        self.schedule(
+            app,
+            id,
+            vec![
+                plan(stop, MState::Starting)
+                    .event("exit", "flyd")
+                    .request(exit)
+                    .effect(Effect::ChecksDown),
+                plan(start, MState::Started)
+                    .event("start", "flyd")
+                    .effect(Effect::ChecksPassing)
+                    .log(format!("Machine started in {start}ms")),
+            ],
+            now,
+        );
+        Ok(json!({"ok": true}))
+    }
+
+    /// The guest's main process dies (a signal, or the OOM killer); the restart policy
+    /// decides whether it comes back.
+    pub(crate) fn kill_process(
+        &mut self,
+        app: &str,
+        id: &str,
+        signo: i64,
+        oom: bool,
+        now: u64,
+    ) -> Result<Value, ApiError> {
+        let m = self.machine(app, id)?;
+        if m.state != MState::Started {
+            return Err(Self::precondition("signal", m.state));
+        }
+        let policy = m
+            .config()
+            .pointer("/restart/policy")
+            .and_then(Value::as_str)
+            .unwrap_or("on-failure")
+            .to_owned();
+        let restarting = policy != "no";
+        let code = 128 + signo;
+        let request = exit_request(now, code, signo, oom, false, restarting);
+        if oom {
+            self.log(
+                app,
+                id,
+                now,
+                "Out of memory: Killed process 641 (app) total-vm:2097152kB, anon-rss:1048576kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:4096kB oom_score_adj:0",
+            );
+        }
+        let start = self.delay(self.latency.start_ms);
+        let mut steps = vec![
+            plan(0, MState::Stopped)
+                .event("exit", "flyd")
+                .request(request)
+                .effect(Effect::ChecksDown)
+                .log(format!(
+                    "Main child exited with signal (with signal '{}', core dumped? false)",
+                    platform::signal_name(signo)
+                )),
+        ];
+        if restarting {
+            steps.push(plan(0, MState::Starting).log("reboot: Restarting system"));
+            steps.push(
+                plan(start, MState::Started)
+                    .event("start", "flyd")
+                    .effect(Effect::ChecksPassing)
+                    .log(format!("Machine started in {start}ms")),
+            );
+        }
+        self.schedule(app, id, steps, now);
+        Ok(json!({"ok": true}))
+    }
+
+    /// `DELETE …/machines/{id}`.
+    pub(crate) fn destroy_machine(
+        &mut self,
+        app: &str,
+        id: &str,
+        force: bool,
+        now: u64,
+    ) -> Result<Value, ApiError> {
+        let state = self.machine(app, id)?.state;
+        match state {
+            MState::Created | MState::Stopped | MState::Suspended | MState::Failed => {}
+            MState::Destroyed | MState::Destroying => {
+                return Err(Self::precondition("destroy", state));
+            }
+            other if !force => {
+                return Err(ApiError::new(
+                    412,
+                    format!(
+                        "failed_precondition: unable to destroy machine, not currently stopped, suspended, created or failed (state '{}'); pass force=true to kill it",
+                        other.as_str()
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        if let Ok(m) = self.machine_mut(app, id) {
+            m.state = MState::Destroying;
+            m.updated_ms = now;
+        }
+        self.push_event(app, id, "destroy", "user", None, now);
+        let delay = self.delay(self.latency.destroy_ms);
+        self.schedule(
+            app,
+            id,
+            vec![
+                plan(delay, MState::Destroyed)
+                    .event("destroy", "flyd")
+                    .effect(Effect::DetachVolumes),
+            ],
+            now,
+        );
+        Ok(json!({"ok": true}))
+    }
+
+    /// Takes or refreshes a lease; `Err` 409 names the holder.
+    pub(crate) fn acquire_lease(
+        &mut self,
+        app: &str,
+        id: &str,
+        ttl_s: u64,
+        description: &str,
+        nonce: Option<&str>,
+        now: u64,
+    ) -> Result<Lease, ApiError> {
+        let owner = self.viewer.email.clone();
+        let fresh_nonce = self.rng.nonce();
+        let m = self.machine(app, id)?;
+        let version = m.version().to_owned();
+        let lease = match m.live_lease(now) {
+            Some(l) if Some(l.nonce.as_str()) == nonce => Lease {
+                expires_ms: now.saturating_add(ttl_s.saturating_mul(1000)),
+                description: if description.is_empty() {
+                    l.description.clone()
+                } else {
+                    description.to_owned()
+                },
+                version,
+                ..l.clone()
+            },
+            Some(l) => {
+                return Err(ApiError::new(
+                    409,
+                    format!(
+                        "aborted: lease currently held by {}, expires at {}",
+                        l.owner,
+                        super::clock::rfc3339(l.expires_ms)
+                    ),
+                ));
+            }
+            None => Lease {
+                nonce: fresh_nonce,
+                owner,
+                description: description.to_owned(),
+                expires_ms: now.saturating_add(ttl_s.saturating_mul(1000)),
+                version,
+            },
+        };
+        if let Ok(m) = self.machine_mut(app, id) {
+            m.lease = Some(lease.clone());
+        }
+        self.touch();
+        Ok(lease)
+    }
+
+    /// Validates a create/update request and returns the normalised config and region.
+    pub(crate) fn normalise_config(
+        &mut self,
+        app: &str,
+        machine_id: &str,
+        mut config: Value,
+        region: &str,
+        current_mounts: &[String],
+    ) -> Result<Value, ApiError> {
+        let obj = config.as_object_mut().ok_or_else(|| {
+            ApiError::new(400, "invalid machine config: config must be an object")
+        })?;
+        match obj.get("image").and_then(Value::as_str) {
+            Some(s) if !s.trim().is_empty() => {}
+            _ => {
+                return Err(ApiError::new(
+                    400,
+                    "invalid machine config: config.image is required",
+                ));
+            }
+        }
+        let guest = platform::validate_guest(obj.get("guest"))?;
+        obj.insert("guest".into(), guest);
+        let mounts = obj
+            .get("mounts")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let mut resolved = Vec::new();
+        let a = self
+            .apps
+            .get(app)
+            .ok_or_else(|| ApiError::not_found("app not found"))?;
+        let mut taken: Vec<String> = Vec::new();
+        for mount in mounts {
+            let mut mount = mount;
+            let wanted = mount
+                .get("volume")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            if wanted.is_empty() {
+                return Err(ApiError::new(400, "invalid mount: volume is required"));
+            }
+            if mount
+                .get("path")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                return Err(ApiError::new(400, "invalid mount: path is required"));
+            }
+            let usable = |v: &&super::model::Volume| {
+                v.attached_machine_id.is_none()
+                    || v.attached_machine_id.as_deref() == Some(machine_id)
+                    || current_mounts.contains(&v.id)
+            };
+            let vol = if wanted.starts_with("vol_") {
+                let v = a.volumes.get(&wanted).ok_or_else(|| {
+                    ApiError::new(400, format!("volume {wanted} not found in app {app}"))
+                })?;
+                if v.region != region {
+                    return Err(ApiError::new(
+                        400,
+                        format!(
+                            "volume {wanted} is in region {} but the machine is in {region}: a volume must be in the machine's region",
+                            v.region
+                        ),
+                    ));
+                }
+                if !usable(&v) {
+                    return Err(ApiError::new(
+                        409,
+                        format!(
+                            "volume {wanted} is already attached to machine {}",
+                            v.attached_machine_id.as_deref().unwrap_or("")
+                        ),
+                    ));
+                }
+                v
+            } else {
+                a.volumes
+                    .values()
+                    .filter(|v| v.name == wanted && v.region == region && !taken.contains(&v.id))
+                    .find(usable)
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            400,
+                            format!(
+                                "no unattached volume named {wanted:?} in region {region}; create one first or pick the region it is in"
+                            ),
+                        )
+                    })?
+            };
+            if v_state_blocks(&vol.state) {
+                return Err(ApiError::new(
+                    412,
+                    format!("volume {} is not ready (state {})", vol.id, vol.state),
+                ));
+            }
+            taken.push(vol.id.clone());
+            if let Some(m) = mount.as_object_mut() {
+                m.insert("volume".into(), json!(vol.id));
+                m.insert("name".into(), json!(vol.name));
+            }
+            resolved.push((mount, vol.zone.clone()));
+        }
+        if let Some((_, first_zone)) = resolved.first()
+            && resolved.iter().any(|(_, z)| z != first_zone)
+        {
+            return Err(ApiError::new(
+                400,
+                "mounted volumes must all be in the same zone (they would be on different hosts)",
+            ));
+        }
+        if !resolved.is_empty() {
+            obj.insert(
+                "mounts".into(),
+                Value::Array(resolved.into_iter().map(|(m, _)| m).collect()),
+            );
+        }
+        Ok(config)
+    }
+
+    /// Marks the volumes in `config.mounts` attached to `id`, releasing any others.
+    pub(crate) fn attach_mounts(&mut self, app: &str, id: &str) {
+        let (ids, version): (Vec<String>, String) = match self.machine(app, id) {
+            Ok(m) => (
+                m.config()
+                    .get("mounts")
+                    .and_then(Value::as_array)
+                    .map(|ms| {
+                        ms.iter()
+                            .filter_map(|x| {
+                                x.get("volume").and_then(Value::as_str).map(str::to_owned)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                m.version().to_owned(),
+            ),
+            Err(_) => return,
+        };
+        if let Some(a) = self.apps.get_mut(app) {
+            for v in a.volumes.values_mut() {
+                if ids.contains(&v.id) {
+                    v.attached_machine_id = Some(id.to_owned());
+                    v.attached_alloc_id = Some(version.clone());
+                } else if v.attached_machine_id.as_deref() == Some(id) {
+                    v.attached_machine_id = None;
+                    v.attached_alloc_id = None;
+                }
+            }
+        }
+    }
+
+    /// `POST /v1/apps/{app}/machines`.
+    pub(crate) fn create_machine(
+        &mut self,
+        app: &str,
+        body: &Value,
+        now: u64,
+    ) -> Result<Value, ApiError> {
+        if !self.apps.contains_key(app) {
+            return Err(ApiError::not_found("app not found"));
+        }
+        let config = body
+            .get("config")
+            .cloned()
+            .ok_or_else(|| ApiError::new(400, "invalid request: config is required"))?;
+        let region = match body.get("region").and_then(Value::as_str) {
+            Some(r) if !r.is_empty() => r.to_owned(),
+            _ => self.nearest_region.clone(),
+        };
+        if platform::region(&region).is_none() {
+            return Err(ApiError::new(
+                400,
+                format!(
+                    "invalid region {region:?}: not a Fly region (GET /v1/platform/regions lists them)"
+                ),
+            ));
+        }
+        let name = match body.get("name").and_then(Value::as_str) {
+            Some(n) if !n.is_empty() => n.to_owned(),
+            _ => self.rng.machine_name(),
+        };
+        if let Some(existing) = self.apps.get(app).and_then(|a| {
+            a.machines
+                .values()
+                .find(|m| m.name == name && m.state != MState::Destroyed)
+        }) {
+            return Err(ApiError::new(
+                409,
+                format!(
+                    "already_exists: unique machine name violation, machine ID {} already exists with name \"{name}\"",
+                    existing.id
+                ),
+            ));
+        }
+        let secrets_version = self.apps.get(app).map_or(0, |a| a.secrets_version);
+        if let Some(min) = body.get("min_secrets_version").and_then(Value::as_u64)
+            && min > secrets_version
+        {
+            return Err(ApiError::new(
+                400,
+                format!(
+                    "min_secrets_version {min} is newer than the app's secrets version {secrets_version}"
+                ),
+            ));
+        }
+        let id = self.rng.machine_id();
+        let config = self.normalise_config(app, &id, config, &region, &[])?;
+        if let Some(n) = self.capacity_failures.get_mut(&region)
+            && *n > 0
+        {
+            *n -= 1;
+            return Err(ApiError::coded(
+                412,
+                format!(
+                    "insufficient resources to create new machine with existing volume in region {region}: no capacity"
+                ),
+                "insufficient_capacity",
+            ));
+        }
+        let version = self.rng.ulid(now);
+        let private_ip = self.rng.private_ip();
+        let launch_event = self.rng.ulid(now);
+        let skip_launch = body
+            .get("skip_launch")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let machine = Machine {
+            id: id.clone(),
+            name,
+            region,
+            state: MState::Created,
+            versions: vec![MachineVersion {
+                id: version,
+                config,
+                created_ms: now,
+            }],
+            events: vec![Event {
+                id: launch_event,
+                kind: "launch".into(),
+                status: "created".into(),
+                source: "user".into(),
+                timestamp: now,
+                request: None,
+            }],
+            checks: Vec::new(),
+            lease: None,
+            cordoned: false,
+            created_ms: now,
+            updated_ms: now,
+            private_ip,
+            plan: Default::default(),
+            host_status: "ok".into(),
+            pid_base: 600,
+        };
+        self.app_mut(app)?.machines.insert(id.clone(), machine);
+        self.attach_mounts(app, &id);
+        let nonce = match body.get("lease_ttl").and_then(Value::as_u64) {
+            Some(ttl) if ttl > 0 => Some(self.acquire_lease(app, &id, ttl, "", None, now)?.nonce),
+            _ => None,
+        };
+        if !skip_launch {
+            let create = self.delay(self.latency.create_ms);
+            let boot = self.delay(self.latency.boot_ms);
+            self.schedule(
+                app,
+                &id,
+                vec![
+                    plan(create, MState::Starting).log("Pulling container image"),
+                    plan(boot, MState::Started)
+                        .event("start", "flyd")
+                        .effect(Effect::ChecksPassing)
+                        .log(format!(
+                            "Machine created and started in {}ms",
+                            create + boot
+                        )),
+                ],
+                now,
+            );
+        }
+        self.touch();
+        let mut out = self.machine(app, &id)?.to_json(false, false, now);
+        if let (Some(n), Some(o)) = (nonce, out.as_object_mut()) {
+            o.insert("nonce".into(), json!(n));
+        }
+        Ok(out)
+    }
+
+    /// `POST /v1/apps/{app}/machines/{id}`: a new version, replacing the running one.
+    pub(crate) fn update_machine(
+        &mut self,
+        app: &str,
+        id: &str,
+        body: &Value,
+        now: u64,
+    ) -> Result<Value, ApiError> {
+        let m = self.machine(app, id)?;
+        let previous = m.state;
+        let region = m.region.clone();
+        let current = m.version().to_owned();
+        let current_mounts: Vec<String> = m
+            .config()
+            .get("mounts")
+            .and_then(Value::as_array)
+            .map(|ms| {
+                ms.iter()
+                    .filter_map(|x| x.get("volume").and_then(Value::as_str).map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(cv) = body.get("current_version").and_then(Value::as_str)
+            && !cv.is_empty()
+            && cv != current
+        {
+            return Err(ApiError::new(
+                409,
+                format!(
+                    "machine version mismatch: current_version {cv} is not the machine's current version {current}"
+                ),
+            ));
+        }
+        if matches!(previous, MState::Destroyed | MState::Destroying) {
+            return Err(Self::precondition("update", previous));
+        }
+        if let Some(r) = body.get("region").and_then(Value::as_str)
+            && !r.is_empty()
+            && r != region
+        {
+            return Err(ApiError::new(
+                400,
+                format!(
+                    "cannot change a machine's region ({region} → {r}); create a new machine instead"
+                ),
+            ));
+        }
+        let config = body
+            .get("config")
+            .cloned()
+            .ok_or_else(|| ApiError::new(400, "invalid request: config is required"))?;
+        let config = self.normalise_config(app, id, config, &region, &current_mounts)?;
+        let version = self.rng.ulid(now);
+        let skip_launch = body
+            .get("skip_launch")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        if let Ok(m) = self.machine_mut(app, id) {
+            m.versions.push(MachineVersion {
+                id: version,
+                config,
+                created_ms: now,
+            });
+            m.state = MState::Replacing;
+            m.updated_ms = now;
+        }
+        self.attach_mounts(app, id);
+        self.push_event(app, id, "update", "user", None, now);
+        let update = self.delay(self.latency.update_ms);
+        let start = self.delay(self.latency.start_ms);
+        let steps = if skip_launch {
+            let end = match previous {
+                MState::Created => MState::Created,
+                _ => MState::Stopped,
+            };
+            vec![
+                plan(update, end)
+                    .event("update", "flyd")
+                    .effect(Effect::ChecksDown),
+            ]
+        } else {
+            vec![
+                plan(update, MState::Starting).event("update", "flyd"),
+                plan(start, MState::Started)
+                    .event("start", "flyd")
+                    .effect(Effect::ChecksPassing)
+                    .log(format!("Machine started in {start}ms")),
+            ]
+        };
+        self.schedule(app, id, steps, now);
+        if let Some(ttl) = body.get("lease_ttl").and_then(Value::as_u64)
+            && ttl > 0
+        {
+            let nonce = self
+                .machine(app, id)?
+                .lease
+                .as_ref()
+                .map(|l| l.nonce.clone());
+            self.acquire_lease(app, id, ttl, "", nonce.as_deref(), now)?;
+        }
+        Ok(self.machine(app, id)?.to_json(false, false, now))
+    }
+}
+
+fn v_state_blocks(state: &str) -> bool {
+    matches!(
+        state,
+        "restoring" | "destroying" | "destroyed" | "pending_destroy"
+    )
+}
+
+/// Automatic mode: runs transitions as they fall due (real time), then tells waiters.
+pub(crate) async fn ticker(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let now = shared.clock.now_ms();
+        let next = shared.with_world(|w, _| w.next_due());
+        let sleep = match next {
+            Some(due) => Duration::from_millis(due.saturating_sub(now).max(1)),
+            None => Duration::from_secs(3600),
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(sleep) => {}
+            _ = shared.wake.notified() => {}
+            _ = stop.changed() => return,
+        }
+    }
+}

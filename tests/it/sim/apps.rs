@@ -1,0 +1,243 @@
+//! Auth, apps, IPs, platform and tokens, GraphQL.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use fly_machines_mcp::sim::{Scenario, SimConfig};
+use serde_json::json;
+
+use super::Sim;
+
+#[tokio::test]
+async fn auth_is_required_and_fly_shaped() {
+    let sim = Sim::start(SimConfig::stepped().with_required_token("fm2_secret")).await;
+    let resp = sim
+        .http
+        .get(sim.url("/v1/apps?org_slug=personal"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(resp.headers().contains_key("fly-request-id"));
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"error": "Authenticate: token validation error"})
+    );
+    for header in [
+        "Bearer fm2_secret",
+        "FlyV1 fm2_secret",
+        "Bearer FlyV1 fm2_secret",
+    ] {
+        let resp = sim
+            .http
+            .get(sim.url("/v1/apps?org_slug=personal"))
+            .header("Authorization", header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{header}");
+    }
+    let resp = sim
+        .http
+        .get(sim.url("/v1/apps?org_slug=personal"))
+        .header("Authorization", "Bearer wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+}
+
+#[tokio::test]
+async fn app_create_get_list_delete() {
+    let sim = Sim::start(SimConfig::stepped().with_scenario(Scenario::Demo)).await;
+    let (st, r) = sim
+        .post(
+            "/v1/apps",
+            json!({"app_name": "my-app", "org_slug": "personal"}),
+        )
+        .await;
+    assert_eq!(st, 201, "{r}");
+    assert_eq!(r["id"].as_str().unwrap().len(), 16);
+    assert!(r["created_at"].as_u64().unwrap() > 1_700_000_000_000);
+
+    let (st, e) = sim
+        .post(
+            "/v1/apps",
+            json!({"name": "my-app", "org_slug": "personal"}),
+        )
+        .await;
+    assert_eq!(st, 422);
+    assert_eq!(
+        e,
+        json!({"error": "Validation failed: Name has already been taken", "status": "name_taken"})
+    );
+    // app names are global: taken by an org we cannot see
+    let (st, e) = sim
+        .post(
+            "/v1/apps",
+            json!({"name": "taken-elsewhere", "org_slug": "personal"}),
+        )
+        .await;
+    assert_eq!(st, 422);
+    assert_eq!(e["status"], "name_taken");
+    let (st, _) = sim.get("/v1/apps/taken-elsewhere").await;
+    assert_eq!(st, 403);
+    let (st, e) = sim.get("/v1/apps/nope").await;
+    assert_eq!(st, 404);
+    assert_eq!(e["error"], "app not found");
+
+    // idempotency_key makes a retry safe
+    let body = json!({"name": "idem-app", "org_slug": "personal", "idempotency_key": "k1"});
+    let (_, a) = sim.post("/v1/apps", body.clone()).await;
+    let (st, b) = sim.post("/v1/apps", body).await;
+    assert_eq!(st, 201);
+    assert_eq!(a, b);
+
+    let (st, app) = sim.get("/v1/apps/my-app").await;
+    assert_eq!(st, 200);
+    assert_eq!(app["name"], "my-app");
+    assert_eq!(app["organization"]["slug"], "demo-user");
+    assert_eq!(app["status"], "pending");
+
+    let (_, page) = sim.get("/v1/apps?org_slug=personal&limit=1").await;
+    assert_eq!(page["total_apps"], 3);
+    assert_eq!(page["apps"].as_array().unwrap().len(), 1);
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let (_, page2) = sim
+        .get(&format!(
+            "/v1/apps?org_slug=personal&limit=5&cursor={cursor}"
+        ))
+        .await;
+    assert_eq!(page2["apps"].as_array().unwrap().len(), 2);
+    assert!(page2.get("next_cursor").is_none());
+
+    let (_, cdn) = sim.get("/v1/apps?org_slug=cdn-org").await;
+    assert_eq!(cdn["apps"][0]["name"], "cdn-demo");
+    assert_eq!(cdn["apps"][0]["machine_count"], 11);
+
+    let (st, _) = sim.delete("/v1/apps/my-app").await;
+    assert_eq!(st, 202);
+    let (st, _) = sim.get("/v1/apps/my-app").await;
+    assert_eq!(st, 404);
+}
+
+#[tokio::test]
+async fn regions_tokens_and_graphql_platform() {
+    let sim = Sim::stepped().await;
+    let (st, r) = sim.get("/v1/platform/regions").await;
+    assert_eq!(st, 200);
+    assert!(r["regions"].as_array().unwrap().len() >= 35);
+    assert_eq!(r["nearest"], "iad");
+    assert!(
+        r["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["code"] == "syd" && x["name"] == "Sydney, Australia")
+    );
+
+    let (st, t) = sim.get("/v1/tokens/current").await;
+    assert_eq!(st, 200);
+    assert_eq!(t["tokens"][0]["org_slug"], "personal-sim");
+
+    let q = "query { organizations(admin: true) { nodes { id slug name type paidPlan } } platform { vmSizes { name cpuCores memoryMb priceMonth priceSecond } } }";
+    let (st, r) = sim.post("/graphql", json!({"query": q})).await;
+    assert_eq!(st, 200);
+    assert!(r.get("errors").is_none(), "{r}");
+    assert_eq!(r["data"]["organizations"]["nodes"][0]["type"], "PERSONAL");
+    assert!(
+        r["data"]["organizations"]["nodes"][0]
+            .get("rawSlug")
+            .is_none(),
+        "pruned to the selection"
+    );
+    let sizes = r["data"]["platform"]["vmSizes"].as_array().unwrap();
+    let one = sizes.iter().find(|s| s["name"] == "shared-cpu-1x").unwrap();
+    assert_eq!(one["memoryMb"], 256);
+    assert!(one["priceMonth"].as_f64().unwrap() > 1.0);
+
+    // errors are HTTP 200 with a Fly-shaped GraphQL error
+    let (st, r) = sim.post("/graphql", json!({"query": "query($n: String!) { app(name: $n) { name } }", "variables": {"n": "missing"}})).await;
+    assert_eq!(st, 200);
+    assert_eq!(r["data"]["app"], serde_json::Value::Null);
+    assert_eq!(r["errors"][0]["extensions"]["code"], "NOT_FOUND");
+    assert_eq!(r["errors"][0]["path"][0], "app");
+}
+
+#[tokio::test]
+async fn ips_by_graphql_and_rest() {
+    let sim = Sim::stepped().await;
+    sim.create_app("ips").await;
+    let q = "mutation($input: AllocateIPAddressInput!) { allocateIpAddress(input: $input) { ipAddress { id address type region } app { sharedIpAddress } } }";
+    let (_, r) = sim
+        .post(
+            "/graphql",
+            json!({"query": q, "operationName": null,
+        "variables": {"input": {"appId": "ips", "type": "shared_v4", "region": ""}}}),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["allocateIpAddress"]["ipAddress"],
+        serde_json::Value::Null,
+        "{r}"
+    );
+    let shared = r["data"]["allocateIpAddress"]["app"]["sharedIpAddress"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, r) = sim
+        .post(
+            "/graphql",
+            json!({"query": q,
+        "variables": {"input": {"appId": "ips", "type": "v6", "region": ""}}}),
+        )
+        .await;
+    let v6 = r["data"]["allocateIpAddress"]["ipAddress"]["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(v6.contains(':'));
+
+    let list = "query($appName: String!) { app(name: $appName) { ipAddresses { nodes { address type } } sharedIpAddress } }";
+    let (_, r) = sim
+        .post(
+            "/graphql",
+            json!({"query": list, "variables": {"appName": "ips"}}),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["app"]["ipAddresses"]["nodes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "shared v4 is not a node"
+    );
+    assert_eq!(r["data"]["app"]["sharedIpAddress"], shared.as_str());
+
+    let (st, ip) = sim
+        .post("/v1/apps/ips/ip_assignments", json!({"type": "v4"}))
+        .await;
+    assert_eq!(st, 200);
+    let v4 = ip["ip"].as_str().unwrap().to_owned();
+    let (_, all) = sim.get("/v1/apps/ips/ip_assignments").await;
+    assert_eq!(all["ips"].as_array().unwrap().len(), 3);
+    let (st, _) = sim
+        .delete(&format!("/v1/apps/ips/ip_assignments/{v4}"))
+        .await;
+    assert_eq!(st, 204);
+    let rel = "mutation($input: ReleaseIPAddressInput!) { releaseIpAddress(input: $input) { app { name } } }";
+    let (_, r) = sim
+        .post(
+            "/graphql",
+            json!({"query": rel, "variables": {"input": {"appId": "ips", "ip": v6}}}),
+        )
+        .await;
+    assert_eq!(r["data"]["releaseIpAddress"]["app"]["name"], "ips", "{r}");
+    let (_, all) = sim.get("/v1/apps/ips/ip_assignments").await;
+    assert_eq!(all["ips"].as_array().unwrap().len(), 1);
+}

@@ -1,0 +1,100 @@
+//! The per-user dev environment recipe from Fly's Machines API guide, request for
+//! request (same bodies, only the host changed): the machine reaches `started`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use fly_machines_mcp::sim::SimConfig;
+use serde_json::{Value, json};
+
+use super::Sim;
+
+async fn call(sim: &Sim, method: reqwest::Method, url: String, body: Value) -> (u16, Value) {
+    let resp = sim
+        .http
+        .request(method, url)
+        .header("Authorization", "Bearer FlyV1 fm2_IJPECAAA")
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let st = resp.status().as_u16();
+    (st, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn curl_recipe_reaches_started() {
+    let sim = Sim::start(SimConfig::for_tests()).await;
+    let host = sim.handle.base_url();
+    let app = "mcp-demo-4f2a9c1e7b3d";
+    let post = reqwest::Method::POST;
+
+    let (st, _) = call(
+        &sim,
+        post.clone(),
+        format!("{host}/v1/apps"),
+        json!({"app_name": app, "org_slug": "personal"}),
+    )
+    .await;
+    assert_eq!(st, 201);
+
+    let (st, r) = call(&sim, post.clone(), format!("{host}/graphql"), json!({
+        "query": "mutation($input: AllocateIPAddressInput!) { allocateIpAddress(input: $input) { app { sharedIpAddress } } }",
+        "variables": {"input": {"appId": app, "type": "shared_v4", "region": ""}}})).await;
+    assert_eq!(st, 200);
+    assert!(
+        r["data"]["allocateIpAddress"]["app"]["sharedIpAddress"].is_string(),
+        "{r}"
+    );
+
+    let (st, r) = call(&sim, post.clone(), format!("{host}/graphql"), json!({
+        "query": "mutation($input: AllocateIPAddressInput!) { allocateIpAddress(input: $input) { ipAddress { id address type region createdAt } } }",
+        "variables": {"input": {"appId": app, "type": "v6", "region": ""}}})).await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        r["data"]["allocateIpAddress"]["ipAddress"]["type"], "v6",
+        "{r}"
+    );
+
+    let (st, vol) = call(
+        &sim,
+        post.clone(),
+        format!("{host}/v1/apps/{app}/volumes"),
+        json!({"name": "data", "region": "iad", "size_gb": 1}),
+    )
+    .await;
+    assert_eq!(st, 200, "{vol}");
+
+    let (st, m) = call(&sim, post, format!("{host}/v1/apps/{app}/machines"), json!({
+        "region": "iad",
+        "config": {
+            "image": "flyio/mcp:latest",
+            "init": {"cmd": ["npx", "-f", "@modelcontextprotocol/server-filesystem", "/data/"]},
+            "guest": {"cpu_kind": "shared", "cpus": 1, "memory_mb": 1024},
+            "mounts": [{"volume": "data", "path": "/data", "extend_threshold_percent": 80, "add_size_gb": 1, "size_gb_limit": 100}],
+            "services": [{"protocol": "tcp", "internal_port": 8080, "autostop": "stop", "autostart": true,
+                "ports": [{"port": 80, "handlers": ["http"], "force_https": true},
+                          {"port": 443, "handlers": ["http", "tls"]}]}]
+        }})).await;
+    assert_eq!(st, 200, "{m}");
+    assert_eq!(m["config"]["mounts"][0]["volume"], vol["id"]);
+    let id = m["id"].as_str().unwrap();
+
+    let (st, w) = sim
+        .get(&format!(
+            "/v1/apps/{app}/machines/{id}/wait?state=started&timeout=30"
+        ))
+        .await;
+    assert_eq!(st, 200, "{w}");
+    let (_, v) = sim
+        .get(&format!(
+            "/v1/apps/{app}/volumes/{}",
+            vol["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(v["attached_machine_id"], id);
+}
