@@ -187,8 +187,7 @@ pub(crate) enum RetryMode {
     Unsafe,
 }
 
-/// One request to make.
-#[derive(Debug)]
+/// One request to make. `Debug` leaves the body out (it may hold secret values).
 pub(crate) struct Req {
     pub(crate) op: &'static str,
     method: Method,
@@ -200,6 +199,16 @@ pub(crate) struct Req {
     pace: Option<(PaceClass, String)>,
     retry: RetryMode,
     timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for Req {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Req")
+            .field("op", &self.op)
+            .field("method", &self.method)
+            .field("segments", &self.segments)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Req {

@@ -41,6 +41,30 @@ pub(crate) mod gql {
         response_derives = "Debug"
     )]
     pub(crate) struct VmSizes;
+
+    #[derive(GraphQLQuery)]
+    #[graphql(
+        schema_path = "graphql/schema.graphql",
+        query_path = "graphql/allocate_ip_address.graphql",
+        response_derives = "Debug"
+    )]
+    pub(crate) struct AllocateIpAddress;
+
+    #[derive(GraphQLQuery)]
+    #[graphql(
+        schema_path = "graphql/schema.graphql",
+        query_path = "graphql/release_ip_address.graphql",
+        response_derives = "Debug"
+    )]
+    pub(crate) struct ReleaseIpAddress;
+
+    #[derive(GraphQLQuery)]
+    #[graphql(
+        schema_path = "graphql/schema.graphql",
+        query_path = "graphql/app_ip_addresses.graphql",
+        response_derives = "Debug"
+    )]
+    pub(crate) struct AppIpAddresses;
 }
 
 /// A VM size with its price.

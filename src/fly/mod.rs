@@ -6,15 +6,20 @@
 
 mod actions;
 mod apps;
+mod certificates;
 mod client;
 mod error;
 mod graphql;
+mod ips;
 mod leases;
+mod logs;
 mod machines;
 mod pacing;
 mod platform;
+mod secrets;
 mod token;
 pub mod validate;
+mod volumes;
 mod wait;
 
 pub use actions::{
@@ -22,19 +27,27 @@ pub use actions::{
     StartResult, StopOptions, UpdateMachine,
 };
 pub use apps::{App, CreateApp, CreatedApp, Organization};
+pub use certificates::{
+    Certificate, CertificateEntry, CertificateValidation, CertificateValidationError,
+    DnsRequirements, DnsTarget, OwnershipRecord,
+};
 pub use client::{
     Client, ClientConfig, DEFAULT_API_BASE_URL, DEFAULT_API_HOSTNAME, RequestIds, RetryPolicy,
 };
 pub use error::{Error, GraphQlError, TransportKind};
 pub use graphql::VmSize;
+pub use ips::{AllocateIp, AppIps, IpAssignment, IpNetwork, IpPair, IpType};
 pub use leases::Lease;
+pub use logs::{LogEntry, LogPage, LogQuery};
 pub use machines::{
     AutostopMode, CheckStatus, CreateMachine, ExitEvent, GuestConfig, IDEMPOTENCY_KEY_METADATA,
     ImageRef, InitConfig, LeaseInfo, Machine, MachineCheck, MachineConfig, MachineEvent,
     MachineFilter, MachinePort, MachineService, MachineState, Mount, RestartPolicy, StopConfig,
 };
 pub use platform::{Region, TokenDetail, TokenInfo};
+pub use secrets::{Secret, SecretsVersion};
 pub use token::{AuthScheme, Token};
+pub use volumes::{CreateVolume, ExtendedVolume, Snapshot, UpdateVolume, Volume};
 pub use wait::{WaitOutcome, WaitParams, WaitTarget};
 
 /// The nonce of a lease held on a machine; sent as `fly-machine-lease-nonce` on

@@ -6,10 +6,14 @@ mod actions;
 mod apps;
 mod idempotent;
 mod leases;
+mod logs;
 mod machines;
+mod network;
 mod platform;
 mod resilience;
 mod secrecy;
+mod secrets;
+mod storage;
 
 use fly_machines_mcp::fly::{Client, ClientConfig, Token};
 use wiremock::MockServer;

@@ -1,0 +1,141 @@
+//! The logs API used by `fly logs` (`GET {FLY_API_BASE_URL}/api/v1/apps/{app}/logs`):
+//! one page per call, `next_token` (a nanosecond timestamp) as the cursor,
+//! optional `instance` and `region` filters. Polling policy belongs to callers.
+
+use http::Method;
+use serde::{Deserialize, Serialize};
+
+use super::client::{Api, Req};
+use super::{Client, Error, null_as_default};
+
+/// Filters and cursor of a logs call.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogQuery {
+    /// Return entries after this token (nanoseconds since the epoch); `None` for
+    /// the latest lines.
+    pub next_token: Option<String>,
+    /// Only this machine.
+    pub instance: Option<String>,
+    /// Only this region.
+    pub region: Option<String>,
+}
+
+/// One log line.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// Entry id.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub id: String,
+    /// RFC 3339 timestamp.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub timestamp: String,
+    /// The line.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub message: String,
+    /// Level (`info`, `error`, …).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub level: String,
+    /// Machine id.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub instance: String,
+    /// Region.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub region: String,
+    /// Source (`app`, `runner`, `proxy`, …) from `meta.event.provider`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+}
+
+/// One page of logs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogPage {
+    /// Entries, oldest first as the API sends them.
+    pub entries: Vec<LogEntry>,
+    /// Pass back to get what comes after.
+    pub next_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireLogs {
+    #[serde(default, deserialize_with = "null_as_default")]
+    data: Vec<WireLogItem>,
+    #[serde(default)]
+    meta: Option<WireLogsMeta>,
+}
+
+#[derive(Deserialize)]
+struct WireLogsMeta {
+    #[serde(default)]
+    next_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireLogItem {
+    #[serde(default, deserialize_with = "null_as_default")]
+    id: String,
+    #[serde(default)]
+    attributes: WireLogAttributes,
+}
+
+#[derive(Deserialize, Default)]
+struct WireLogAttributes {
+    #[serde(default, deserialize_with = "null_as_default")]
+    timestamp: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    message: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    level: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    instance: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    region: String,
+    #[serde(default)]
+    meta: Option<serde_json::Value>,
+}
+
+impl Client {
+    /// App logs: `GET {FLY_API_BASE_URL}/api/v1/apps/{app_name}/logs?next_token=&instance=&region=`.
+    pub async fn app_logs(&self, app: &str, query: &LogQuery) -> Result<LogPage, Error> {
+        let req = Req::new(
+            "app_logs",
+            Method::GET,
+            Api::Platform,
+            &["api", "v1", "apps", app, "logs"],
+        )
+        .query_opt("next_token", query.next_token.as_deref())
+        .query_opt("instance", query.instance.as_deref())
+        .query_opt("region", query.region.as_deref());
+        let wire: WireLogs = self.send(req).await?.json()?;
+        let entries = wire
+            .data
+            .into_iter()
+            .map(|item| {
+                let a = item.attributes;
+                let provider = a
+                    .meta
+                    .as_ref()
+                    .and_then(|m| m.pointer("/event/provider"))
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned);
+                LogEntry {
+                    id: item.id,
+                    timestamp: a.timestamp,
+                    message: a.message,
+                    level: a.level,
+                    instance: a.instance,
+                    region: a.region,
+                    provider,
+                }
+            })
+            .collect();
+        let next_token = wire
+            .meta
+            .and_then(|m| m.next_token)
+            .filter(|t| !t.is_empty())
+            .or_else(|| query.next_token.clone());
+        Ok(LogPage {
+            entries,
+            next_token,
+        })
+    }
+}
