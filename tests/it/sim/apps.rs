@@ -241,3 +241,99 @@ async fn ips_by_graphql_and_rest() {
     let (_, all) = sim.get("/v1/apps/ips/ip_assignments").await;
     assert_eq!(all["ips"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn scenario_files_in_toml_and_json_and_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml_path = dir.path().join("s.toml");
+    std::fs::write(
+        &toml_path,
+        r#"
+nearest_region = "lhr"
+[[orgs]]
+slug = "acme"
+name = "Acme"
+
+[[apps]]
+name = "web"
+org = "acme"
+shared_ip = "66.241.125.99"
+
+[[apps.machines]]
+id = "0801a2b3c4d5e6"
+region = "lhr"
+state = "stopped"
+config = { image = "nginx:1", guest = { cpu_kind = "shared", cpus = 1, memory_mb = 512 } }
+"#,
+    )
+    .unwrap();
+    let sim = Sim::start(SimConfig::stepped().with_scenario(Scenario::File(toml_path))).await;
+    let (_, m) = sim.get("/v1/apps/web/machines/0801a2b3c4d5e6").await;
+    assert_eq!(m["state"], "stopped");
+    assert_eq!(m["config"]["guest"]["memory_mb"], 512);
+    let (_, r) = sim.get("/v1/platform/regions").await;
+    assert_eq!(r["nearest"], "lhr");
+    // reset reloads the scenario
+    sim.create_app("extra").await;
+    let (st, _) = sim.post("/__sim/reset", json!({})).await;
+    assert_eq!(st, 200);
+    let (st, _) = sim.get("/v1/apps/extra").await;
+    assert_eq!(st, 404);
+
+    let json_path = dir.path().join("s.json");
+    std::fs::write(
+        &json_path,
+        r#"{"apps": [{"name": "solo", "org": "personal"}]}"#,
+    )
+    .unwrap();
+    let sim = Sim::start(SimConfig::stepped().with_scenario(Scenario::File(json_path))).await;
+    let (st, _) = sim.get("/v1/apps/solo").await;
+    assert_eq!(st, 200);
+
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"apps": [{"name": "x", "org": "nowhere"}]}"#).unwrap();
+    let err = fly_machines_mcp::sim::start(
+        SimConfig::stepped().with_scenario(Scenario::File(bad)),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await;
+    assert!(err.unwrap_err().to_string().contains("nowhere"));
+}
+
+#[tokio::test]
+async fn machine_list_pages_with_the_next_cursor_header() {
+    let sim = Sim::stepped().await;
+    sim.create_app("pages").await;
+    for _ in 0..5 {
+        sim.create_machine("pages", super::basic_machine()).await;
+    }
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..10 {
+        let resp = sim
+            .http
+            .get(sim.url(&format!("/v1/apps/pages/machines?limit=2&cursor={cursor}")))
+            .header("Authorization", super::TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let next = resp
+            .headers()
+            .get("fly-next-cursor")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let page: serde_json::Value = resp.json().await.unwrap();
+        seen.extend(
+            page.as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["id"].as_str().unwrap().to_owned()),
+        );
+        match next {
+            Some(c) => cursor = c,
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5);
+    seen.dedup();
+    assert_eq!(seen.len(), 5);
+}

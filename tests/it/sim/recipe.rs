@@ -98,3 +98,41 @@ async fn curl_recipe_reaches_started() {
         .await;
     assert_eq!(v["attached_machine_id"], id);
 }
+
+/// `examples/curl_recipe.sh` itself, with curl, against the simulator (skipped when
+/// bash or curl is missing).
+#[tokio::test]
+async fn curl_recipe_script_runs_against_the_simulator() {
+    let has = |bin: &str| {
+        std::process::Command::new(bin)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !has("bash") || !has("curl") {
+        eprintln!("skipped: bash or curl not installed");
+        return;
+    }
+    let sim = Sim::start(SimConfig::for_tests()).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/curl_recipe.sh");
+    let run = tokio::process::Command::new("bash")
+        .arg(script)
+        .env("FLY_API_HOSTNAME", sim.handle.base_url())
+        .env("APP_NAME", "mcp-demo-script")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), run)
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("HTTP/1.1 201"), "{stdout}");
+    assert!(stdout.contains("is started"), "{stdout}");
+    let (_, list) = sim.get("/v1/apps/mcp-demo-script/machines").await;
+    assert_eq!(list[0]["state"], "started");
+}
