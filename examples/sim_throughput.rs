@@ -48,7 +48,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?
         .json()
         .await?;
-    let path = format!("/v1/apps/bench/machines/{}", m["id"].as_str().unwrap_or(""));
+    let path = format!(
+        "/v1/apps/bench/machines/{}",
+        m.get("id")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+    );
     let addr = handle.addr();
     let per = total / conns;
     let start = Instant::now();
