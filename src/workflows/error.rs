@@ -28,6 +28,9 @@ pub enum Error {
     /// Input that passed the schema but not a domain rule.
     #[error("invalid {field}: {rule}")]
     Invalid { field: String, rule: String },
+    /// The caller cancelled the call while the workflow was at `step`.
+    #[error("cancelled while {step}")]
+    Cancelled { step: String },
 }
 
 impl Error {
@@ -44,7 +47,21 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Fly { source, .. } => source.is_retryable(),
-            Error::NotFound { .. } | Error::Refused { .. } | Error::Invalid { .. } => false,
+            Error::NotFound { .. }
+            | Error::Refused { .. }
+            | Error::Invalid { .. }
+            | Error::Cancelled { .. } => false,
+        }
+    }
+
+    /// True when Fly answered 429 (even after the client's own retries).
+    pub fn is_rate_limited(&self) -> bool {
+        match self {
+            Error::Fly { source, .. } => source.status() == Some(429),
+            Error::NotFound { .. }
+            | Error::Refused { .. }
+            | Error::Invalid { .. }
+            | Error::Cancelled { .. } => false,
         }
     }
 }

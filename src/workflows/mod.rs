@@ -6,6 +6,7 @@
 pub mod destroy;
 mod error;
 pub mod observe;
+pub mod sched;
 
 pub use error::Error;
 
