@@ -6,10 +6,7 @@
 FROM rust:1.95-alpine AS build
 RUN apk add --no-cache musl-dev
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
-COPY src ./src
-COPY graphql ./graphql
-COPY openapi ./openapi
+COPY . .
 RUN cargo build --release --locked --bin fly-machines-mcp \
  && cp target/release/fly-machines-mcp /fly-machines-mcp
 
