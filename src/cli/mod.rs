@@ -16,7 +16,7 @@ pub mod install;
 
 use crate::{
     config::FlySettings,
-    fly,
+    fly, sim,
     tools::{
         Caller, Catalog, ConfirmMode, Confirmer, Gate, McpServer, Outcome, Policy, PolicyOptions,
         Redactor, Selection, audit::AuditLog,
@@ -42,7 +42,7 @@ pub enum Command {
     /// Serve MCP over stdio (default) or Streamable HTTP (--http).
     Serve(ServeArgs),
     /// Run the Fly API simulator alone.
-    Sim(PlaceholderArgs),
+    Sim(sim::SimArgs),
     /// Run one tool without an MCP client; prints the structured result as JSON.
     Call(CallArgs),
     /// Print the tool catalog.
@@ -51,13 +51,6 @@ pub enum Command {
     Install(install::InstallArgs),
     /// Store, show or remove the Fly token used by this server.
     Auth(auth::AuthArgs),
-}
-
-/// Stand-in for a subcommand another part of the project provides.
-#[derive(Debug, Clone, Args)]
-pub struct PlaceholderArgs {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub rest: Vec<String>,
 }
 
 /// Where the Fly API is and which token to use.
@@ -250,10 +243,10 @@ fn init_logging(redactor: &Redactor) {
 pub async fn run(cli: Cli, redactor: Redactor) -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(args, redactor).await,
-        Command::Sim(_) => {
-            eprintln!("fly-machines-mcp: the simulator is not available yet");
-            ExitCode::from(EXIT_USAGE)
-        }
+        Command::Sim(args) => match sim::run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&redactor, &e, ExitCode::FAILURE),
+        },
         Command::Call(args) => call(args, redactor).await,
         Command::Tools(args) => tools(&args),
         Command::Install(args) => install::run_install(args),
@@ -261,7 +254,6 @@ pub async fn run(cli: Cli, redactor: Redactor) -> ExitCode {
     }
 }
 
-#[allow(dead_code, reason = "used by the sim arm once the simulator lands")]
 fn fail(redactor: &Redactor, err: &dyn std::error::Error, code: ExitCode) -> ExitCode {
     let mut text = err.to_string();
     let mut source = err.source();
@@ -279,7 +271,7 @@ fn fail(redactor: &Redactor, err: &dyn std::error::Error, code: ExitCode) -> Exi
 pub struct Backend {
     pub client: fly::Client,
     pub default_org: String,
-    pub sandbox: Option<SandboxHandle>,
+    pub sandbox: Option<sim::SimHandle>,
 }
 
 impl std::fmt::Debug for Backend {
@@ -291,21 +283,6 @@ impl std::fmt::Debug for Backend {
     }
 }
 
-/// A running sandbox simulator.
-#[derive(Debug)]
-pub struct SandboxHandle;
-
-impl SandboxHandle {
-    fn base_url(&self) -> String {
-        String::new()
-    }
-    async fn shutdown(self) {}
-}
-
-async fn start_sandbox(_addr: SocketAddr) -> Result<SandboxHandle, String> {
-    Err("the sandbox simulator is not available yet".to_owned())
-}
-
 /// The token the sandbox client presents to the simulator.
 const SANDBOX_TOKEN: &str = "sandbox-token";
 
@@ -313,7 +290,12 @@ const SANDBOX_TOKEN: &str = "sandbox-token";
 /// value seen is registered with the redactor first.
 pub async fn backend(fly_args: &FlyArgs, redactor: &Redactor) -> Result<Backend, String> {
     if fly_args.sandbox {
-        let handle = start_sandbox(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let handle = sim::start(
+            sim::SimConfig::sandbox(),
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+        )
+        .await
+        .map_err(|e| format!("cannot start the sandbox simulator: {e}"))?;
         let base = url::Url::parse(&handle.base_url()).map_err(|e| format!("sandbox URL: {e}"))?;
         eprintln!(
             "fly-machines-mcp: SANDBOX mode: simulated Fly platform (demo scenario) at {base}; nothing touches real Fly."

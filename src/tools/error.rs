@@ -29,6 +29,9 @@ pub enum ToolError {
     /// The user declined (or cancelled) the confirmation.
     #[error("not confirmed ({reason}); nothing was destroyed")]
     NotConfirmed { reason: String },
+    /// Part of the work failed; the report says what was and was not done.
+    #[error("{summary}")]
+    Incomplete { summary: String },
     /// The domain layer failed.
     #[error(transparent)]
     Workflow(Box<workflows::Error>),
@@ -53,6 +56,7 @@ impl ToolError {
             ToolError::Refused { .. } => "refused",
             ToolError::ConfirmationRequired { .. } => "confirmation_required",
             ToolError::NotConfirmed { .. } => "not_confirmed",
+            ToolError::Incomplete { .. } => "incomplete",
             ToolError::Workflow(_) => "failed",
             ToolError::Internal { .. } => "internal",
         }
@@ -66,6 +70,7 @@ impl ToolError {
             | ToolError::Refused { .. }
             | ToolError::ConfirmationRequired { .. }
             | ToolError::NotConfirmed { .. }
+            | ToolError::Incomplete { .. }
             | ToolError::Workflow(_)
             | ToolError::Internal { .. } => false,
         }

@@ -26,8 +26,8 @@ const DESTROY_MACHINES: ToolInfo = ToolInfo {
     toolset: Toolset::Provision,
     idempotent: true,
     description: "Destroy named machines of one app (by machine id, as shown by app_status). \
-Running machines need `force: true` (otherwise stop them first with machine_action). Confirmed \
-before anything is destroyed; reports the outcome per machine. Does not touch volumes, IPs or the \
+Machines that are not stopped need `force: true` (otherwise stop them first with machine_action). \
+Confirmed before anything is destroyed; reports the outcome per machine (an error result if any failed). Does not touch volumes, IPs or the \
 app itself (teardown_environment removes everything).",
     narrow_hint: "destroy fewer machines per call",
 };
@@ -209,10 +209,16 @@ async fn destroy_machines(
         .collect();
     let failed =
         u32::try_from(machines.iter().filter(|m| m.error.is_some()).count()).unwrap_or(u32::MAX);
-    Ok(DestroyMachinesReport {
+    let report = DestroyMachinesReport {
         app,
         destroyed: total.saturating_sub(failed),
         failed,
         machines,
-    })
+    };
+    if failed > 0 {
+        return Err(ToolError::Incomplete {
+            summary: report.render_text(),
+        });
+    }
+    Ok(report)
 }

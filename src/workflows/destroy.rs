@@ -9,6 +9,10 @@ use super::{
     observe::{MachineSummary, machines_by_id},
 };
 
+/// States Fly destroys without `force` (others answer 412).
+const DESTROYABLE_WITHOUT_FORCE: [&str; 5] =
+    ["stopped", "suspended", "created", "failed", "destroyed"];
+
 /// What `destroy_machines` will destroy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MachineDestroyPlan {
@@ -46,6 +50,22 @@ pub async fn plan_machine_destroy(
                     "machines {} were not created by this server (no {} metadata)",
                     foreign.join(", "),
                     super::OWNER_METADATA_KEY
+                ),
+            });
+        }
+    }
+    if !force {
+        let running: Vec<String> = machines
+            .iter()
+            .filter(|m| !DESTROYABLE_WITHOUT_FORCE.contains(&m.state.as_str()))
+            .map(|m| format!("{} ({})", m.id, m.state))
+            .collect();
+        if !running.is_empty() {
+            return Err(Error::Invalid {
+                field: "force".to_owned(),
+                rule: format!(
+                    "machines {} are not stopped; stop them first (machine_action) or pass force: true to kill them",
+                    running.join(", ")
                 ),
             });
         }

@@ -3,9 +3,11 @@
 //! or loopback HTTP; fixture tools where no Fly call is needed.
 
 mod catalog;
+mod cli;
 mod fixtures;
 mod gates;
 mod http;
+mod tools;
 
 use std::sync::Arc;
 
