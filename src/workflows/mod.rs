@@ -4,9 +4,12 @@
 //! Never sees reqwest, rmcp or generated GraphQL types.
 
 pub mod destroy;
+pub mod diagnose;
 mod error;
+pub mod logs;
 pub mod observe;
 pub mod sched;
+pub mod status;
 
 pub use error::Error;
 

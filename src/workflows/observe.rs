@@ -1,5 +1,6 @@
-//! Read-only workflows: platform facts (regions and VM sizes with prices) and
-//! looking up machines by id. Compose `crate::fly` reads; change nothing.
+//! Read-only workflows: platform facts (regions and VM sizes with prices), looking up
+//! machines by id, and the time helpers the observe workflows share (`status`,
+//! `diagnose`, `logs`). Compose `crate::fly` reads; change nothing.
 
 use crate::fly;
 
@@ -123,4 +124,71 @@ pub async fn machines_by_id(
         });
     }
     Ok(out)
+}
+
+/// Epoch milliseconds of an RFC 3339 timestamp.
+pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+    let ts: jiff::Timestamp = s.trim().parse().ok()?;
+    Some(ts.as_millisecond())
+}
+
+/// RFC 3339 (UTC, second precision) of epoch milliseconds.
+pub fn format_rfc3339(ms: i64) -> String {
+    jiff::Timestamp::from_second(ms.div_euclid(1000))
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| ms.to_string())
+}
+
+/// `HH:MM:SS` (UTC) of epoch milliseconds.
+pub fn clock_time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000).rem_euclid(86_400);
+    format!(
+        "{:02}:{:02}:{:02}",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    )
+}
+
+/// How long ago `then_ms` was, coarsely: `45s`, `12m`, `5h`, `3d`.
+pub fn age(now_ms: i64, then_ms: i64) -> String {
+    let s = now_ms.saturating_sub(then_ms).max(0) / 1000;
+    if s < 120 {
+        format!("{s}s")
+    } else if s < 7_200 {
+        format!("{}m", s / 60)
+    } else if s < 172_800 {
+        format!("{}h", s / 3_600)
+    } else {
+        format!("{}d", s / 86_400)
+    }
+}
+
+/// The current time in epoch milliseconds (the tools' clock; workflows take `now` as
+/// an argument so tests can pin it).
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_render_compactly() {
+        let ms = parse_rfc3339_ms("2026-01-01T20:47:03.250Z").unwrap();
+        assert_eq!(clock_time(ms), "20:47:03");
+        assert_eq!(format_rfc3339(ms), "2026-01-01T20:47:03Z");
+        assert_eq!(age(ms + 20_000, ms), "20s");
+        assert_eq!(age(ms + 300_000, ms), "5m");
+        assert_eq!(age(ms + 3 * 3_600_000, ms), "3h");
+        assert_eq!(age(ms + 3 * 86_400_000, ms), "3d");
+        assert_eq!(age(ms, ms + 5), "0s");
+    }
 }
