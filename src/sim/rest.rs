@@ -662,7 +662,7 @@ async fn list_certificates(
             })
             .collect();
         let total = list.len();
-        ok_json(200, json!({"certificates": list, "total_count": total, "next_cursor": null}))
+        ok_json(200, json!({"certificates": list, "total_count": total}))
     })
 }
 
@@ -741,7 +741,7 @@ async fn check_certificate(
             o.insert(
                 "dns_records".into(),
                 json!({"a": a_records, "aaaa": [], "cname": [],
-                "resolved_addresses": a_records, "soa": "ns1.simulated.", "is_proxied": false}),
+                "resolved_addresses": a_records, "soa": "ns1.simulated."}),
             );
         }
         w.touch();

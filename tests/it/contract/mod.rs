@@ -14,4 +14,5 @@ mod harness;
 mod openapi;
 mod proxy;
 mod recorder;
+mod sim;
 mod validator;
