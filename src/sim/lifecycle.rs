@@ -75,6 +75,15 @@ fn exit_request(
         "restarting": restarting, "exited_at": at}, "restart_count": 0})
 }
 
+/// Test convention: an image whose tag starts with `unhealthy` (e.g. `app:unhealthy-2`)
+/// boots, but its health checks stay critical (a release that never listens).
+pub(crate) fn unhealthy_image(config: &Value) -> bool {
+    let image = config.get("image").and_then(Value::as_str).unwrap_or("");
+    image
+        .rsplit_once(':')
+        .is_some_and(|(_, tag)| tag.starts_with("unhealthy"))
+}
+
 /// Health check names a config defines: `checks{name}` and `servicecheck-NN-TYPE-PORT`.
 pub(crate) fn check_names(config: &Value) -> Vec<String> {
     let mut out: Vec<String> = config
@@ -230,12 +239,18 @@ impl World {
             match step.effect {
                 Effect::None => {}
                 Effect::ChecksPassing => {
+                    let healthy = !unhealthy_image(m.config());
                     m.checks = check_names(m.config())
                         .into_iter()
                         .map(|name| Check {
                             name,
-                            status: "passing".into(),
-                            output: "Success".into(),
+                            status: if healthy { "passing" } else { "critical" }.into(),
+                            output: if healthy {
+                                "Success"
+                            } else {
+                                "dial tcp: connect: connection refused"
+                            }
+                            .into(),
                             updated_ms: step.due,
                         })
                         .collect();

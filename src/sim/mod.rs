@@ -18,6 +18,10 @@
 //! See [`LatencyModel`]: every transition's default duration, scaled by
 //! [`SimConfig::time_scale`] (`0` = instant).
 //!
+//! # Test conventions
+//! An image whose tag starts with `unhealthy` (e.g. `app:unhealthy-2`) boots, but its
+//! health checks stay `critical` (a release that never listens): rolling updates use it.
+//!
 //! # Control API
 //! | Method | Path | Effect |
 //! |---|---|---|

@@ -10,6 +10,7 @@ pub mod logs;
 pub mod observe;
 pub mod sched;
 pub mod status;
+pub mod update;
 
 pub use error::Error;
 

@@ -11,3 +11,4 @@ mod contract;
 mod fly;
 mod server;
 mod sim;
+mod update;

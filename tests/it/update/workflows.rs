@@ -1,0 +1,243 @@
+//! The workflow layer against the simulator, without MCP.
+
+use std::time::Duration;
+
+use fly_machines_mcp::workflows::sched::Control;
+use fly_machines_mcp::workflows::update::{self, ConfigChange, Outcome, Strategy, UpdateOptions};
+
+use super::{Env, app_of};
+
+fn image(image: &str) -> ConfigChange {
+    ConfigChange {
+        image: Some(image.to_owned()),
+        ..ConfigChange::default()
+    }
+}
+
+fn quick(strategy: Strategy) -> UpdateOptions {
+    UpdateOptions {
+        strategy,
+        start_timeout: Duration::from_secs(10),
+        health_timeout: Duration::from_secs(1),
+        ..UpdateOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn rolling_update_changes_every_machine_and_releases_leases() {
+    let env = Env::fast().await;
+    let ids = env.app_with_machines("roll-ok", "iad", "nginx:1", 3).await;
+    let plan = update::plan_update(&env.client, "roll-ok", &[], false)
+        .await
+        .unwrap();
+    assert_eq!(plan.targets.len(), 3);
+    let report = update::run_update(
+        &env.client,
+        &plan,
+        &image("nginx:2"),
+        &quick(Strategy::Rolling { batch: 2 }),
+        &Control::detached(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.count(Outcome::Updated), 3, "{report:?}");
+    assert!(!report.stopped_early);
+    for id in &ids {
+        let m = env.machine("roll-ok", id);
+        assert_eq!(m["config"]["image"], "nginx:2");
+        assert_eq!(m["state"], "started");
+        assert!(m.get("lease").is_none(), "lease left on {id}: {m}");
+        // Untouched parts of the config survive.
+        assert_eq!(m["config"]["env"]["MODE"], "one");
+    }
+    // The same change again is a no-op.
+    let plan = update::plan_update(&env.client, "roll-ok", &[], false)
+        .await
+        .unwrap();
+    let again = update::run_update(
+        &env.client,
+        &plan,
+        &image("nginx:2"),
+        &quick(Strategy::Rolling { batch: 1 }),
+        &Control::detached(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.count(Outcome::Unchanged), 3, "{again:?}");
+}
+
+#[tokio::test]
+async fn failing_health_check_stops_after_the_first_machine_and_reverts_it() {
+    let env = Env::fast().await;
+    let ids = env.app_with_machines("roll-bad", "iad", "nginx:1", 3).await;
+    let before: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            env.machine("roll-bad", id)["version"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let plan = update::plan_update(&env.client, "roll-bad", &[], false)
+        .await
+        .unwrap();
+    let first = plan.targets[0].id.clone();
+    let report = update::run_update(
+        &env.client,
+        &plan,
+        &image("nginx:unhealthy-2"),
+        &quick(Strategy::Rolling { batch: 1 }),
+        &Control::detached(),
+    )
+    .await
+    .unwrap();
+    assert!(report.stopped_early, "{report:?}");
+    let r0 = &report.machines[0];
+    assert_eq!(r0.id, first);
+    assert_eq!(r0.outcome, Outcome::Reverted, "{r0:?}");
+    let why = r0.error.as_deref().unwrap();
+    assert!(why.contains("health checks not passing"), "{why}");
+    assert!(why.contains("connection refused"), "{why}");
+    assert_eq!(report.count(Outcome::Skipped), 2, "{report:?}");
+
+    // The first machine is back on its previous config, started, unleased.
+    let m = env.machine("roll-bad", &first);
+    assert_eq!(m["config"]["image"], "nginx:1");
+    assert_eq!(m["state"], "started");
+    assert!(m.get("lease").is_none(), "{m}");
+    assert_eq!(env.version_count("roll-bad", &first).await, 3);
+    // The others were never touched.
+    for (id, v) in ids.iter().zip(&before) {
+        let m = env.machine("roll-bad", id);
+        assert!(m.get("lease").is_none(), "{m}");
+        if *id != first {
+            assert_eq!(m["version"].as_str().unwrap(), v);
+            assert_eq!(m["config"]["image"], "nginx:1");
+        }
+    }
+}
+
+#[tokio::test]
+async fn immediate_update_changes_all_without_waiting() {
+    let env = Env::fast().await;
+    let ids = env.app_with_machines("imm", "iad", "nginx:1", 3).await;
+    let plan = update::plan_update(&env.client, "imm", &ids[..2], false)
+        .await
+        .unwrap();
+    let change = ConfigChange {
+        env: [("MODE".to_owned(), Some("two".to_owned()))].into(),
+        ..ConfigChange::default()
+    };
+    let report = update::run_update(
+        &env.client,
+        &plan,
+        &change,
+        &quick(Strategy::Immediate),
+        &Control::detached(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.count(Outcome::Updated), 2, "{report:?}");
+    assert_eq!(
+        report
+            .machines
+            .iter()
+            .map(|m| m.id.clone())
+            .collect::<Vec<_>>(),
+        ids[..2].to_vec()
+    );
+    let state = env.state();
+    let machines = app_of(&state, "imm")["machines"].as_array().unwrap();
+    for m in machines {
+        let want = if ids[..2].contains(&m["id"].as_str().unwrap().to_owned()) {
+            "two"
+        } else {
+            "one"
+        };
+        assert_eq!(m["config"]["env"]["MODE"], want, "{m}");
+        assert!(m.get("lease").is_none(), "{m}");
+    }
+}
+
+#[tokio::test]
+async fn two_clients_on_one_machine_one_wins_the_other_sees_the_lease() {
+    let env = Env::stepped().await;
+    env.create_app("race").await;
+    let id = env.create_machine("race", "iad", "nginx:1").await;
+    env.advance_until(500, env.until_started("race", &id)).await;
+    assert_eq!(env.version_count("race", &id).await, 1);
+
+    // Client A: its update holds the lease while it waits for the machine to start,
+    // which in stepped mode happens only when the test moves the clock.
+    let client_a = env.client.clone();
+    let plan = update::plan_update(&env.client, "race", std::slice::from_ref(&id), false)
+        .await
+        .unwrap();
+    let plan_b = plan.clone();
+    let change_a = ConfigChange {
+        env: [("MODE".to_owned(), Some("from-a".to_owned()))].into(),
+        ..ConfigChange::default()
+    };
+    let mut a = tokio::spawn(async move {
+        update::run_update(
+            &client_a,
+            &plan,
+            &change_a,
+            &quick(Strategy::Rolling { batch: 1 }),
+            &Control::detached(),
+        )
+        .await
+    });
+    let mut leased = false;
+    for _ in 0..200 {
+        if env.machine("race", &id).get("lease").is_some() {
+            leased = true;
+            break;
+        }
+        assert!(
+            tokio::time::timeout(Duration::from_millis(10), &mut a)
+                .await
+                .is_err(),
+            "A finished early"
+        );
+    }
+    assert!(leased, "client A never took the lease");
+
+    // Client B, at the same time, on the same machine.
+    let client_b = super::client_for(&env.sim);
+    let change_b = ConfigChange {
+        env: [("MODE".to_owned(), Some("from-b".to_owned()))].into(),
+        ..ConfigChange::default()
+    };
+    let report_b = update::run_update(
+        &client_b,
+        &plan_b,
+        &change_b,
+        &quick(Strategy::Rolling { batch: 1 }),
+        &Control::detached(),
+    )
+    .await
+    .unwrap();
+    let rb = &report_b.machines[0];
+    assert_eq!(rb.outcome, Outcome::Failed, "{rb:?}");
+    let why = rb.error.as_deref().unwrap();
+    assert!(
+        why.contains("is leased by") && why.contains(" until "),
+        "{why}"
+    );
+    assert!(why.contains(update::LEASE_DESCRIPTION), "{why}");
+
+    // A finishes once the clock moves.
+    let report_a = env.advance_until(500, &mut a).await.unwrap().unwrap();
+    assert_eq!(
+        report_a.machines[0].outcome,
+        Outcome::Updated,
+        "{report_a:?}"
+    );
+    let m = env.machine("race", &id);
+    assert_eq!(m["config"]["env"]["MODE"], "from-a");
+    assert!(m.get("lease").is_none(), "{m}");
+    // Exactly one update happened: no lost update, no second version from B.
+    assert_eq!(env.version_count("race", &id).await, 2);
+}
