@@ -206,8 +206,21 @@ impl Gate {
         if let Some(app) = args.get("app").and_then(Value::as_str) {
             self.policy.scope.check_app(app)?;
         }
-        if let Some(org) = args.get("org").and_then(Value::as_str) {
+        let org_arg = args.get("org").and_then(Value::as_str);
+        if let Some(org) = org_arg {
             self.policy.scope.check_org(org)?;
+        }
+        if self.policy.scope.orgs.is_some()
+            && let Some(app) = args.get("app").and_then(Value::as_str)
+        {
+            // The app's own org decides; an app that does not exist yet will be created
+            // in the `org` argument or the default org.
+            let org = match crate::workflows::observe::app_org(&client, app).await {
+                Ok(Some(org)) => org,
+                Ok(None) => org_arg.unwrap_or(&self.default_org).to_owned(),
+                Err(e) => return Err(ToolError::from(e).into()),
+            };
+            self.policy.scope.check_org(&org)?;
         }
         let mut ctx = ToolContext::new(
             client,

@@ -170,6 +170,15 @@ pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
+/// The slug of the org that owns `app`, or `None` when the app does not exist (yet).
+pub async fn app_org(client: &fly::Client, app: &str) -> Result<Option<String>, Error> {
+    match client.get_app(app).await {
+        Ok(found) => Ok(found.organization.map(|o| o.slug)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(Error::fly(format!("reading app {app} to check its org"))(e)),
+    }
+}
+
 #[cfg(test)]
 #[allow(
     clippy::unwrap_used,

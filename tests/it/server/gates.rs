@@ -337,7 +337,6 @@ async fn stateless_era_confirms_through_an_input_required_round() {
 async fn allowlist_refusal_names_the_rule() {
     let opts = PolicyOptions {
         allow_app: vec!["dev-*".into()],
-        allow_org: vec!["team-*".into()],
         ..all_tools()
     };
     let gate = gate_with(

@@ -266,3 +266,152 @@ fn demo_state_of(sim: &SimHandle, id: &str) -> String {
     });
     state
 }
+
+#[tokio::test]
+async fn allow_org_is_checked_against_the_apps_own_org() {
+    let sim = demo_sim().await;
+    let o = PolicyOptions {
+        allow_org: vec!["demo-*".into()],
+        ..opts(ConfirmMode::Argument)
+    };
+    let gate = gate_with(
+        Catalog::all().unwrap(),
+        &o,
+        sim_client(&sim),
+        Redactor::new(),
+        None,
+    );
+    let client = connect(gate).await;
+    let id = demo_machine(&sim, "started");
+    let r = client
+        .call_tool(call(
+            "destroy_machines",
+            json!({"app": "cdn-demo", "machine_ids": [id], "force": true}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true));
+    let t = text_of(&r);
+    assert!(
+        t.contains("--allow-org demo-*") && t.contains("cdn-org"),
+        "{t}"
+    );
+    client.cancel().await.unwrap();
+
+    let o = PolicyOptions {
+        allow_org: vec!["cdn-*".into()],
+        ..opts(ConfirmMode::Argument)
+    };
+    let gate = gate_with(
+        Catalog::all().unwrap(),
+        &o,
+        sim_client(&sim),
+        Redactor::new(),
+        None,
+    );
+    let client = connect(gate).await;
+    let r = client
+        .call_tool(call(
+            "destroy_machines",
+            json!({"app": "cdn-demo", "machine_ids": [id], "force": true}),
+        ))
+        .await
+        .unwrap();
+    assert!(
+        text_of(&r).starts_with("confirmation required"),
+        "{}",
+        text_of(&r)
+    );
+    client.cancel().await.unwrap();
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn passthrough_uses_the_callers_fly_token_and_audit_names_the_key() {
+    use fly_machines_mcp::tools::{
+        audit::AuditLog,
+        http::{HttpAuth, HttpOptions, start},
+    };
+    use rmcp::transport::{
+        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
+    };
+
+    let sim = demo_sim().await;
+    // The server holds no token: only the caller's bearer reaches Fly.
+    let no_token =
+        fly::Client::new(fly::ClientConfig::local(sim.base_url().parse().unwrap(), None).unwrap())
+            .unwrap();
+    let gate = gate_with(
+        Catalog::all().unwrap(),
+        &opts(ConfirmMode::Never),
+        no_token.clone(),
+        Redactor::new(),
+        None,
+    );
+    let http_opts = HttpOptions {
+        auth: HttpAuth::Passthrough,
+        ..HttpOptions::default()
+    };
+    let server = start(gate, "127.0.0.1:0".parse().unwrap(), http_opts)
+        .await
+        .unwrap();
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(server.mcp_url()).auth_header(SIM_TOKEN),
+    );
+    let client = ().serve(transport).await.unwrap();
+    let r = client
+        .call_tool(call("platform_info", json!({"include": "regions"})))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    client.cancel().await.unwrap();
+    server.shutdown().await.unwrap();
+
+    // Server keys: the audit line names the key id.
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, "ci-bot:key-for-ci-0123456\n").unwrap();
+    let audit_path = dir.path().join("audit.jsonl");
+    let audit = AuditLog::open(&audit_path, Redactor::new()).unwrap();
+    let gate = gate_with(
+        Catalog::all().unwrap(),
+        &opts(ConfirmMode::Never),
+        sim_client(&sim),
+        Redactor::new(),
+        Some(audit),
+    );
+    let http_opts = HttpOptions {
+        auth: HttpAuth::Keys(keys),
+        ..HttpOptions::default()
+    };
+    let server = start(gate, "127.0.0.1:0".parse().unwrap(), http_opts)
+        .await
+        .unwrap();
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(server.mcp_url())
+            .auth_header("key-for-ci-0123456"),
+    );
+    let client = ().serve(transport).await.unwrap();
+    let id = demo_machine(&sim, "started");
+    let r = client
+        .call_tool(call(
+            "destroy_machines",
+            json!({"app": "cdn-demo", "machine_ids": [id], "force": true}),
+        ))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    client.cancel().await.unwrap();
+    server.shutdown().await.unwrap();
+    let line: Value = serde_json::from_str(
+        std::fs::read_to_string(&audit_path)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(line["caller"], "ci-bot");
+    assert_eq!(line["outcome"], "ok");
+    sim.shutdown().await;
+}
