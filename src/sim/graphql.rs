@@ -449,7 +449,9 @@ fn app_gql(w: &World, app: &App) -> Value {
         "deployed": app.status() == "deployed", "hostname": format!("{}.fly.dev", app.name),
         "appUrl": format!("https://{}.fly.dev", app.name), "platformVersion": "machines",
         "organization": org,
-        "ipAddresses": {"nodes": nodes, "totalCount": nodes.len(), "edges": nodes.iter().map(|n| json!({"node": n})).collect::<Vec<_>>()},
+        "ipAddresses": {"nodes": nodes, "totalCount": nodes.len(),
+            "edges": nodes.iter().map(|n| json!({"node": n})).collect::<Vec<_>>(),
+            "pageInfo": {"hasNextPage": false, "hasPreviousPage": false, "endCursor": null, "startCursor": null}},
         "sharedIpAddress": app.shared_ip,
         "machines": {"nodes": machines, "totalCount": machines.len()},
         "certificates": {"nodes": certs, "totalCount": certs.len()}})
@@ -660,9 +662,10 @@ async fn handle(
     };
     let mut roots = Vec::new();
     flatten(&op.sel, &frags, 0, &mut roots);
-    let (data, errors) = s.with_world(|w, now| {
+    let (data, errors, delay) = s.with_world(|w, now| {
         let mut data = Map::new();
         let mut errors = Vec::new();
+        let mut delay = 0;
         for f in roots {
             let key = f.alias.clone().unwrap_or_else(|| f.name.clone());
             let args: Map<String, Value> = f
@@ -670,6 +673,9 @@ async fn handle(
                 .iter()
                 .map(|(k, a)| (k.clone(), resolve_arg(a, &vars)))
                 .collect();
+            if f.name == "allocateIpAddress" {
+                delay += w.delay(w.latency.ip_allocate_ms);
+            }
             match resolve(w, &scope, &f.name, &args, now) {
                 Ok(v) => {
                     data.insert(key, prune(&v, &f.sel, &frags));
@@ -681,8 +687,9 @@ async fn handle(
                 }
             }
         }
-        (data, errors)
+        (data, errors, delay)
     });
+    super::http::respond_after(&s, delay).await;
     let mut out = json!({"data": data});
     if !errors.is_empty()
         && let Some(o) = out.as_object_mut()

@@ -78,6 +78,14 @@ pub(crate) fn no_content() -> ApiResult {
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// Automatic mode: holds the response for `ms` of (already scaled) latency.
+/// Stepped mode never sleeps.
+pub(crate) async fn respond_after(s: &Shared, ms: u64) {
+    if ms > 0 && !s.cfg.stepped {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+}
+
 /// Which apps the caller's token may see.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Scope {
@@ -182,6 +190,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .merge(super::volumes::routes())
         .merge(super::graphql::routes())
         .merge(super::logs::routes())
+        .merge(super::orgs::routes())
         .route_layer(middleware::from_fn_with_state(shared.clone(), gate));
     Router::new()
         .merge(api)
@@ -319,11 +328,15 @@ async fn gate(
         .find(|t| strip_scheme(&t.token) == token)
     {
         Some(t) => Scope::Apps(t.apps.clone()),
-        None => match &s.cfg.required_token {
-            Some(required) if strip_scheme(required) != token => {
-                return ApiError::new(401, "Authenticate: token validation error").into_response();
-            }
-            _ => Scope::Orgs,
+        None => match s.with_world(|w, _| w.deploy_tokens.get(&token).cloned()) {
+            Some(app) => Scope::Apps(vec![app]),
+            None => match &s.cfg.required_token {
+                Some(required) if strip_scheme(required) != token => {
+                    return ApiError::new(401, "Authenticate: token validation error")
+                        .into_response();
+                }
+                _ => Scope::Orgs,
+            },
         },
     };
     let template = matched.as_ref().map_or("", MatchedPath::as_str).to_owned();
@@ -354,7 +367,7 @@ async fn gate(
         };
         let limited = s.with_world(|w, now| {
             if w.rate_limits_on {
-                w.limiter.take(&key, limit, now).err()
+                w.limiter.take(&key, limit, now, w.time_scale).err()
             } else {
                 None
             }

@@ -46,6 +46,7 @@ mod lifecycle;
 mod logs;
 mod machines;
 mod model;
+mod orgs;
 mod platform;
 mod ratelimit;
 mod rest;

@@ -509,6 +509,8 @@ pub(crate) struct World {
     pub idempotency: HashMap<String, String>,
     pub next_numeric_id: u64,
     pub next_ip: u32,
+    /// Deploy tokens minted through the API (token without scheme → app).
+    pub deploy_tokens: HashMap<String, String>,
 }
 
 impl World {
@@ -539,6 +541,7 @@ impl World {
             idempotency: HashMap::new(),
             next_numeric_id: 1000,
             next_ip: 1,
+            deploy_tokens: HashMap::new(),
         };
         let file = super::scenario::resolve(&cfg.scenario)?;
         file.apply(&mut w, now)?;

@@ -366,6 +366,8 @@ async fn allocate_ip(
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_owned();
+    let delay = s.with_world(|w, _| w.delay(w.latency.ip_allocate_ms));
+    super::http::respond_after(&s, delay).await;
     s.with_world(|w, now| {
         visible_app(w, &scope, &app)?;
         if kind == "egress_pair" {

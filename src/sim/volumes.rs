@@ -236,9 +236,7 @@ async fn create(
             Ok((out, w.delay(w.latency.volume_create_ms)))
         })?;
     let (out, ms) = delay;
-    if !s.cfg.stepped && ms > 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-    }
+    super::http::respond_after(&s, ms).await;
     ok_json(200, out)
 }
 

@@ -337,3 +337,45 @@ async fn machine_list_pages_with_the_next_cursor_header() {
     seen.dedup();
     assert_eq!(seen.len(), 5);
 }
+
+#[tokio::test]
+async fn org_wide_listings_and_deploy_tokens() {
+    let sim = Sim::start(SimConfig::stepped().with_scenario(Scenario::Demo)).await;
+    let (st, page) = sim.get("/v1/orgs/cdn-org/machines?limit=4").await;
+    assert_eq!(st, 200);
+    assert_eq!(page["machines"].as_array().unwrap().len(), 4);
+    assert_eq!(page["machines"][0]["app_name"], "cdn-demo");
+    assert!(page["machines"][0]["config"]["guest"].is_object());
+    let mut seen = page["machines"].as_array().unwrap().len();
+    let mut cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    for _ in 0..10 {
+        let (_, p) = sim
+            .get(&format!(
+                "/v1/orgs/cdn-org/machines?limit=4&cursor={cursor}"
+            ))
+            .await;
+        seen += p["machines"].as_array().unwrap().len();
+        match p["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(seen, 11);
+    let (_, vols) = sim.get("/v1/orgs/personal/volumes").await;
+    assert_eq!(vols["volumes"][0]["app_name"], "notes-app");
+
+    let (st, t) = sim
+        .post("/v1/apps/notes-app/deploy_token", json!({"expiry": "1h"}))
+        .await;
+    assert_eq!(st, 200);
+    let token = t["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("FlyV1 fm2_"));
+    let get = |path: &str| {
+        sim.http
+            .get(sim.url(path))
+            .header("Authorization", token.clone())
+            .send()
+    };
+    assert_eq!(get("/v1/apps/notes-app").await.unwrap().status(), 200);
+    assert_eq!(get("/v1/apps/cdn-demo").await.unwrap().status(), 403);
+}
