@@ -342,7 +342,7 @@ async fn machine_list_pages_with_the_next_cursor_header() {
 async fn org_wide_listings_and_deploy_tokens() {
     let sim = Sim::start(SimConfig::stepped().with_scenario(Scenario::Demo)).await;
     let (st, page) = sim.get("/v1/orgs/cdn-org/machines?limit=4").await;
-    assert_eq!(st, 200);
+    assert_eq!(st, 200, "{page}");
     assert_eq!(page["machines"].as_array().unwrap().len(), 4);
     assert_eq!(page["machines"][0]["app_name"], "cdn-demo");
     assert!(page["machines"][0]["config"]["guest"].is_object());
