@@ -30,9 +30,14 @@ fn parse_cursor(c: &str) -> Option<(u64, String)> {
     Some((ms.parse().ok()?, id.to_owned()))
 }
 
-fn page_params(
-    q: &HashMap<String, String>,
-) -> Result<(usize, Option<(u64, String)>, u64), ApiError> {
+/// Paging and filtering shared by both listings.
+struct PageParams {
+    limit: usize,
+    cursor: Option<(u64, String)>,
+    updated_after: u64,
+}
+
+fn page_params(q: &HashMap<String, String>) -> Result<PageParams, ApiError> {
     let limit = q
         .get("limit")
         .and_then(|v| v.parse::<usize>().ok())
@@ -54,7 +59,11 @@ fn page_params(
             u64::try_from(ts.as_millisecond()).unwrap_or(0)
         }
     };
-    Ok((limit, cursor, after))
+    Ok(PageParams {
+        limit,
+        cursor,
+        updated_after: after,
+    })
 }
 
 async fn org_machines(
@@ -63,7 +72,11 @@ async fn org_machines(
     Path(org): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult {
-    let (limit, cursor, after) = page_params(&q)?;
+    let PageParams {
+        limit,
+        cursor,
+        updated_after: after,
+    } = page_params(&q)?;
     let include_deleted = q.get("include_deleted").is_some_and(|v| v == "true");
     let region = q.get("region").cloned().unwrap_or_default();
     let states: Vec<String> = q
@@ -111,7 +124,11 @@ async fn org_volumes(
     Path(org): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult {
-    let (limit, cursor, after) = page_params(&q)?;
+    let PageParams {
+        limit,
+        cursor,
+        updated_after: after,
+    } = page_params(&q)?;
     let region = q.get("region").cloned().unwrap_or_default();
     s.with_world(|w, _| {
         let slug = resolve_org(w, &org).ok_or_else(|| ApiError::not_found(format!("organization {org} not found")))?.slug.clone();
