@@ -9,6 +9,7 @@
     clippy::indexing_slicing
 )]
 
+mod client;
 mod divergences;
 mod harness;
 mod openapi;
