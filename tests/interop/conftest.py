@@ -73,7 +73,8 @@ def server_command(binary) -> ServerCommand:
     probe = run([str(binary), "serve", "--sandbox"], timeout=30, stdin=subprocess.DEVNULL)
     if SANDBOX_PLACEHOLDER in probe.stderr:
         return ServerCommand(args=["serve"], env=dict(OFFLINE_ENV), sandbox=False)
-    assert probe.returncode == 0, f"serve --sandbox failed to start: {probe.stderr}"
+    # (With stdin closed at once the server stops; how it exits is not checked here:
+    # every test below starts it properly and fails on its own if it does not serve.)
     return ServerCommand(args=["serve", "--sandbox"], env={}, sandbox=True)
 
 
