@@ -52,10 +52,10 @@ impl LogLine {
         })
     }
 
-    /// Bytes this line takes in a rendering (time, machine, region, level, message).
+    /// What this line costs in a result: its text plus the structured fields' keys
+    /// and timestamp (so both renderings stay under the output cap).
     pub fn rendered_len(&self) -> usize {
-        // "HH:MM:SS.mmm " + id + region + level + separators.
-        13 + self.instance.len() + self.region.len() + self.level.len() + self.message.len() + 4
+        self.instance.len() + self.region.len() + self.level.len() + self.message.len() + 90
     }
 }
 
@@ -236,7 +236,23 @@ pub async fn read_logs(
     q: &LogsQuery,
 ) -> Result<LogsResult, Error> {
     let tail = q.tail.clamp(1, MAX_TAIL);
-    let step = |what: &str| format!("reading logs of app {app} ({what})");
+    let mut resolved = q.clone();
+    if let Some(machine) = &q.machine {
+        // An unknown machine would just read as "no logs": say so, with the valid
+        // ids. A machine name is accepted and resolved to its id.
+        resolved.machine = Some(super::status::get_machine(client, app, machine).await?.id);
+    }
+    let q = &resolved;
+    let step = |what: &str| {
+        let step = format!("reading logs of app {app} ({what})");
+        move |e: fly::Error| {
+            if e.is_not_found() {
+                super::status::app_not_found(app)(e)
+            } else {
+                Error::fly(step)(e)
+            }
+        }
+    };
     let start_ns = match (&q.cursor, q.since_ms) {
         (Some(c), _) => Some(parse_cursor(c)?),
         (None, Some(ms)) => Some(ms.saturating_mul(1_000_000).saturating_sub(1)),
@@ -246,7 +262,7 @@ pub async fn read_logs(
         let page = client
             .app_logs(app, &fly_query(q, None))
             .await
-            .map_err(Error::fly(step("latest lines")))?;
+            .map_err(step("latest lines"))?;
         let scanned = page.entries.len();
         let mut lines: Vec<LogLine> = page
             .entries
@@ -274,7 +290,7 @@ pub async fn read_logs(
         let page = client
             .app_logs(app, &fly_query(q, Some(token_ns.to_string())))
             .await
-            .map_err(Error::fly(step("paging")))?;
+            .map_err(step("paging"))?;
         out.scanned += page.entries.len();
         let mut lines: Vec<LogLine> = page
             .entries

@@ -158,9 +158,9 @@ pub fn age(now_ms: i64, then_ms: i64) -> String {
     } else if s < 7_200 {
         format!("{}m", s / 60)
     } else if s < 172_800 {
-        format!("{}h", s / 3_600)
+        format!("{}h", (s + 1_800) / 3_600)
     } else {
-        format!("{}d", s / 86_400)
+        format!("{}d", (s + 43_200) / 86_400)
     }
 }
 

@@ -293,7 +293,7 @@ pub async fn app_status(
     let (app_res, machines, ips, volumes, certs) = tokio::join!(
         client.get_app(app),
         client.list_machines(app, &filter),
-        client.app_ip_addresses(app),
+        client.list_ip_assignments(app),
         client.list_volumes(app),
         client.list_certificates(app),
     );
@@ -317,16 +317,13 @@ pub async fn app_status(
     out.machines = rows;
     match ips {
         Ok(ips) => {
-            if let Some(v4) = ips.shared_v4.filter(|s| !s.is_empty()) {
-                out.ips.push(IpFact {
-                    address: v4,
-                    kind: "shared_v4".to_owned(),
-                    region: "global".to_owned(),
-                });
-            }
-            for ip in ips.addresses {
+            for ip in ips {
                 let kind = ip.kind().to_owned();
-                if let Some(address) = ip.ip.clone() {
+                let address = ip
+                    .ip
+                    .clone()
+                    .or_else(|| ip.ip_pair.as_ref().map(|p| format!("{} / {}", p.v4, p.v6)));
+                if let Some(address) = address.filter(|a| !a.is_empty()) {
                     out.ips.push(IpFact {
                         address,
                         kind,
@@ -334,6 +331,13 @@ pub async fn app_status(
                     });
                 }
             }
+            // Shared first, then public, then the rest.
+            out.ips.sort_by_key(|i| match i.kind.as_str() {
+                "shared_v4" => 0,
+                "v4" => 1,
+                "v6" => 2,
+                _ => 3,
+            });
         }
         Err(e) => out.gaps.push(gap("ips", &e)),
     }
@@ -482,6 +486,303 @@ pub async fn list_apps(
     out.apps
         .sort_by(|a, b| (&a.org, &a.name).cmp(&(&b.org, &b.name)));
     Ok(out)
+}
+
+/// The error for a machine id the app does not have: names the valid ids (up to
+/// 30) so the next call can use one.
+pub async fn unknown_machine(client: &fly::Client, app: &str, id: &str) -> Error {
+    let filter = MachineFilter {
+        summary: true,
+        ..MachineFilter::default()
+    };
+    let hint = match client.list_machines(app, &filter).await {
+        Ok(ms) => {
+            let live: Vec<&Machine> = ms.iter().filter(|m| !m.state.is_terminal()).collect();
+            if live.is_empty() {
+                ": the app has no machines".to_owned()
+            } else {
+                let shown: Vec<String> = live
+                    .iter()
+                    .take(30)
+                    .map(|m| format!("{} ({}, {}, {})", m.id, m.name, m.region, m.state))
+                    .collect();
+                let more = live.len().saturating_sub(shown.len());
+                let more = if more > 0 {
+                    format!(" and {more} more (see app_status)")
+                } else {
+                    String::new()
+                };
+                format!(
+                    ": valid machine ids of app {app}: {}{more}",
+                    shown.join(", ")
+                )
+            }
+        }
+        Err(_) => ": call app_status to see the app's machine ids".to_owned(),
+    };
+    Error::NotFound {
+        what: "machine",
+        id: format!("{id} (app {app})"),
+        hint,
+    }
+}
+
+/// Reads one machine by id (or, failing that, by its name); an unknown app or
+/// machine is an actionable error.
+pub async fn get_machine(client: &fly::Client, app: &str, id: &str) -> Result<Machine, Error> {
+    match client.get_machine(app, id).await {
+        Ok(m) => Ok(m),
+        Err(e) if e.is_not_found() || e.status() == Some(400) => {
+            // Tell an unknown app from an unknown machine; accept a machine name.
+            if let Err(e) = client.get_app(app).await
+                && e.is_not_found()
+            {
+                return Err(app_not_found(app)(e));
+            }
+            let filter = MachineFilter {
+                summary: true,
+                ..MachineFilter::default()
+            };
+            if let Ok(ms) = client.list_machines(app, &filter).await
+                && let Some(named) = ms.iter().find(|m| m.name == id && !m.state.is_terminal())
+            {
+                return client
+                    .get_machine(app, &named.id)
+                    .await
+                    .map_err(Error::fly(format!(
+                        "reading machine {} of app {app}",
+                        named.id
+                    )));
+            }
+            Err(unknown_machine(client, app, id).await)
+        }
+        Err(e) => Err(Error::fly(format!("reading machine {id} of app {app}"))(e)),
+    }
+}
+
+/// One health check of a machine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckLine {
+    pub name: String,
+    pub status: String,
+    pub output: String,
+    pub updated_at: Option<String>,
+}
+
+/// One event of a machine, described.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventLine {
+    pub at_ms: i64,
+    pub text: String,
+    pub source: String,
+}
+
+/// One process in the machine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessLine {
+    pub pid: i64,
+    pub command: String,
+    pub cpu: f64,
+    pub rss_bytes: u64,
+    pub listening: Vec<String>,
+}
+
+/// Everything `machine_info` shows.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MachineDetail {
+    pub row: MachineRow,
+    pub version: String,
+    pub private_ip: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub image_digest: Option<String>,
+    pub cmd: Option<String>,
+    /// `tcp 3000 ← 80 [http] force_https, 443 [tls,http]; autostop off, autostart on, min 1`.
+    pub services: Vec<String>,
+    /// `vol_x → /data`.
+    pub mounts: Vec<String>,
+    /// `always`, `on-failure (max 3)`, …
+    pub restart: Option<String>,
+    /// Env variable names (values are not shown).
+    pub env_names: Vec<String>,
+    pub checks: Vec<CheckLine>,
+    /// Oldest first.
+    pub events: Vec<EventLine>,
+    /// `owner (description) until T`.
+    pub lease: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    /// Newest first.
+    pub versions: Vec<String>,
+    pub processes: Option<Vec<ProcessLine>>,
+    /// Why processes (or versions, or the lease) could not be read.
+    pub gaps: Vec<Gap>,
+}
+
+fn describe_service(s: &fly::MachineService) -> String {
+    let ports: Vec<String> = s
+        .ports
+        .iter()
+        .map(|p| {
+            let mut t = p
+                .port
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "?".to_owned());
+            if !p.handlers.is_empty() {
+                t.push_str(&format!(" [{}]", p.handlers.join(",")));
+            }
+            if p.force_https == Some(true) {
+                t.push_str(" force_https");
+            }
+            t
+        })
+        .collect();
+    let mut text = format!("{} {}", s.protocol, s.internal_port);
+    if !ports.is_empty() {
+        text.push_str(&format!(" ← {}", ports.join(", ")));
+    }
+    let mut opts = Vec::new();
+    if let Some(a) = s.autostop {
+        opts.push(format!(
+            "autostop {}",
+            match a {
+                fly::AutostopMode::Off => "off",
+                fly::AutostopMode::Stop => "stop",
+                fly::AutostopMode::Suspend => "suspend",
+            }
+        ));
+    }
+    if let Some(a) = s.autostart {
+        opts.push(format!("autostart {}", if a { "on" } else { "off" }));
+    }
+    if let Some(n) = s.min_machines_running {
+        opts.push(format!("min running {n}"));
+    }
+    if !opts.is_empty() {
+        text.push_str(&format!("; {}", opts.join(", ")));
+    }
+    text
+}
+
+/// Reads one machine in detail: config summary, events, checks, lease holder,
+/// metadata, versions, and processes when asked.
+pub async fn machine_detail(
+    client: &fly::Client,
+    app: &str,
+    id: &str,
+    processes: bool,
+    max_events: usize,
+) -> Result<MachineDetail, Error> {
+    let m = get_machine(client, app, id).await?;
+    let id = m.id.as_str();
+    let ps = async {
+        if processes {
+            Some(client.machine_ps(app, id).await)
+        } else {
+            None
+        }
+    };
+    let (lease, versions, ps) = tokio::join!(
+        client.get_lease(app, id),
+        client.machine_versions(app, id),
+        ps
+    );
+    let mut d = MachineDetail {
+        row: MachineRow::from_machine(&m),
+        version: m.version.clone(),
+        private_ip: m.private_ip.clone(),
+        created_at: m.created_at.clone(),
+        updated_at: m.updated_at.clone(),
+        image_digest: m
+            .image_ref
+            .as_ref()
+            .map(|r| r.digest.clone())
+            .filter(|d| !d.is_empty()),
+        ..MachineDetail::default()
+    };
+    if let Some(c) = &m.config {
+        d.cmd = c
+            .init
+            .as_ref()
+            .and_then(|i| i.cmd.as_ref())
+            .map(|cmd| cmd.join(" "));
+        d.services = c.services.iter().map(describe_service).collect();
+        d.mounts = c
+            .mounts
+            .iter()
+            .map(|mt| format!("{} → {}", mt.volume, mt.path))
+            .collect();
+        d.restart = c.restart.as_ref().map(|r| match r.max_retries {
+            Some(n) => format!("{} (max {n} retries)", r.policy),
+            None => r.policy.clone(),
+        });
+        d.env_names = c.env.keys().cloned().collect();
+        d.metadata = c.metadata.clone();
+    }
+    d.checks = m
+        .checks
+        .iter()
+        .map(|c| CheckLine {
+            name: c.name.clone(),
+            status: c.status.clone(),
+            output: c.output.trim().to_owned(),
+            updated_at: c.updated_at.clone(),
+        })
+        .collect();
+    let mut events: Vec<&fly::MachineEvent> = m.events.iter().collect();
+    events.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
+    events.truncate(max_events);
+    events.reverse();
+    d.events = events
+        .into_iter()
+        .map(|e| EventLine {
+            at_ms: e.timestamp,
+            text: super::diagnose::describe_event(e),
+            source: e.source.clone(),
+        })
+        .collect();
+    match lease {
+        Ok(Some(l)) => {
+            let desc = if l.description.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", l.description)
+            };
+            d.lease = Some(format!(
+                "{}{desc} until {}",
+                l.owner,
+                super::observe::format_rfc3339(l.expires_at.saturating_mul(1000))
+            ));
+        }
+        Ok(None) => {}
+        Err(e) => d.gaps.push(gap("lease", &e)),
+    }
+    match versions {
+        Ok(v) => d.versions = v.into_iter().map(|v| v.version).take(10).collect(),
+        Err(e) => d.gaps.push(gap("versions", &e)),
+    }
+    match ps {
+        Some(Ok(procs)) => {
+            d.processes = Some(
+                procs
+                    .into_iter()
+                    .map(|p| ProcessLine {
+                        pid: p.pid,
+                        command: p.command,
+                        cpu: p.cpu,
+                        rss_bytes: p.rss,
+                        listening: p
+                            .listen_sockets
+                            .into_iter()
+                            .map(|s| format!("{} {}", s.proto, s.address))
+                            .collect(),
+                    })
+                    .collect(),
+            );
+        }
+        Some(Err(e)) => d.gaps.push(gap("processes", &e)),
+        None => {}
+    }
+    Ok(d)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 mod cli;
 mod contract;
 mod fly;
+mod observe;
 mod server;
 mod sim;
 mod update;
