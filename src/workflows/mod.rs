@@ -8,6 +8,7 @@ pub mod diagnose;
 mod error;
 pub mod logs;
 pub mod observe;
+pub mod pool;
 pub mod sched;
 pub mod status;
 pub mod update;

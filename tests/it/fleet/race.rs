@@ -1,0 +1,78 @@
+//! Two independent client stacks (separate connection pools, no shared state but the
+//! simulator) claiming from one pool of 20 for 40 users at once.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use fly_machines_mcp::workflows::pool::{self, ClaimOutcome, ClaimRequest, FillOptions, Park};
+use fly_machines_mcp::workflows::sched::Control;
+use jiff::Timestamp;
+
+use super::{Fleet, client, spec};
+
+#[tokio::test]
+async fn two_stacks_forty_users_twenty_environments_no_double_claim() {
+    let f = Fleet::scaled(0.002).await;
+    f.app("race").await;
+    let opts = FillOptions {
+        create_interval: Duration::from_millis(2),
+        park_timeout: Duration::from_secs(20),
+        fast_backoff: true,
+        ..FillOptions::default()
+    };
+    let report = pool::fill(
+        &f.client,
+        &spec("race", "r", Park::Suspended),
+        20,
+        &opts,
+        &Control::detached(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.created, 20, "{report:?}");
+
+    let stacks = [client(&f.sim), client(&f.sim)];
+    let now = Timestamp::now();
+    let mut tasks = Vec::new();
+    for u in 0..40 {
+        let c = stacks[u % 2].clone();
+        tasks.push(tokio::spawn(async move {
+            let req = ClaimRequest {
+                app: "race".into(),
+                pool: "r".into(),
+                user: format!("user-{u}"),
+                ttl: Duration::from_secs(600),
+                start_timeout: Duration::from_secs(20),
+            };
+            (req.user.clone(), pool::claim(&c, &req, now).await)
+        }));
+    }
+    let mut winners = Vec::new();
+    let mut empty = 0;
+    for t in tasks {
+        let (user, outcome) = t.await.unwrap();
+        match outcome.unwrap() {
+            ClaimOutcome::Claimed(env) => winners.push((user, env.machine_id)),
+            ClaimOutcome::Empty {
+                members, claimed, ..
+            } => {
+                assert_eq!((members, claimed), (20, 20));
+                empty += 1;
+            }
+        }
+    }
+    assert_eq!(winners.len(), 20, "{winners:?}");
+    assert_eq!(empty, 20);
+    let distinct: BTreeSet<&String> = winners.iter().map(|(_, id)| id).collect();
+    assert_eq!(distinct.len(), 20, "an environment was handed out twice");
+    // Fly's own view agrees: each machine carries its winner's name, and is started.
+    for m in f.machines("race") {
+        let id = m["id"].as_str().unwrap();
+        let user = m["config"]["metadata"][pool::USER_KEY].as_str().unwrap();
+        assert!(
+            winners.iter().any(|(u, w)| u == user && w == id),
+            "{id} tagged {user}"
+        );
+        assert_eq!(m["state"], "started");
+    }
+}
