@@ -565,6 +565,7 @@ impl Catalog {
         let mut tools = Vec::new();
         tools.extend(super::observe::tools()?);
         tools.extend(super::provision::tools()?);
+        tools.extend(super::fleet::tools()?);
         Self::from_tools(tools)
     }
 

@@ -16,6 +16,7 @@ pub mod audit;
 pub mod catalog;
 pub mod context;
 pub mod error;
+pub mod fleet;
 pub mod gate;
 pub mod http;
 pub mod observe;

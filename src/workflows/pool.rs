@@ -151,6 +151,60 @@ impl PoolSpec {
     }
 }
 
+/// A template in plain terms (what the tool layer collects): image, size, env and an
+/// optional HTTP service.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Template {
+    pub image: String,
+    /// `shared` or `performance` (default `shared`).
+    pub cpu_kind: Option<String>,
+    pub cpus: Option<u32>,
+    pub memory_mb: Option<u32>,
+    pub env: BTreeMap<String, String>,
+    /// When set, the proxy serves HTTPS on 443 (and HTTP on 80) to this port.
+    pub internal_port: Option<u16>,
+}
+
+impl Template {
+    /// The machine config this template describes.
+    pub fn to_config(&self) -> MachineConfig {
+        let guest = (self.cpu_kind.is_some() || self.cpus.is_some() || self.memory_mb.is_some())
+            .then(|| fly::GuestConfig {
+                cpu_kind: self.cpu_kind.clone().unwrap_or_else(|| "shared".into()),
+                cpus: self.cpus.unwrap_or(1),
+                memory_mb: self.memory_mb.unwrap_or(256),
+                ..fly::GuestConfig::default()
+            });
+        let services = self
+            .internal_port
+            .map(|port| {
+                let http = |p: u16, handlers: &[&str], force: Option<bool>| fly::MachinePort {
+                    port: Some(p),
+                    handlers: handlers.iter().map(|h| (*h).to_owned()).collect(),
+                    force_https: force,
+                    ..fly::MachinePort::default()
+                };
+                vec![fly::MachineService {
+                    protocol: "tcp".into(),
+                    internal_port: port,
+                    ports: vec![
+                        http(80, &["http"], Some(true)),
+                        http(443, &["tls", "http"], None),
+                    ],
+                    ..fly::MachineService::default()
+                }]
+            })
+            .unwrap_or_default();
+        MachineConfig {
+            image: self.image.clone(),
+            guest,
+            env: self.env.clone(),
+            services,
+            ..MachineConfig::default()
+        }
+    }
+}
+
 /// JSON text with object keys sorted at every level (a stable hash input whatever
 /// order maps serialize in).
 fn canonical_json(v: &serde_json::Value) -> String {

@@ -4,6 +4,7 @@
 //! own clock, and the MCP tools over an in-process pipe.
 
 mod pool;
+mod processes;
 mod race;
 
 use std::time::Duration;

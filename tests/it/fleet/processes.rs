@@ -1,0 +1,161 @@
+//! Two real `fly-machines-mcp serve` processes (stdio) on one pool: 40 users claim
+//! through `claim_environment` at once, 20 per process; then the other fleet tools.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use fly_machines_mcp::workflows::pool::{self, FillOptions, Park};
+use fly_machines_mcp::workflows::sched::Control;
+use rmcp::{
+    RoleClient, ServiceExt,
+    model::{CallToolRequestParams, CallToolResult},
+    service::RunningService,
+    transport::TokioChildProcess,
+};
+use serde_json::{Value, json};
+
+use super::{Fleet, TOKEN, spec};
+
+async fn server_process(base: &str) -> RunningService<RoleClient, ()> {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_fly-machines-mcp"));
+    cmd.args(["serve", "--toolsets", "fleet", "--confirm", "argument"]);
+    for k in ["FLY_ACCESS_TOKEN", "RUST_LOG", "FLY_MCP_TOOLSETS"] {
+        cmd.env_remove(k);
+    }
+    cmd.env("FLY_API_HOSTNAME", base)
+        .env("FLY_API_BASE_URL", base)
+        .env("FLY_API_TOKEN", TOKEN)
+        .env("HOME", std::env::temp_dir().join("fly-mcp-test-no-home"))
+        .stderr(std::process::Stdio::null());
+    let transport = TokioChildProcess::new(cmd).unwrap();
+    ().serve(transport).await.unwrap()
+}
+
+fn call(name: &'static str, v: Value) -> CallToolRequestParams {
+    CallToolRequestParams::new(name).with_arguments(v.as_object().unwrap().clone())
+}
+
+fn text(r: &CallToolResult) -> String {
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn two_server_processes_forty_users_twenty_environments() {
+    let f = Fleet::scaled(0.002).await;
+    f.app("procs").await;
+    let opts = FillOptions {
+        create_interval: Duration::from_millis(2),
+        park_timeout: Duration::from_secs(20),
+        fast_backoff: true,
+        ..FillOptions::default()
+    };
+    let filled = pool::fill(
+        &f.client,
+        &spec("procs", "p", Park::Suspended),
+        20,
+        &opts,
+        &Control::detached(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(filled.created, 20);
+
+    let base = f.sim.base_url();
+    let servers = [server_process(&base).await, server_process(&base).await];
+    let mut calls = Vec::new();
+    for u in 0..40 {
+        let peer = servers[u % 2].peer().clone();
+        calls.push(tokio::spawn(async move {
+            let args = json!({"app": "procs", "pool": "p", "user": format!("user-{u}"), "ttl_minutes": 30});
+            (u, peer.call_tool(call("claim_environment", args)).await.unwrap())
+        }));
+    }
+    let mut winners = Vec::new();
+    let mut empty = 0;
+    for c in calls {
+        let (u, r) = c.await.unwrap();
+        if r.is_error == Some(true) {
+            let t = text(&r);
+            assert!(
+                t.contains("pool empty") && t.contains("20 of 20 claimed"),
+                "{t}"
+            );
+            empty += 1;
+        } else {
+            let s = r.structured_content.clone().unwrap();
+            assert_eq!(s["user"], format!("user-{u}"));
+            assert_eq!(s["started_from"], "suspended");
+            winners.push((
+                format!("user-{u}"),
+                s["machine_id"].as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    assert_eq!(winners.len(), 20, "{winners:?}");
+    assert_eq!(empty, 20);
+    let distinct: BTreeSet<&String> = winners.iter().map(|(_, id)| id).collect();
+    assert_eq!(distinct.len(), 20, "an environment was handed out twice");
+    for m in f.machines("procs") {
+        let id = m["id"].as_str().unwrap();
+        let user = m["config"]["metadata"][pool::USER_KEY].as_str().unwrap();
+        assert!(
+            winners.iter().any(|(u, w)| u == user && w == id),
+            "{id} tagged {user}"
+        );
+    }
+
+    // The other tools, through the first process.
+    let s = &servers[0];
+    let st = s
+        .call_tool(call("pool_status", json!({"app": "procs", "pool": "p"})))
+        .await
+        .unwrap();
+    let v = st.structured_content.clone().unwrap();
+    assert_eq!(
+        (v["free"].as_u64(), v["claimed"].as_u64()),
+        (Some(0), Some(20)),
+        "{}",
+        text(&st)
+    );
+    let (user, id) = &winners[0];
+    let r = s
+        .call_tool(call(
+            "release_environment",
+            json!({"app": "procs", "pool": "p", "user": user, "mode": "recycle"}),
+        ))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    assert!(text(&r).contains(id.as_str()), "{}", text(&r));
+    let again = s
+        .call_tool(call(
+            "claim_environment",
+            json!({"app": "procs", "pool": "p", "user": "late"}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(again.structured_content.unwrap()["machine_id"], id.as_str());
+    // Nothing is expired yet: the plan says so, and confirming destroys nothing.
+    let plan = s
+        .call_tool(call("reap_expired", json!({"app": "procs", "pool": "p"})))
+        .await
+        .unwrap();
+    assert_eq!(plan.is_error, Some(true));
+    assert!(text(&plan).contains("nothing: no claim"), "{}", text(&plan));
+    let done = s
+        .call_tool(call(
+            "reap_expired",
+            json!({"app": "procs", "pool": "p", "confirm": "procs"}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(done.structured_content.unwrap()["destroyed"], 0);
+    assert_eq!(f.machines("procs").len(), 20);
+    for s in servers {
+        let _ = s.cancel().await;
+    }
+}
