@@ -783,16 +783,30 @@ pub async fn claim(
         field: "ttl".into(),
         rule: "too long".into(),
     })?;
-    let mut contended_last = Vec::new();
-    for pass in 0..CLAIM_PASSES {
-        let machines = list_pool(client, &req.app, &req.pool).await?;
+    let (app, pool) = (req.app.as_str(), req.pool.as_str());
+    // Verified under a lease during this call: not free, whatever a listing says.
+    let mut taken: Vec<String> = Vec::new();
+    let mut last: Option<(usize, usize)> = None;
+    let mut newer_than = None;
+    for _pass in 0..CLAIM_PASSES {
+        // The first pass may use this process's recent listing (listing an app is
+        // limited to 1/s, a claim should not be); every later pass needs one made
+        // after the previous pass's attempts.
+        let (machines, fresh) = listing(client, app, pool, newer_than).await?;
+        let claimed_count = machines
+            .iter()
+            .filter(|m| m.metadata(STATE_KEY) == Some(SlotState::Claimed.as_str()))
+            .count();
+        last = Some((machines.len(), claimed_count));
         if let Some(own) = machines.iter().find(|m| {
             m.metadata(STATE_KEY) == Some(SlotState::Claimed.as_str())
                 && m.metadata(USER_KEY) == Some(req.user.as_str())
+                && !taken.contains(&m.id)
         }) {
             match try_claim(client, req, own, expires_at, true).await? {
                 Attempt::Claimed(env) => return Ok(ClaimOutcome::Claimed(*env)),
-                Attempt::Contended | Attempt::Taken => {}
+                Attempt::Contended => {}
+                Attempt::Taken => taken.push(own.id.clone()),
             }
         }
         let mut free: Vec<&Machine> = machines
@@ -800,50 +814,150 @@ pub async fn claim(
             .filter(|m| {
                 m.metadata(STATE_KEY) == Some(SlotState::Free.as_str())
                     && (Park::Suspended.holds(&m.state) || Park::Stopped.holds(&m.state))
+                    && !taken.contains(&m.id)
             })
             .collect();
-        if pass > 0 {
-            // Later passes retry only what was contended, not what was verified taken.
-            free.retain(|m| contended_last.contains(&m.id));
-        }
         if free.is_empty() {
-            let claimed = machines
-                .iter()
-                .filter(|m| m.metadata(STATE_KEY) == Some(SlotState::Claimed.as_str()))
-                .count();
-            return Ok(ClaimOutcome::Empty {
-                pool: req.pool.clone(),
-                members: machines.len(),
-                claimed,
-            });
+            if fresh {
+                break;
+            }
+            newer_than = Some(std::time::Instant::now());
+            continue;
         }
         // Suspended first (the fast path); each user starts at its own offset so
         // concurrent claimers spread over the pool instead of queueing on one lease.
         free.sort_by_key(|m| (!matches!(m.state, MachineState::Suspended), m.id.clone()));
         let offset = spread(&req.user, free.len());
         free.rotate_left(offset);
-        contended_last.clear();
+        let mut contended = false;
         for m in free {
+            if known_unavailable(client, app, pool, &m.id) {
+                // Another claim in this process took it meanwhile.
+                continue;
+            }
             match try_claim(client, req, m, expires_at, false).await? {
-                Attempt::Claimed(env) => return Ok(ClaimOutcome::Claimed(*env)),
-                Attempt::Contended => contended_last.push(m.id.clone()),
-                Attempt::Taken => {}
+                Attempt::Claimed(env) => {
+                    note_claimed(client, app, pool, &env);
+                    return Ok(ClaimOutcome::Claimed(*env));
+                }
+                Attempt::Contended => contended = true,
+                Attempt::Taken => {
+                    note_taken(client, app, pool, &m.id);
+                    taken.push(m.id.clone());
+                }
             }
         }
-        if contended_last.is_empty() {
+        if fresh && !contended {
             break;
         }
+        newer_than = Some(std::time::Instant::now());
     }
-    let machines = list_pool(client, &req.app, &req.pool).await?;
-    let claimed = machines
-        .iter()
-        .filter(|m| m.metadata(STATE_KEY) == Some(SlotState::Claimed.as_str()))
-        .count();
+    let (members, claimed) = last.unwrap_or_default();
     Ok(ClaimOutcome::Empty {
         pool: req.pool.clone(),
-        members: machines.len(),
+        members,
         claimed,
     })
+}
+
+/// How long a process reuses its listing of a pool for the first pass of a claim.
+const LISTING_TTL: Duration = Duration::from_secs(2);
+
+type Listings = std::sync::Mutex<BTreeMap<String, (std::time::Instant, Vec<Machine>)>>;
+
+/// This process's recent pool listings. Only a hint: every claim verifies its
+/// candidate under the lease, so a stale entry costs a lease round trip, never a
+/// double claim.
+fn listings() -> &'static Listings {
+    static LISTINGS: std::sync::OnceLock<Listings> = std::sync::OnceLock::new();
+    LISTINGS.get_or_init(Listings::default)
+}
+
+fn listing_key(client: &fly::Client, app: &str, pool: &str) -> String {
+    format!("{}|{app}|{pool}", client.api_hostname())
+}
+
+/// The pool's members. Pass 0 (`newer_than` = `None`) takes this process's listing
+/// if it is recent; later passes need one made after `newer_than` (after this claim's
+/// previous attempts), which concurrent claimers in the process share: one lists while
+/// the others wait for its answer. The flag says whether the listing is that new.
+async fn listing(
+    client: &fly::Client,
+    app: &str,
+    pool: &str,
+    newer_than: Option<std::time::Instant>,
+) -> Result<(Vec<Machine>, bool), Error> {
+    static FETCH: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let key = listing_key(client, app, pool);
+    let usable = |key: &str| {
+        listings()
+            .lock()
+            .ok()
+            .and_then(|map| map.get(key).cloned())
+            .filter(|(at, _)| match newer_than {
+                None => at.elapsed() < LISTING_TTL,
+                Some(t) => *at >= t,
+            })
+            .map(|(_, machines)| machines)
+    };
+    if newer_than.is_none()
+        && let Some(machines) = usable(&key)
+    {
+        return Ok((machines, false));
+    }
+    let _one_at_a_time = FETCH.lock().await;
+    if let Some(machines) = usable(&key) {
+        // Someone listed while this call waited its turn.
+        return Ok((machines, newer_than.is_some()));
+    }
+    let at = std::time::Instant::now();
+    let machines = list_pool(client, app, pool).await?;
+    if let Ok(mut map) = listings().lock() {
+        if map.len() > 256 {
+            map.retain(|_, (t, _)| t.elapsed() < LISTING_TTL);
+        }
+        map.insert(key, (at, machines.clone()));
+    }
+    Ok((machines, true))
+}
+
+fn edit_listing(client: &fly::Client, app: &str, pool: &str, f: impl FnOnce(&mut Vec<Machine>)) {
+    let key = listing_key(client, app, pool);
+    if let Ok(mut map) = listings().lock()
+        && let Some((_, machines)) = map.get_mut(&key)
+    {
+        f(machines);
+    }
+}
+
+/// True when this process has since seen machine `id` claimed or gone.
+fn known_unavailable(client: &fly::Client, app: &str, pool: &str, id: &str) -> bool {
+    let key = listing_key(client, app, pool);
+    let Ok(map) = listings().lock() else {
+        return false;
+    };
+    map.get(&key).is_some_and(|(_, ms)| {
+        ms.iter()
+            .find(|m| m.id == id)
+            .is_none_or(|m| m.metadata(STATE_KEY) != Some(SlotState::Free.as_str()))
+    })
+}
+
+fn note_taken(client: &fly::Client, app: &str, pool: &str, id: &str) {
+    edit_listing(client, app, pool, |ms| ms.retain(|m| m.id != id));
+}
+
+fn note_claimed(client: &fly::Client, app: &str, pool: &str, env: &Environment) {
+    edit_listing(client, app, pool, |ms| {
+        for m in ms.iter_mut().filter(|m| m.id == env.machine_id) {
+            if let Some(cfg) = m.config.as_mut() {
+                cfg.metadata
+                    .insert(STATE_KEY.to_owned(), SlotState::Claimed.as_str().to_owned());
+                cfg.metadata.insert(USER_KEY.to_owned(), env.user.clone());
+            }
+            m.state = MachineState::Started;
+        }
+    });
 }
 
 fn spread(user: &str, len: usize) -> usize {

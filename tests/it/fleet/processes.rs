@@ -64,6 +64,7 @@ async fn two_server_processes_forty_users_twenty_environments() {
     .unwrap();
     assert_eq!(filled.created, 20);
 
+    let t0 = std::time::Instant::now();
     let base = f.sim.base_url();
     let servers = [server_process(&base).await, server_process(&base).await];
     let mut calls = Vec::new();
@@ -95,6 +96,7 @@ async fn two_server_processes_forty_users_twenty_environments() {
             ));
         }
     }
+    eprintln!("40 claims through two processes: {:?}", t0.elapsed());
     assert_eq!(winners.len(), 20, "{winners:?}");
     assert_eq!(empty, 20);
     let distinct: BTreeSet<&String> = winners.iter().map(|(_, id)| id).collect();
@@ -155,6 +157,7 @@ async fn two_server_processes_forty_users_twenty_environments() {
         .unwrap();
     assert_eq!(done.structured_content.unwrap()["destroyed"], 0);
     assert_eq!(f.machines("procs").len(), 20);
+    eprintln!("and the other tools: {:?}", t0.elapsed());
     for s in servers {
         let _ = s.cancel().await;
     }
