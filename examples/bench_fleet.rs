@@ -317,5 +317,5 @@ async fn main() {
     let l = LatencyModel::default();
     sim_clock_part(claims, &l).await;
     real_time_part(claims, &l, 0.1).await;
-    fill_part(fill, &l, 0.01).await;
+    fill_part(fill, &l, 0.05).await;
 }

@@ -1040,33 +1040,58 @@ async fn claim_under_lease(
         (USER_KEY.to_owned(), Some(req.user.clone())),
         (EXPIRES_KEY.to_owned(), Some(expires_at.to_string())),
     ]);
-    match client
-        .patch_metadata(app, id, &changes, Some(&m.version), Some(nonce))
-        .await
-    {
-        Ok(()) => {}
-        Err(e) if e.is_conflict() => return Ok(Attempt::Contended),
-        Err(e) => return Err(Error::fly(format!("tagging machine {id} as claimed"))(e)),
-    }
-    let started_from = m.state.to_string();
-    if !matches!(m.state, MachineState::Started)
-        && let Err(e) = client.start_machine(app, id, Some(nonce)).await
-    {
-        if !renew {
-            // Give it back untouched so the next claim can try it.
-            let undo = BTreeMap::from([
-                (
-                    STATE_KEY.to_owned(),
-                    Some(SlotState::Free.as_str().to_owned()),
-                ),
-                (USER_KEY.to_owned(), None),
-                (EXPIRES_KEY.to_owned(), None),
-            ]);
-            let _ = client
-                .patch_metadata(app, id, &undo, None, Some(nonce))
-                .await;
+    // Under the lease nobody else can tag or start it, so tagging and starting go
+    // together (one round trip less on the claim's critical path). A machine that is
+    // starting is no candidate for anyone, even while its metadata still says free.
+    let needs_start = !matches!(m.state, MachineState::Started);
+    let (tagged, started) = tokio::join!(
+        client.patch_metadata(app, id, &changes, Some(&m.version), Some(nonce)),
+        async {
+            if needs_start {
+                client.start_machine(app, id, Some(nonce)).await.map(|_| ())
+            } else {
+                Ok(())
+            }
         }
-        return Err(Error::fly(format!("starting machine {id}"))(e));
+    );
+    let started_from = m.state.to_string();
+    match (tagged, started) {
+        (Ok(()), Ok(())) => {}
+        (Ok(()), Err(e)) => {
+            if !renew {
+                // Give it back untouched so the next claim can try it.
+                let undo = BTreeMap::from([
+                    (
+                        STATE_KEY.to_owned(),
+                        Some(SlotState::Free.as_str().to_owned()),
+                    ),
+                    (USER_KEY.to_owned(), None),
+                    (EXPIRES_KEY.to_owned(), None),
+                ]);
+                let _ = client
+                    .patch_metadata(app, id, &undo, None, Some(nonce))
+                    .await;
+            }
+            return Err(Error::fly(format!("starting machine {id}"))(e));
+        }
+        (Err(e), started) => {
+            if needs_start && started.is_ok() {
+                // Started but not tagged: park it again before letting go of it.
+                let back = if matches!(m.state, MachineState::Suspended) {
+                    Park::Suspended
+                } else {
+                    Park::Stopped
+                };
+                if let Err(undo) = park(client, app, id, back, Some(nonce), req.start_timeout).await
+                {
+                    tracing::warn!(app, machine = id, error = %undo, "could not park an untagged machine again");
+                }
+            }
+            if e.is_conflict() {
+                return Ok(Attempt::Contended);
+            }
+            return Err(Error::fly(format!("tagging machine {id} as claimed"))(e));
+        }
     }
     // The metadata already says "claimed", so nobody else will take it: release the
     // lease while the machine boots instead of after.
