@@ -565,7 +565,9 @@ impl Catalog {
         let mut tools = Vec::new();
         tools.extend(super::observe::tools()?);
         tools.extend(super::provision::tools()?);
+        tools.extend(super::network::tools()?);
         tools.extend(super::fleet::tools()?);
+        tools.extend(super::exec::tools()?);
         Self::from_tools(tools)
     }
 

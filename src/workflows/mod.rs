@@ -6,7 +6,9 @@
 pub mod destroy;
 pub mod diagnose;
 mod error;
+pub mod exec;
 pub mod logs;
+pub mod network;
 pub mod observe;
 pub mod pool;
 pub mod sched;

@@ -11,6 +11,7 @@ mod contract;
 mod fleet;
 mod fly;
 mod observe;
+mod optin;
 mod server;
 mod sim;
 mod update;
