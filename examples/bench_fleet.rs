@@ -98,6 +98,17 @@ async fn cold_start(c: &fly::Client, app: &str) {
     .unwrap();
 }
 
+/// An automatic-mode simulator with rate limits on and latencies times `scale`.
+async fn scaled_sim(scale: f64) -> SimHandle {
+    let cfg = SimConfig {
+        time_scale: scale,
+        ..SimConfig::for_tests().with_rate_limits(true)
+    };
+    sim::start(cfg, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
 /// Stepped mode: runs `fut`, moving the clock by `step_ms` whenever it has been
 /// pending for a few real milliseconds.
 async fn drive<T>(sim: &SimHandle, step_ms: u64, fut: impl Future<Output = T>) -> T {
@@ -195,13 +206,7 @@ async fn sim_clock_part(claims: u32, l: &LatencyModel) {
 }
 
 async fn real_time_part(claims: u32, l: &LatencyModel, scale: f64) {
-    let cfg = SimConfig {
-        time_scale: scale,
-        ..SimConfig::for_tests().with_rate_limits(true)
-    };
-    let s = sim::start(cfg, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let s = scaled_sim(scale).await;
     let c = client(&s);
     create_app(&c, "wall").await;
     let opts = FillOptions {
@@ -249,13 +254,7 @@ async fn real_time_part(claims: u32, l: &LatencyModel, scale: f64) {
 }
 
 async fn fill_part(size: u32, l: &LatencyModel, scale: f64) {
-    let cfg = SimConfig {
-        time_scale: scale,
-        ..SimConfig::for_tests().with_rate_limits(true)
-    };
-    let s = sim::start(cfg, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let s = scaled_sim(scale).await;
     let c = client(&s);
     create_app(&c, "fill").await;
     let opts = FillOptions {

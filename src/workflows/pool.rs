@@ -1060,16 +1060,8 @@ async fn claim_under_lease(
         (Ok(()), Err(e)) => {
             if !renew {
                 // Give it back untouched so the next claim can try it.
-                let undo = BTreeMap::from([
-                    (
-                        STATE_KEY.to_owned(),
-                        Some(SlotState::Free.as_str().to_owned()),
-                    ),
-                    (USER_KEY.to_owned(), None),
-                    (EXPIRES_KEY.to_owned(), None),
-                ]);
                 let _ = client
-                    .patch_metadata(app, id, &undo, None, Some(nonce))
+                    .patch_metadata(app, id, &unclaimed(), None, Some(nonce))
                     .await;
             }
             return Err(Error::fly(format!("starting machine {id}"))(e));
@@ -1113,6 +1105,18 @@ async fn claim_under_lease(
         started_from,
         renewed: renew,
     })))
+}
+
+/// The metadata change that makes a member free again (no user, no expiry).
+fn unclaimed() -> BTreeMap<String, Option<String>> {
+    BTreeMap::from([
+        (
+            STATE_KEY.to_owned(),
+            Some(SlotState::Free.as_str().to_owned()),
+        ),
+        (USER_KEY.to_owned(), None),
+        (EXPIRES_KEY.to_owned(), None),
+    ])
 }
 
 async fn release_quietly(client: &fly::Client, app: &str, id: &str, nonce: &LeaseNonce) {
@@ -1242,16 +1246,8 @@ async fn release_under_lease(
         ReleaseMode::Keep | ReleaseMode::Recycle => {
             park(client, app, id, park_as, Some(nonce), timeout).await?;
             if mode == ReleaseMode::Recycle {
-                let changes = BTreeMap::from([
-                    (
-                        STATE_KEY.to_owned(),
-                        Some(SlotState::Free.as_str().to_owned()),
-                    ),
-                    (USER_KEY.to_owned(), None),
-                    (EXPIRES_KEY.to_owned(), None),
-                ]);
                 client
-                    .patch_metadata(app, id, &changes, Some(&m.version), Some(nonce))
+                    .patch_metadata(app, id, &unclaimed(), Some(&m.version), Some(nonce))
                     .await
                     .map_err(Error::fly(format!("marking machine {id} free")))?;
             }

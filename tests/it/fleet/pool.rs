@@ -320,3 +320,48 @@ async fn a_claim_costs_one_resume_on_the_simulator_clock() {
         "claim took {took} ms of sim time"
     );
 }
+
+/// A fill that died between create and park left a `filling` member: the next fill
+/// parks it instead of creating another machine for its slot.
+#[tokio::test]
+async fn a_half_made_member_is_parked_not_duplicated() {
+    let f = Fleet::scaled(0.002).await;
+    f.app("half").await;
+    let s = spec("half", "h", Park::Suspended);
+    let mut config = s.config.clone();
+    for (k, v) in [
+        (pool::POOL_KEY, "h"),
+        (pool::STATE_KEY, "filling"),
+        (pool::SLOT_KEY, "0"),
+    ] {
+        config.metadata.insert(k.to_owned(), v.to_owned());
+    }
+    let orphan = f
+        .client
+        .create_machine(
+            "half",
+            &fly_machines_mcp::fly::CreateMachine {
+                config,
+                region: Some("iad".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let st = pool::status(&f.client, "half", "h", Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!((st.filling, st.free), (1, 0), "{st:?}");
+    let report = pool::fill(&f.client, &s, 3, &fill_opts(0.002), &Control::detached())
+        .await
+        .unwrap();
+    assert_eq!((report.parked, report.created), (1, 2), "{report:?}");
+    let st = pool::status(&f.client, "half", "h", Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(st.free, 3, "{st:?}");
+    let slot0 = st.members.iter().find(|m| m.slot == Some(0)).unwrap();
+    assert_eq!(slot0.machine_id, orphan.id);
+    assert_eq!(slot0.machine_state, "suspended");
+    assert_eq!(f.machines("half").len(), 3);
+}
