@@ -206,8 +206,11 @@ pub struct CallArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ToolsArgs {
     /// Full JSON (schemas and annotations) instead of a table.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "markdown")]
     pub json: bool,
+    /// The Markdown tool reference README.md carries (every tool, whatever the filters).
+    #[arg(long)]
+    pub markdown: bool,
     #[command(flatten)]
     pub safety: SafetyArgs,
 }
@@ -497,6 +500,10 @@ fn tools(args: &ToolsArgs) -> ExitCode {
         }
     };
     let mut out = std::io::stdout().lock();
+    if args.markdown {
+        let _ = out.write_all(crate::tools::reference::markdown(&catalog).as_bytes());
+        return ExitCode::SUCCESS;
+    }
     if args.json {
         let tools: Vec<serde_json::Value> = catalog
             .tools()

@@ -24,6 +24,7 @@ pub mod network;
 pub mod observe;
 pub mod provision;
 pub mod redact;
+pub mod reference;
 pub mod render;
 pub mod safety;
 pub mod server;

@@ -786,19 +786,18 @@ pub async fn claim(
     let (app, pool) = (req.app.as_str(), req.pool.as_str());
     // Verified under a lease during this call: not free, whatever a listing says.
     let mut taken: Vec<String> = Vec::new();
-    let mut last: Option<(usize, Vec<String>)> = None;
+    let mut last: Option<(usize, usize)> = None;
     let mut newer_than = None;
     for _pass in 0..CLAIM_PASSES {
         // The first pass may use this process's recent listing (listing an app is
         // limited to 1/s, a claim should not be); every later pass needs one made
         // after the previous pass's attempts.
         let (machines, fresh) = listing(client, app, pool, newer_than).await?;
-        let claimed_ids: Vec<String> = machines
+        let claimed_count = machines
             .iter()
             .filter(|m| m.metadata(STATE_KEY) == Some(SlotState::Claimed.as_str()))
-            .map(|m| m.id.clone())
-            .collect();
-        last = Some((machines.len(), claimed_ids));
+            .count();
+        last = Some((machines.len(), claimed_count));
         if let Some(own) = machines.iter().find(|m| {
             m.metadata(STATE_KEY) == Some(SlotState::Claimed.as_str())
                 && m.metadata(USER_KEY) == Some(req.user.as_str())
@@ -853,12 +852,7 @@ pub async fn claim(
         }
         newer_than = Some(std::time::Instant::now());
     }
-    // What this call verified under leases is newer than the listing it started from.
-    let (members, mut claimed_ids) = last.unwrap_or_default();
-    claimed_ids.extend(taken);
-    claimed_ids.sort_unstable();
-    claimed_ids.dedup();
-    let claimed = claimed_ids.len().min(members);
+    let (members, claimed) = last.unwrap_or_default();
     Ok(ClaimOutcome::Empty {
         pool: req.pool.clone(),
         members,
@@ -893,6 +887,7 @@ async fn listing(
     pool: &str,
     newer_than: Option<std::time::Instant>,
 ) -> Result<(Vec<Machine>, bool), Error> {
+    static FETCH: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let key = listing_key(client, app, pool);
     let usable = |key: &str| {
         listings()
@@ -910,8 +905,7 @@ async fn listing(
     {
         return Ok((machines, false));
     }
-    let turn = fetch_turn(&key);
-    let _one_at_a_time = turn.lock().await;
+    let _one_at_a_time = FETCH.lock().await;
     if let Some(machines) = usable(&key) {
         // Someone listed while this call waited its turn.
         return Ok((machines, newer_than.is_some()));
@@ -925,23 +919,6 @@ async fn listing(
         map.insert(key, (at, machines.clone()));
     }
     Ok((machines, true))
-}
-
-/// One lister at a time per pool in this process (the others wait and reuse its answer).
-fn fetch_turn(key: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
-    type Turns = std::sync::Mutex<BTreeMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>;
-    static TURNS: std::sync::OnceLock<Turns> = std::sync::OnceLock::new();
-    let turns = TURNS.get_or_init(Turns::default);
-    match turns.lock() {
-        Ok(mut map) => {
-            if map.len() > 256 {
-                map.retain(|_, t| std::sync::Arc::strong_count(t) > 1);
-            }
-            map.entry(key.to_owned()).or_default().clone()
-        }
-        // A poisoned map only loses the sharing, not correctness.
-        Err(_) => std::sync::Arc::default(),
-    }
 }
 
 fn edit_listing(client: &fly::Client, app: &str, pool: &str, f: impl FnOnce(&mut Vec<Machine>)) {

@@ -8,6 +8,7 @@
 
 mod cli;
 mod contract;
+mod docs;
 mod fleet;
 mod fly;
 mod observe;
