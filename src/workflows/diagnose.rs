@@ -179,6 +179,8 @@ const KERNEL_LINE_BEFORE_MS: i64 = 10_000;
 /// How long after an exit the incident timeline follows the machine.
 const INCIDENT_SPAN_MS: i64 = 10 * 60_000;
 const MAX_TIMELINE_ENTRIES: usize = 30;
+/// Evidence lines one finding lists at most (the rest are counted).
+const MAX_EVIDENCE_LINES: usize = 10;
 const MAX_EVIDENCE_TEXT: usize = 240;
 
 /// What a log line says, as far as diagnosis cares.
@@ -492,6 +494,13 @@ or reduce the process's memory use; the per-machine findings show the kernel's R
     drift_findings(&live, &mut findings);
     volume_findings(&ev.volumes, &mut findings);
 
+    for f in &mut findings {
+        if f.evidence.len() > MAX_EVIDENCE_LINES {
+            let more = f.evidence.len() - (MAX_EVIDENCE_LINES - 1);
+            f.evidence.truncate(MAX_EVIDENCE_LINES - 1);
+            f.evidence.push(format!("… and {more} more"));
+        }
+    }
     findings.sort_by(|a, b| {
         a.severity
             .cmp(&b.severity)

@@ -15,6 +15,8 @@ pub const MAX_TAIL: usize = 500;
 pub const DEFAULT_TAIL: usize = 100;
 /// Pages of the logs API one call reads at most (about 100 lines each).
 pub const MAX_PAGES: usize = 20;
+/// Longer messages are cut (with a marker) so one line cannot blow the output cap.
+pub const MAX_MESSAGE: usize = 2_000;
 
 /// One log line in domain form.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,7 +50,7 @@ impl LogLine {
             instance: e.instance,
             region: e.region,
             level: e.level,
-            message: e.message,
+            message: clip_message(e.message),
         })
     }
 
@@ -57,6 +59,21 @@ impl LogLine {
     pub fn rendered_len(&self) -> usize {
         self.instance.len() + self.region.len() + self.level.len() + self.message.len() + 90
     }
+}
+
+fn clip_message(message: String) -> String {
+    if message.len() <= MAX_MESSAGE {
+        return message;
+    }
+    let mut cut = MAX_MESSAGE;
+    while cut > 0 && !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!(
+        "{}… [{} more bytes]",
+        message.get(..cut).unwrap_or_default(),
+        message.len() - cut
+    )
 }
 
 /// Epoch nanoseconds of an RFC 3339 timestamp.
@@ -415,6 +432,15 @@ mod tests {
             level: "info".into(),
             message: msg.into(),
         }
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_a_char_boundary() {
+        let long = "é".repeat(MAX_MESSAGE);
+        let cut = clip_message(long.clone());
+        assert!(cut.len() < MAX_MESSAGE + 40, "{}", cut.len());
+        assert!(cut.ends_with(&format!("[{} more bytes]", long.len() - MAX_MESSAGE)));
+        assert_eq!(clip_message("short".into()), "short");
     }
 
     #[test]

@@ -144,7 +144,9 @@ async fn long_logs_never_exceed_the_cap_and_secrets_are_redacted() {
             "machines": [{"id": "0a0b0c0d0e0f10", "name": "chatty-1", "region": "ams",
                           "state": "started", "created_at": -86400}],
             "logs": [{"at": -30, "instance": "0a0b0c0d0e0f10",
-                      "message": format!("connecting with token {canary}")}],
+                      "message": format!("connecting with token {canary}")},
+                     {"at": -20, "instance": "0a0b0c0d0e0f10",
+                      "message": format!("huge {}", "y".repeat(60_000))}],
             "log_series": [{"from": -600, "to": -1, "every": 1, "instance": "0a0b0c0d0e0f10",
                             "messages": [format!("request {long}")]}]
         }]
@@ -153,6 +155,7 @@ async fn long_logs_never_exceed_the_cap_and_secrets_are_redacted() {
     for args in [
         json!({"app": "chatty", "tail": 500}),
         json!({"app": "chatty", "since": "20m", "tail": 500}),
+        json!({"app": "chatty", "since": "1h", "grep": "huge"}),
     ] {
         let (text, s) = h.ok("app_logs", args.clone()).await;
         assert!(text.len() <= CAP, "{args}: text {} bytes", text.len());
@@ -162,6 +165,13 @@ async fn long_logs_never_exceed_the_cap_and_secrets_are_redacted() {
             "{args}: structured {structured} bytes"
         );
         assert!(!lines(&s).is_empty());
+        if args.get("grep").is_some() {
+            assert!(
+                text.contains("more bytes]"),
+                "a huge line is cut with a marker"
+            );
+            continue;
+        }
         assert!(
             s["left_out"].as_u64().unwrap() > 0 || s["complete"] == false,
             "{args}"

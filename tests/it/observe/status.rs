@@ -100,6 +100,15 @@ fn big_app(machines: usize) -> Value {
                 "created_at": -86400,
                 "events": [{"at": -86400, "type": "launch", "status": "created", "source": "user"}]
             });
+            if i % 3 == 0 {
+                m["events"] = json!([
+                    {"at": -86400, "type": "launch", "status": "created", "source": "user"},
+                    {"at": -600 - i as i64, "type": "exit", "status": "stopped", "source": "flyd",
+                     "request": {"exit_event": {"exit_code": 137, "signal": 9, "oom_killed": true,
+                                                "restarting": true}, "restart_count": 1}},
+                    {"at": -598 - i as i64, "type": "start", "status": "started", "source": "flyd"}
+                ]);
+            }
             if i == 777 {
                 m["checks"] = json!([{"name": "servicecheck-00-http-8080", "status": "critical",
                                       "output": "connection refused", "at": -30}]);
@@ -145,6 +154,34 @@ async fn a_thousand_machine_app_stays_under_the_cap_and_says_what_it_left_out() 
         "app_status 1,000 machines: {} listed, {left} left out; text {} bytes, structured {structured} bytes",
         shown.len(),
         text.len()
+    );
+
+    // diagnose of the same app stays under the cap too, most urgent first.
+    let (text, s) = h.ok("diagnose", json!({"app": "big-app"})).await;
+    assert!(text.len() <= CAP, "diagnose text {} bytes", text.len());
+    assert!(
+        s.to_string().len() <= CAP + 2048,
+        "diagnose structured {} bytes",
+        s.to_string().len()
+    );
+    assert!(s["left_out"].as_u64().unwrap() > 0);
+    assert!(
+        s["findings"].as_array().unwrap().len() > 5,
+        "evidence lists are bounded"
+    );
+    assert!(text.contains("less urgent findings"), "{text}");
+    assert_eq!(s["findings"][0]["severity"], "critical");
+    assert!(
+        text.contains("worker-0777")
+            || text.contains(&format!("{:014x}", 0x1000_0000_0000u64 + 777)),
+        "the critical check is shown"
+    );
+    eprintln!(
+        "diagnose 1,000 machines: {} findings shown, {} left out; text {} bytes, structured {} bytes",
+        s["findings"].as_array().unwrap().len(),
+        s["left_out"],
+        text.len(),
+        s.to_string().len()
     );
 
     // Narrowing works: one region, one state.
