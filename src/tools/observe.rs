@@ -202,17 +202,6 @@ const ROW_BUDGET: usize = 11 * 1024;
 /// App name argument bounds (Fly app names).
 const APP_PATTERN: &str = r"^[a-z0-9][a-z0-9-]*$";
 
-fn clip(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut cut = max;
-    while cut > 0 && !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}…", text.get(..cut).unwrap_or_default())
-}
-
 fn counts_text(counts: &BTreeMap<String, usize>) -> String {
     counts
         .iter()
@@ -778,7 +767,7 @@ async fn app_status(ctx: ToolContext, args: AppStatusArgs) -> Result<AppStatusOu
         let checks: Vec<String> = row
             .failing_checks
             .iter()
-            .map(|c| format!("{} {}", row.id, clip(c, 200)))
+            .map(|c| format!("{} {}", row.id, wf::clip(c, 200)))
             .collect();
         // Text row plus its JSON keys: about 330 bytes for a typical machine.
         let cost = 200
@@ -863,7 +852,7 @@ async fn app_status(ctx: ToolContext, args: AppStatusArgs) -> Result<AppStatusOu
         unavailable: st
             .gaps
             .into_iter()
-            .map(|g| format!("{}: {}", g.part, clip(&g.error, 200)))
+            .map(|g| format!("{}: {}", g.part, wf::clip(&g.error, 200)))
             .collect(),
     })
 }
@@ -1028,7 +1017,7 @@ impl ToolOutput for MachineInfoOut {
                     vec![
                         c.name.clone(),
                         c.status.clone(),
-                        clip(&c.output, 200),
+                        wf::clip(&c.output, 200),
                         c.updated_at.clone().unwrap_or_default(),
                     ]
                 })
@@ -1062,7 +1051,7 @@ impl ToolOutput for MachineInfoOut {
                 .map(|p| {
                     vec![
                         p.pid.to_string(),
-                        clip(&p.command, 80),
+                        wf::clip(&p.command, 80),
                         format!("{:.1}", p.cpu),
                         format!("{:.0}", p.rss_mb),
                         p.listening.join(", "),
@@ -1118,7 +1107,7 @@ async fn machine_info(
             .map(|c| CheckOut {
                 name: c.name,
                 status: c.status,
-                output: clip(&c.output, 1000),
+                output: wf::clip(&c.output, 1000),
                 updated_at: c.updated_at,
             })
             .collect(),
@@ -1151,7 +1140,7 @@ async fn machine_info(
         unavailable: d
             .gaps
             .into_iter()
-            .map(|g| format!("{}: {}", g.part, clip(&g.error, 200)))
+            .map(|g| format!("{}: {}", g.part, wf::clip(&g.error, 200)))
             .collect(),
     })
 }

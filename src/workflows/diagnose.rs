@@ -17,7 +17,7 @@ use regex::Regex;
 
 use super::Error;
 use super::logs::LogLine;
-use super::observe::{age, clock_time, format_rfc3339};
+use super::observe::{age, clip, clock_time, format_rfc3339};
 use super::status::VolumeFact;
 use crate::fly::{self, Machine, MachineEvent, MachineState};
 
@@ -338,17 +338,6 @@ fn signal_name(signal: i64) -> Option<&'static str> {
         15 => Some("SIGTERM"),
         _ => None,
     }
-}
-
-fn clip(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut cut = max;
-    while cut > 0 && !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}…", text.get(..cut).unwrap_or_default())
 }
 
 /// An unplanned exit: the machine's process ended without a stop request.

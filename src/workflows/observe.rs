@@ -164,6 +164,18 @@ pub fn age(now_ms: i64, then_ms: i64) -> String {
     }
 }
 
+/// `text` cut to at most `max` bytes (on a character boundary), with `…` when cut.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut cut = max;
+    while cut > 0 && !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", text.get(..cut).unwrap_or_default())
+}
+
 /// The current time in epoch milliseconds (the tools' clock; workflows take `now` as
 /// an argument so tests can pin it).
 pub fn now_ms() -> i64 {
