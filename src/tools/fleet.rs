@@ -421,6 +421,10 @@ pub struct ClaimArgs {
     #[serde(default = "default_ttl_minutes")]
     #[schemars(range(min = 1, max = 43200))]
     pub ttl_minutes: u32,
+    /// After answering, add one free environment to the pool in the background (from
+    /// the claimed one's config), so the pool does not run dry. Default false.
+    #[serde(default)]
+    pub refill: bool,
 }
 
 fn default_ttl_minutes() -> u32 {
@@ -445,6 +449,8 @@ pub struct EnvironmentOut {
     pub started_from: String,
     /// The user already held it; the expiry was renewed.
     pub renewed: bool,
+    /// A background refill was started (see pool_status for its progress).
+    pub refilling: bool,
 }
 
 impl ToolOutput for EnvironmentOut {
@@ -462,7 +468,11 @@ impl ToolOutput for EnvironmentOut {
             self.url,
             self.machine_id,
             self.private_address
-        )
+        ) + if self.refilling {
+            "\nrefilling the pool with one more environment in the background (pool_status shows it as filling, then free)"
+        } else {
+            ""
+        }
     }
 }
 
@@ -475,19 +485,29 @@ async fn claim_environment(ctx: ToolContext, args: ClaimArgs) -> Result<Environm
         start_timeout: Duration::from_secs(60),
     };
     match wf::claim(ctx.client(), &req, Timestamp::now()).await? {
-        ClaimOutcome::Claimed(env) => Ok(EnvironmentOut {
-            app: env.app,
-            pool: env.pool,
-            machine_id: env.machine_id,
-            name: env.name,
-            region: env.region,
-            user: env.user,
-            expires_at: env.expires_at.to_string(),
-            url: env.url,
-            private_address: env.private_address,
-            started_from: env.started_from,
-            renewed: env.renewed,
-        }),
+        ClaimOutcome::Claimed(env) => {
+            let refilling = args.refill && !env.renewed;
+            if refilling {
+                let client = ctx.client().clone();
+                let env = env.clone();
+                // Outlives the call on purpose; a lost refill is redone by pool_fill.
+                tokio::spawn(async move {
+                    let opts = FillOptions::default();
+                    match wf::refill_after_claim(&client, &env, &opts, &Control::detached()).await {
+                        Ok(r) if r.failed.is_empty() => {
+                            tracing::info!(app = %env.app, pool = %env.pool, created = r.created, "pool refilled");
+                        }
+                        Ok(r) => {
+                            tracing::warn!(app = %env.app, pool = %env.pool, failed = r.failed.len(), "pool refill incomplete");
+                        }
+                        Err(e) => {
+                            tracing::warn!(app = %env.app, pool = %env.pool, error = %e.source_text(), "pool refill failed");
+                        }
+                    }
+                });
+            }
+            Ok(claimed_out(env, refilling))
+        }
         ClaimOutcome::Empty {
             pool,
             members,
@@ -499,6 +519,23 @@ async fn claim_environment(ctx: ToolContext, args: ClaimArgs) -> Result<Environm
                 args.app
             ),
         }),
+    }
+}
+
+fn claimed_out(env: wf::Environment, refilling: bool) -> EnvironmentOut {
+    EnvironmentOut {
+        app: env.app,
+        pool: env.pool,
+        machine_id: env.machine_id,
+        name: env.name,
+        region: env.region,
+        user: env.user,
+        expires_at: env.expires_at.to_string(),
+        url: env.url,
+        private_address: env.private_address,
+        started_from: env.started_from,
+        renewed: env.renewed,
+        refilling,
     }
 }
 
@@ -804,6 +841,7 @@ mod tests {
             private_address: "148e1d4ae77d89.vm.devboxes.internal".into(),
             started_from: "suspended".into(),
             renewed: false,
+            refilling: true,
         };
         let fill = PoolFillOut {
             app: "devboxes".into(),

@@ -786,18 +786,19 @@ pub async fn claim(
     let (app, pool) = (req.app.as_str(), req.pool.as_str());
     // Verified under a lease during this call: not free, whatever a listing says.
     let mut taken: Vec<String> = Vec::new();
-    let mut last: Option<(usize, usize)> = None;
+    let mut last: Option<(usize, Vec<String>)> = None;
     let mut newer_than = None;
     for _pass in 0..CLAIM_PASSES {
         // The first pass may use this process's recent listing (listing an app is
         // limited to 1/s, a claim should not be); every later pass needs one made
         // after the previous pass's attempts.
         let (machines, fresh) = listing(client, app, pool, newer_than).await?;
-        let claimed_count = machines
+        let claimed_ids: Vec<String> = machines
             .iter()
             .filter(|m| m.metadata(STATE_KEY) == Some(SlotState::Claimed.as_str()))
-            .count();
-        last = Some((machines.len(), claimed_count));
+            .map(|m| m.id.clone())
+            .collect();
+        last = Some((machines.len(), claimed_ids));
         if let Some(own) = machines.iter().find(|m| {
             m.metadata(STATE_KEY) == Some(SlotState::Claimed.as_str())
                 && m.metadata(USER_KEY) == Some(req.user.as_str())
@@ -852,7 +853,12 @@ pub async fn claim(
         }
         newer_than = Some(std::time::Instant::now());
     }
-    let (members, claimed) = last.unwrap_or_default();
+    // What this call verified under leases is newer than the listing it started from.
+    let (members, mut claimed_ids) = last.unwrap_or_default();
+    claimed_ids.extend(taken);
+    claimed_ids.sort_unstable();
+    claimed_ids.dedup();
+    let claimed = claimed_ids.len().min(members);
     Ok(ClaimOutcome::Empty {
         pool: req.pool.clone(),
         members,
@@ -887,7 +893,6 @@ async fn listing(
     pool: &str,
     newer_than: Option<std::time::Instant>,
 ) -> Result<(Vec<Machine>, bool), Error> {
-    static FETCH: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let key = listing_key(client, app, pool);
     let usable = |key: &str| {
         listings()
@@ -905,7 +910,8 @@ async fn listing(
     {
         return Ok((machines, false));
     }
-    let _one_at_a_time = FETCH.lock().await;
+    let turn = fetch_turn(&key);
+    let _one_at_a_time = turn.lock().await;
     if let Some(machines) = usable(&key) {
         // Someone listed while this call waited its turn.
         return Ok((machines, newer_than.is_some()));
@@ -919,6 +925,23 @@ async fn listing(
         map.insert(key, (at, machines.clone()));
     }
     Ok((machines, true))
+}
+
+/// One lister at a time per pool in this process (the others wait and reuse its answer).
+fn fetch_turn(key: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    type Turns = std::sync::Mutex<BTreeMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>;
+    static TURNS: std::sync::OnceLock<Turns> = std::sync::OnceLock::new();
+    let turns = TURNS.get_or_init(Turns::default);
+    match turns.lock() {
+        Ok(mut map) => {
+            if map.len() > 256 {
+                map.retain(|_, t| std::sync::Arc::strong_count(t) > 1);
+            }
+            map.entry(key.to_owned()).or_default().clone()
+        }
+        // A poisoned map only loses the sharing, not correctness.
+        Err(_) => std::sync::Arc::default(),
+    }
 }
 
 fn edit_listing(client: &fly::Client, app: &str, pool: &str, f: impl FnOnce(&mut Vec<Machine>)) {
@@ -1123,6 +1146,60 @@ async fn release_quietly(client: &fly::Client, app: &str, id: &str, nonce: &Leas
     if let Err(e) = client.release_lease(app, id, nonce).await {
         tracing::warn!(app, machine = id, error = %e, "lease release failed; it expires on its own");
     }
+}
+
+/// Refill after a claim: puts one more free environment in the pool, built from the
+/// claimed one's config (and refills slots reaped meanwhile), on the fill path
+/// (paced, resumable). The tool layer runs it after answering, when asked.
+pub async fn refill_after_claim(
+    client: &fly::Client,
+    env: &Environment,
+    opts: &FillOptions,
+    ctl: &Control,
+) -> Result<FillReport, Error> {
+    let machines = list_pool(client, &env.app, &env.pool).await?;
+    let Some(claimed) = machines.iter().find(|m| m.id == env.machine_id) else {
+        return Err(Error::NotFound {
+            what: "pool machine",
+            id: env.machine_id.clone(),
+            hint: String::new(),
+        });
+    };
+    let Some(mut config) = claimed.config.clone() else {
+        return Err(Error::Refused {
+            rule: "refill".into(),
+            message: format!("machine {} has no config to copy", env.machine_id),
+        });
+    };
+    for k in [
+        POOL_KEY,
+        STATE_KEY,
+        USER_KEY,
+        EXPIRES_KEY,
+        TEMPLATE_KEY,
+        SLOT_KEY,
+        IDEMPOTENCY_KEY_METADATA,
+        OWNER_METADATA_KEY,
+    ] {
+        config.metadata.remove(k);
+    }
+    let slots = machines
+        .iter()
+        .filter_map(|m| m.metadata(SLOT_KEY).and_then(|s| s.parse::<u32>().ok()))
+        .max()
+        .map_or(0, |s| s.saturating_add(1));
+    let spec = PoolSpec {
+        app: env.app.clone(),
+        pool: env.pool.clone(),
+        region: Some(claimed.region.clone()).filter(|r| !r.is_empty()),
+        config,
+        park: if env.started_from == MachineState::Suspended.as_str() {
+            Park::Suspended
+        } else {
+            Park::Stopped
+        },
+    };
+    fill(client, &spec, slots.saturating_add(1), opts, ctl).await
 }
 
 // ---------------------------------------------------------------------------------

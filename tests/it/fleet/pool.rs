@@ -365,3 +365,39 @@ async fn a_half_made_member_is_parked_not_duplicated() {
     assert_eq!(slot0.machine_state, "suspended");
     assert_eq!(f.machines("half").len(), 3);
 }
+
+/// `refill` after a claim: one more free environment, from the claimed one's config.
+#[tokio::test]
+async fn refill_after_a_claim_keeps_the_free_count() {
+    let f = Fleet::scaled(0.002).await;
+    f.app("refill").await;
+    let s = spec("refill", "f", Park::Suspended);
+    pool::fill(&f.client, &s, 2, &fill_opts(0.002), &Control::detached())
+        .await
+        .unwrap();
+    let now = Timestamp::now();
+    let env = claimed(
+        pool::claim(&f.client, &claim("refill", "f", "uma", 600), now)
+            .await
+            .unwrap(),
+    );
+    let report = pool::refill_after_claim(&f.client, &env, &fill_opts(0.002), &Control::detached())
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.created, report.already_present),
+        (1, 2),
+        "{report:?}"
+    );
+    let st = pool::status(&f.client, "refill", "f", now).await.unwrap();
+    assert_eq!((st.free, st.claimed), (2, 1), "{st:?}");
+    let fresh = st.members.iter().find(|m| m.slot == Some(2)).unwrap();
+    assert_eq!(fresh.machine_state, "suspended");
+    assert!(fresh.user.is_none());
+    let m = f
+        .machines("refill")
+        .into_iter()
+        .find(|m| m["id"] == fresh.machine_id.as_str())
+        .unwrap();
+    assert_eq!(m["config"]["image"], "nginx:1");
+}

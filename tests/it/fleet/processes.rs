@@ -136,11 +136,14 @@ async fn two_server_processes_forty_users_twenty_environments() {
     let again = s
         .call_tool(call(
             "claim_environment",
-            json!({"app": "procs", "pool": "p", "user": "late"}),
+            json!({"app": "procs", "pool": "p", "user": "late", "refill": true}),
         ))
         .await
         .unwrap();
-    assert_eq!(again.structured_content.unwrap()["machine_id"], id.as_str());
+    let again = again.structured_content.unwrap();
+    assert_eq!(again["machine_id"], id.as_str());
+    // The refill runs in the server process after the answer; it is not awaited here.
+    assert_eq!(again["refilling"], true);
     // Nothing is expired yet: the plan says so, and confirming destroys nothing.
     let plan = s
         .call_tool(call("reap_expired", json!({"app": "procs", "pool": "p"})))
@@ -156,7 +159,35 @@ async fn two_server_processes_forty_users_twenty_environments() {
         .await
         .unwrap();
     assert_eq!(done.structured_content.unwrap()["destroyed"], 0);
-    assert_eq!(f.machines("procs").len(), 20);
+    let claimed = f
+        .machines("procs")
+        .into_iter()
+        .filter(|m| m["config"]["metadata"][pool::STATE_KEY] == "claimed")
+        .count();
+    assert_eq!(claimed, 20);
+    // pool_fill through the tool: the template's size and service reach the machines.
+    let fill = s
+        .call_tool(call(
+            "pool_fill",
+            json!({"app": "procs", "pool": "q", "size": 2, "image": "nginx:2",
+                "memory_mb": 512, "internal_port": 8080, "env": {"MODE": "dev"}}),
+        ))
+        .await
+        .unwrap();
+    assert_ne!(fill.is_error, Some(true), "{}", text(&fill));
+    assert_eq!(fill.structured_content.unwrap()["created"], 2);
+    let q: Vec<Value> = f
+        .machines("procs")
+        .into_iter()
+        .filter(|m| m["config"]["metadata"][pool::POOL_KEY] == "q")
+        .collect();
+    assert_eq!(q.len(), 2);
+    for m in &q {
+        assert_eq!(m["state"], "suspended", "{m}");
+        assert_eq!(m["config"]["guest"]["memory_mb"], 512, "{m}");
+        assert_eq!(m["config"]["services"][0]["internal_port"], 8080, "{m}");
+        assert_eq!(m["config"]["env"]["MODE"], "dev", "{m}");
+    }
     eprintln!("and the other tools: {:?}", t0.elapsed());
     for s in servers {
         let _ = s.cancel().await;
