@@ -394,19 +394,12 @@ pub async fn check_certificate(
     app: &str,
     hostname: &str,
 ) -> Result<CertificateState, Error> {
-    client
-        .check_certificate(app, hostname)
-        .await
-        .map(|c| CertificateState::from_wire(app, c))
-        .map_err(|e| {
-            if e.is_not_found() {
-                cert_not_found(app, hostname)
-            } else {
-                Error::fly(format!(
-                    "checking the certificate of {hostname} (app {app})"
-                ))(e)
-            }
-        })
+    certificate_state(
+        client.check_certificate(app, hostname).await,
+        app,
+        hostname,
+        "checking",
+    )
 }
 
 /// The certificate's current state (reads only).
@@ -415,17 +408,28 @@ pub async fn show_certificate(
     app: &str,
     hostname: &str,
 ) -> Result<CertificateState, Error> {
-    client
-        .get_certificate(app, hostname)
-        .await
-        .map(|c| CertificateState::from_wire(app, c))
-        .map_err(|e| {
-            if e.is_not_found() {
-                cert_not_found(app, hostname)
-            } else {
-                Error::fly(format!("reading the certificate of {hostname} (app {app})"))(e)
-            }
-        })
+    certificate_state(
+        client.get_certificate(app, hostname).await,
+        app,
+        hostname,
+        "reading",
+    )
+}
+
+/// A certificate answer as its state; a 404 names the missing certificate.
+fn certificate_state(
+    answer: Result<fly::Certificate, fly::Error>,
+    app: &str,
+    hostname: &str,
+    doing: &str,
+) -> Result<CertificateState, Error> {
+    match answer {
+        Ok(c) => Ok(CertificateState::from_wire(app, c)),
+        Err(e) if e.is_not_found() => Err(cert_not_found(app, hostname)),
+        Err(e) => Err(Error::fly(format!(
+            "{doing} the certificate of {hostname} (app {app})"
+        ))(e)),
+    }
 }
 
 /// Removes the certificate of `hostname`. Gone already counts as removed.

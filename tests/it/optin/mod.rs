@@ -23,7 +23,7 @@ use rmcp::{
 };
 use serde_json::Value;
 
-use super::server::gate_with;
+use super::{observe::text_of, server::gate_with};
 
 const SIM_TOKEN: &str = "optin-sim-token-7d1c";
 
@@ -156,14 +156,6 @@ impl Harness {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     }
-}
-
-pub fn text_of(r: &CallToolResult) -> String {
-    r.content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// The demo scenario's app.
