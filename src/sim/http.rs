@@ -259,6 +259,9 @@ async fn outer(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Respon
             r
         }
     };
+    if resp.status().as_u16() >= 400 && !is_json(&resp) {
+        resp = fly_shaped(resp).await;
+    }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("fly-request-id", v);
     }
@@ -281,6 +284,40 @@ async fn outer(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Respon
         });
     }
     resp
+}
+
+fn is_json(resp: &Response) -> bool {
+    resp.headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+/// Framework rejections (bad query strings, wrong methods) arrive as plain text;
+/// Fly answers errors as `{"error": "..."}`.
+async fn fly_shaped(resp: Response) -> Response {
+    let (parts, body) = resp.into_parts();
+    if parts.extensions.get::<DropConnection>().is_some() {
+        return Response::from_parts(parts, body);
+    }
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let mut message = String::from_utf8_lossy(&text).trim().to_owned();
+    if message.is_empty() {
+        message = parts
+            .status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase();
+    }
+    let mut out = ApiError::new(parts.status.as_u16(), message).into_response();
+    for (k, v) in &parts.headers {
+        if k != axum::http::header::CONTENT_TYPE && k != axum::http::header::CONTENT_LENGTH {
+            out.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    out
 }
 
 impl World {

@@ -518,10 +518,7 @@ async fn versions(
             .versions
             .iter()
             .rev()
-            .map(|v| {
-                json!({"version": v.id, "user_config": v.config,
-                            "created_at": super::clock::rfc3339(v.created_ms)})
-            })
+            .map(|v| json!({"version": v.id, "user_config": v.config}))
             .collect();
         ok_json(200, Value::Array(list))
     })

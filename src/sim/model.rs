@@ -636,6 +636,10 @@ impl World {
                                 let mut mj = m.to_json(false, true, now);
                                 if let Some(o) = mj.as_object_mut() {
                                     o.insert(
+                                        "versions".into(),
+                                        json!(m.versions.iter().map(|v| json!({"version": v.id, "created_at": rfc3339(v.created_ms)})).collect::<Vec<_>>()),
+                                    );
+                                    o.insert(
                                         "pending_transitions".into(),
                                         json!(m.plan.iter().map(|s| json!({"due_ms": s.due, "state": s.state.as_str()})).collect::<Vec<_>>()),
                                     );

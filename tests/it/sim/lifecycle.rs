@@ -233,3 +233,70 @@ async fn automatic_mode_with_a_tiny_time_scale_reaches_started() {
     assert_eq!(st, 200, "{r}");
     assert_eq!(sim.state("auto", id).await, "started");
 }
+
+#[tokio::test]
+async fn signals_cordon_and_a_wait_that_cannot_succeed() {
+    let sim = Sim::stepped().await;
+    sim.create_app("sig").await;
+    let mut body = basic_machine();
+    body["config"]["restart"] = json!({"policy": "no"});
+    let m = sim.create_machine("sig", body).await;
+    let id = m["id"].as_str().unwrap().to_owned();
+    sim.advance_ms(3500);
+    let base = format!("/v1/apps/sig/machines/{id}");
+
+    let (st, _) = sim
+        .post(&format!("{base}/signal"), json!({"signal": "SIGUSR1"}))
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(sim.state("sig", &id).await, "started");
+    let (st, _) = sim
+        .post(&format!("{base}/signal"), json!({"signal": "SIGNOPE"}))
+        .await;
+    assert_eq!(st, 400);
+
+    let (st, _) = sim.post(&format!("{base}/cordon"), json!({})).await;
+    assert_eq!(st, 200);
+    let (_, m) = sim.get(&base).await;
+    assert_eq!(m["cordoned"], true);
+    sim.post(&format!("{base}/uncordon"), json!({})).await;
+    let (_, m) = sim.get(&base).await;
+    assert_eq!(m["cordoned"], false);
+
+    // SIGKILL with restart policy "no": the machine stays stopped
+    let (st, _) = sim
+        .post(&format!("{base}/signal"), json!({"signal": "SIGKILL"}))
+        .await;
+    assert_eq!(st, 200);
+    let (_, m) = sim.get(&base).await;
+    assert_eq!(m["state"], "stopped");
+    assert_eq!(m["events"][0]["request"]["exit_event"]["signal"], 9);
+    assert_eq!(m["events"][0]["request"]["exit_event"]["restarting"], false);
+
+    // waiting for started on a destroyed machine fails at once with 400
+    sim.delete(&base).await;
+    sim.advance_ms(700);
+    let (st, e) = sim
+        .get(&format!("{base}/wait?state=started&timeout=5"))
+        .await;
+    assert_eq!(st, 400, "{e}");
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("failed to reach desired state")
+    );
+
+    // framework rejections are Fly-shaped too
+    let resp = sim
+        .http
+        .put(sim.url("/v1/platform/regions"))
+        .header("Authorization", super::TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    assert!(resp.headers().contains_key("fly-request-id"));
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(body["error"].is_string());
+}
