@@ -11,6 +11,7 @@ mod contract;
 mod docs;
 mod fleet;
 mod fly;
+mod hardening;
 mod observe;
 mod optin;
 mod server;
