@@ -101,6 +101,10 @@ pub struct SafetyArgs {
     /// Append one JSON line per write/destructive call to this file.
     #[arg(long, env = "FLY_MCP_AUDIT_LOG")]
     pub audit_log: Option<PathBuf>,
+    /// Let set_secrets take `literal:VALUE` (the value passes through the model).
+    /// Off: values only by reference, `env:VAR` or `file:PATH` read on this server.
+    #[arg(long, env = "FLY_MCP_ALLOW_LITERAL_SECRETS")]
+    pub allow_literal_secrets: bool,
 }
 
 impl SafetyArgs {
@@ -118,6 +122,7 @@ impl SafetyArgs {
             allow_app: self.allow_app.clone(),
             owned_only: self.owned_only,
             max_output: self.max_output.map(|m| m as usize),
+            allow_literal_secrets: self.allow_literal_secrets,
         }
     }
 }

@@ -565,6 +565,8 @@ impl Catalog {
         let mut tools = Vec::new();
         tools.extend(super::observe::tools()?);
         tools.extend(super::provision::tools()?);
+        tools.extend(super::storage::tools()?);
+        tools.extend(super::secrets::tools()?);
         tools.extend(super::network::tools()?);
         tools.extend(super::fleet::tools()?);
         tools.extend(super::exec::tools()?);

@@ -24,6 +24,7 @@ pub struct ToolContext {
     default_org: Arc<str>,
     redactor: Redactor,
     progress: Option<Progress>,
+    allow_literal_secrets: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -48,7 +49,37 @@ impl ToolContext {
             default_org,
             redactor,
             progress: None,
+            allow_literal_secrets: false,
         }
+    }
+
+    /// `--allow-literal-secrets`: `set_secrets` may take `literal:VALUE`.
+    pub fn with_literal_secrets(mut self, allow: bool) -> Self {
+        self.allow_literal_secrets = allow;
+        self
+    }
+
+    /// Whether `set_secrets` may take literal values.
+    pub fn allow_literal_secrets(&self) -> bool {
+        self.allow_literal_secrets
+    }
+
+    /// A workflow [`Control`](crate::workflows::sched::Control) whose progress reports
+    /// become this call's progress notifications (a no-op when the caller asked for
+    /// none). The forwarding task ends when the workflow drops its progress sink.
+    pub fn control(&self) -> crate::workflows::sched::Control {
+        use crate::workflows::sched::{CancellationToken, Control, Progress as Sink};
+        if self.progress.is_none() {
+            return Control::detached();
+        }
+        let (sink, mut updates) = Sink::channel();
+        let ctx = self.clone();
+        tokio::spawn(async move {
+            while let Some(u) = updates.recv().await {
+                ctx.progress(u.done, u.total, u.message).await;
+            }
+        });
+        Control::new(sink, CancellationToken::new())
     }
 
     /// Sends progress notifications to `peer` under `token`.

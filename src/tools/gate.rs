@@ -228,7 +228,8 @@ impl Gate {
             self.policy.owned_only,
             self.default_org.clone(),
             self.redactor.clone(),
-        );
+        )
+        .with_literal_secrets(self.policy.allow_literal_secrets);
         if let Some((peer, token)) = progress {
             ctx = ctx.with_progress(peer, token);
         }

@@ -27,7 +27,9 @@ pub mod redact;
 pub mod reference;
 pub mod render;
 pub mod safety;
+pub mod secrets;
 pub mod server;
+pub mod storage;
 
 pub use catalog::{Catalog, DestroyPlan, ToolDef, ToolInfo, ToolKind, ToolOutput, Toolset};
 pub use context::ToolContext;

@@ -135,6 +135,8 @@ pub struct Policy {
     pub owned_only: bool,
     /// Text cap per result, in bytes.
     pub max_output: usize,
+    /// `set_secrets` may take literal values.
+    pub allow_literal_secrets: bool,
     enabled: BTreeSet<&'static str>,
     selected: BTreeSet<&'static str>,
 }
@@ -150,6 +152,8 @@ pub struct PolicyOptions {
     pub allow_app: Vec<String>,
     pub owned_only: bool,
     pub max_output: Option<usize>,
+    /// `--allow-literal-secrets`: `set_secrets` may take `literal:VALUE`.
+    pub allow_literal_secrets: bool,
 }
 
 impl Policy {
@@ -201,6 +205,7 @@ impl Policy {
             scope: Scope::new(&opts.allow_org, &opts.allow_app)?,
             owned_only: opts.owned_only,
             max_output: opts.max_output.unwrap_or(DEFAULT_MAX_OUTPUT).max(256),
+            allow_literal_secrets: opts.allow_literal_secrets,
             enabled: BTreeSet::new(),
             selected,
         };

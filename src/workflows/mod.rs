@@ -11,9 +11,12 @@ pub mod logs;
 pub mod network;
 pub mod observe;
 pub mod pool;
+pub mod scale;
 pub mod sched;
+pub mod secrets;
 pub mod status;
 pub mod update;
+pub mod volumes;
 
 pub use error::Error;
 

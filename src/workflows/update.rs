@@ -157,7 +157,8 @@ pub struct UpdateOptions {
     pub health_timeout: Duration,
     /// Lease TTL; the lease is refreshed every third of it while the machine's step runs.
     pub lease_ttl: Duration,
-    /// Machines must see at least this secrets version.
+    /// Machines must see at least this secrets version (a machine whose config does
+    /// not change is still updated, to pick the secrets up).
     pub min_secrets_version: Option<u64>,
     /// `--owned-only`: refuse machines this server did not create.
     pub owned_only: bool,
@@ -375,7 +376,7 @@ pub async fn run_update(
     opts: &UpdateOptions,
     ctl: &Control,
 ) -> Result<UpdateReport, Error> {
-    if change.is_empty() {
+    if change.is_empty() && opts.min_secrets_version.is_none() {
         return Err(Error::Invalid {
             field: "change".to_owned(),
             rule: "name at least one of image, env, guest or cmd".to_owned(),
@@ -565,7 +566,9 @@ async fn change_machine(
         return;
     };
     let new = change.apply(&old);
-    if new == old {
+    // With `min_secrets_version` an unchanged config is still re-sent: that is how a
+    // machine picks up new secrets.
+    if new == old && opts.min_secrets_version.is_none() {
         report.outcome = Outcome::Unchanged;
         return;
     }

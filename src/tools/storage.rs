@@ -1,0 +1,304 @@
+//! The `storage` toolset: volume actions (create, extend, snapshot, fork, restore) and
+//! destroying a volume, which refuses one attached to a live machine.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    catalog::{DeclarationError, DestroyPlan, ToolDef, ToolInfo, ToolOutput, Toolset},
+    context::ToolContext,
+    error::ToolError,
+    render::table,
+};
+use crate::workflows::volumes as wf;
+
+/// The tools of this toolset.
+pub fn tools() -> Result<Vec<ToolDef>, DeclarationError> {
+    Ok(vec![
+        ToolDef::write(VOLUME_ACTION, volume_action)?,
+        ToolDef::destructive(DESTROY_VOLUME, plan_destroy_volume, destroy_volume)?,
+    ])
+}
+
+const VOLUME_ACTION: ToolInfo = ToolInfo {
+    name: "volume_action",
+    title: "Create, extend, snapshot, fork or restore a volume",
+    toolset: Toolset::Storage,
+    idempotent: false,
+    description: "One volume operation on an app: `create` (name, region, size_gb), `extend` \
+(volume_id, size_gb = the new total; volumes never shrink; an attached running machine must be \
+restarted to use the space), `snapshot` (volume_id; returns the snapshot id), `fork` (volume_id, \
+optional name/region: a copy of the data), `restore` (snapshot_id, name, region: a new volume from \
+a snapshot). Placement: a machine mounts only a volume in its own region, one volume per machine; \
+same-named volumes go on different hosts unless require_unique_zone is false. Never destroys \
+anything (destroy_volume does).",
+    narrow_hint: "one volume per call",
+};
+
+/// The operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VolumeOp {
+    Create,
+    Extend,
+    Snapshot,
+    Fork,
+    Restore,
+}
+
+/// Arguments of `volume_action`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeActionArgs {
+    /// App name.
+    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
+    pub app: String,
+    /// What to do.
+    pub action: VolumeOp,
+    /// The volume (`vol_…`) for extend, snapshot and fork.
+    #[schemars(length(min = 1, max = 64), pattern(r"^vol_[A-Za-z0-9]+$"))]
+    pub volume_id: Option<String>,
+    /// The snapshot (`vs_…`) for restore.
+    #[schemars(length(min = 1, max = 64), pattern(r"^vs_[A-Za-z0-9]+$"))]
+    pub snapshot_id: Option<String>,
+    /// Volume name (create, restore; fork defaults to the source's): letters, digits, `_`.
+    #[schemars(length(min = 1, max = 30), pattern(r"^[A-Za-z0-9_]+$"))]
+    pub name: Option<String>,
+    /// Region code (create, restore; fork defaults to the source's).
+    #[schemars(length(min = 3, max = 4), pattern(r"^[a-z]+$"))]
+    pub region: Option<String>,
+    /// Size in GB (create; the new total for extend; optional for restore).
+    #[schemars(range(min = 1, max = 500))]
+    pub size_gb: Option<u32>,
+    /// Put same-named volumes on different hosts (create; Fly's default true).
+    pub require_unique_zone: Option<bool>,
+}
+
+/// A volume in a result.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct VolumeOut {
+    pub id: String,
+    pub name: String,
+    pub region: String,
+    pub zone: String,
+    pub size_gb: u64,
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attached_machine_id: Option<String>,
+}
+
+impl From<wf::VolumeFact> for VolumeOut {
+    fn from(v: wf::VolumeFact) -> Self {
+        VolumeOut {
+            id: v.id,
+            name: v.name,
+            region: v.region,
+            zone: v.zone,
+            size_gb: v.size_gb,
+            state: v.state,
+            attached_machine_id: v.attached_machine_id,
+        }
+    }
+}
+
+/// A snapshot in a result.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct SnapshotOut {
+    pub id: String,
+    pub size_bytes: u64,
+    pub created_at: String,
+    pub status: String,
+}
+
+/// Result of `volume_action`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct VolumeActionReport {
+    pub app: String,
+    pub action: String,
+    pub volume: VolumeOut,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotOut>,
+    /// What to do next.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+fn volume_row(v: &VolumeOut) -> Vec<String> {
+    vec![
+        v.id.clone(),
+        v.name.clone(),
+        v.region.clone(),
+        v.zone.clone(),
+        format!("{} GB", v.size_gb),
+        v.state.clone(),
+        v.attached_machine_id.clone().unwrap_or_default(),
+    ]
+}
+
+const VOLUME_HEADER: [&str; 7] = ["ID", "NAME", "REGION", "ZONE", "SIZE", "STATE", "ATTACHED"];
+
+impl ToolOutput for VolumeActionReport {
+    fn render_text(&self) -> String {
+        let mut out = format!(
+            "app {}: {}\n{}",
+            self.app,
+            self.action,
+            table(&VOLUME_HEADER, &[volume_row(&self.volume)])
+        );
+        if let Some(s) = &self.snapshot {
+            out.push_str(&format!(
+                "\nsnapshot {} ({} bytes, {}, {})",
+                s.id, s.size_bytes, s.status, s.created_at
+            ));
+        }
+        for n in &self.notes {
+            out.push_str("\nnote: ");
+            out.push_str(n);
+        }
+        out
+    }
+}
+
+fn required<T: Clone>(value: &Option<T>, field: &str, action: &str) -> Result<T, ToolError> {
+    value.clone().ok_or_else(|| ToolError::InvalidArgument {
+        field: field.to_owned(),
+        message: format!("required for action '{action}'"),
+    })
+}
+
+async fn volume_action(
+    ctx: ToolContext,
+    args: VolumeActionArgs,
+) -> Result<VolumeActionReport, ToolError> {
+    let size = args.size_gb.map(u64::from);
+    let action = match args.action {
+        VolumeOp::Create => wf::VolumeAction::Create {
+            name: required(&args.name, "name", "create")?,
+            region: required(&args.region, "region", "create")?,
+            size_gb: required(&size, "size_gb", "create")?,
+            require_unique_zone: args.require_unique_zone,
+        },
+        VolumeOp::Extend => wf::VolumeAction::Extend {
+            volume_id: required(&args.volume_id, "volume_id", "extend")?,
+            size_gb: required(&size, "size_gb", "extend")?,
+        },
+        VolumeOp::Snapshot => wf::VolumeAction::Snapshot {
+            volume_id: required(&args.volume_id, "volume_id", "snapshot")?,
+        },
+        VolumeOp::Fork => wf::VolumeAction::Fork {
+            volume_id: required(&args.volume_id, "volume_id", "fork")?,
+            name: args.name.clone(),
+            region: args.region.clone(),
+        },
+        VolumeOp::Restore => wf::VolumeAction::Restore {
+            snapshot_id: required(&args.snapshot_id, "snapshot_id", "restore")?,
+            name: required(&args.name, "name", "restore")?,
+            region: required(&args.region, "region", "restore")?,
+            size_gb: size,
+        },
+    };
+    let r = wf::volume_action(ctx.client(), &args.app, &action).await?;
+    Ok(VolumeActionReport {
+        app: r.app,
+        action: r.action.to_owned(),
+        volume: r.volume.into(),
+        snapshot: r.snapshot.map(|s| SnapshotOut {
+            id: s.id,
+            size_bytes: s.size_bytes,
+            created_at: s.created_at,
+            status: s.status,
+        }),
+        notes: r.notes,
+    })
+}
+
+const DESTROY_VOLUME: ToolInfo = ToolInfo {
+    name: "destroy_volume",
+    title: "Destroy a volume",
+    toolset: Toolset::Storage,
+    idempotent: true,
+    description: "Destroy one volume of an app and its data (snapshots already taken are kept by \
+Fly for their retention). Refuses a volume attached to a machine that still exists, naming the \
+machine: destroy that machine first (destroy_machines). Confirmed before anything is destroyed.",
+    narrow_hint: "one volume per call",
+};
+
+/// Arguments of `destroy_volume`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DestroyVolumeArgs {
+    /// App name.
+    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
+    pub app: String,
+    /// The volume (`vol_…`).
+    #[schemars(length(min = 1, max = 64), pattern(r"^vol_[A-Za-z0-9]+$"))]
+    pub volume_id: String,
+}
+
+/// What `destroy_volume` would destroy.
+#[derive(Debug, Clone, Serialize)]
+pub struct DestroyVolumePlan {
+    pub app: String,
+    pub volume: VolumeOut,
+    #[serde(skip)]
+    plan: wf::VolumeDestroyPlan,
+}
+
+impl DestroyPlan for DestroyVolumePlan {
+    fn confirm_token(&self) -> &str {
+        &self.app
+    }
+
+    fn describe(&self) -> String {
+        let mut v = self.volume.clone();
+        if let Some(stale) = &self.plan.stale_attachment {
+            v.attached_machine_id = Some(format!("{stale} (destroyed)"));
+        }
+        format!(
+            "volume {} of app {} and all its data:\n{}",
+            self.volume.id,
+            self.app,
+            table(&VOLUME_HEADER, &[volume_row(&v)])
+        )
+    }
+}
+
+/// Result of `destroy_volume`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct DestroyVolumeReport {
+    pub app: String,
+    pub volume: VolumeOut,
+}
+
+impl ToolOutput for DestroyVolumeReport {
+    fn render_text(&self) -> String {
+        format!(
+            "app {}: volume {} ({}, {} GB, {}) destroyed",
+            self.app, self.volume.id, self.volume.name, self.volume.size_gb, self.volume.region
+        )
+    }
+}
+
+async fn plan_destroy_volume(
+    ctx: ToolContext,
+    args: DestroyVolumeArgs,
+) -> Result<DestroyVolumePlan, ToolError> {
+    let plan = wf::plan_volume_destroy(ctx.client(), &args.app, &args.volume_id).await?;
+    Ok(DestroyVolumePlan {
+        app: plan.app.clone(),
+        volume: plan.volume.clone().into(),
+        plan,
+    })
+}
+
+async fn destroy_volume(
+    ctx: ToolContext,
+    _args: DestroyVolumeArgs,
+    plan: DestroyVolumePlan,
+) -> Result<DestroyVolumeReport, ToolError> {
+    let v = wf::destroy_planned_volume(ctx.client(), &plan.plan).await?;
+    Ok(DestroyVolumeReport {
+        app: plan.app,
+        volume: v.into(),
+    })
+}

@@ -1,0 +1,429 @@
+//! Setting and unsetting app secrets with values given **by reference** (`env:NAME`
+//! read from this server's environment, `file:PATH` read from its disk), or literally
+//! (`literal:VALUE`) only when the operator allowed it. Values live in `SecretString`s
+//! from the moment they are read; each is handed to the caller's `register` hook (the
+//! redaction choke point) before anything else happens with it. Reports carry names,
+//! digests and the new secrets version, never a value. Optionally rolls the new version
+//! out to the app's machines (`min_secrets_version`) through the update workflow.
+//!
+//! Error texts name the secret and the reference, never the value.
+
+use std::collections::BTreeMap;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::fly;
+
+use super::Error;
+
+/// Largest value read from a file (Fly's own limit is far below this).
+const MAX_FILE_BYTES: u64 = 64 * 1024;
+
+/// Where a value came from (shown instead of the value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// An environment variable of this server.
+    Env(String),
+    /// A file on this server's disk.
+    File(String),
+    /// Given in the call (only with the operator's permission).
+    Literal,
+}
+
+impl std::fmt::Display for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretSource::Env(name) => write!(f, "env:{name}"),
+            SecretSource::File(path) => write!(f, "file:{path}"),
+            SecretSource::Literal => f.write_str("literal"),
+        }
+    }
+}
+
+/// One secret to set, its value already read.
+#[derive(Debug, Clone)]
+pub struct ResolvedSecret {
+    pub name: String,
+    pub source: SecretSource,
+    pub value: SecretString,
+}
+
+/// Checks a secret name: letters, digits and underscores, not starting with a digit.
+fn check_name(name: &str) -> Result<(), Error> {
+    let mut chars = name.chars();
+    let ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid {
+            field: format!("secret name '{name}'"),
+            rule: "letters, digits and underscores, not starting with a digit".to_owned(),
+        })
+    }
+}
+
+/// Reads every reference in `set` (name → `env:VAR`, `file:PATH` or `literal:VALUE`).
+/// Each value is passed to `register` as soon as it exists — before anything else is
+/// done with it, including validating the next one. A literal value is registered even
+/// when literals are refused, so the refusal can never echo it. Also checks `unset`
+/// names and that no name is both set and unset.
+pub fn resolve(
+    set: &BTreeMap<String, SecretString>,
+    unset: &[String],
+    allow_literal: bool,
+    register: &dyn Fn(&SecretString),
+) -> Result<Vec<ResolvedSecret>, Error> {
+    // Register first: nothing below may run with an unregistered value in hand.
+    for reference in set.values() {
+        if let Some(v) = reference.expose_secret().strip_prefix("literal:") {
+            register(&SecretString::from(v.to_owned()));
+        }
+    }
+    if set.is_empty() && unset.is_empty() {
+        return Err(Error::Invalid {
+            field: "set/unset".to_owned(),
+            rule: "name at least one secret to set or unset".to_owned(),
+        });
+    }
+    let mut out = Vec::with_capacity(set.len());
+    for (name, reference) in set {
+        check_name(name)?;
+        let reference = reference.expose_secret();
+        let (source, value) = if let Some(var) = reference.strip_prefix("env:") {
+            let value = std::env::var(var).map_err(|_| Error::Invalid {
+                field: format!("set.{name}"),
+                rule: format!("environment variable {var} is not set (or not UTF-8) on the server"),
+            })?;
+            (SecretSource::Env(var.to_owned()), SecretString::from(value))
+        } else if let Some(path) = reference.strip_prefix("file:") {
+            (SecretSource::File(path.to_owned()), read_file(name, path)?)
+        } else if let Some(literal) = reference.strip_prefix("literal:") {
+            if !allow_literal {
+                return Err(Error::Refused {
+                    rule: "secrets by reference".to_owned(),
+                    message: format!(
+                        "set.{name}: literal values are off on this server (the operator enables them with --allow-literal-secrets); give env:VAR or file:PATH read on the server"
+                    ),
+                });
+            }
+            (
+                SecretSource::Literal,
+                SecretString::from(literal.to_owned()),
+            )
+        } else {
+            return Err(Error::Invalid {
+                field: format!("set.{name}"),
+                rule: "must be a reference: env:VAR or file:PATH (literal:VALUE only where the operator allows it)".to_owned(),
+            });
+        };
+        register(&value);
+        if value.expose_secret().is_empty() {
+            return Err(Error::Invalid {
+                field: format!("set.{name}"),
+                rule: format!("{source} is empty"),
+            });
+        }
+        out.push(ResolvedSecret {
+            name: name.clone(),
+            source,
+            value,
+        });
+    }
+    for name in unset {
+        check_name(name)?;
+        if set.contains_key(name) {
+            return Err(Error::Invalid {
+                field: format!("unset.{name}"),
+                rule: "a secret cannot be both set and unset in one call".to_owned(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn read_file(name: &str, path: &str) -> Result<SecretString, Error> {
+    let invalid = |rule: String| Error::Invalid {
+        field: format!("set.{name}"),
+        rule,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| {
+        invalid(format!(
+            "cannot read file {path} on the server: {}",
+            e.kind()
+        ))
+    })?;
+    if !meta.is_file() {
+        return Err(invalid(format!("{path} is not a regular file")));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(invalid(format!(
+            "{path} is larger than {MAX_FILE_BYTES} bytes"
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| {
+        invalid(format!(
+            "cannot read file {path} on the server: {}",
+            e.kind()
+        ))
+    })?;
+    let mut text =
+        String::from_utf8(bytes).map_err(|_| invalid(format!("{path} is not UTF-8 text")))?;
+    // One trailing newline is how files end, not part of the value.
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    Ok(SecretString::from(text))
+}
+
+/// A secret in a report: name, digest, and what happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretLine {
+    pub name: String,
+    /// Fly's digest of the value (empty for an unset secret).
+    pub digest: String,
+    /// `set`, `unset` or `kept`.
+    pub change: &'static str,
+    /// The reference the value came from (for `set`).
+    pub source: Option<String>,
+}
+
+/// What a secrets call will do (shown for confirmation; no values).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretsPlan {
+    pub app: String,
+    /// Names set, with their reference and whether they replace an existing secret.
+    pub set: Vec<(String, String, bool)>,
+    /// Names removed (those that exist).
+    pub unset: Vec<String>,
+    /// Names asked to be removed that do not exist (nothing to do).
+    pub unset_missing: Vec<String>,
+    pub rollout: bool,
+}
+
+/// Builds the plan against the app's current secrets (names only).
+pub async fn plan_secrets(
+    client: &fly::Client,
+    app: &str,
+    resolved: &[ResolvedSecret],
+    unset: &[String],
+    rollout: bool,
+) -> Result<SecretsPlan, Error> {
+    let existing: Vec<String> = client
+        .list_secrets(app)
+        .await
+        .map_err(|e| {
+            if e.is_not_found() {
+                Error::NotFound {
+                    what: "app",
+                    id: app.to_owned(),
+                    hint: ": call list_apps to see the apps this token reaches".to_owned(),
+                }
+            } else {
+                Error::fly(format!("listing secrets of app {app}"))(e)
+            }
+        })?
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    let (present, missing): (Vec<String>, Vec<String>) =
+        unset.iter().cloned().partition(|n| existing.contains(n));
+    Ok(SecretsPlan {
+        app: app.to_owned(),
+        set: resolved
+            .iter()
+            .map(|r| {
+                (
+                    r.name.clone(),
+                    r.source.to_string(),
+                    existing.contains(&r.name),
+                )
+            })
+            .collect(),
+        unset: present,
+        unset_missing: missing,
+        rollout,
+    })
+}
+
+/// The result of a secrets call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretsReport {
+    pub app: String,
+    /// The app's secrets version after the change.
+    pub version: u64,
+    /// Every secret the call named (set or unset), then the rest of the app's secrets.
+    pub secrets: Vec<SecretLine>,
+    /// Set when the new version was rolled out to the machines.
+    pub rollout: Option<super::update::UpdateReport>,
+}
+
+/// Sets and unsets in one API call, then optionally rolls the version out.
+pub async fn apply_secrets(
+    client: &fly::Client,
+    plan: &SecretsPlan,
+    resolved: Vec<ResolvedSecret>,
+    rollout_opts: &super::update::UpdateOptions,
+    ctl: &super::sched::Control,
+) -> Result<SecretsReport, Error> {
+    let app = plan.app.as_str();
+    let mut changes: BTreeMap<String, Option<SecretString>> = BTreeMap::new();
+    let mut sources: BTreeMap<String, String> = BTreeMap::new();
+    for r in resolved {
+        sources.insert(r.name.clone(), r.source.to_string());
+        changes.insert(r.name, Some(r.value));
+    }
+    for name in &plan.unset {
+        changes.insert(name.clone(), None);
+    }
+    let version = if changes.is_empty() {
+        None
+    } else {
+        Some(
+            client
+                .update_secrets(app, &changes)
+                .await
+                .map_err(Error::fly(format!("updating secrets of app {app}")))?,
+        )
+    };
+    let (number, after) = match version {
+        Some(v) => (v.version, v.secrets),
+        None => {
+            let list = client
+                .list_secrets(app)
+                .await
+                .map_err(Error::fly(format!("listing secrets of app {app}")))?;
+            (0, list)
+        }
+    };
+    let mut lines: Vec<SecretLine> = Vec::new();
+    for (name, value) in &changes {
+        let digest = after
+            .iter()
+            .find(|s| &s.name == name)
+            .map(|s| s.digest.clone())
+            .unwrap_or_default();
+        lines.push(SecretLine {
+            name: name.clone(),
+            digest,
+            change: if value.is_some() { "set" } else { "unset" },
+            source: sources.get(name).cloned(),
+        });
+    }
+    for s in after {
+        if !changes.contains_key(&s.name) {
+            lines.push(SecretLine {
+                name: s.name,
+                digest: s.digest,
+                change: "kept",
+                source: None,
+            });
+        }
+    }
+    let rollout = if plan.rollout && number > 0 {
+        let targets = super::update::plan_update(client, app, &[], rollout_opts.owned_only).await?;
+        let opts = super::update::UpdateOptions {
+            min_secrets_version: Some(number),
+            ..rollout_opts.clone()
+        };
+        Some(
+            super::update::run_update(
+                client,
+                &targets,
+                &super::update::ConfigChange::default(),
+                &opts,
+                ctl,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    Ok(SecretsReport {
+        app: app.to_owned(),
+        version: number,
+        secrets: lines,
+        rollout,
+    })
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    fn refs(pairs: &[(&str, &str)]) -> BTreeMap<String, SecretString> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), SecretString::from((*v).to_owned())))
+            .collect()
+    }
+
+    #[test]
+    fn file_references_are_read_and_registered_before_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "file-secret-value-123\n").unwrap();
+        let seen = Mutex::new(Vec::new());
+        let register = |s: &SecretString| seen.lock().unwrap().push(s.expose_secret().to_owned());
+        let set = refs(&[("API_TOKEN", &format!("file:{}", path.display()))]);
+        let out = resolve(&set, &["OLD".to_owned()], false, &register).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].value.expose_secret(), "file-secret-value-123");
+        assert_eq!(
+            seen.lock().unwrap().as_slice(),
+            ["file-secret-value-123".to_owned()]
+        );
+        assert!(out[0].source.to_string().starts_with("file:"));
+    }
+
+    #[test]
+    fn literals_are_refused_unless_allowed_but_registered_either_way() {
+        let seen = Mutex::new(Vec::new());
+        let register = |s: &SecretString| seen.lock().unwrap().push(s.expose_secret().to_owned());
+        let set = refs(&[("K", "literal:lit-value-987")]);
+        let err = resolve(&set, &[], false, &register).unwrap_err();
+        let text = err.source_text();
+        assert!(text.contains("--allow-literal-secrets"), "{text}");
+        assert!(!text.contains("lit-value-987"), "{text}");
+        assert!(seen.lock().unwrap().contains(&"lit-value-987".to_owned()));
+        let ok = resolve(&set, &[], true, &register).unwrap();
+        assert_eq!(ok[0].source, SecretSource::Literal);
+    }
+
+    #[test]
+    fn bare_values_bad_names_and_conflicts_are_rejected_without_echo() {
+        let register = |_: &SecretString| {};
+        let err = resolve(&refs(&[("K", "bare-value-555")]), &[], true, &register).unwrap_err();
+        assert!(!err.source_text().contains("bare-value-555"));
+        assert!(resolve(&refs(&[("1BAD", "env:HOME")]), &[], false, &register).is_err());
+        let both = resolve(
+            &refs(&[("HOME_X", "env:PATH")]),
+            &["HOME_X".to_owned()],
+            false,
+            &register,
+        );
+        assert!(both.is_err());
+        assert!(resolve(&BTreeMap::new(), &[], false, &register).is_err());
+        let missing = resolve(
+            &refs(&[("K", "env:FLY_MCP_TEST_SURELY_UNSET_VAR")]),
+            &[],
+            false,
+            &register,
+        )
+        .unwrap_err();
+        assert!(missing.source_text().contains("not set"));
+    }
+}
