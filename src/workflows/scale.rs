@@ -134,8 +134,8 @@ pub async fn plan_scale(
         .remove(fly::IDEMPOTENCY_KEY_METADATA);
     let mut mounts = Vec::new();
     for m in &template_config.mounts {
-        let size_gb = match client.get_volume(app, &m.volume).await {
-            Ok(v) => v.size_gb,
+        let (size_gb, volume_name) = match client.get_volume(app, &m.volume).await {
+            Ok(v) => (v.size_gb, v.name),
             Err(e) => {
                 return Err(Error::fly(format!(
                     "reading volume {} mounted by template {}",
@@ -144,11 +144,7 @@ pub async fn plan_scale(
             }
         };
         mounts.push(TemplateMount {
-            volume_name: m
-                .name
-                .clone()
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| m.volume.clone()),
+            volume_name,
             size_gb,
             path: m.path.clone(),
         });
