@@ -241,7 +241,7 @@ async fn scale_up_clones_with_a_volume_each_and_scale_down_destroys_after_confir
     let down = call(
         &client,
         "scale_machines",
-        json!({"app": "mcp-scale", "regions": {"iad": 1, "ams": 0}, "confirm": "mcp-scale"}),
+        json!({"app": "mcp-scale", "regions": {"iad": 1, "ams": 0}, "template_machine_id": template, "confirm": "mcp-scale"}),
     )
     .await;
     assert!(!is_error(&down), "{}", text(&down));
