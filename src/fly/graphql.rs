@@ -180,8 +180,10 @@ impl Client {
                     internal_numeric_id: big_int(&node.internal_numeric_id),
                 });
             }
-            match (conn.page_info.has_next_page, conn.page_info.end_cursor) {
-                (true, Some(cursor)) => after = Some(cursor),
+            match conn.page_info {
+                Some(page) if page.has_next_page && page.end_cursor.is_some() => {
+                    after = page.end_cursor;
+                }
                 _ => break,
             }
         }

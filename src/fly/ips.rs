@@ -371,9 +371,10 @@ impl Client {
                     ..IpAssignment::default()
                 });
             }
-            let page = gql_app.ip_addresses.page_info;
-            match (page.has_next_page, page.end_cursor) {
-                (true, Some(cursor)) => after = Some(cursor),
+            match gql_app.ip_addresses.page_info {
+                Some(page) if page.has_next_page && page.end_cursor.is_some() => {
+                    after = page.end_cursor;
+                }
                 _ => break,
             }
         }

@@ -2,8 +2,13 @@
 //! calls queues instead of drawing 429s: 1 req/s with bursts of 3 per (action,
 //! machine or app); Get Machine 5 req/s with bursts of 10; app deletions 100 per
 //! minute. Uses `governor` keyed limiters. Knows nothing of HTTP.
+//!
+//! The sustained rates run 10% under Fly's numbers: our clock and Fly's never
+//! agree exactly, and requests reach Fly later than they leave here, so pacing at
+//! the exact limit would still draw an occasional 429.
 
 use std::num::NonZeroU32;
+use std::time::Duration;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
@@ -38,12 +43,20 @@ impl std::fmt::Debug for Pacer {
     }
 }
 
+/// One request per `period` (stretched by the safety margin), bursts of `burst`.
+fn quota(period: Duration, burst: u32) -> Quota {
+    let stretched = period.saturating_add(period / 10);
+    Quota::with_period(stretched)
+        .unwrap_or_else(|| Quota::per_second(nz(1)))
+        .allow_burst(nz(burst))
+}
+
 impl Pacer {
     pub(crate) fn new() -> Pacer {
         Pacer {
-            action: RateLimiter::keyed(Quota::per_second(nz(1)).allow_burst(nz(3))),
-            get_machine: RateLimiter::keyed(Quota::per_second(nz(5)).allow_burst(nz(10))),
-            app_delete: RateLimiter::keyed(Quota::per_minute(nz(100)).allow_burst(nz(100))),
+            action: RateLimiter::keyed(quota(Duration::from_secs(1), 3)),
+            get_machine: RateLimiter::keyed(quota(Duration::from_millis(200), 10)),
+            app_delete: RateLimiter::keyed(quota(Duration::from_millis(600), 100)),
         }
     }
 

@@ -2,7 +2,14 @@
 //! region codes, guest sizes and presets. Every error names the field and the
 //! rule it broke. Pure functions; no I/O.
 
-use super::{Error, GuestConfig};
+use super::{Error, GuestConfig, Region};
+
+/// Shared-CPU preset sizes (`shared-cpu-Nx`).
+const SHARED_CPUS: [u32; 5] = [1, 2, 4, 6, 8];
+/// Performance-CPU preset sizes (`performance-Nx`).
+const PERFORMANCE_CPUS: [u32; 9] = [1, 2, 4, 6, 8, 10, 12, 14, 16];
+/// GPU presets: 8 performance CPUs and 32 GB with the named GPU.
+const GPU_PRESETS: [&str; 4] = ["a10", "l40s", "a100-40gb", "a100-80gb"];
 
 /// App names (one global namespace, also a DNS label): 1–63 characters of
 /// lowercase letters, digits and dashes, not starting or ending with a dash.
@@ -33,8 +40,8 @@ pub fn app_name(name: &str) -> Result<(), Error> {
 /// shared CPUs and 2048–8192 MB for performance CPUs; CPU counts as in Fly's presets.
 pub fn guest(g: &GuestConfig) -> Result<(), Error> {
     let (per_cpu_min, per_cpu_max, cpus_ok): (u32, u32, &[u32]) = match g.cpu_kind.as_str() {
-        "shared" | "" => (256, 2048, &[1, 2, 4, 6, 8]),
-        "performance" => (2048, 8192, &[1, 2, 4, 6, 8, 10, 12, 14, 16]),
+        "shared" | "" => (256, 2048, &SHARED_CPUS),
+        "performance" => (2048, 8192, &PERFORMANCE_CPUS),
         other => {
             return Err(Error::invalid(
                 "guest.cpu_kind",
@@ -70,6 +77,106 @@ pub fn guest(g: &GuestConfig) -> Result<(), Error> {
         ));
     }
     Ok(())
+}
+
+/// A preset name (`shared-cpu-1x`, `performance-2x`, `a10`, …) as a guest:
+/// shared presets get 256 MB per CPU, performance presets 2048 MB per CPU.
+pub fn preset(name: &str) -> Result<GuestConfig, Error> {
+    let unknown = || {
+        Error::invalid(
+            "size",
+            format!(
+                "unknown preset `{name}`; use shared-cpu-{{1,2,4,6,8}}x, performance-{{1,2,4,6,8,10,12,14,16}}x or one of {}",
+                GPU_PRESETS.join(", ")
+            ),
+        )
+    };
+    let guest = |kind: &str, cpus: u32, mb_per_cpu: u32| GuestConfig {
+        cpu_kind: kind.to_owned(),
+        cpus,
+        memory_mb: cpus.saturating_mul(mb_per_cpu),
+        ..GuestConfig::default()
+    };
+    let count = |rest: &str| rest.strip_suffix('x').and_then(|n| n.parse::<u32>().ok());
+    if let Some(n) = name.strip_prefix("shared-cpu-").and_then(count) {
+        return SHARED_CPUS
+            .contains(&n)
+            .then(|| guest("shared", n, 256))
+            .ok_or_else(unknown);
+    }
+    if let Some(n) = name.strip_prefix("performance-").and_then(count) {
+        return PERFORMANCE_CPUS
+            .contains(&n)
+            .then(|| guest("performance", n, 2048))
+            .ok_or_else(unknown);
+    }
+    if GPU_PRESETS.contains(&name) {
+        let mut g = guest("performance", 8, 4096);
+        g.gpu_kind = Some(name.to_owned());
+        g.gpus = Some(1);
+        return Ok(g);
+    }
+    Err(unknown())
+}
+
+/// A region code: three lowercase letters, and (when a region list is given)
+/// one Fly knows. Deprecated regions are accepted; callers may warn.
+pub fn region(code: &str, known: &[Region]) -> Result<(), Error> {
+    if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_lowercase()) {
+        return Err(Error::invalid(
+            "region",
+            format!("`{code}` is not a region code (three lowercase letters, e.g. iad)"),
+        ));
+    }
+    if known.is_empty() || known.iter().any(|r| r.code == code) {
+        return Ok(());
+    }
+    let mut codes: Vec<&str> = known
+        .iter()
+        .filter(|r| !r.deprecated)
+        .map(|r| r.code.as_str())
+        .collect();
+    codes.sort_unstable();
+    Err(Error::invalid(
+        "region",
+        format!(
+            "unknown region `{code}`; known regions: {}",
+            codes.join(", ")
+        ),
+    ))
+}
+
+/// A machine id: 14 lowercase hex characters.
+pub fn machine_id(id: &str) -> Result<(), Error> {
+    if id.len() == 14
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "machine id",
+            format!("`{id}` is not a machine id (14 hex characters)"),
+        ))
+    }
+}
+
+/// A volume name: 1–30 lowercase letters, digits and underscores.
+pub fn volume_name(name: &str) -> Result<(), Error> {
+    let ok = !name.is_empty()
+        && name.len() <= 30
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "volume name",
+            format!("`{name}` must be 1-30 lowercase letters, digits and underscores"),
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -124,6 +231,73 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("guest.cpu_kind")
+        );
+    }
+
+    #[test]
+    fn presets() {
+        let g = preset("shared-cpu-2x").unwrap();
+        assert_eq!(
+            (g.cpu_kind.as_str(), g.cpus, g.memory_mb),
+            ("shared", 2, 512)
+        );
+        let g = preset("performance-4x").unwrap();
+        assert_eq!(
+            (g.cpu_kind.as_str(), g.cpus, g.memory_mb),
+            ("performance", 4, 8192)
+        );
+        assert!(guest(&g).is_ok());
+        assert_eq!(preset("a10").unwrap().gpu_kind.as_deref(), Some("a10"));
+        for bad in ["shared-cpu-3x", "performance-0x", "huge", "shared-cpu-x"] {
+            assert!(
+                preset(bad)
+                    .unwrap_err()
+                    .to_string()
+                    .starts_with("invalid size: unknown preset"),
+                "{bad}"
+            );
+        }
+        for n in SHARED_CPUS {
+            assert!(guest(&preset(&format!("shared-cpu-{n}x")).unwrap()).is_ok());
+        }
+        for n in PERFORMANCE_CPUS {
+            assert!(guest(&preset(&format!("performance-{n}x")).unwrap()).is_ok());
+        }
+    }
+
+    #[test]
+    fn regions_ids_and_volume_names() {
+        let known = vec![
+            Region {
+                code: "iad".into(),
+                ..Region::default()
+            },
+            Region {
+                code: "ord".into(),
+                ..Region::default()
+            },
+        ];
+        assert!(region("iad", &known).is_ok());
+        assert!(region("xyz", &[]).is_ok(), "syntax only without a list");
+        let e = region("xyz", &known).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "invalid region: unknown region `xyz`; known regions: iad, ord"
+        );
+        assert!(
+            region("IAD", &known)
+                .unwrap_err()
+                .to_string()
+                .contains("three lowercase letters")
+        );
+        assert!(machine_id("080155df097248").is_ok());
+        assert!(machine_id("not-an-id").is_err());
+        assert!(volume_name("pg_data").is_ok());
+        assert!(
+            volume_name("pg-data")
+                .unwrap_err()
+                .to_string()
+                .starts_with("invalid volume name:")
         );
     }
 }

@@ -216,9 +216,8 @@ impl Client {
     /// Create Volume: `POST /v1/apps/{app_name}/volumes` (restore with
     /// `snapshot_id`, fork with `source_volume_id`).
     pub async fn create_volume(&self, app: &str, body: &CreateVolume) -> Result<Volume, Error> {
-        if body.name.is_empty() {
-            return Err(Error::invalid("volume name", "must not be empty"));
-        }
+        super::validate::volume_name(&body.name)?;
+        super::validate::region(&body.region, &[])?;
         if body.size_gb.is_none() && body.snapshot_id.is_none() && body.source_volume_id.is_none() {
             return Err(Error::invalid(
                 "size_gb",

@@ -3,6 +3,7 @@
 //! of success and error bodies shaped like Fly's.
 
 mod actions;
+mod against_sim;
 mod apps;
 mod idempotent;
 mod leases;
