@@ -454,6 +454,7 @@ async fn call(args: CallArgs, redactor: Redactor) -> ExitCode {
             &Caller::default(),
             Confirmer::ArgumentOnly,
             None,
+            None,
         )
         .await;
     if let Some(sim) = backend.sandbox {

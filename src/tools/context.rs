@@ -11,6 +11,7 @@ use rmcp::{
     service::Peer,
 };
 use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
 
 use super::{error::ToolError, redact::Redactor, safety::Scope};
 use crate::fly;
@@ -25,6 +26,7 @@ pub struct ToolContext {
     redactor: Redactor,
     progress: Option<Progress>,
     allow_literal_secrets: bool,
+    cancel: CancellationToken,
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +52,7 @@ impl ToolContext {
             redactor,
             progress: None,
             allow_literal_secrets: false,
+            cancel: CancellationToken::new(),
         }
     }
 
@@ -86,6 +89,17 @@ impl ToolContext {
     pub fn with_progress(mut self, peer: Peer<RoleServer>, token: ProgressToken) -> Self {
         self.progress = Some(Progress { peer, token });
         self
+    }
+
+    /// Cancelled when the client cancels this call (`notifications/cancelled`).
+    pub fn with_cancellation(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    /// The call's cancellation token: long workflows stop (and roll back) when it fires.
+    pub fn cancellation(&self) -> CancellationToken {
+        self.cancel.clone()
     }
 
     /// The Fly client for this call.

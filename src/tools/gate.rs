@@ -19,6 +19,7 @@ use rmcp::{
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
 
 use super::{
     audit::{AuditLog, AuditRecord},
@@ -43,6 +44,13 @@ pub struct Caller {
     pub key_id: Option<String>,
     /// Passthrough mode: the caller's own Fly token.
     pub fly_token: Option<fly::Token>,
+}
+
+/// Where a call's progress goes and how the caller cancels it.
+#[derive(Debug, Default)]
+struct Signals {
+    progress: Option<(Peer<RoleServer>, ProgressToken)>,
+    cancel: Option<CancellationToken>,
 }
 
 /// How the gate can ask the user to confirm a destructive call.
@@ -142,7 +150,8 @@ impl Gate {
             .map(ToolDef::to_mcp)
     }
 
-    /// Runs one tool call through every gate.
+    /// Runs one tool call through every gate. `progress` and `cancel` come from the
+    /// request (the `call` command has neither).
     pub async fn call(
         &self,
         name: &str,
@@ -150,6 +159,7 @@ impl Gate {
         caller: &Caller,
         confirmer: Confirmer,
         progress: Option<(Peer<RoleServer>, ProgressToken)>,
+        cancel: Option<CancellationToken>,
     ) -> Outcome {
         let args = Value::Object(arguments.unwrap_or_default());
         let (client, request_ids) = match &caller.fly_token {
@@ -159,7 +169,14 @@ impl Gate {
         .recording();
         let tool = self.catalog.get(name);
         let result = self
-            .run(tool, name, &args, client, confirmer, progress)
+            .run(
+                tool,
+                name,
+                &args,
+                client,
+                confirmer,
+                Signals { progress, cancel },
+            )
             .await;
         let outcome = self.finish(result, tool);
         if let Some(tool) = tool
@@ -193,7 +210,7 @@ impl Gate {
         args: &Value,
         client: fly::Client,
         confirmer: Confirmer,
-        progress: Option<(Peer<RoleServer>, ProgressToken)>,
+        signals: Signals,
     ) -> Result<Rendered, GateStop> {
         let Some(tool) = tool else {
             return Err(ToolError::UnknownTool {
@@ -230,8 +247,11 @@ impl Gate {
             self.redactor.clone(),
         )
         .with_literal_secrets(self.policy.allow_literal_secrets);
-        if let Some((peer, token)) = progress {
+        if let Some((peer, token)) = signals.progress {
             ctx = ctx.with_progress(peer, token);
+        }
+        if let Some(cancel) = signals.cancel {
+            ctx = ctx.with_cancellation(cancel);
         }
         let prepared = tool.prepare(ctx.clone(), args.clone()).await?;
         if let Some(request) = &prepared.confirm {

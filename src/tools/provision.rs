@@ -9,17 +9,30 @@ use super::{
     error::ToolError,
     render::table,
 };
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
-use crate::workflows::{destroy as wf, observe::MachineSummary, scale, update as upd};
+use crate::fly;
+use crate::workflows::{
+    destroy as wf, lifecycle as life,
+    observe::MachineSummary,
+    provision::{self as prov, EnvSpec, Resource},
+    scale,
+    sched::{Control, Progress},
+    teardown as down, update as upd,
+};
 
 /// The tools of this toolset.
 pub fn tools() -> Result<Vec<ToolDef>, DeclarationError> {
-    let mut tools = vec![ToolDef::destructive(
-        DESTROY_MACHINES,
-        plan_destroy_machines,
-        destroy_machines,
-    )?];
+    let mut tools = vec![
+        ToolDef::write(PROVISION_ENVIRONMENT, provision_environment)?,
+        ToolDef::write(MACHINE_ACTION, machine_action)?,
+        ToolDef::destructive(DESTROY_MACHINES, plan_destroy_machines, destroy_machines)?,
+        ToolDef::destructive(
+            TEARDOWN_ENVIRONMENT,
+            plan_teardown_environment,
+            teardown_environment,
+        )?,
+    ];
     tools.extend(rollout_tools()?);
     Ok(tools)
 }
@@ -714,4 +727,828 @@ async fn scale_machines(
         });
     }
     Ok(report)
+}
+
+// ---------------------------------------------------------------------------
+// provision_environment, machine_action, teardown_environment
+// ---------------------------------------------------------------------------
+
+/// Runs `work` with a workflow [`Control`] whose progress reports become MCP progress
+/// notifications (strictly increasing, as the protocol asks) and whose cancellation
+/// is the call's.
+async fn steered<T, Fut>(ctx: &ToolContext, work: impl FnOnce(Control) -> Fut) -> T
+where
+    Fut: std::future::Future<Output = T>,
+{
+    let (progress, mut updates) = Progress::channel();
+    let ctl = Control::new(progress, ctx.cancellation());
+    let forward = async {
+        let mut last: u32 = 0;
+        let mut first = true;
+        while let Some(u) = updates.recv().await {
+            let value = if first { u.done } else { u.done.max(last + 1) };
+            first = false;
+            last = value;
+            let total = u.total.map(|t| t.max(value));
+            ctx.progress(value, total, u.message).await;
+        }
+    };
+    let (out, ()) = tokio::join!(work(ctl), forward);
+    out
+}
+
+fn resource_out(r: &Resource) -> ResourceOut {
+    ResourceOut {
+        kind: r.kind().to_owned(),
+        id: r.id().to_owned(),
+        detail: r.describe(),
+    }
+}
+
+/// A resource in a report.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ResourceOut {
+    /// `app`, `ip`, `volume` or `machine`.
+    pub kind: String,
+    /// App name, address, volume id or machine id.
+    pub id: String,
+    pub detail: String,
+}
+
+const PROVISION_ENVIRONMENT: ToolInfo = ToolInfo {
+    name: "provision_environment",
+    title: "Provision an environment",
+    toolset: Toolset::Provision,
+    idempotent: true,
+    description: "Create a complete environment in one call: the app (created if missing; reused if this \
+server made it; refused if someone else's), a shared IPv4 + IPv6 and a volume (in parallel), then one \
+machine (image, cmd, size, mount, services, autostop, checks, env, owner/expiry metadata), waiting until \
+it is started. Returns the URL and every id. `dry_run: true` returns the plan and the estimated monthly \
+cost and creates nothing. Calling again with the same arguments changes nothing (it reuses what exists). \
+On failure it removes only what this call created (or, with `rollback: false`, says exactly what is left \
+and how to resume). Next: app_status; machine_action to stop/suspend; teardown_environment to remove it all.",
+    narrow_hint: "the report is small; nothing to narrow",
+};
+
+/// What the proxy does with an idle machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Autostop {
+    #[default]
+    Off,
+    Stop,
+    Suspend,
+}
+
+/// The volume to create (or reuse, by name) and mount.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeArgs {
+    /// Volume name (default `data`).
+    #[schemars(length(min = 1, max = 30), pattern(r"^[a-z0-9_]+$"))]
+    pub name: Option<String>,
+    /// Size in GB (default 1).
+    #[schemars(range(min = 1, max = 500))]
+    pub size_gb: Option<u64>,
+    /// Mount path (default `/data`).
+    #[schemars(length(min = 2, max = 200), pattern(r"^/"))]
+    pub path: Option<String>,
+    /// Grow automatically by 1 GB at 80% full, up to this many GB.
+    #[schemars(range(min = 1, max = 500))]
+    pub auto_extend_limit_gb: Option<u32>,
+}
+
+/// A public port of a service.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PortArgs {
+    pub port: u16,
+    /// e.g. `["http"]` or `["tls", "http"]`.
+    #[serde(default)]
+    pub handlers: Vec<String>,
+    #[serde(default)]
+    pub force_https: bool,
+}
+
+/// A service behind Fly's proxy.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceArgs {
+    pub internal_port: u16,
+    /// `tcp` (default) or `udp`.
+    pub protocol: Option<String>,
+    #[schemars(length(max = 8))]
+    pub ports: Vec<PortArgs>,
+}
+
+/// A health check.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckArgs {
+    #[schemars(length(min = 1, max = 30))]
+    pub name: String,
+    /// `http` or `tcp`.
+    #[schemars(pattern(r"^(http|tcp)$"))]
+    pub r#type: String,
+    pub port: u16,
+    /// HTTP path (http checks).
+    pub path: Option<String>,
+    /// Go duration, e.g. `15s`.
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub grace_period: Option<String>,
+}
+
+/// Arguments of `provision_environment`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisionArgs {
+    /// App name (one app per environment; created if missing).
+    #[schemars(length(min = 2, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
+    pub app: String,
+    /// Org slug (default: the server's default org).
+    #[schemars(length(min = 1, max = 63))]
+    pub org: Option<String>,
+    /// Region code, e.g. `iad` (platform_info lists them).
+    #[schemars(length(min = 3, max = 4), pattern(r"^[a-z]{3,4}$"))]
+    pub region: String,
+    /// Container image, e.g. `nginx:latest`.
+    #[schemars(length(min = 1, max = 300))]
+    pub image: String,
+    /// Command replacing the image's CMD.
+    #[schemars(length(max = 50))]
+    pub cmd: Option<Vec<String>>,
+    /// VM size preset, e.g. `shared-cpu-1x` (platform_info lists sizes and prices).
+    #[schemars(length(min = 3, max = 40))]
+    pub vm_size: Option<String>,
+    /// CPUs (instead of vm_size).
+    #[schemars(range(min = 1, max = 16))]
+    pub cpus: Option<u32>,
+    /// Memory in MB, a multiple of 256 (with vm_size: more than the preset's).
+    #[schemars(range(min = 256, max = 131072))]
+    pub memory_mb: Option<u32>,
+    /// CPU kind with `cpus` (default shared).
+    pub cpu_kind: Option<CpuKind>,
+    /// A volume to create (or reuse by name) and mount. Omit for none.
+    pub volume: Option<VolumeArgs>,
+    /// Shortcut for a web app: the port it listens on; exposed on 80 (redirect to
+    /// HTTPS) and 443. Ignored when `services` is given.
+    pub internal_port: Option<u16>,
+    /// Services in full (instead of internal_port).
+    #[schemars(length(max = 8))]
+    pub services: Option<Vec<ServiceArgs>>,
+    /// Idle behaviour of the services: `off` (default), `stop` or `suspend`.
+    #[serde(default)]
+    pub autostop: Autostop,
+    /// Start the machine when a request arrives (default true).
+    pub autostart: Option<bool>,
+    /// Health checks.
+    #[schemars(length(max = 10))]
+    pub checks: Option<Vec<CheckArgs>>,
+    /// Environment variables (not secrets: use set_secrets for those).
+    pub env: Option<BTreeMap<String, String>>,
+    /// Who the environment is for (a user id or email; stored in machine metadata).
+    #[schemars(length(max = 200))]
+    pub owner: Option<String>,
+    /// When it may be reaped: an RFC 3339 time or a duration from now (`24h`, `7d`).
+    #[schemars(length(max = 40))]
+    pub expires_at: Option<String>,
+    /// Machine name (default `main`).
+    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
+    pub machine_name: Option<String>,
+    /// Allocate a shared IPv4 and an IPv6 address (default true).
+    pub public_ips: Option<bool>,
+    /// Your own idempotency key (default: derived from org, app and machine name).
+    #[schemars(length(min = 1, max = 100))]
+    pub idempotency_key: Option<String>,
+    /// Longest wait for the machine to start, seconds (default 180).
+    #[schemars(range(min = 1, max = 900))]
+    pub wait_timeout_s: Option<u32>,
+    /// On failure remove what this call created (default true).
+    pub rollback: Option<bool>,
+    /// Only plan and price; create nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// One planned step.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct PlanStepOut {
+    pub kind: String,
+    /// `create` or `reuse`.
+    pub action: String,
+    pub detail: String,
+}
+
+/// Result of `provision_environment`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ProvisionReport {
+    pub app: String,
+    pub url: String,
+    /// `provisioned` or `planned` (dry run).
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine_state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv4: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<String>,
+    pub region: String,
+    /// Created by this call.
+    pub created: Vec<ResourceOut>,
+    /// Already there and reused.
+    pub reused: Vec<ResourceOut>,
+    /// Dry run: what would be created or reused.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plan: Vec<PlanStepOut>,
+    /// Estimated cost per month running all month, USD.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_monthly_usd: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_basis: Option<String>,
+    pub idempotency_key: String,
+    pub elapsed_ms: u64,
+}
+
+impl ToolOutput for ProvisionReport {
+    fn render_text(&self) -> String {
+        let mut out = format!("app {} ({}): {}\n", self.app, self.url, self.status);
+        if !self.plan.is_empty() {
+            let rows: Vec<Vec<String>> = self
+                .plan
+                .iter()
+                .map(|s| vec![s.kind.clone(), s.action.clone(), s.detail.clone()])
+                .collect();
+            out.push_str(&table(&["RESOURCE", "ACTION", "DETAIL"], &rows));
+            out.push('\n');
+        }
+        if let Some(id) = &self.machine_id {
+            out.push_str(&format!(
+                "machine {id} {} in {}\n",
+                self.machine_state.as_deref().unwrap_or("?"),
+                self.region
+            ));
+        }
+        if let Some(v) = &self.volume_id {
+            out.push_str(&format!("volume {v}\n"));
+        }
+        for (label, ip) in [("ipv4", &self.ipv4), ("ipv6", &self.ipv6)] {
+            if let Some(ip) = ip {
+                out.push_str(&format!("{label} {ip}\n"));
+            }
+        }
+        let list = |rs: &[ResourceOut]| {
+            rs.iter()
+                .map(|r| format!("{} {}", r.kind, r.id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !self.created.is_empty() {
+            out.push_str(&format!("created: {}\n", list(&self.created)));
+        }
+        if !self.reused.is_empty() {
+            out.push_str(&format!("reused: {}\n", list(&self.reused)));
+        }
+        if let Some(usd) = self.estimated_monthly_usd {
+            out.push_str(&format!(
+                "estimated ${usd:.2}/month ({})\n",
+                self.cost_basis.as_deref().unwrap_or("")
+            ));
+        }
+        out.push_str(&format!("idempotency key {}", self.idempotency_key));
+        out
+    }
+}
+
+fn env_spec(ctx: &ToolContext, a: &ProvisionArgs) -> Result<EnvSpec, ToolError> {
+    let org = a
+        .org
+        .clone()
+        .unwrap_or_else(|| ctx.default_org().to_owned());
+    ctx.check_org(&org)?;
+    if let Some(mb) = a.memory_mb
+        && mb % 256 != 0
+    {
+        return Err(ToolError::InvalidArgument {
+            field: "memory_mb".to_owned(),
+            message: format!("{mb} is not a multiple of 256"),
+        });
+    }
+    let guest = match (&a.vm_size, a.cpus) {
+        (Some(_), Some(_)) => {
+            return Err(ToolError::InvalidArgument {
+                field: "cpus".to_owned(),
+                message: "give either vm_size or cpus, not both".to_owned(),
+            });
+        }
+        (Some(name), None) => prov::GuestSpec::Preset {
+            name: name.clone(),
+            memory_mb: a.memory_mb,
+        },
+        (None, Some(cpus)) => {
+            let kind = a.cpu_kind.unwrap_or(CpuKind::Shared);
+            prov::GuestSpec::Custom {
+                cpu_kind: match kind {
+                    CpuKind::Shared => "shared",
+                    CpuKind::Performance => "performance",
+                }
+                .to_owned(),
+                cpus,
+                memory_mb: a.memory_mb.unwrap_or(match kind {
+                    CpuKind::Shared => 256,
+                    CpuKind::Performance => 2048,
+                }),
+            }
+        }
+        (None, None) => match a.memory_mb {
+            Some(memory_mb) => prov::GuestSpec::Custom {
+                cpu_kind: "shared".to_owned(),
+                cpus: 1,
+                memory_mb,
+            },
+            None => prov::GuestSpec::Default,
+        },
+    };
+    let autostop = match a.autostop {
+        Autostop::Off => fly::AutostopMode::Off,
+        Autostop::Stop => fly::AutostopMode::Stop,
+        Autostop::Suspend => fly::AutostopMode::Suspend,
+    };
+    let service = |internal_port: u16, protocol: Option<&str>, ports: Vec<fly::MachinePort>| {
+        fly::MachineService {
+            protocol: protocol.unwrap_or("tcp").to_owned(),
+            internal_port,
+            ports,
+            autostop: Some(autostop),
+            autostart: Some(a.autostart.unwrap_or(true)),
+            min_machines_running: Some(0),
+            ..fly::MachineService::default()
+        }
+    };
+    let port = |port: u16, handlers: &[&str], force_https: bool| fly::MachinePort {
+        port: Some(port),
+        handlers: handlers.iter().map(|h| (*h).to_owned()).collect(),
+        force_https: force_https.then_some(true),
+        ..fly::MachinePort::default()
+    };
+    let services = match (&a.services, a.internal_port) {
+        (Some(list), _) => list
+            .iter()
+            .map(|s| {
+                let ports = s
+                    .ports
+                    .iter()
+                    .map(|p| {
+                        let handlers: Vec<&str> = p.handlers.iter().map(String::as_str).collect();
+                        port(p.port, &handlers, p.force_https)
+                    })
+                    .collect();
+                service(s.internal_port, s.protocol.as_deref(), ports)
+            })
+            .collect(),
+        (None, Some(internal)) => vec![service(
+            internal,
+            None,
+            vec![
+                port(80, &["http"], true),
+                port(443, &["tls", "http"], false),
+            ],
+        )],
+        (None, None) => Vec::new(),
+    };
+    let checks = a
+        .checks
+        .iter()
+        .flatten()
+        .map(|c| {
+            (
+                c.name.clone(),
+                fly::MachineCheck {
+                    kind: Some(c.r#type.clone()),
+                    port: Some(c.port),
+                    path: c.path.clone(),
+                    interval: c.interval.clone(),
+                    timeout: c.timeout.clone(),
+                    grace_period: c.grace_period.clone(),
+                    ..fly::MachineCheck::default()
+                },
+            )
+        })
+        .collect();
+    let expires_at = a.expires_at.as_deref().map(expiry).transpose()?;
+    Ok(EnvSpec {
+        app: a.app.clone(),
+        org,
+        region: a.region.clone(),
+        image: a.image.clone(),
+        cmd: a.cmd.clone().filter(|c| !c.is_empty()),
+        guest,
+        volume: a.volume.as_ref().map(|v| prov::VolumeSpec {
+            name: v.name.clone().unwrap_or_else(|| "data".to_owned()),
+            size_gb: v.size_gb.unwrap_or(1),
+            path: v.path.clone().unwrap_or_else(|| "/data".to_owned()),
+            auto_extend: v.auto_extend_limit_gb.map(|limit| (80, 1, limit)),
+        }),
+        services,
+        checks,
+        env: a.env.clone().unwrap_or_default(),
+        user: a.owner.clone(),
+        expires_at,
+        machine_name: a.machine_name.clone().unwrap_or_else(|| "main".to_owned()),
+        public_ips: a.public_ips.unwrap_or(true),
+        idempotency_key: a.idempotency_key.clone(),
+        wait_timeout: Duration::from_secs(u64::from(a.wait_timeout_s.unwrap_or(180))),
+    })
+}
+
+/// An RFC 3339 time, or a duration from now (`24h`, `7d`), as RFC 3339.
+fn expiry(text: &str) -> Result<String, ToolError> {
+    if let Ok(ts) = text.parse::<jiff::Timestamp>() {
+        return Ok(ts.to_string());
+    }
+    let invalid = |message: String| ToolError::InvalidArgument {
+        field: "expires_at".to_owned(),
+        message,
+    };
+    let d = humantime::parse_duration(text).map_err(|e| {
+        invalid(format!(
+            "'{text}' is neither an RFC 3339 time nor a duration like 24h or 7d ({e})"
+        ))
+    })?;
+    let d = jiff::SignedDuration::try_from(d).map_err(|e| invalid(e.to_string()))?;
+    jiff::Timestamp::now()
+        .checked_add(d)
+        .map(|t| t.round(jiff::Unit::Second).unwrap_or(t).to_string())
+        .map_err(|e| invalid(e.to_string()))
+}
+
+async fn provision_environment(
+    ctx: ToolContext,
+    args: ProvisionArgs,
+) -> Result<ProvisionReport, ToolError> {
+    let spec = env_spec(&ctx, &args)?;
+    if args.dry_run {
+        let plan = prov::plan_environment(ctx.client(), &spec).await?;
+        return Ok(ProvisionReport {
+            app: plan.app,
+            url: plan.url,
+            status: "planned".to_owned(),
+            machine_id: None,
+            machine_state: None,
+            volume_id: None,
+            ipv4: None,
+            ipv6: None,
+            region: spec.region.clone(),
+            created: Vec::new(),
+            reused: Vec::new(),
+            plan: plan
+                .steps
+                .into_iter()
+                .map(|s| PlanStepOut {
+                    kind: s.kind.to_owned(),
+                    action: s.action.as_str().to_owned(),
+                    detail: s.detail,
+                })
+                .collect(),
+            estimated_monthly_usd: plan.cost.as_ref().map(|c| c.total_usd),
+            cost_basis: plan.cost.map(|c| c.basis),
+            idempotency_key: plan.idempotency_key,
+            elapsed_ms: 0,
+        });
+    }
+    let rollback = args.rollback.unwrap_or(true);
+    let client = ctx.client().clone();
+    let result = steered(&ctx, |ctl| async move {
+        prov::provision_environment(&client, &spec, rollback, &ctl).await
+    })
+    .await;
+    match result {
+        Ok(p) => Ok(ProvisionReport {
+            app: p.app,
+            url: p.url,
+            status: "provisioned".to_owned(),
+            machine_id: Some(p.machine_id),
+            machine_state: Some(p.machine_state),
+            volume_id: p.volume_id,
+            ipv4: p.ipv4,
+            ipv6: p.ipv6,
+            region: p.region,
+            created: p.created.iter().map(resource_out).collect(),
+            reused: p.reused.iter().map(resource_out).collect(),
+            plan: Vec::new(),
+            estimated_monthly_usd: None,
+            cost_basis: None,
+            idempotency_key: p.idempotency_key,
+            elapsed_ms: u64::try_from(p.elapsed.as_millis()).unwrap_or(u64::MAX),
+        }),
+        Err(failure) => Err(failure.into_error(&args.app, rollback).into()),
+    }
+}
+
+const MACHINE_ACTION: ToolInfo = ToolInfo {
+    name: "machine_action",
+    title: "Start, stop, suspend, restart or cordon machines",
+    toolset: Toolset::Provision,
+    idempotent: false,
+    description: "Start, stop, suspend, restart, cordon or uncordon one, several or all machines of an \
+app (leave machine_ids out for all), then wait for the target state under a deadline, with progress. \
+Machines already in the target state are left alone. Reports per machine; an error result if any failed. \
+Does not create or destroy anything (provision_environment, destroy_machines do).",
+    narrow_hint: "name fewer machine_ids",
+};
+
+/// A lifecycle action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionArg {
+    Start,
+    Stop,
+    Suspend,
+    Restart,
+    Cordon,
+    Uncordon,
+}
+
+/// Arguments of `machine_action`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MachineActionArgs {
+    /// App name.
+    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
+    pub app: String,
+    pub action: ActionArg,
+    /// Machine ids (14 hex characters); leave out for every machine of the app.
+    #[schemars(length(min = 1, max = 100), inner(pattern(r"^[0-9a-f]{14}$")))]
+    pub machine_ids: Option<Vec<String>>,
+    /// Wait for the target state (default true).
+    pub wait: Option<bool>,
+    /// Deadline per machine, seconds (default 120).
+    #[schemars(range(min = 1, max = 900))]
+    pub timeout_s: Option<u32>,
+    /// Machines acted on at once (default 4).
+    #[schemars(range(min = 1, max = 16))]
+    pub concurrency: Option<u32>,
+}
+
+/// One machine's outcome.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct MachineActionOut {
+    pub id: String,
+    pub name: String,
+    pub region: String,
+    pub before: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// `done`, `unchanged`, `failed`, `skipped` or `cancelled`.
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub elapsed_ms: u64,
+}
+
+/// Result of `machine_action`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct MachineActionReport {
+    pub app: String,
+    pub action: String,
+    pub done: u32,
+    pub unchanged: u32,
+    pub failed: u32,
+    pub machines: Vec<MachineActionOut>,
+}
+
+impl ToolOutput for MachineActionReport {
+    fn render_text(&self) -> String {
+        let rows: Vec<Vec<String>> = self
+            .machines
+            .iter()
+            .map(|m| {
+                vec![
+                    m.id.clone(),
+                    m.name.clone(),
+                    m.region.clone(),
+                    m.before.clone(),
+                    m.after.clone().unwrap_or_else(|| "?".to_owned()),
+                    m.outcome.clone(),
+                    m.error.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        format!(
+            "{} on app {}: {} done, {} unchanged, {} failed\n{}",
+            self.action,
+            self.app,
+            self.done,
+            self.unchanged,
+            self.failed,
+            table(
+                &[
+                    "ID", "NAME", "REGION", "BEFORE", "AFTER", "OUTCOME", "ERROR"
+                ],
+                &rows
+            )
+        )
+    }
+}
+
+async fn machine_action(
+    ctx: ToolContext,
+    args: MachineActionArgs,
+) -> Result<MachineActionReport, ToolError> {
+    let action = match args.action {
+        ActionArg::Start => life::MachineAction::Start,
+        ActionArg::Stop => life::MachineAction::Stop,
+        ActionArg::Suspend => life::MachineAction::Suspend,
+        ActionArg::Restart => life::MachineAction::Restart,
+        ActionArg::Cordon => life::MachineAction::Cordon,
+        ActionArg::Uncordon => life::MachineAction::Uncordon,
+    };
+    let spec = life::ActionSpec {
+        app: args.app.clone(),
+        action,
+        machine_ids: args.machine_ids.clone().unwrap_or_default(),
+        wait: args.wait.unwrap_or(true),
+        timeout: Duration::from_secs(u64::from(args.timeout_s.unwrap_or(120))),
+        concurrency: usize::try_from(args.concurrency.unwrap_or(4)).unwrap_or(4),
+    };
+    let client = ctx.client().clone();
+    let owned_only = ctx.owned_only();
+    let outcomes = steered(&ctx, |ctl| async move {
+        life::run_machine_action(&client, &spec, owned_only, &ctl).await
+    })
+    .await?;
+    let count = |label: &str| {
+        u32::try_from(outcomes.iter().filter(|o| o.outcome == label).count()).unwrap_or(u32::MAX)
+    };
+    let report = MachineActionReport {
+        app: args.app,
+        action: action.as_str().to_owned(),
+        done: count("done"),
+        unchanged: count("unchanged"),
+        failed: count("failed"),
+        machines: outcomes
+            .iter()
+            .map(|o| MachineActionOut {
+                id: o.id.clone(),
+                name: o.name.clone(),
+                region: o.region.clone(),
+                before: o.state_before.clone(),
+                after: o.state_after.clone(),
+                outcome: o.outcome.to_owned(),
+                error: o.error.clone(),
+                elapsed_ms: u64::try_from(o.elapsed.as_millis()).unwrap_or(u64::MAX),
+            })
+            .collect(),
+    };
+    if report.failed > 0 || outcomes.iter().any(|o| o.outcome == "cancelled") {
+        return Err(ToolError::Incomplete {
+            summary: report.render_text(),
+        });
+    }
+    Ok(report)
+}
+
+const TEARDOWN_ENVIRONMENT: ToolInfo = ToolInfo {
+    name: "teardown_environment",
+    title: "Tear down an environment",
+    toolset: Toolset::Provision,
+    idempotent: true,
+    description: "Remove everything of one app: machines, volumes (their data is lost), IPs, \
+certificates, then the app itself. Confirmed before anything is destroyed (the confirmation lists every \
+resource). Each phase re-lists and retries, so nothing is left behind; reports what was removed. Use \
+destroy_machines to remove only some machines.",
+    narrow_hint: "the report lists every removed resource; nothing to narrow",
+};
+
+/// Arguments of `teardown_environment`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeardownArgs {
+    /// App name.
+    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
+    pub app: String,
+    /// Deadline for each machine's destruction, seconds (default 120).
+    #[schemars(range(min = 1, max = 900))]
+    pub timeout_s: Option<u32>,
+}
+
+/// What `teardown_environment` would remove.
+#[derive(Debug, Clone, Serialize)]
+pub struct TeardownPlanOut {
+    pub app: String,
+    pub machines: Vec<String>,
+    pub volumes: Vec<String>,
+    pub ips: Vec<String>,
+    pub certificates: Vec<String>,
+}
+
+impl DestroyPlan for TeardownPlanOut {
+    fn confirm_token(&self) -> &str {
+        &self.app
+    }
+
+    fn describe(&self) -> String {
+        let mut lines = Vec::new();
+        for (kind, items) in [
+            ("machine", &self.machines),
+            ("volume", &self.volumes),
+            ("ip", &self.ips),
+            ("certificate", &self.certificates),
+        ] {
+            for item in items {
+                lines.push(format!("{kind} {item}"));
+            }
+        }
+        lines.push(format!("app {} (and anything left in it)", self.app));
+        lines.join("\n")
+    }
+}
+
+/// Result of `teardown_environment`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct TeardownReportOut {
+    pub app: String,
+    pub app_deleted: bool,
+    pub removed: Vec<ResourceOut>,
+    pub certificates: Vec<String>,
+    /// Errors met and retried past (empty on a clean run).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retried_errors: Vec<String>,
+}
+
+impl ToolOutput for TeardownReportOut {
+    fn render_text(&self) -> String {
+        let rows: Vec<Vec<String>> = self
+            .removed
+            .iter()
+            .map(|r| vec![r.kind.clone(), r.id.clone(), r.detail.clone()])
+            .chain(
+                self.certificates
+                    .iter()
+                    .map(|c| vec!["certificate".to_owned(), c.clone(), String::new()]),
+            )
+            .collect();
+        format!(
+            "app {}: {} ({} resources removed)\n{}",
+            self.app,
+            if self.app_deleted {
+                "torn down"
+            } else {
+                "NOT fully removed"
+            },
+            rows.len(),
+            table(&["KIND", "ID", "DETAIL"], &rows)
+        )
+    }
+}
+
+async fn plan_teardown_environment(
+    ctx: ToolContext,
+    args: TeardownArgs,
+) -> Result<TeardownPlanOut, ToolError> {
+    let plan = down::plan_teardown(ctx.client(), &args.app, ctx.owned_only()).await?;
+    Ok(TeardownPlanOut {
+        app: plan.app,
+        machines: plan
+            .machines
+            .into_iter()
+            .map(|(id, name, region, state)| format!("{id} ({name}, {region}, {state})"))
+            .collect(),
+        volumes: plan
+            .volumes
+            .into_iter()
+            .map(|(id, name, region, gb)| format!("{id} ({name}, {region}, {gb} GB)"))
+            .collect(),
+        ips: plan
+            .ips
+            .into_iter()
+            .map(|(addr, kind)| format!("{addr} ({kind})"))
+            .collect(),
+        certificates: plan.certificates,
+    })
+}
+
+async fn teardown_environment(
+    ctx: ToolContext,
+    args: TeardownArgs,
+    plan: TeardownPlanOut,
+) -> Result<TeardownReportOut, ToolError> {
+    let wait = Duration::from_secs(u64::from(args.timeout_s.unwrap_or(120)));
+    let client = ctx.client().clone();
+    let app = plan.app.clone();
+    let report = steered(&ctx, |ctl| async move {
+        down::teardown(&client, &app, wait, &ctl).await
+    })
+    .await?;
+    Ok(TeardownReportOut {
+        app: plan.app,
+        app_deleted: report.app_deleted,
+        removed: report.removed.iter().map(resource_out).collect(),
+        certificates: report.certificates,
+        retried_errors: report.errors,
+    })
 }

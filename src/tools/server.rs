@@ -127,6 +127,7 @@ impl ServerHandler for McpServer {
                 &caller,
                 confirmer,
                 progress,
+                Some(context.ct.clone()),
             )
             .await;
         match outcome {

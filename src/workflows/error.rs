@@ -31,6 +31,15 @@ pub enum Error {
     /// The caller cancelled the call while the workflow was at `step`.
     #[error("cancelled while {step}")]
     Cancelled { step: String },
+    /// A multi-step workflow failed at `step`; `report` says what was undone, what
+    /// is left and how to resume.
+    #[error("step '{step}' failed; {report}. Cause")]
+    Partial {
+        step: String,
+        report: String,
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 impl Error {
@@ -47,6 +56,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Fly { source, .. } => source.is_retryable(),
+            Error::Partial { source, .. } => source.is_retryable(),
             Error::NotFound { .. }
             | Error::Refused { .. }
             | Error::Invalid { .. }
@@ -58,6 +68,7 @@ impl Error {
     pub fn is_rate_limited(&self) -> bool {
         match self {
             Error::Fly { source, .. } => source.status() == Some(429),
+            Error::Partial { source, .. } => source.is_rate_limited(),
             Error::NotFound { .. }
             | Error::Refused { .. }
             | Error::Invalid { .. }

@@ -7,14 +7,17 @@ pub mod destroy;
 pub mod diagnose;
 mod error;
 pub mod exec;
+pub mod lifecycle;
 pub mod logs;
 pub mod network;
 pub mod observe;
 pub mod pool;
+pub mod provision;
 pub mod scale;
 pub mod sched;
 pub mod secrets;
 pub mod status;
+pub mod teardown;
 pub mod update;
 pub mod volumes;
 

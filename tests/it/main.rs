@@ -14,6 +14,7 @@ mod fly;
 mod hardening;
 mod observe;
 mod optin;
+mod provision;
 mod server;
 mod sim;
 mod update;

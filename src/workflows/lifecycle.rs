@@ -1,0 +1,311 @@
+//! Machine lifecycle actions on one, several or all machines of an app: start, stop,
+//! suspend, restart, cordon, uncordon. Each machine is acted on and then waited for
+//! (the target state, under a deadline) through the bulk scheduler, with a report
+//! per machine. A machine already in the target state is left alone.
+//!
+//! Knows the Fly client's domain types; never sees reqwest, rmcp or GraphQL types.
+
+use std::time::{Duration, Instant};
+
+use super::{
+    Error, OWNER_METADATA_KEY, OWNER_METADATA_VALUE,
+    sched::{BulkOptions, Control, ItemOutcome, run_bulk},
+};
+use crate::fly;
+
+/// What to do to each machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MachineAction {
+    Start,
+    Stop,
+    Suspend,
+    Restart,
+    Cordon,
+    Uncordon,
+}
+
+impl MachineAction {
+    /// The action's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MachineAction::Start => "start",
+            MachineAction::Stop => "stop",
+            MachineAction::Suspend => "suspend",
+            MachineAction::Restart => "restart",
+            MachineAction::Cordon => "cordon",
+            MachineAction::Uncordon => "uncordon",
+        }
+    }
+
+    /// The state waited for afterwards (`None`: nothing to wait for).
+    fn target(self) -> Option<fly::WaitTarget> {
+        match self {
+            MachineAction::Start | MachineAction::Restart => Some(fly::WaitTarget::Started),
+            MachineAction::Stop => Some(fly::WaitTarget::Stopped),
+            MachineAction::Suspend => Some(fly::WaitTarget::Suspended),
+            MachineAction::Cordon | MachineAction::Uncordon => None,
+        }
+    }
+
+    /// True when `m` needs nothing done.
+    fn already_done(self, m: &fly::Machine) -> bool {
+        match self {
+            MachineAction::Start => m.state == fly::MachineState::Started,
+            MachineAction::Stop => m.state == fly::MachineState::Stopped,
+            MachineAction::Suspend => m.state == fly::MachineState::Suspended,
+            MachineAction::Restart => false,
+            MachineAction::Cordon => m.cordoned,
+            MachineAction::Uncordon => !m.cordoned,
+        }
+    }
+}
+
+/// Which machines and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionSpec {
+    pub app: String,
+    pub action: MachineAction,
+    /// Named machines; empty means every machine of the app.
+    pub machine_ids: Vec<String>,
+    /// Wait for the target state.
+    pub wait: bool,
+    /// Deadline for each machine's wait.
+    pub timeout: Duration,
+    /// Machines acted on at once.
+    pub concurrency: usize,
+}
+
+/// How one machine fared.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionOutcome {
+    pub id: String,
+    pub name: String,
+    pub region: String,
+    pub state_before: String,
+    /// The state after the action (and wait), when known.
+    pub state_after: Option<String>,
+    /// `done`, `unchanged` (already there), `failed`, `skipped` (not ours, or an
+    /// earlier failure), `cancelled`.
+    pub outcome: &'static str,
+    pub error: Option<String>,
+    pub elapsed: Duration,
+}
+
+/// Runs the action on the selected machines. With `owned_only`, machines this
+/// server did not create are refused when named, and skipped when "all" is asked.
+pub async fn run_machine_action(
+    client: &fly::Client,
+    spec: &ActionSpec,
+    owned_only: bool,
+    ctl: &Control,
+) -> Result<Vec<ActionOutcome>, Error> {
+    let app = spec.app.as_str();
+    let machines = select(client, spec).await?;
+    let owned = |m: &fly::Machine| m.metadata(OWNER_METADATA_KEY) == Some(OWNER_METADATA_VALUE);
+    if owned_only && !spec.machine_ids.is_empty() {
+        let foreign: Vec<&str> = machines
+            .iter()
+            .filter(|m| !owned(m))
+            .map(|m| m.id.as_str())
+            .collect();
+        if !foreign.is_empty() {
+            return Err(Error::Refused {
+                rule: "--owned-only".to_owned(),
+                message: format!(
+                    "machines {} were not created by this server",
+                    foreign.join(", ")
+                ),
+            });
+        }
+    }
+    let mut out: Vec<ActionOutcome> = Vec::new();
+    let mut todo: Vec<MachineKey> = Vec::new();
+    for m in machines {
+        let base = ActionOutcome {
+            id: m.id.clone(),
+            name: m.name.clone(),
+            region: m.region.clone(),
+            state_before: m.state.to_string(),
+            state_after: Some(m.state.to_string()),
+            outcome: "unchanged",
+            error: None,
+            elapsed: Duration::ZERO,
+        };
+        if owned_only && !owned(&m) {
+            out.push(ActionOutcome {
+                outcome: "skipped",
+                error: Some("not created by this server (--owned-only)".to_owned()),
+                ..base
+            });
+        } else if spec.action.already_done(&m) {
+            out.push(base);
+        } else {
+            todo.push(MachineKey {
+                machine: m,
+                base_index: out.len(),
+            });
+            out.push(base);
+        }
+    }
+    let opts = BulkOptions::with_concurrency(spec.concurrency.max(1));
+    let report = run_bulk(todo, &opts, ctl, |k| async move {
+        act_and_wait(client, app, &k.machine, spec, ctl).await
+    })
+    .await;
+    for item in report.items {
+        let Some(slot) = out.get_mut(item.key.base_index) else {
+            continue;
+        };
+        slot.elapsed = item.elapsed;
+        match item.outcome {
+            ItemOutcome::Done(state) => {
+                slot.outcome = "done";
+                slot.state_after = state;
+            }
+            ItemOutcome::Failed(e) => {
+                slot.outcome = "failed";
+                slot.state_after = None;
+                slot.error = Some(e.source_text());
+            }
+            ItemOutcome::Skipped => slot.outcome = "skipped",
+            ItemOutcome::Cancelled => slot.outcome = "cancelled",
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone)]
+struct MachineKey {
+    machine: fly::Machine,
+    base_index: usize,
+}
+
+impl std::fmt::Display for MachineKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.machine.id)
+    }
+}
+
+async fn select(client: &fly::Client, spec: &ActionSpec) -> Result<Vec<fly::Machine>, Error> {
+    let app = spec.app.as_str();
+    if spec.machine_ids.is_empty() {
+        let list = client
+            .list_machines(app, &fly::MachineFilter::default())
+            .await
+            .map_err(|e| {
+                if e.is_not_found() {
+                    Error::NotFound {
+                        what: "app",
+                        id: app.to_owned(),
+                        hint: ": call list_apps to see the apps this token reaches".to_owned(),
+                    }
+                } else {
+                    Error::fly(format!("listing machines of app {app}"))(e)
+                }
+            })?;
+        return Ok(list
+            .into_iter()
+            .filter(|m| {
+                !matches!(
+                    m.state,
+                    fly::MachineState::Destroyed | fly::MachineState::Destroying
+                )
+            })
+            .collect());
+    }
+    let mut out = Vec::with_capacity(spec.machine_ids.len());
+    for id in &spec.machine_ids {
+        if out.iter().any(|m: &fly::Machine| &m.id == id) {
+            continue;
+        }
+        let m = client.get_machine(app, id).await.map_err(|e| {
+            if e.is_not_found() {
+                Error::NotFound {
+                    what: "machine",
+                    id: format!("{id} (app {app})"),
+                    hint: ": call app_status to see the app's machine ids".to_owned(),
+                }
+            } else {
+                Error::fly(format!("reading machine {id} of app {app}"))(e)
+            }
+        })?;
+        out.push(m);
+    }
+    Ok(out)
+}
+
+/// Acts on one machine, then waits for the target state. Returns the state reached.
+async fn act_and_wait(
+    client: &fly::Client,
+    app: &str,
+    m: &fly::Machine,
+    spec: &ActionSpec,
+    ctl: &Control,
+) -> Result<Option<String>, Error> {
+    let id = m.id.as_str();
+    let step = format!("{} machine {id}", spec.action.as_str());
+    let started = Instant::now();
+    let last_event = m.events.first().and_then(|e| e.id.clone());
+    let result = match spec.action {
+        MachineAction::Start => client.start_machine(app, id, None).await.map(|_| ()),
+        MachineAction::Stop => {
+            client
+                .stop_machine(app, id, &fly::StopOptions::default(), None)
+                .await
+        }
+        MachineAction::Suspend => client.suspend_machine(app, id, None).await,
+        MachineAction::Restart => {
+            client
+                .restart_machine(app, id, &fly::RestartOptions::default(), None)
+                .await
+        }
+        MachineAction::Cordon => client.cordon_machine(app, id, None).await,
+        MachineAction::Uncordon => client.uncordon_machine(app, id, None).await,
+    };
+    result.map_err(Error::fly(step.clone()))?;
+    let Some(target) = spec.action.target() else {
+        return Ok(Some(m.state.to_string()));
+    };
+    if !spec.wait {
+        return Ok(None);
+    }
+    // A restart of a started machine is only over once a *new* start happened.
+    let from_event = match spec.action {
+        MachineAction::Restart => last_event,
+        MachineAction::Start
+        | MachineAction::Stop
+        | MachineAction::Suspend
+        | MachineAction::Cordon
+        | MachineAction::Uncordon => None,
+    };
+    let remaining = spec.timeout.saturating_sub(started.elapsed());
+    let outcome = ctl
+        .guard(
+            &format!("waiting for machine {id} to be {}", target.as_str()),
+            async {
+                client
+                    .wait_for_state(
+                        app,
+                        id,
+                        &[target, fly::WaitTarget::Failed],
+                        None,
+                        from_event.as_deref(),
+                        remaining,
+                    )
+                    .await
+                    .map_err(Error::fly(format!(
+                        "waiting for machine {id} to be {}",
+                        target.as_str()
+                    )))
+            },
+        )
+        .await?;
+    match outcome.state {
+        Some(fly::MachineState::Failed) => Err(Error::Invalid {
+            field: "machine".to_owned(),
+            rule: format!("machine {id} failed; call machine_info for its events"),
+        }),
+        Some(s) => Ok(Some(s.to_string())),
+        None => Ok(Some(target.as_str().to_owned())),
+    }
+}

@@ -1,0 +1,94 @@
+//! 50 provision/teardown cycles with 5% server errors and 2% connection resets:
+//! zero leftovers, zero duplicate machines. Bounded: a tiny time scale, a fixed
+//! seed, and a wall-clock budget asserted at the end.
+
+use std::time::{Duration, Instant};
+
+use fly_machines_mcp::{sim::SimConfig, tools::ConfirmMode};
+use serde_json::json;
+
+use super::{Confirming, app_names, app_state, call, connect, gate, start_sim, text_of};
+
+const CYCLES: usize = 50;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_cycles_under_faults_leave_nothing_and_never_duplicate() {
+    let sim = start_sim(SimConfig::for_tests()).await;
+    sim.set_faults("5xx=0.05,reset=0.02".parse().unwrap());
+    let gate = gate(&sim, ConfirmMode::Never);
+    let client = connect(gate.clone(), Confirming::default()).await;
+    let started = Instant::now();
+    let mut provisioned = 0;
+    let mut provision_errors = Vec::new();
+    for i in 0..CYCLES {
+        let app = format!("cycle-{i}");
+        let args = json!({
+            "app": app,
+            "region": "iad",
+            "image": "nginx:latest",
+            "volume": {"size_gb": 1},
+            "internal_port": 8080,
+            "wait_timeout_s": 30
+        });
+        // A failed provision rolls back; the same call again must converge either way.
+        let mut ok = false;
+        for _ in 0..3 {
+            let r = client
+                .call_tool(call("provision_environment", args.clone()))
+                .await
+                .unwrap();
+            if r.is_error != Some(true) {
+                ok = true;
+                break;
+            }
+            provision_errors.push(text_of(&r));
+        }
+        if ok {
+            provisioned += 1;
+            let state = app_state(&sim, &app).unwrap();
+            let machines = state["machines"].as_array().unwrap();
+            assert_eq!(
+                machines.len(),
+                1,
+                "cycle {i}: duplicate machines {machines:?}"
+            );
+            assert_eq!(state["volumes"].as_array().unwrap().len(), 1, "cycle {i}");
+            assert_eq!(state["ips"].as_array().unwrap().len(), 1, "cycle {i}");
+        }
+        // Teardown, retried until the app is gone (a retry after a partial failure
+        // must pick up where the last one stopped).
+        for attempt in 0..5 {
+            if app_state(&sim, &app).is_none() {
+                break;
+            }
+            let r = client
+                .call_tool(call("teardown_environment", json!({"app": app})))
+                .await
+                .unwrap();
+            assert!(
+                attempt < 4,
+                "cycle {i}: teardown keeps failing: {}",
+                text_of(&r)
+            );
+        }
+        assert!(app_state(&sim, &app).is_none(), "cycle {i}: leftovers");
+    }
+    let elapsed = started.elapsed();
+    sim.set_faults(Default::default());
+    assert!(
+        app_names(&sim).is_empty(),
+        "leftovers: {:?}",
+        app_names(&sim)
+    );
+    assert!(
+        provisioned >= CYCLES - 2,
+        "only {provisioned}/{CYCLES} provisioned: {provision_errors:?}"
+    );
+    assert!(elapsed < Duration::from_secs(60), "took {elapsed:?}");
+    eprintln!(
+        "{CYCLES} cycles under faults: {provisioned} provisioned, {} provision retries, {elapsed:?}",
+        provision_errors.len()
+    );
+    client.cancel().await.unwrap();
+    sim.shutdown().await;
+}

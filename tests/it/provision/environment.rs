@@ -1,0 +1,305 @@
+//! provision_environment: a full environment, convergence on re-run, dry run, and
+//! rollback of only what the call created.
+
+use fly_machines_mcp::{sim::SimConfig, tools::ConfirmMode};
+use serde_json::{Value, json};
+
+use super::{
+    Confirming, app_names, app_state, assert_output_schema, call, client_for, connect, env_args,
+    gate, start_sim, text_of,
+};
+
+#[tokio::test]
+async fn provisions_a_started_machine_with_volume_ips_and_url_then_converges() {
+    let sim = start_sim(SimConfig::for_tests()).await;
+    let gate = gate(&sim, ConfirmMode::Argument);
+    let client = connect(gate.clone(), Confirming::default()).await;
+
+    let r = client
+        .call_tool(call("provision_environment", env_args("dev-alice")))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    assert_output_schema(&gate, "provision_environment", &r);
+    let s = r.structured_content.clone().unwrap();
+    assert_eq!(s["status"], "provisioned");
+    assert_eq!(s["url"], "https://dev-alice.fly.dev");
+    assert_eq!(s["machine_state"], "started");
+    let machine_id = s["machine_id"].as_str().unwrap().to_owned();
+    let volume_id = s["volume_id"].as_str().unwrap().to_owned();
+    assert!(s["ipv4"].is_string() && s["ipv6"].is_string(), "{s}");
+    let kinds: Vec<&str> = s["created"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.len(), 5, "{kinds:?}");
+    for k in ["app", "ip", "volume", "machine"] {
+        assert!(kinds.contains(&k), "{kinds:?}");
+    }
+    let text = text_of(&r);
+    assert!(
+        text.contains(&machine_id) && text.contains("https://dev-alice.fly.dev"),
+        "{text}"
+    );
+
+    // What Fly (the simulator) holds: one started machine mounting the volume, two IPs.
+    let app = app_state(&sim, "dev-alice").unwrap();
+    let machines = app["machines"].as_array().unwrap();
+    assert_eq!(machines.len(), 1);
+    let m = &machines[0];
+    assert_eq!(m["id"], json!(machine_id));
+    assert_eq!(m["state"], "started");
+    assert_eq!(m["config"]["mounts"][0]["volume"], json!(volume_id));
+    assert_eq!(m["config"]["mounts"][0]["path"], "/data");
+    assert_eq!(m["config"]["metadata"]["fly_mcp_owner"], "fly-machines-mcp");
+    assert_eq!(m["config"]["metadata"]["fly_mcp_user"], "alice@example.com");
+    assert!(m["config"]["metadata"]["fly_mcp_expires_at"].is_string());
+    assert_eq!(m["config"]["services"][0]["autostop"], "suspend");
+    assert_eq!(m["config"]["services"][0]["ports"][0]["force_https"], true);
+    assert!(m["config"]["checks"]["web"].is_object());
+    let volumes = app["volumes"].as_array().unwrap();
+    assert_eq!(volumes.len(), 1);
+    assert_eq!(volumes[0]["attached_machine_id"], json!(machine_id));
+    assert_eq!(app["ips"].as_array().unwrap().len(), 1);
+    assert!(app["shared_ip"].is_string());
+    let before = app.clone();
+
+    // The same call again changes nothing and reuses everything.
+    let r = client
+        .call_tool(call("provision_environment", env_args("dev-alice")))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    let s = r.structured_content.clone().unwrap();
+    assert_eq!(s["machine_id"], json!(machine_id));
+    assert_eq!(s["volume_id"], json!(volume_id));
+    assert_eq!(s["created"], json!([]));
+    assert_eq!(s["reused"].as_array().unwrap().len(), 5, "{s}");
+    let after = app_state(&sim, "dev-alice").unwrap();
+    assert_eq!(after["machines"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        after["machines"][0]["version"],
+        before["machines"][0]["version"]
+    );
+    assert_eq!(after["volumes"], before["volumes"]);
+    assert_eq!(after["ips"], before["ips"]);
+    assert_eq!(after["shared_ip"], before["shared_ip"]);
+
+    client.cancel().await.unwrap();
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn dry_run_plans_and_prices_but_creates_nothing() {
+    let sim = start_sim(SimConfig::for_tests()).await;
+    let gate = gate(&sim, ConfirmMode::Argument);
+    let client = connect(gate.clone(), Confirming::default()).await;
+    let mut args = env_args("dev-bob");
+    args["dry_run"] = json!(true);
+    args["vm_size"] = json!("shared-cpu-2x");
+    let r = client
+        .call_tool(call("provision_environment", args))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    assert_output_schema(&gate, "provision_environment", &r);
+    let s = r.structured_content.clone().unwrap();
+    assert_eq!(s["status"], "planned");
+    let actions: Vec<(&str, &str)> = s["plan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["kind"].as_str().unwrap(), p["action"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("app", "create"),
+            ("ip", "create"),
+            ("ip", "create"),
+            ("volume", "create"),
+            ("machine", "create")
+        ]
+    );
+    let usd = s["estimated_monthly_usd"].as_f64().unwrap();
+    assert!(usd > 0.0, "{s}");
+    assert!(
+        s["cost_basis"].as_str().unwrap().contains("shared-cpu-2x"),
+        "{s}"
+    );
+    assert!(
+        app_names(&sim).is_empty(),
+        "dry run created {:?}",
+        app_names(&sim)
+    );
+
+    // A dry run over an existing environment says "reuse" for each part.
+    let r = client
+        .call_tool(call("provision_environment", env_args("dev-bob")))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    let mut args = env_args("dev-bob");
+    args["dry_run"] = json!(true);
+    let r = client
+        .call_tool(call("provision_environment", args))
+        .await
+        .unwrap();
+    let s = r.structured_content.clone().unwrap();
+    assert!(
+        s["plan"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["action"] == "reuse"),
+        "{s}"
+    );
+    client.cancel().await.unwrap();
+    sim.shutdown().await;
+}
+
+async fn inject_capacity_failures(sim: &fly_machines_mcp::sim::SimHandle) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/__sim/capacity", sim.base_url()))
+        .json(&json!({"region": "iad", "failures": 20}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+}
+
+#[tokio::test]
+async fn capacity_error_rolls_back_what_the_call_created_or_reports_it() {
+    let sim = start_sim(SimConfig::for_tests()).await;
+    let gate = gate(&sim, ConfirmMode::Argument);
+    let client = connect(gate.clone(), Confirming::default()).await;
+    inject_capacity_failures(&sim).await;
+
+    // Rolled back: the app, IPs and volume this call created are gone.
+    let r = client
+        .call_tool(call("provision_environment", env_args("dev-carol")))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true));
+    let text = text_of(&r);
+    assert!(text.contains("insufficient"), "{text}");
+    assert!(text.contains("rolled back volume"), "{text}");
+    assert!(
+        text.contains("app dev-carol (only what this call created"),
+        "{text}"
+    );
+    assert!(
+        app_state(&sim, "dev-carol").is_none(),
+        "left: {:?}",
+        app_state(&sim, "dev-carol")
+    );
+
+    // rollback: false: everything created is reported, and still exists.
+    let mut args = env_args("dev-dave");
+    args["rollback"] = json!(false);
+    let r = client
+        .call_tool(call("provision_environment", args))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true));
+    let text = text_of(&r);
+    let app = app_state(&sim, "dev-dave").expect("left in place");
+    let vol = app["volumes"][0]["id"].as_str().unwrap();
+    let v6 = app["ips"][0]["address"].as_str().unwrap();
+    let v4 = app["shared_ip"].as_str().unwrap();
+    for needle in [
+        "app dev-dave",
+        vol,
+        v6,
+        v4,
+        "provision_environment again",
+        "teardown_environment",
+    ] {
+        assert!(text.contains(needle), "missing {needle}: {text}");
+    }
+    assert_eq!(app["machines"], json!([]));
+
+    // Resuming with the same arguments once capacity is back converges on what is there.
+    let resp = reqwest::Client::new()
+        .post(format!("{}/__sim/capacity", sim.base_url()))
+        .json(&json!({"region": "iad", "failures": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    let r = client
+        .call_tool(call("provision_environment", env_args("dev-dave")))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    let s = r.structured_content.unwrap();
+    assert_eq!(s["volume_id"], json!(vol));
+    let created: Vec<&Value> = s["created"].as_array().unwrap().iter().collect();
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["kind"], "machine");
+    client.cancel().await.unwrap();
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn rollback_leaves_what_an_earlier_call_created() {
+    let sim = start_sim(SimConfig::for_tests()).await;
+    let gate = gate(&sim, ConfirmMode::Argument);
+    let client = connect(gate.clone(), Confirming::default()).await;
+    let r = client
+        .call_tool(call("provision_environment", env_args("dev-erin")))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    let first = app_state(&sim, "dev-erin").unwrap();
+
+    // A second machine with its own volume in the same app fails on capacity.
+    inject_capacity_failures(&sim).await;
+    let mut args = env_args("dev-erin");
+    args["machine_name"] = json!("second");
+    args["volume"] = json!({"name": "scratch", "size_gb": 2});
+    let r = client
+        .call_tool(call("provision_environment", args))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true));
+    let text = text_of(&r);
+    assert!(text.contains("rolled back volume"), "{text}");
+    let after = app_state(&sim, "dev-erin").expect("the app was not this call's to remove");
+    assert_eq!(after["machines"], first["machines"]);
+    assert_eq!(after["volumes"], first["volumes"]);
+    assert_eq!(after["ips"], first["ips"]);
+    client.cancel().await.unwrap();
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn refuses_an_app_it_did_not_create() {
+    let sim = start_sim(SimConfig::for_tests()).await;
+    // Someone else's app, made directly through the API without our key.
+    client_for(&sim)
+        .create_app(&fly_machines_mcp::fly::CreateApp {
+            name: "someone-elses".into(),
+            org_slug: "personal".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let gate = gate(&sim, ConfirmMode::Argument);
+    let client = connect(gate.clone(), Confirming::default()).await;
+    let r = client
+        .call_tool(call("provision_environment", env_args("someone-elses")))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true));
+    let text = text_of(&r);
+    assert!(text.contains("not created by this server"), "{text}");
+    let app = app_state(&sim, "someone-elses").unwrap();
+    assert_eq!(app["machines"], json!([]));
+    assert_eq!(app["volumes"], json!([]));
+    assert_eq!(app["ips"], json!([]));
+    client.cancel().await.unwrap();
+    sim.shutdown().await;
+}

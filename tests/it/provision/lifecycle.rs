@@ -1,0 +1,181 @@
+//! machine_action on one and on all machines, and cancellation of a provision at the
+//! workflow level (rolled back, nothing left).
+
+use std::time::Duration;
+
+use fly_machines_mcp::{
+    sim::SimConfig,
+    tools::ConfirmMode,
+    workflows::{
+        Error,
+        provision::{EnvSpec, GuestSpec, provision_environment},
+        sched::{CancellationToken, Control, Progress},
+    },
+};
+use serde_json::json;
+
+use super::{
+    Confirming, app_state, assert_output_schema, call, client_for, connect, env_args, gate,
+    start_sim, text_of,
+};
+
+#[tokio::test]
+async fn stop_suspend_start_restart_and_cordon_report_per_machine() {
+    let sim = start_sim(SimConfig::for_tests()).await;
+    let gate = gate(&sim, ConfirmMode::Argument);
+    let client = connect(gate.clone(), Confirming::default()).await;
+    for name in ["one", "two"] {
+        let mut args = env_args("dev-hal");
+        args["machine_name"] = json!(name);
+        args["volume"] = json!({"name": format!("data_{name}")});
+        let r = client
+            .call_tool(call("provision_environment", args))
+            .await
+            .unwrap();
+        assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    }
+    let states = |sim: &fly_machines_mcp::sim::SimHandle| -> Vec<String> {
+        app_state(sim, "dev-hal").unwrap()["machines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["state"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let r = client
+        .call_tool(call(
+            "machine_action",
+            json!({"app": "dev-hal", "action": "stop"}),
+        ))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    assert_output_schema(&gate, "machine_action", &r);
+    let s = r.structured_content.unwrap();
+    assert_eq!(s["done"], 2);
+    assert!(
+        s["machines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["after"] == "stopped")
+    );
+    assert_eq!(states(&sim), ["stopped", "stopped"]);
+
+    // Stopping again changes nothing.
+    let r = client
+        .call_tool(call(
+            "machine_action",
+            json!({"app": "dev-hal", "action": "stop"}),
+        ))
+        .await
+        .unwrap();
+    let s = r.structured_content.unwrap();
+    assert_eq!(
+        (s["done"].clone(), s["unchanged"].clone()),
+        (json!(0), json!(2))
+    );
+
+    // One machine: start, then suspend, then restart.
+    let id = app_state(&sim, "dev-hal").unwrap()["machines"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (action, want) in [
+        ("start", "started"),
+        ("suspend", "suspended"),
+        ("start", "started"),
+        ("restart", "started"),
+    ] {
+        let r = client
+            .call_tool(call(
+                "machine_action",
+                json!({"app": "dev-hal", "action": action, "machine_ids": [id]}),
+            ))
+            .await
+            .unwrap();
+        assert_ne!(r.is_error, Some(true), "{action}: {}", text_of(&r));
+        let s = r.structured_content.unwrap();
+        assert_eq!(s["machines"][0]["after"], want, "{action}: {s}");
+        assert_eq!(s["machines"].as_array().unwrap().len(), 1);
+    }
+
+    let r = client
+        .call_tool(call(
+            "machine_action",
+            json!({"app": "dev-hal", "action": "cordon", "machine_ids": [id]}),
+        ))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    assert_eq!(r.structured_content.unwrap()["done"], 1);
+
+    // An unknown machine: a clear error naming it.
+    let r = client
+        .call_tool(call(
+            "machine_action",
+            json!({"app": "dev-hal", "action": "start", "machine_ids": ["0123456789abcd"]}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true));
+    assert!(text_of(&r).contains("0123456789abcd"), "{}", text_of(&r));
+    client.cancel().await.unwrap();
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn cancelling_during_the_wait_rolls_back() {
+    // Stepped clock: the machine never starts on its own, so the wait is where the
+    // cancellation arrives.
+    let sim = start_sim(SimConfig::stepped()).await;
+    let client = client_for(&sim);
+    let spec = EnvSpec {
+        app: "dev-ivan".into(),
+        org: "personal".into(),
+        region: "iad".into(),
+        image: "nginx:latest".into(),
+        cmd: None,
+        guest: GuestSpec::Default,
+        volume: None,
+        services: Vec::new(),
+        checks: Default::default(),
+        env: Default::default(),
+        user: None,
+        expires_at: None,
+        machine_name: "main".into(),
+        public_ips: true,
+        idempotency_key: None,
+        wait_timeout: Duration::from_secs(30),
+    };
+    let (progress, mut updates) = Progress::channel();
+    let cancel = CancellationToken::new();
+    let ctl = Control::new(progress, cancel.clone());
+    let watcher = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(u) = updates.recv().await {
+            if u.message.starts_with("waiting for machine") {
+                cancel.cancel();
+            }
+            seen.push(u.message);
+        }
+        seen
+    });
+    let failure = provision_environment(&client, &spec, true, &ctl)
+        .await
+        .unwrap_err();
+    drop(ctl);
+    assert!(
+        matches!(failure.error, Error::Cancelled { .. }),
+        "{:?}",
+        failure.error
+    );
+    assert_eq!(failure.step, "start");
+    assert!(failure.left.is_empty(), "{:?}", failure.left);
+    assert_eq!(failure.rolled_back.len(), failure.created.len());
+    assert!(app_state(&sim, "dev-ivan").is_none());
+    let seen = watcher.await.unwrap();
+    assert!(seen.iter().any(|m| m.contains("rolling back")), "{seen:?}");
+    sim.shutdown().await;
+}

@@ -1,0 +1,159 @@
+//! The provision toolset end to end: an rmcp client ↔ the server ↔ the simulator on
+//! loopback, checking the simulator's own view (`/__sim/state`) after each call.
+
+mod cycles;
+mod environment;
+mod lifecycle;
+mod teardown;
+
+use std::sync::{Arc, Mutex};
+
+use fly_machines_mcp::{
+    fly,
+    sim::{self, SimConfig, SimHandle},
+    tools::{Catalog, ConfirmMode, Gate, McpServer, PolicyOptions, Redactor},
+};
+use rmcp::{
+    ClientHandler, ErrorData, RoleClient, ServiceExt,
+    model::{
+        CallToolRequestParams, CallToolResult, ClientCapabilities, ElicitRequestParams,
+        ElicitResult, ElicitationAction, Implementation, InitializeRequestParams,
+    },
+    service::{RequestContext, RunningService},
+};
+use serde_json::{Value, json};
+
+pub const TOKEN: &str = "sim-token-provision-tests-42";
+
+pub async fn start_sim(cfg: SimConfig) -> SimHandle {
+    sim::start(
+        cfg.with_required_token(TOKEN),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap()
+}
+
+pub fn client_for(sim: &SimHandle) -> fly::Client {
+    let cfg = fly::ClientConfig::local(sim.base_url().parse().unwrap(), fly::Token::parse(TOKEN))
+        .unwrap();
+    fly::Client::new(cfg).unwrap()
+}
+
+pub fn gate(sim: &SimHandle, confirm: ConfirmMode) -> Arc<Gate> {
+    let opts = PolicyOptions {
+        confirm,
+        ..PolicyOptions::default()
+    };
+    crate::server::gate_with(
+        Catalog::all().unwrap(),
+        &opts,
+        client_for(sim),
+        Redactor::new(),
+        None,
+    )
+}
+
+/// A client that answers elicitations with `answer` (`None` declines) and records
+/// what it was asked.
+#[derive(Clone, Default)]
+pub struct Confirming {
+    pub answer: Option<String>,
+    pub asked: Arc<Mutex<Vec<String>>>,
+}
+
+impl ClientHandler for Confirming {
+    fn get_info(&self) -> InitializeRequestParams {
+        InitializeRequestParams::new(
+            ClientCapabilities::builder().enable_elicitation().build(),
+            Implementation::new("provision-test-client", "0.0.0"),
+        )
+    }
+
+    async fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        if let ElicitRequestParams::FormElicitationParams { message, .. } = &request {
+            self.asked.lock().unwrap().push(message.clone());
+        }
+        Ok(match &self.answer {
+            Some(text) => ElicitResult::new(ElicitationAction::Accept)
+                .with_content(json!({ "confirm": text })),
+            None => ElicitResult::new(ElicitationAction::Decline),
+        })
+    }
+}
+
+pub async fn connect<H: ClientHandler>(
+    gate: Arc<Gate>,
+    handler: H,
+) -> RunningService<RoleClient, H> {
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        if let Ok(running) = McpServer::new(gate).serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    handler.serve(client_io).await.unwrap()
+}
+
+pub fn call(name: &'static str, v: Value) -> CallToolRequestParams {
+    CallToolRequestParams::new(name).with_arguments(v.as_object().unwrap().clone())
+}
+
+pub fn text_of(r: &CallToolResult) -> String {
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub fn assert_output_schema(gate: &Gate, tool: &str, r: &CallToolResult) {
+    let schema = gate.get_tool(tool).unwrap().output_schema.unwrap();
+    let validator = jsonschema::validator_for(&Value::Object((*schema).clone())).unwrap();
+    let structured = r.structured_content.as_ref().unwrap();
+    if let Some(e) = validator.iter_errors(structured).next() {
+        panic!("{tool}: structured content does not match its outputSchema: {e}");
+    }
+}
+
+/// The app's entry in `/__sim/state`, if it exists.
+pub fn app_state(sim: &SimHandle, app: &str) -> Option<Value> {
+    sim.state_json()["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == app)
+        .cloned()
+}
+
+/// Every app name the simulator holds.
+pub fn app_names(sim: &SimHandle) -> Vec<String> {
+    sim.state_json()["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The standard environment of these tests: nginx with a 1 GB volume at /data, a
+/// web service on 8080 and an HTTP check.
+pub fn env_args(app: &str) -> Value {
+    json!({
+        "app": app,
+        "region": "iad",
+        "image": "nginx:latest",
+        "volume": {"size_gb": 1, "auto_extend_limit_gb": 5},
+        "internal_port": 8080,
+        "autostop": "suspend",
+        "checks": [{"name": "web", "type": "http", "port": 8080, "path": "/"}],
+        "env": {"MODE": "dev"},
+        "owner": "alice@example.com",
+        "expires_at": "7d",
+        "wait_timeout_s": 30
+    })
+}

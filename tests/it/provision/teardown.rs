@@ -1,0 +1,160 @@
+//! teardown_environment: confirmed (elicitation and `confirm` argument), and
+//! nothing of the app is left afterwards.
+
+use fly_machines_mcp::{sim::SimConfig, tools::ConfirmMode};
+use serde_json::json;
+
+use super::{
+    Confirming, app_state, assert_output_schema, call, connect, env_args, gate, start_sim, text_of,
+};
+
+#[tokio::test]
+async fn teardown_by_confirm_argument_removes_everything() {
+    let sim = start_sim(SimConfig::for_tests()).await;
+    let gate = gate(&sim, ConfirmMode::Argument);
+    let client = connect(gate.clone(), Confirming::default()).await;
+    let r = client
+        .call_tool(call("provision_environment", env_args("dev-frank")))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    let s = r.structured_content.unwrap();
+    let machine = s["machine_id"].as_str().unwrap().to_owned();
+    let volume = s["volume_id"].as_str().unwrap().to_owned();
+
+    // Without confirmation: the plan lists every resource; nothing is destroyed.
+    let r = client
+        .call_tool(call("teardown_environment", json!({"app": "dev-frank"})))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true));
+    let plan = text_of(&r);
+    for needle in [
+        machine.as_str(),
+        volume.as_str(),
+        "app dev-frank",
+        "\"confirm\": \"dev-frank\"",
+    ] {
+        assert!(plan.contains(needle), "missing {needle}: {plan}");
+    }
+    let app = app_state(&sim, "dev-frank").expect("nothing destroyed");
+    assert_eq!(app["machines"].as_array().unwrap().len(), 1);
+
+    // A wrong confirmation is refused too.
+    let r = client
+        .call_tool(call(
+            "teardown_environment",
+            json!({"app": "dev-frank", "confirm": "dev-other"}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true));
+    assert!(app_state(&sim, "dev-frank").is_some());
+
+    // Confirmed: everything removed and reported.
+    let r = client
+        .call_tool(call(
+            "teardown_environment",
+            json!({"app": "dev-frank", "confirm": "dev-frank"}),
+        ))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    assert_output_schema(&gate, "teardown_environment", &r);
+    let s = r.structured_content.unwrap();
+    assert_eq!(s["app_deleted"], true);
+    let removed: Vec<(String, String)> = s["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap().to_owned(),
+                r["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        removed.contains(&("machine".into(), machine.clone())),
+        "{removed:?}"
+    );
+    assert!(
+        removed.contains(&("volume".into(), volume.clone())),
+        "{removed:?}"
+    );
+    assert_eq!(
+        removed.iter().filter(|(k, _)| k == "ip").count(),
+        2,
+        "{removed:?}"
+    );
+    assert!(
+        removed.contains(&("app".into(), "dev-frank".into())),
+        "{removed:?}"
+    );
+    assert!(app_state(&sim, "dev-frank").is_none());
+
+    // Again: the app is gone; a clear error, nothing else happens.
+    let r = client
+        .call_tool(call(
+            "teardown_environment",
+            json!({"app": "dev-frank", "confirm": "dev-frank"}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true));
+    assert!(text_of(&r).contains("not found"), "{}", text_of(&r));
+    client.cancel().await.unwrap();
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn teardown_by_elicitation_declined_then_accepted() {
+    let sim = start_sim(SimConfig::for_tests()).await;
+    let gate = gate(&sim, ConfirmMode::Elicit);
+
+    let declining = Confirming::default();
+    let asked = declining.asked.clone();
+    let client = connect(gate.clone(), declining).await;
+    let r = client
+        .call_tool(call("provision_environment", env_args("dev-gina")))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    let r = client
+        .call_tool(call("teardown_environment", json!({"app": "dev-gina"})))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true));
+    assert!(
+        text_of(&r).contains("nothing was destroyed"),
+        "{}",
+        text_of(&r)
+    );
+    let question = asked.lock().unwrap().join("\n");
+    assert!(
+        question.contains("app dev-gina") && question.contains("volume"),
+        "{question}"
+    );
+    assert_eq!(
+        app_state(&sim, "dev-gina").unwrap()["machines"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    client.cancel().await.unwrap();
+
+    let accepting = Confirming {
+        answer: Some("dev-gina".into()),
+        ..Confirming::default()
+    };
+    let client = connect(gate.clone(), accepting).await;
+    let r = client
+        .call_tool(call("teardown_environment", json!({"app": "dev-gina"})))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    assert!(app_state(&sim, "dev-gina").is_none());
+    client.cancel().await.unwrap();
+    sim.shutdown().await;
+}
