@@ -736,7 +736,7 @@ async fn scale_machines(
 /// Runs `work` with a workflow [`Control`] whose progress reports become MCP progress
 /// notifications (strictly increasing, as the protocol asks) and whose cancellation
 /// is the call's.
-async fn steered<T, Fut>(ctx: &ToolContext, work: impl FnOnce(Control) -> Fut) -> T
+pub(super) async fn steered<T, Fut>(ctx: &ToolContext, work: impl FnOnce(Control) -> Fut) -> T
 where
     Fut: std::future::Future<Output = T>,
 {
@@ -1162,6 +1162,7 @@ fn env_spec(ctx: &ToolContext, a: &ProvisionArgs) -> Result<EnvSpec, ToolError> 
         public_ips: a.public_ips.unwrap_or(true),
         idempotency_key: a.idempotency_key.clone(),
         wait_timeout: Duration::from_secs(u64::from(a.wait_timeout_s.unwrap_or(180))),
+        secrets: prov::AppSecrets::default(),
     })
 }
 

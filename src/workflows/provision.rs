@@ -97,6 +97,19 @@ pub struct EnvSpec {
     pub idempotency_key: Option<String>,
     /// Longest wait for the machine to start.
     pub wait_timeout: Duration,
+    /// App secrets set once the app exists, before the machine is created (so the
+    /// machine boots with them).
+    pub secrets: AppSecrets,
+}
+
+/// Secret values for an app. Debug shows names only; equality compares names.
+#[derive(Debug, Clone, Default)]
+pub struct AppSecrets(pub BTreeMap<String, secrecy::SecretString>);
+
+impl PartialEq for AppSecrets {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.keys().eq(other.0.keys())
+    }
 }
 
 impl EnvSpec {
@@ -694,6 +707,22 @@ async fn provision_steps(
     ctl.guard("ensuring the app", ensure_app(client, spec, ledger, reused))
         .await
         .map_err(at("app"))?;
+    if !spec.secrets.0.is_empty() {
+        let changes = spec
+            .secrets
+            .0
+            .iter()
+            .map(|(name, value)| (name.clone(), Some(value.clone())))
+            .collect();
+        ctl.guard("setting app secrets", async {
+            client
+                .update_secrets(&spec.app, &changes)
+                .await
+                .map_err(Error::fly(format!("setting secrets of app {}", spec.app)))
+        })
+        .await
+        .map_err(at("secrets"))?;
+    }
     let (guest, _) = ctl
         .guard("resolving the VM size", resolve_guest(client, &spec.guest))
         .await
@@ -1281,6 +1310,7 @@ mod tests {
             public_ips: true,
             idempotency_key: None,
             wait_timeout: Duration::from_secs(5),
+            secrets: AppSecrets::default(),
         }
     }
 

@@ -148,6 +148,7 @@ async fn cancelling_during_the_wait_rolls_back() {
         public_ips: true,
         idempotency_key: None,
         wait_timeout: Duration::from_secs(30),
+        secrets: Default::default(),
     };
     let (progress, mut updates) = Progress::channel();
     let cancel = CancellationToken::new();
