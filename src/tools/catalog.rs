@@ -570,6 +570,7 @@ impl Catalog {
         tools.extend(super::network::tools()?);
         tools.extend(super::fleet::tools()?);
         tools.extend(super::exec::tools()?);
+        tools.extend(super::hosting::tools()?);
         Self::from_tools(tools)
     }
 

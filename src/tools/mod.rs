@@ -19,6 +19,7 @@ pub mod error;
 pub mod exec;
 pub mod fleet;
 pub mod gate;
+pub mod hosting;
 pub mod http;
 pub mod network;
 pub mod observe;

@@ -7,6 +7,7 @@ pub mod destroy;
 pub mod diagnose;
 mod error;
 pub mod exec;
+pub mod hosting;
 pub mod lifecycle;
 pub mod logs;
 pub mod network;

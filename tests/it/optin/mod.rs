@@ -4,6 +4,7 @@
 //! state, never through the client under test.
 
 mod exec;
+mod hosting;
 mod network;
 mod toolsets;
 

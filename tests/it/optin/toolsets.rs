@@ -3,12 +3,13 @@
 
 use fly_machines_mcp::tools::{Catalog, Policy, PolicyOptions, Selection, ToolKind, Toolset};
 
-const OPT_IN: [&str; 5] = [
+const OPT_IN: [&str; 6] = [
     "allocate_ip",
     "release_ip",
     "certificate_action",
     "remove_certificate",
     "exec_command",
+    "deploy_mcp_server",
 ];
 
 fn policy(toolsets: Option<Vec<&str>>) -> Policy {
@@ -50,6 +51,7 @@ fn destructive_opt_in_tools_are_declared_so() {
         ("exec_command", ToolKind::Destructive, Toolset::Exec),
         ("allocate_ip", ToolKind::Write, Toolset::Network),
         ("certificate_action", ToolKind::Write, Toolset::Network),
+        ("deploy_mcp_server", ToolKind::Write, Toolset::Hosting),
     ] {
         let t = catalog.get(name).unwrap();
         assert_eq!(t.kind, kind, "{name}");
