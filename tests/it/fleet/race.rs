@@ -12,7 +12,9 @@ use super::{Fleet, client, spec};
 
 #[tokio::test]
 async fn two_stacks_forty_users_twenty_environments_no_double_claim() {
-    let f = Fleet::scaled(0.002).await;
+    // 1/50 of real time: leases (30 s of model time) last 600 ms of wall time, so a
+    // claim slowed down by a loaded machine does not outlive its own lease.
+    let f = Fleet::scaled(0.02).await;
     f.app("race").await;
     let opts = FillOptions {
         create_interval: Duration::from_millis(2),
