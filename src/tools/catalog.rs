@@ -519,7 +519,60 @@ fn object_schema(
     obj.remove("$schema");
     obj.remove("title");
     obj.remove("description");
-    Ok(obj.clone())
+    let mut value = Value::Object(obj.clone());
+    split_type_arrays(&mut value);
+    match value {
+        Value::Object(obj) => Ok(obj),
+        _ => Err(DeclarationError {
+            tool,
+            problem: format!("{what} schema is not a JSON object"),
+        }),
+    }
+}
+
+/// Rewrites `"type": ["string", "null"]` (what schemars writes for `Option<T>`) into
+/// `anyOf` branches with one `type` each: portable to clients that map schemas onto a
+/// single-type dialect (the MCP Inspector's `--strict` lint flags the array form).
+fn split_type_arrays(value: &mut Value) {
+    match value {
+        Value::Object(obj) => {
+            for v in obj.values_mut() {
+                split_type_arrays(v);
+            }
+            let types: Option<Vec<Value>> = match obj.get("type") {
+                Some(Value::Array(types)) => Some(types.clone()),
+                Some(_) | None => None,
+            };
+            if let Some(types) = types {
+                obj.remove("type");
+                let keep_top = ["description", "title", "default", "examples", "deprecated"];
+                let mut shared = serde_json::Map::new();
+                let keys: Vec<String> = obj.keys().cloned().collect();
+                for k in keys {
+                    if !keep_top.contains(&k.as_str())
+                        && let Some(v) = obj.remove(&k)
+                    {
+                        shared.insert(k, v);
+                    }
+                }
+                let branches: Vec<Value> = types
+                    .into_iter()
+                    .map(|t| {
+                        if t == "null" {
+                            serde_json::json!({ "type": "null" })
+                        } else {
+                            let mut b = shared.clone();
+                            b.insert("type".to_owned(), t);
+                            Value::Object(b)
+                        }
+                    })
+                    .collect();
+                obj.insert("anyOf".to_owned(), Value::Array(branches));
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(split_type_arrays),
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
+    }
 }
 
 fn input_schema<A: JsonSchema>(tool: &'static str) -> Result<JsonObject, DeclarationError> {
