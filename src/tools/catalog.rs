@@ -530,12 +530,28 @@ fn object_schema(
     }
 }
 
-/// Rewrites `"type": ["string", "null"]` (what schemars writes for `Option<T>`) into
-/// `anyOf` branches with one `type` each: portable to clients that map schemas onto a
-/// single-type dialect (the MCP Inspector's `--strict` lint flags the array form).
+/// Rewrites `"type": ["string", "null"]` (what schemars writes for `Option<T>`), which
+/// the MCP Inspector's `--strict` lint flags as unportable. An optional property simply
+/// loses the `null` (inputs: the gate treats a `null` argument as absent; outputs: an
+/// optional `Option` is skipped, never `null`); anything else becomes `anyOf` branches
+/// with one `type` each.
 fn split_type_arrays(value: &mut Value) {
     match value {
         Value::Object(obj) => {
+            let required: Vec<String> = match obj.get("required") {
+                Some(Value::Array(r)) => r
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
+                Some(_) | None => Vec::new(),
+            };
+            if let Some(Value::Object(props)) = obj.get_mut("properties") {
+                for (name, prop) in props.iter_mut() {
+                    if !required.contains(name) {
+                        drop_null_type(prop);
+                    }
+                }
+            }
             for v in obj.values_mut() {
                 split_type_arrays(v);
             }
@@ -588,6 +604,27 @@ fn output_schema<O: JsonSchema>(tool: &'static str) -> Result<JsonObject, Declar
         .into_generator()
         .into_root_schema_for::<O>();
     object_schema(tool, schema.to_value(), "output")
+}
+
+fn drop_null_type(prop: &mut Value) {
+    if let Some(Value::Array(types)) = prop.get_mut("type") {
+        types.retain(|t| t != "null");
+        if let [single] = types.as_slice() {
+            let single = single.clone();
+            if let Some(obj) = prop.as_object_mut() {
+                obj.insert("type".to_owned(), single);
+            }
+        }
+    }
+}
+
+/// Removes `null` members from an arguments object (recursively through objects):
+/// an optional argument given as `null` means "not given".
+pub(crate) fn strip_null_members(value: &mut Value) {
+    if let Value::Object(obj) = value {
+        obj.retain(|_, v| !v.is_null());
+        obj.values_mut().for_each(strip_null_members);
+    }
 }
 
 fn add_confirm_property(schema: &mut JsonObject) {

@@ -161,7 +161,8 @@ impl Gate {
         progress: Option<(Peer<RoleServer>, ProgressToken)>,
         cancel: Option<CancellationToken>,
     ) -> Outcome {
-        let args = Value::Object(arguments.unwrap_or_default());
+        let mut args = Value::Object(arguments.unwrap_or_default());
+        super::catalog::strip_null_members(&mut args);
         let (client, request_ids) = match &caller.fly_token {
             Some(token) => self.client.with_token(token.clone()),
             None => self.client.clone(),
