@@ -360,8 +360,11 @@ impl ToolDef {
     }
 
     /// Checks `args` against the input schema. The error names the failing field.
+    /// A `null` member counts as absent, as it does for the call itself.
     pub fn validate(&self, args: &Value) -> Result<(), ToolError> {
-        match self.validator.iter_errors(args).next() {
+        let mut args = args.clone();
+        strip_null_members(&mut args);
+        match self.validator.iter_errors(&args).next() {
             None => Ok(()),
             Some(err) => {
                 let path = err.instance_path().to_string();
