@@ -522,6 +522,23 @@ fn object_schema(
     obj.remove("$schema");
     obj.remove("title");
     obj.remove("description");
+    // An optional top-level property simply loses the `null`: for inputs the gate
+    // treats a top-level `null` argument as absent; for outputs an optional `Option`
+    // is skipped, never written as `null`.
+    let required: Vec<String> = match obj.get("required") {
+        Some(Value::Array(r)) => r
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        Some(_) | None => Vec::new(),
+    };
+    if let Some(Value::Object(props)) = obj.get_mut("properties") {
+        for (name, prop) in props.iter_mut() {
+            if !required.contains(name) {
+                drop_null_type(prop);
+            }
+        }
+    }
     let mut value = Value::Object(obj.clone());
     split_type_arrays(&mut value);
     match value {
@@ -534,27 +551,11 @@ fn object_schema(
 }
 
 /// Rewrites `"type": ["string", "null"]` (what schemars writes for `Option<T>`), which
-/// the MCP Inspector's `--strict` lint flags as unportable. An optional property simply
-/// loses the `null` (inputs: the gate treats a `null` argument as absent; outputs: an
-/// optional `Option` is skipped, never `null`); anything else becomes `anyOf` branches
-/// with one `type` each.
+/// the MCP Inspector's `--strict` lint flags as unportable, into `anyOf` branches with
+/// one `type` each.
 fn split_type_arrays(value: &mut Value) {
     match value {
         Value::Object(obj) => {
-            let required: Vec<String> = match obj.get("required") {
-                Some(Value::Array(r)) => r
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect(),
-                Some(_) | None => Vec::new(),
-            };
-            if let Some(Value::Object(props)) = obj.get_mut("properties") {
-                for (name, prop) in props.iter_mut() {
-                    if !required.contains(name) {
-                        drop_null_type(prop);
-                    }
-                }
-            }
             for v in obj.values_mut() {
                 split_type_arrays(v);
             }
@@ -621,12 +622,12 @@ fn drop_null_type(prop: &mut Value) {
     }
 }
 
-/// Removes `null` members from an arguments object (recursively through objects):
-/// an optional argument given as `null` means "not given".
+/// Removes top-level `null` members from an arguments object: an optional argument
+/// given as `null` means "not given". Nested `null`s keep their meaning (e.g. an env
+/// map where `null` removes a variable).
 pub(crate) fn strip_null_members(value: &mut Value) {
     if let Value::Object(obj) = value {
         obj.retain(|_, v| !v.is_null());
-        obj.values_mut().for_each(strip_null_members);
     }
 }
 
