@@ -11,7 +11,7 @@ use serde_json::json;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const TOKEN: &str = "fm2_lJPECAAAAAAAAcanaryCANARYcanary0123456789";
+const TOKEN: &str = "fm2_canaryAuthTest0123456789";
 
 #[derive(Debug, Parser)]
 struct Cli {
