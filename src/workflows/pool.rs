@@ -966,8 +966,17 @@ fn known_unavailable(client: &fly::Client, app: &str, pool: &str, id: &str) -> b
     })
 }
 
+/// Marks `id` as not free in the shared listing. It stays a member: dropping it would
+/// shrink the pool's size in every "N of M claimed" answer until the next listing.
 fn note_taken(client: &fly::Client, app: &str, pool: &str, id: &str) {
-    edit_listing(client, app, pool, |ms| ms.retain(|m| m.id != id));
+    edit_listing(client, app, pool, |ms| {
+        for m in ms.iter_mut().filter(|m| m.id == id) {
+            if let Some(cfg) = m.config.as_mut() {
+                cfg.metadata
+                    .insert(STATE_KEY.to_owned(), SlotState::Claimed.as_str().to_owned());
+            }
+        }
+    });
 }
 
 fn note_claimed(client: &fly::Client, app: &str, pool: &str, env: &Environment) {
@@ -1556,6 +1565,35 @@ mod tests {
         assert!(member.broken.is_none());
         assert!(member.is_expired("2026-01-01T00:00:01Z".parse().unwrap()));
         assert!(!member.is_expired("2025-12-31T23:59:59Z".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_taken_member_stays_counted_but_is_no_longer_free() {
+        let base = url::Url::parse("http://127.0.0.1:9/").unwrap();
+        let client = fly::Client::new(fly::ClientConfig::local(base, None).unwrap()).unwrap();
+        let free = |id: &str| {
+            let mut m = Machine {
+                id: id.into(),
+                state: MachineState::Suspended,
+                config: Some(MachineConfig::default()),
+                ..Machine::default()
+            };
+            let md = &mut m.config.as_mut().unwrap().metadata;
+            md.insert(STATE_KEY.into(), "free".into());
+            m
+        };
+        let key = listing_key(&client, "taken-app", "p");
+        let now = std::time::Instant::now();
+        listings()
+            .lock()
+            .unwrap()
+            .insert(key.clone(), (now, vec![free("a"), free("b")]));
+        assert!(!known_unavailable(&client, "taken-app", "p", "a"));
+        note_taken(&client, "taken-app", "p", "a");
+        let (_, ms) = listings().lock().unwrap().get(&key).cloned().unwrap();
+        assert_eq!(ms.len(), 2, "a taken member is still a member");
+        assert!(known_unavailable(&client, "taken-app", "p", "a"));
+        assert!(!known_unavailable(&client, "taken-app", "p", "b"));
     }
 
     #[test]
