@@ -1,9 +1,11 @@
 //! Hardening campaign: property tests that throw malformed arguments at every tool
-//! of the catalog through MCP, malformed JSON-RPC frames on a raw pipe, and the
-//! secret-canary sweep. Everything runs against
+//! of the catalog through MCP, malformed JSON-RPC frames on a raw pipe, the
+//! secret-canary sweep and the fault campaign (provision/teardown cycles under 429s,
+//! 5xx, resets and latency spikes). Everything runs against
 //! the simulator on 127.0.0.1:0 through an in-process rmcp client; cases are bounded
 //! so the module stays well under a minute.
 
+mod campaign;
 mod canary;
 mod frames;
 mod fuzz;
