@@ -198,7 +198,10 @@ pub struct ToolDef {
     pub info: ToolInfo,
     pub kind: ToolKind,
     input_schema: Arc<JsonObject>,
+    /// What `tools/list` declares: the top-level fields and their types.
     output_schema: Arc<JsonObject>,
+    /// The whole shape, for tests that check results field by field.
+    detailed_output_schema: Arc<JsonObject>,
     validator: Arc<jsonschema::Validator>,
     runner: Arc<dyn Runner>,
 }
@@ -318,11 +321,13 @@ impl ToolDef {
                     problem: format!("input schema does not compile: {e}"),
                 }
             })?;
+        let compact = shallow_output(&output_schema);
         Ok(ToolDef {
             info,
             kind,
             input_schema: Arc::new(input_schema),
-            output_schema: Arc::new(output_schema),
+            output_schema: Arc::new(compact),
+            detailed_output_schema: Arc::new(output_schema),
             validator: Arc::new(validator),
             runner,
         })
@@ -333,6 +338,12 @@ impl ToolDef {
         self.info.name
     }
 
+    /// The full output schema (every nested field), which every result also matches;
+    /// `tools/list` declares only its top level (see [`shallow_output`]).
+    pub fn detailed_output_schema(&self) -> &JsonObject {
+        &self.detailed_output_schema
+    }
+
     /// The annotations derived from the kind.
     pub fn annotations(&self) -> ToolAnnotations {
         let (read_only, destructive, idempotent) = match self.kind {
@@ -340,7 +351,8 @@ impl ToolDef {
             ToolKind::Write => (false, false, self.info.idempotent),
             ToolKind::Destructive => (false, true, self.info.idempotent),
         };
-        ToolAnnotations::with_title(self.info.title)
+        // No `title` here: the tool's own `title` says it, and clients prefer that one.
+        ToolAnnotations::new()
             .read_only(read_only)
             .destructive(destructive)
             .idempotent(idempotent)
@@ -507,6 +519,8 @@ fn object_schema(
     mut value: Value,
     what: &str,
 ) -> Result<JsonObject, DeclarationError> {
+    drop_integer_formats(&mut value);
+    drop_implied_min_length(&mut value);
     let Some(obj) = value.as_object_mut() else {
         return Err(DeclarationError {
             tool,
@@ -540,6 +554,11 @@ fn object_schema(
         }
     }
     let mut value = Value::Object(obj.clone());
+    if what == "input" {
+        // Deeper down the same holds for arguments: serde reads an absent optional
+        // field and a `null` one alike, so the schema offers only the value.
+        drop_optional_nulls(&mut value);
+    }
     split_type_arrays(&mut value);
     match value {
         Value::Object(obj) => Ok(obj),
@@ -548,6 +567,164 @@ fn object_schema(
             problem: format!("{what} schema is not a JSON object"),
         }),
     }
+}
+
+/// The schema of a list of nested objects whose fields the property's description
+/// spells out: `serde` still checks every field (unknown ones are refused with the
+/// path), and the model reads one line instead of a nested schema several times as
+/// long.
+pub fn objects_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "items": { "type": "object" }
+    })
+}
+
+/// Drops `minLength: 1` beside a `pattern` that no empty string matches: the pattern
+/// already says it.
+fn drop_implied_min_length(value: &mut Value) {
+    match value {
+        Value::Object(obj) => {
+            let implied = obj.get("minLength").and_then(Value::as_u64) == Some(1)
+                && obj
+                    .get("pattern")
+                    .and_then(Value::as_str)
+                    .and_then(|p| regex::Regex::new(p).ok())
+                    .is_some_and(|re| !re.is_match(""));
+            if implied {
+                obj.remove("minLength");
+            }
+            obj.values_mut().for_each(drop_implied_min_length);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_implied_min_length),
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
+    }
+}
+
+/// Removes the `format` schemars writes for Rust integer and float types (`uint32`,
+/// `int64`, `double` …), with the `minimum: 0` that only restates "unsigned". They are
+/// not JSON Schema formats; the declared bounds say what matters, in fewer tokens.
+fn drop_integer_formats(value: &mut Value) {
+    const NUMERIC: [&str; 12] = [
+        "uint8", "uint16", "uint32", "uint64", "uint", "int8", "int16", "int32", "int64", "int",
+        "float", "double",
+    ];
+    match value {
+        Value::Object(obj) => {
+            let numeric = obj
+                .get("format")
+                .and_then(Value::as_str)
+                .is_some_and(|f| NUMERIC.contains(&f));
+            if numeric {
+                let unsigned = obj
+                    .get("format")
+                    .and_then(Value::as_str)
+                    .is_some_and(|f| f.starts_with("uint"));
+                obj.remove("format");
+                if unsigned && obj.get("minimum").and_then(Value::as_u64) == Some(0) {
+                    obj.remove("minimum");
+                }
+            }
+            obj.values_mut().for_each(drop_integer_formats);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_integer_formats),
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
+    }
+}
+
+/// In every nested object, an optional property loses its `null` branch (see
+/// [`object_schema`] for the top level). Map values (`additionalProperties`) keep
+/// theirs: there `null` means something (e.g. "remove this variable").
+fn drop_optional_nulls(value: &mut Value) {
+    match value {
+        Value::Object(obj) => {
+            let required: Vec<String> = match obj.get("required") {
+                Some(Value::Array(r)) => r
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
+                Some(_) | None => Vec::new(),
+            };
+            if let Some(Value::Object(props)) = obj.get_mut("properties") {
+                for (name, prop) in props.iter_mut() {
+                    if !required.contains(name) {
+                        drop_null_branch(prop);
+                    }
+                }
+            }
+            obj.values_mut().for_each(drop_optional_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_optional_nulls),
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
+    }
+}
+
+/// `"type": [X, "null"]` → X, and `anyOf: [X, {"type": "null"}]` → X (keeping the
+/// description beside it).
+fn drop_null_branch(prop: &mut Value) {
+    drop_null_type(prop);
+    let Some(obj) = prop.as_object_mut() else {
+        return;
+    };
+    let branch = match obj.get("anyOf") {
+        Some(Value::Array(branches)) if branches.len() == 2 => {
+            let null = serde_json::json!({ "type": "null" });
+            match branches.as_slice() {
+                [a, b] if *b == null => Some(a.clone()),
+                [a, b] if *a == null => Some(b.clone()),
+                _ => None,
+            }
+        }
+        Some(_) | None => None,
+    };
+    if let Some(Value::Object(branch)) = branch {
+        obj.remove("anyOf");
+        for (k, v) in branch {
+            obj.entry(k).or_insert(v);
+        }
+    }
+    if let Some(Value::Array(values)) = obj.get_mut("enum") {
+        values.retain(|v| !v.is_null());
+    }
+}
+
+/// The output schema `tools/list` declares: the top-level fields with their types
+/// (and enums); no descriptions, no nested shapes, no `required` list. Clients validate results
+/// against it all the same; the model reads the shape from the result itself. The
+/// full schema cost more context than every tool description together.
+pub fn shallow_output(full: &JsonObject) -> JsonObject {
+    let mut out = JsonObject::new();
+    out.insert("type".to_owned(), Value::String("object".to_owned()));
+    if let Some(Value::Object(props)) = full.get("properties") {
+        let props: JsonObject = props
+            .iter()
+            .map(|(k, v)| (k.clone(), type_only(v)))
+            .collect();
+        out.insert("properties".to_owned(), Value::Object(props));
+    }
+    out
+}
+
+fn type_only(schema: &Value) -> Value {
+    let Some(obj) = schema.as_object() else {
+        return Value::Object(JsonObject::new());
+    };
+    let mut out = JsonObject::new();
+    for key in ["type", "enum", "const"] {
+        if let Some(v) = obj.get(key) {
+            out.insert(key.to_owned(), v.clone());
+        }
+    }
+    if let Some(Value::Array(branches)) = obj.get("anyOf") {
+        let mut kept: Vec<Value> = Vec::new();
+        for b in branches.iter().map(type_only) {
+            if !kept.contains(&b) {
+                kept.push(b);
+            }
+        }
+        out.insert("anyOf".to_owned(), Value::Array(kept));
+    }
+    Value::Object(out)
 }
 
 /// Rewrites `"type": ["string", "null"]` (what schemars writes for `Option<T>`), which
@@ -641,7 +818,7 @@ fn add_confirm_property(schema: &mut JsonObject) {
             serde_json::json!({
                 "type": "string",
                 "maxLength": 100,
-                "description": "Confirmation for this destructive call: the app name. Leave it out on the first call: the reply shows exactly what would be destroyed; repeat the call with confirm set to the app name to go ahead."
+                "description": "The app name, to go ahead. Leave out at first: the reply lists what would be destroyed."
             }),
         );
     }

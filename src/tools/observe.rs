@@ -36,9 +36,8 @@ const PLATFORM_INFO: ToolInfo = ToolInfo {
     title: "Fly regions and VM sizes",
     toolset: Toolset::Observe,
     idempotent: true,
-    description: "List Fly.io regions (code, name, paid-only, deprecated) and VM size presets \
-(CPU, memory, price per month and per second). Use it to pick a region or a guest size before \
-provisioning, or to estimate cost. Touches no app.",
+    description: "Fly regions (code, name, paid-only, deprecated) and VM sizes (CPU, memory, monthly and \
+per-second price): to pick a region or a size, or to estimate cost.",
     narrow_hint: "set `include` to `regions` or `vm_sizes`",
 };
 
@@ -59,7 +58,7 @@ pub struct PlatformInfoArgs {
     /// What to list: `all` (default), `regions` or `vm_sizes`.
     #[serde(default)]
     pub include: PlatformPart,
-    /// Also list deprecated regions (default false: they should not get new machines).
+    /// Also list deprecated regions.
     #[serde(default)]
     pub include_deprecated: bool,
 }
@@ -218,9 +217,8 @@ const LIST_APPS: ToolInfo = ToolInfo {
     title: "Apps this token reaches",
     toolset: Toolset::Observe,
     idempotent: true,
-    description: "Who the Fly token is, the orgs it reaches, and their apps (status, machine and \
-volume counts). Filter by `org` slug or a `name` substring. Start here when you do not know the \
-app name; then call app_status or diagnose.",
+    description: "Who the token is, its orgs and their apps (status, machine and volume counts); filter by \
+`org` or `name`. Start here when the app name is unknown, then app_status or diagnose.",
     narrow_hint: "set `org` or `name`",
 };
 
@@ -231,7 +229,7 @@ pub struct ListAppsArgs {
     /// Only this org (slug, e.g. `personal`).
     #[schemars(length(min = 1, max = 100))]
     pub org: Option<String>,
-    /// Only apps whose name contains this text (case-insensitive).
+    /// Only apps whose name contains this (any case).
     #[schemars(length(min = 1, max = 100))]
     pub name: Option<String>,
 }
@@ -373,11 +371,10 @@ const APP_STATUS: ToolInfo = ToolInfo {
     title: "App status: machines, checks, IPs, volumes, certificates",
     toolset: Toolset::Observe,
     idempotent: true,
-    description: "What `fly status` shows and more, in one call: the app and its URL, every machine \
-(id, name, region, state, health checks, last event, restarts, OOM kills; unhealthy machines \
-first, with failing check output), IPs, volumes (size, used, attached machine) and certificates. \
-Large apps: filter by `region`/`state` or set `limit`. For causes and a timeline call diagnose; \
-for one machine, machine_info.",
+    description: "What `fly status` shows and more, in one call: the URL; every machine (id, region, state, \
+checks, last event, restarts, OOM kills; unhealthy first, with check output); IPs, volumes, \
+certificates. Narrow big apps by `region`, `state`, `limit`. Causes: diagnose; one machine: \
+machine_info.",
     narrow_hint: "filter with `region` or `state`, or lower `limit`",
 };
 
@@ -416,7 +413,7 @@ pub struct AppStatusArgs {
     pub region: Option<String>,
     /// Only machines in this state.
     pub state: Option<StateFilter>,
-    /// Most machines to list (default 100); unhealthy machines come first.
+    /// Most machines to list (default 100), unhealthy first.
     #[schemars(range(min = 1, max = 500))]
     pub limit: Option<u32>,
 }
@@ -865,10 +862,9 @@ const MACHINE_INFO: ToolInfo = ToolInfo {
     title: "One machine in detail",
     toolset: Toolset::Observe,
     idempotent: true,
-    description: "One machine in detail: config summary (image, guest, cmd, services, mounts, \
-restart policy, env names), events as a timeline (exit codes, signals, OOM kills), health checks \
-with their output, lease holder, metadata, versions; running processes when `processes` is true. \
-`machine` is an id from app_status (a machine name works too).",
+    description: "One machine in detail: config (image, guest, cmd, services, mounts, restart policy, env \
+names), event timeline (exit codes, signals, OOM kills), checks with output, lease holder, \
+metadata, versions; processes when `processes` is true.",
     narrow_hint: "lower `events`",
 };
 
@@ -879,13 +875,13 @@ pub struct MachineInfoArgs {
     /// App name.
     #[schemars(length(min = 1, max = 63), regex(pattern = APP_PATTERN))]
     pub app: String,
-    /// Machine id (14 hex characters) or machine name.
+    /// Machine id or name.
     #[schemars(length(min = 1, max = 63))]
     pub machine: String,
-    /// Also list the processes running in the machine (one more API call).
+    /// Also list its running processes.
     #[serde(default)]
     pub processes: bool,
-    /// Most recent events to show (default 20).
+    /// Latest events to show (default 20).
     #[schemars(range(min = 1, max = 100))]
     pub events: Option<u32>,
 }
@@ -1153,11 +1149,8 @@ const APP_LOGS: ToolInfo = ToolInfo {
     title: "App logs, filtered and paged",
     toolset: Toolset::Observe,
     idempotent: true,
-    description: "Log lines of an app, newest last. Filters: `machine` (id), `region`, `since` \
-(a duration like `15m`/`2h` or an RFC 3339 time), `grep` (substring, case-insensitive, or \
-`/regex/`), `tail` (most lines, default 100). Without `since` only the latest lines are searched. \
-With `since`, lines come oldest first from that time; pass the returned `next` to continue (or to \
-see newer lines later). Results are capped; secrets are redacted.",
+    description: "An app's log lines, newest last, secrets redacted, capped. Without `since` only the latest \
+lines are searched; with it, lines run oldest first from then: pass `next` back to continue.",
     narrow_hint: "add `grep`, `machine` or a later `since`, or lower `tail`",
 };
 
@@ -1168,22 +1161,23 @@ pub struct AppLogsArgs {
     /// App name.
     #[schemars(length(min = 1, max = 63), regex(pattern = APP_PATTERN))]
     pub app: String,
-    /// Only this machine (id from app_status, or its name).
+    /// Only this machine (id or name).
     #[schemars(length(min = 1, max = 63))]
     pub machine: Option<String>,
     /// Only this region (e.g. `ewr`).
     #[schemars(length(min = 2, max = 8))]
     pub region: Option<String>,
-    /// Lines from this time on: a duration back from now (`30s`, `15m`, `2h`, `1d`) or an RFC 3339 time.
+    /// From this time on: a duration back from now (`15m`, `2h`, `1d`) or an RFC 3339 time.
     #[schemars(length(min = 2, max = 40))]
     pub since: Option<String>,
-    /// Only lines containing this text (case-insensitive), or matching `/regex/` (`/regex/i` for case-insensitive).
+    /// Only lines containing this text (any case), or matching `/regex/` (`/regex/i`: any
+    /// case).
     #[schemars(length(min = 1, max = 200))]
     pub grep: Option<String>,
     /// Most lines to return (default 100).
     #[schemars(range(min = 1, max = 500))]
     pub tail: Option<u32>,
-    /// Cursor from an earlier answer's `next`: continue after its last line.
+    /// An earlier answer's `next`: continue after it.
     #[schemars(length(min = 1, max = 40))]
     pub next: Option<String>,
 }
@@ -1332,11 +1326,10 @@ const DIAGNOSE: ToolInfo = ToolInfo {
     title: "Diagnose an app",
     toolset: Toolset::Observe,
     idempotent: true,
-    description: "Finds what is wrong with an app in one call, from machine states, events, health \
-checks, volumes and logs: OOM kills (with the kernel's RSS against the memory limit), crash loops, \
-critical checks (with output), stuck transitions, unreachable hosts, failed machines, image/config \
-drift, volumes near full, long-held leases. Each finding has severity, machine, the exact evidence \
-and a next step; plus a per-second timeline of the worst incident. Reads only.",
+    description: "What is wrong with an app, in one call: OOM kills (RSS against the limit), crash loops, \
+critical checks, stuck transitions, unreachable hosts, failed machines, config drift, full \
+volumes, long-held leases. Each finding: severity, machine, exact evidence, next step; plus \
+a per-second timeline of the worst incident.",
     narrow_hint: "read one machine with machine_info or app_logs",
 };
 

@@ -42,10 +42,9 @@ const DESTROY_MACHINES: ToolInfo = ToolInfo {
     title: "Destroy machines",
     toolset: Toolset::Provision,
     idempotent: true,
-    description: "Destroy named machines of one app (by machine id, as shown by app_status). \
-Machines that are not stopped need `force: true` (otherwise stop them first with machine_action). \
-Confirmed before anything is destroyed; reports the outcome per machine (an error result if any failed). Does not touch volumes, IPs or the \
-app itself (teardown_environment removes everything).",
+    description: "Destroy machines of an app by id; running ones need `force: true`. Confirmed first; reports \
+per machine. Leaves volumes, IPs and the app alone (teardown_environment removes \
+everything).",
     narrow_hint: "destroy fewer machines per call",
 };
 
@@ -59,7 +58,7 @@ pub struct DestroyMachinesArgs {
     /// Machine ids (14 hex characters) to destroy.
     #[schemars(length(min = 1, max = 50), inner(pattern(r"^[0-9a-f]{14}$")))]
     pub machine_ids: Vec<String>,
-    /// Destroy running machines too (kills them). Default false.
+    /// Destroy running machines too (kills them).
     #[serde(default)]
     pub force: bool,
 }
@@ -256,14 +255,10 @@ const UPDATE_MACHINES: ToolInfo = ToolInfo {
     title: "Update machines (rolling)",
     toolset: Toolset::Provision,
     idempotent: true,
-    description: "Change image, env, guest size and/or cmd on some or all machines of one app. \
-Rolling by default: `batch_size` machines at a time, each under a lease, updated with \
-current_version, then waited on until started with every health check passing; at the first \
-failure the rollout stops and that machine is put back on its previous config (reported as \
-`reverted`). `strategy: immediate` changes all machines at once without health waits or revert. \
-A machine leased by someone else is not touched (the error names the holder and expiry). Stopped \
-machines stay stopped. env values are plain config (use set_secrets for secrets). Reports each \
-machine's outcome and versions; an error result when any machine failed.",
+    description: "Change image, env, guest and/or cmd on some or all machines of an app. Rolling by default \
+(see `strategy`): each machine leased, updated with current_version, waited until started \
+and healthy; the first failure stops the rollout and reverts that machine. Machines leased \
+by others are not touched (holder named); stopped ones stay stopped.",
     narrow_hint: "name fewer machine_ids",
 };
 
@@ -271,10 +266,10 @@ machine's outcome and versions; an error result when any machine failed.",
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UpdateStrategy {
-    /// `batch_size` at a time, waiting for health; stop and revert on failure.
+    // The field's description explains both (per-variant docs would make the schema a
+    // `oneOf` twice as long).
     #[default]
     Rolling,
-    /// All at once; no health wait, no revert.
     Immediate,
 }
 
@@ -305,11 +300,11 @@ pub struct UpdateMachinesArgs {
     /// App name.
     #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
     pub app: String,
-    /// Machine ids to update, in rollout order; leave out for every machine of the app.
+    /// Machine ids in rollout order (default: all).
     #[serde(default)]
     #[schemars(length(max = 100), inner(pattern(r"^[0-9a-f]{14}$")))]
     pub machine_ids: Vec<String>,
-    /// New image reference, e.g. `registry.fly.io/app:v2`.
+    /// New image, e.g. `registry.fly.io/app:v2`.
     #[schemars(length(min = 1, max = 300))]
     pub image: Option<String>,
     /// Environment variables to set; `null` removes one.
@@ -321,19 +316,20 @@ pub struct UpdateMachinesArgs {
     /// New command (replaces the image's CMD), as argv.
     #[schemars(length(min = 1, max = 50))]
     pub cmd: Option<Vec<String>>,
-    /// `rolling` (default) or `immediate`.
+    /// `rolling` (default): `batch_size` at a time, health-waited, stop and revert on
+    /// failure; `immediate`: all at once, no waits, no revert.
     #[serde(default)]
     pub strategy: UpdateStrategy,
-    /// Machines updated at a time in a rolling update (default 1).
+    /// Machines updated at a time (default 1).
     #[schemars(range(min = 1, max = 10))]
     pub batch_size: Option<u32>,
-    /// Seconds a machine may take to start after its update (default 300).
+    /// Seconds to start after its update (default 300).
     #[schemars(range(min = 5, max = 1800))]
     pub start_timeout_secs: Option<u32>,
-    /// Seconds its health checks may take to pass once started (default 120).
+    /// Seconds for checks to pass once started (default 120).
     #[schemars(range(min = 1, max = 900))]
     pub health_timeout_secs: Option<u32>,
-    /// Require at least this secrets version (from set_secrets).
+    /// Wait for this secrets version (from set_secrets).
     #[schemars(range(min = 1))]
     pub min_secrets_version: Option<u64>,
 }
@@ -500,12 +496,10 @@ const SCALE_MACHINES: ToolInfo = ToolInfo {
     title: "Scale machines per region",
     toolset: Toolset::Provision,
     idempotent: true,
-    description: "Set the number of machines of one app per region (e.g. {\"iad\": 3, \"ams\": 1}). \
-Scale-up clones a template machine (template_machine_id, else the oldest started machine): same \
-config, and for each volume the template mounts a new empty volume of the same name and size in \
-the clone's region. Scale-down destroys the surplus (stopped machines first, newest first, never \
-the template). Regions not named are left alone. Confirmed before anything is created or \
-destroyed; the plan lists both. Reports each machine created or destroyed.",
+    description: "Set machine counts per region (e.g. {\"iad\": 3}); other regions are untouched. Scale-up \
+clones a template machine (default: the oldest started), with a new empty volume per mount. \
+Scale-down destroys the surplus (stopped and newest first, never the template). Confirmed \
+first.",
     narrow_hint: "scale fewer regions per call",
 };
 
@@ -516,10 +510,10 @@ pub struct ScaleMachinesArgs {
     /// App name.
     #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
     pub app: String,
-    /// Wanted machine count per region code, e.g. {"iad": 3, "ams": 0}.
+    /// Machine count per region, e.g. {"iad": 3, "ams": 0}.
     #[schemars(length(min = 1, max = 20))]
     pub regions: std::collections::BTreeMap<String, u8>,
-    /// Machine to clone (default: the app's oldest started machine).
+    /// Machine to clone (default: oldest started).
     #[schemars(pattern(r"^[0-9a-f]{14}$"))]
     pub template_machine_id: Option<String>,
     /// Seconds a clone may take to start (default 300).
@@ -780,13 +774,11 @@ const PROVISION_ENVIRONMENT: ToolInfo = ToolInfo {
     title: "Provision an environment",
     toolset: Toolset::Provision,
     idempotent: true,
-    description: "Create a complete environment in one call: the app (created if missing; reused if this \
-server made it; refused if someone else's), a shared IPv4 + IPv6 and a volume (in parallel), then one \
-machine (image, cmd, size, mount, services, autostop, checks, env, owner/expiry metadata), waiting until \
-it is started. Returns the URL and every id. `dry_run: true` returns the plan and the estimated monthly \
-cost and creates nothing. Calling again with the same arguments changes nothing (it reuses what exists). \
-On failure it removes only what this call created (or, with `rollback: false`, says exactly what is left \
-and how to resume). Next: app_status; machine_action to stop/suspend; teardown_environment to remove it all.",
+    description: "A complete environment in one call: the app (created if missing; refused if another \
+owner's), shared IPv4 + IPv6 and a volume in parallel, then one machine (image, size, mount, \
+services, autostop, checks, env, owner/expiry), waited until started. Returns the URL and \
+every id. `dry_run` only plans and prices. Repeating it converges. On failure removes only \
+what it created (`rollback: false`: reports what is left).",
     narrow_hint: "the report is small; nothing to narrow",
 };
 
@@ -813,7 +805,7 @@ pub struct VolumeArgs {
     /// Mount path (default `/data`).
     #[schemars(length(min = 2, max = 200), pattern(r"^/"))]
     pub path: Option<String>,
-    /// Grow automatically by 1 GB at 80% full, up to this many GB.
+    /// Grow by 1 GB at 80% full, up to this many GB.
     #[schemars(range(min = 1, max = 500))]
     pub auto_extend_limit_gb: Option<u32>,
 }
@@ -863,13 +855,13 @@ pub struct CheckArgs {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProvisionArgs {
-    /// App name (one app per environment; created if missing).
+    /// App name (created if missing).
     #[schemars(length(min = 2, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
     pub app: String,
-    /// Org slug (default: the server's default org).
+    /// Org slug (default: the server's).
     #[schemars(length(min = 1, max = 63))]
     pub org: Option<String>,
-    /// Region code, e.g. `iad` (platform_info lists them).
+    /// Region, e.g. `iad` (see platform_info).
     #[schemars(length(min = 3, max = 4), pattern(r"^[a-z]{3,4}$"))]
     pub region: String,
     /// Container image, e.g. `nginx:latest`.
@@ -878,53 +870,59 @@ pub struct ProvisionArgs {
     /// Command replacing the image's CMD.
     #[schemars(length(max = 50))]
     pub cmd: Option<Vec<String>>,
-    /// VM size preset, e.g. `shared-cpu-1x` (platform_info lists sizes and prices).
+    /// VM size, e.g. `shared-cpu-1x` (see platform_info).
     #[schemars(length(min = 3, max = 40))]
     pub vm_size: Option<String>,
     /// CPUs (instead of vm_size).
     #[schemars(range(min = 1, max = 16))]
     pub cpus: Option<u32>,
-    /// Memory in MB, a multiple of 256 (with vm_size: more than the preset's).
+    /// Memory in MB, a multiple of 256 (with vm_size: above the preset's).
     #[schemars(range(min = 256, max = 131072))]
     pub memory_mb: Option<u32>,
     /// CPU kind with `cpus` (default shared).
     pub cpu_kind: Option<CpuKind>,
-    /// A volume to create (or reuse by name) and mount. Omit for none.
+    /// A volume to create (or reuse by name) and mount.
     pub volume: Option<VolumeArgs>,
-    /// Shortcut for a web app: the port it listens on; exposed on 80 (redirect to
-    /// HTTPS) and 443. Ignored when `services` is given.
+    /// Port the app listens on, served on 443 and 80 (to HTTPS); or give `services`.
     pub internal_port: Option<u16>,
-    /// Services in full (instead of internal_port).
-    #[schemars(length(max = 8))]
+    /// Services in full, instead of internal_port: [{internal_port, protocol (`tcp` or
+    /// `udp`), ports: [{port, handlers (e.g. `["tls", "http"]`), force_https}]}].
+    #[serde(default)]
+    #[schemars(schema_with = "crate::tools::catalog::objects_schema", length(max = 8))]
     pub services: Option<Vec<ServiceArgs>>,
-    /// Idle behaviour of the services: `off` (default), `stop` or `suspend`.
+    /// When idle: `off` (default), `stop` or `suspend`.
     #[serde(default)]
     pub autostop: Autostop,
-    /// Start the machine when a request arrives (default true).
+    /// Start on a request (default true).
     pub autostart: Option<bool>,
-    /// Health checks.
-    #[schemars(length(max = 10))]
+    /// Health checks: [{name, type (`http` or `tcp`), port, path, interval, timeout,
+    /// grace_period}], durations in Go form (e.g. `15s`).
+    #[serde(default)]
+    #[schemars(
+        schema_with = "crate::tools::catalog::objects_schema",
+        length(max = 10)
+    )]
     pub checks: Option<Vec<CheckArgs>>,
-    /// Environment variables (not secrets: use set_secrets for those).
+    /// Environment variables (secrets: set_secrets).
     pub env: Option<BTreeMap<String, String>>,
-    /// Who the environment is for (a user id or email; stored in machine metadata).
+    /// Who it is for (user id or email; kept in metadata).
     #[schemars(length(max = 200))]
     pub owner: Option<String>,
-    /// When it may be reaped: an RFC 3339 time or a duration from now (`24h`, `7d`).
+    /// Reapable after: an RFC 3339 time or a duration from now (`24h`).
     #[schemars(length(max = 40))]
     pub expires_at: Option<String>,
     /// Machine name (default `main`).
     #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
     pub machine_name: Option<String>,
-    /// Allocate a shared IPv4 and an IPv6 address (default true).
+    /// Shared IPv4 and IPv6 addresses (default true).
     pub public_ips: Option<bool>,
-    /// Your own idempotency key (default: derived from org, app and machine name).
+    /// Idempotency key (default: from org, app and machine name).
     #[schemars(length(min = 1, max = 100))]
     pub idempotency_key: Option<String>,
-    /// Longest wait for the machine to start, seconds (default 180).
+    /// Seconds to wait for it to start (default 180).
     #[schemars(range(min = 1, max = 900))]
     pub wait_timeout_s: Option<u32>,
-    /// On failure remove what this call created (default true).
+    /// On failure remove what this call made (default true).
     pub rollback: Option<bool>,
     /// Only plan and price; create nothing.
     #[serde(default)]
@@ -1255,10 +1253,9 @@ const MACHINE_ACTION: ToolInfo = ToolInfo {
     title: "Start, stop, suspend, restart or cordon machines",
     toolset: Toolset::Provision,
     idempotent: false,
-    description: "Start, stop, suspend, restart, cordon or uncordon one, several or all machines of an \
-app (leave machine_ids out for all), then wait for the target state under a deadline, with progress. \
-Machines already in the target state are left alone. Reports per machine; an error result if any failed. \
-Does not create or destroy anything (provision_environment, destroy_machines do).",
+    description: "Start, stop, suspend, restart, cordon or uncordon machines of an app, then wait for the \
+target state under a deadline, with progress. Reports per machine; an error result if any \
+failed.",
     narrow_hint: "name fewer machine_ids",
 };
 
@@ -1282,7 +1279,7 @@ pub struct MachineActionArgs {
     #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
     pub app: String,
     pub action: ActionArg,
-    /// Machine ids (14 hex characters); leave out for every machine of the app.
+    /// Machine ids (default: all).
     #[schemars(length(min = 1, max = 100), inner(pattern(r"^[0-9a-f]{14}$")))]
     pub machine_ids: Option<Vec<String>>,
     /// Wait for the target state (default true).
@@ -1418,10 +1415,8 @@ const TEARDOWN_ENVIRONMENT: ToolInfo = ToolInfo {
     title: "Tear down an environment",
     toolset: Toolset::Provision,
     idempotent: true,
-    description: "Remove everything of one app: machines, volumes (their data is lost), IPs, \
-certificates, then the app itself. Confirmed before anything is destroyed (the confirmation lists every \
-resource). Each phase re-lists and retries, so nothing is left behind; reports what was removed. Use \
-destroy_machines to remove only some machines.",
+    description: "Remove an app and everything in it: machines, volumes (data lost), IPs, certificates, then \
+the app. Confirmed first with the full list; retries until nothing is left.",
     narrow_hint: "the report lists every removed resource; nothing to narrow",
 };
 
@@ -1432,7 +1427,7 @@ pub struct TeardownArgs {
     /// App name.
     #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
     pub app: String,
-    /// Deadline for each machine's destruction, seconds (default 120).
+    /// Seconds per machine's destruction (default 120).
     #[schemars(range(min = 1, max = 900))]
     pub timeout_s: Option<u32>,
 }

@@ -32,12 +32,10 @@ const SET_SECRETS: ToolInfo = ToolInfo {
     title: "Set or unset app secrets (by reference)",
     toolset: Toolset::Secrets,
     idempotent: true,
-    description: "Set and unset secrets of one app in one call. Values are given BY REFERENCE and \
-read on the server: `env:VAR` (an environment variable of this server) or `file:PATH` (a file on \
-its disk); `literal:VALUE` works only when the operator started the server with \
---allow-literal-secrets. Never returns a value: names, digests and the new secrets version only. \
-Machines pick secrets up only when updated: `rollout: true` updates every machine (rolling, \
-health-checked) with min_secrets_version. Confirmed first, since it replaces or removes secrets.",
+    description: "Set and unset an app's secrets in one call. Values are references the server reads: \
+`env:VAR` or `file:PATH` (`literal:VALUE` if the operator allows it). Returns names, digests \
+and the new version, never values. `rollout: true` updates every machine to use them. \
+Confirmed first.",
     narrow_hint: "set fewer secrets per call",
 };
 
@@ -56,7 +54,7 @@ pub struct SetSecretsArgs {
     #[serde(default)]
     #[schemars(length(max = 50), inner(pattern(r"^[A-Za-z_][A-Za-z0-9_]*$")))]
     pub unset: Vec<String>,
-    /// Update every machine of the app (rolling) so it runs with the new secrets.
+    /// Also update every machine (rolling) to use them.
     #[serde(default)]
     pub rollout: bool,
 }

@@ -25,13 +25,10 @@ const VOLUME_ACTION: ToolInfo = ToolInfo {
     title: "Create, extend, snapshot, fork or restore a volume",
     toolset: Toolset::Storage,
     idempotent: false,
-    description: "One volume operation on an app: `create` (name, region, size_gb), `extend` \
-(volume_id, size_gb = the new total; volumes never shrink; an attached running machine must be \
-restarted to use the space), `snapshot` (volume_id; returns the snapshot id), `fork` (volume_id, \
-optional name/region: a copy of the data), `restore` (snapshot_id, name, region: a new volume from \
-a snapshot). Placement: a machine mounts only a volume in its own region, one volume per machine; \
-same-named volumes go on different hosts unless require_unique_zone is false. Never destroys \
-anything (destroy_volume does).",
+    description: "One volume operation: `create` (name, region, size_gb), `extend` (volume_id, size_gb = new \
+total), `snapshot` (volume_id), `fork` (volume_id, optional name/region), `restore` \
+(snapshot_id, name, region). A machine mounts one volume, in its own region. Destroys \
+nothing.",
     narrow_hint: "one volume per call",
 };
 
@@ -55,22 +52,22 @@ pub struct VolumeActionArgs {
     pub app: String,
     /// What to do.
     pub action: VolumeOp,
-    /// The volume (`vol_…`) for extend, snapshot and fork.
+    /// Volume id (extend, snapshot, fork).
     #[schemars(length(min = 1, max = 64), pattern(r"^vol_[A-Za-z0-9]+$"))]
     pub volume_id: Option<String>,
-    /// The snapshot (`vs_…`) for restore.
+    /// Snapshot id (restore).
     #[schemars(length(min = 1, max = 64), pattern(r"^vs_[A-Za-z0-9]+$"))]
     pub snapshot_id: Option<String>,
-    /// Volume name (create, restore; fork defaults to the source's): letters, digits, `_`.
+    /// Volume name (create, restore; fork: default the source's).
     #[schemars(length(min = 1, max = 30), pattern(r"^[A-Za-z0-9_]+$"))]
     pub name: Option<String>,
-    /// Region code (create, restore; fork defaults to the source's).
+    /// Region (create, restore; fork: default the source's).
     #[schemars(length(min = 3, max = 4), pattern(r"^[a-z]+$"))]
     pub region: Option<String>,
-    /// Size in GB (create; the new total for extend; optional for restore).
+    /// GB (create; the new total for extend; restore: optional).
     #[schemars(range(min = 1, max = 500))]
     pub size_gb: Option<u32>,
-    /// Put same-named volumes on different hosts (create; Fly's default true).
+    /// Same-named volumes on different hosts (create; default true).
     pub require_unique_zone: Option<bool>,
 }
 
@@ -217,9 +214,8 @@ const DESTROY_VOLUME: ToolInfo = ToolInfo {
     title: "Destroy a volume",
     toolset: Toolset::Storage,
     idempotent: true,
-    description: "Destroy one volume of an app and its data (snapshots already taken are kept by \
-Fly for their retention). Refuses a volume attached to a machine that still exists, naming the \
-machine: destroy that machine first (destroy_machines). Confirmed before anything is destroyed.",
+    description: "Destroy a volume and its data (snapshots taken are kept). Refused while a machine it is \
+attached to exists: destroy that machine first. Confirmed first.",
     narrow_hint: "one volume per call",
 };
 

@@ -70,7 +70,7 @@ async def test_tools_are_annotated_with_output_schemas(server_for, transport, mo
     assert "platform_info" in names
     assert "destroy_machines" in names
     for tool in tools:
-        assert tool.annotations.title, f"{tool.name} has no title"
+        assert tool.title, f"{tool.name} has no title"
         kind(tool)
         assert tool.annotations.open_world_hint is not None, tool.name
         assert tool.output_schema and tool.output_schema.get("type") == "object", tool.name

@@ -17,4 +17,5 @@ mod optin;
 mod provision;
 mod server;
 mod sim;
+mod support;
 mod update;

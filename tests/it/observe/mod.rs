@@ -99,11 +99,7 @@ impl Harness {
         let text = text_of(&r);
         assert_ne!(r.is_error, Some(true), "{tool}: {text}");
         let structured = r.structured_content.clone().unwrap();
-        let schema = self.gate.get_tool(tool).unwrap().output_schema.unwrap();
-        let validator = jsonschema::validator_for(&Value::Object((*schema).clone())).unwrap();
-        if let Some(e) = validator.iter_errors(&structured).next() {
-            panic!("{tool}: structured content does not match its outputSchema: {e}");
-        }
+        crate::support::assert_matches_output_schemas(&self.gate, tool, &structured);
         (text, structured)
     }
 

@@ -112,12 +112,11 @@ pub fn text_of(r: &CallToolResult) -> String {
 }
 
 pub fn assert_output_schema(gate: &Gate, tool: &str, r: &CallToolResult) {
-    let schema = gate.get_tool(tool).unwrap().output_schema.unwrap();
-    let validator = jsonschema::validator_for(&Value::Object((*schema).clone())).unwrap();
-    let structured = r.structured_content.as_ref().unwrap();
-    if let Some(e) = validator.iter_errors(structured).next() {
-        panic!("{tool}: structured content does not match its outputSchema: {e}");
-    }
+    crate::support::assert_matches_output_schemas(
+        gate,
+        tool,
+        r.structured_content.as_ref().unwrap(),
+    );
 }
 
 /// The app's entry in `/__sim/state`, if it exists.
