@@ -66,6 +66,32 @@ async fn provisions_a_started_machine_with_volume_ips_and_url_then_converges() {
     assert!(app["shared_ip"].is_string());
     let before = app.clone();
 
+    // What app_status (the agent's view) shows: the started machine, the volume
+    // mounted on it, both public addresses and the URL.
+    let st = client
+        .call_tool(call("app_status", json!({"app": "dev-alice"})))
+        .await
+        .unwrap();
+    assert_ne!(st.is_error, Some(true), "{}", text_of(&st));
+    let st = st.structured_content.unwrap();
+    assert_eq!(st["url"], "https://dev-alice.fly.dev");
+    let listed = st["machines"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{st}");
+    assert_eq!(listed[0]["id"], json!(machine_id));
+    assert_eq!(listed[0]["state"], "started");
+    let vols = st["volumes"].as_array().unwrap();
+    assert_eq!(vols.len(), 1, "{st}");
+    assert_eq!(vols[0]["id"], json!(volume_id));
+    assert_eq!(vols[0]["attached_to"], json!(machine_id), "{st}");
+    let mut kinds: Vec<&str> = st["ips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|ip| ip["kind"].as_str().unwrap())
+        .collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["shared_v4", "v6"], "{st}");
+
     // The same call again changes nothing and reuses everything.
     let r = client
         .call_tool(call("provision_environment", env_args("dev-alice")))
