@@ -4,7 +4,8 @@
 //! 1. Claim vs cold start on the simulator's own clock (stepped mode: API answers take
 //!    no simulated time, only the platform's transitions do): the median claim from a
 //!    pool of suspended environments against one resume of the model, and the median
-//!    cold start (create an app and a machine, wait until started) for comparison.
+//!    cold `provision_environment` (app, IPs, volume, machine, wait until started) for
+//!    comparison.
 //! 2. The same two in real time at a time scale, where every API answer also costs the
 //!    model's `api_ms`: what a caller would see, round trips included.
 //! 3. Filling a pool of 200 at a time scale: elapsed, the bound the create rate limit
@@ -26,6 +27,7 @@ use fly_machines_mcp::{
     sim::{self, LatencyModel, SimConfig, SimHandle},
     workflows::{
         pool::{self, ClaimOutcome, ClaimRequest, FillOptions, Park, PoolSpec},
+        provision::{self, EnvSpec, GuestSpec, VolumeSpec},
         sched::Control,
     },
 };
@@ -72,30 +74,38 @@ async fn create_app(c: &fly::Client, name: &str) {
     .unwrap();
 }
 
-/// A cold start of one environment: app create, machine create, wait until started.
+/// A cold start of one environment: the `provision_environment` workflow as the tool
+/// runs it — app, shared IPv4 + IPv6 and a 1 GB volume in parallel, the machine, and
+/// the wait until it is started.
 async fn cold_start(c: &fly::Client, app: &str) {
-    create_app(c, app).await;
-    let m = c
-        .create_machine(
-            app,
-            &fly::CreateMachine {
-                config: spec(app).config,
-                region: Some("iad".to_owned()),
-                ..fly::CreateMachine::default()
-            },
-        )
+    let env = EnvSpec {
+        app: app.to_owned(),
+        org: "personal".to_owned(),
+        region: "iad".to_owned(),
+        image: "nginx:1".to_owned(),
+        cmd: None,
+        guest: GuestSpec::Default,
+        volume: Some(VolumeSpec {
+            name: "data".to_owned(),
+            size_gb: 1,
+            path: "/data".to_owned(),
+            auto_extend: None,
+        }),
+        services: Vec::new(),
+        checks: Default::default(),
+        env: Default::default(),
+        user: Some("bench".to_owned()),
+        expires_at: None,
+        machine_name: "main".to_owned(),
+        public_ips: true,
+        idempotency_key: None,
+        wait_timeout: Duration::from_secs(120),
+        secrets: Default::default(),
+    };
+    let done = provision::provision_environment(c, &env, true, &Control::detached())
         .await
-        .unwrap();
-    c.wait_for_state(
-        app,
-        &m.id,
-        &[fly::WaitTarget::Started],
-        None,
-        None,
-        Duration::from_secs(120),
-    )
-    .await
-    .unwrap();
+        .unwrap_or_else(|e| panic!("provision_environment {app}: {e:?}"));
+    assert_eq!(done.created.len(), 5, "{:?}", done.created);
 }
 
 /// An automatic-mode simulator with rate limits on and latencies times `scale`.
@@ -199,7 +209,7 @@ async fn sim_clock_part(claims: u32, l: &LatencyModel) {
         claim / resume
     );
     println!(
-        "cold start (app+machine)    : median {cold:.0} ms over 5 = {:.1} x the claim",
+        "cold provision_environment  : median {cold:.0} ms over 5 = {:.1} x the claim",
         cold / claim
     );
     s.shutdown().await;
@@ -247,7 +257,7 @@ async fn real_time_part(claims: u32, l: &LatencyModel, scale: f64) {
         claim / resume
     );
     println!(
-        "cold start (app+machine)    : median {cold:.0} ms = {:.1} x the claim",
+        "cold provision_environment  : median {cold:.0} ms = {:.1} x the claim",
         cold / claim
     );
     s.shutdown().await;
