@@ -1,5 +1,6 @@
 //! machine_action on one and on all machines, and cancellation of a provision at the
-//! workflow level (rolled back, nothing left).
+//! workflow level and over MCP (progress notifications, then `notifications/cancelled`:
+//! rolled back, nothing left).
 
 use std::time::Duration;
 
@@ -178,5 +179,76 @@ async fn cancelling_during_the_wait_rolls_back() {
     assert!(app_state(&sim, "dev-ivan").is_none());
     let seen = watcher.await.unwrap();
     assert!(seen.iter().any(|m| m.contains("rolling back")), "{seen:?}");
+    sim.shutdown().await;
+}
+
+/// A client that records progress messages and cancels its request when the
+/// provision starts waiting for the machine.
+#[derive(Clone, Default)]
+struct Watching {
+    messages: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    waiting: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl rmcp::ClientHandler for Watching {
+    async fn on_progress(
+        &self,
+        params: rmcp::model::ProgressNotificationParam,
+        _context: rmcp::service::NotificationContext<rmcp::RoleClient>,
+    ) {
+        let message = params.message.unwrap_or_default();
+        if message.starts_with("waiting for machine") {
+            self.waiting.notify_one();
+        }
+        self.messages.lock().unwrap().push(message);
+    }
+}
+
+#[tokio::test]
+async fn over_mcp_progress_arrives_and_a_cancelled_call_rolls_back() {
+    // Stepped clock: the machine never starts on its own, so the call is still waiting
+    // when the client cancels it.
+    let sim = start_sim(SimConfig::stepped()).await;
+    let gate = gate(&sim, ConfirmMode::Argument);
+    let handler = Watching::default();
+    let client = connect(gate.clone(), handler.clone()).await;
+    let mut args = env_args("dev-judy");
+    args["wait_timeout_s"] = json!(60);
+    let request = rmcp::model::ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(
+        call("provision_environment", args),
+    ));
+    let handle = client
+        .peer()
+        .send_cancellable_request(request, rmcp::service::PeerRequestOptions::no_options())
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(20), handler.waiting.notified())
+        .await
+        .expect("a progress notification saying the call waits for the machine");
+    assert!(
+        app_state(&sim, "dev-judy").is_some(),
+        "the app exists while the call waits"
+    );
+    handle.cancel(Some("user gave up".into())).await.unwrap();
+
+    // The server rolls back what the call created; the app disappears.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while app_state(&sim, "dev-judy").is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not rolled back: {:?}",
+            app_state(&sim, "dev-judy")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seen = handler.messages.lock().unwrap().clone();
+    assert!(seen.len() >= 3, "progress along the way: {seen:?}");
+    // The connection is still usable after a cancelled call.
+    let r = client
+        .call_tool(call("app_status", json!({"app": "dev-judy"})))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true), "{}", text_of(&r));
+    client.cancel().await.unwrap();
     sim.shutdown().await;
 }
