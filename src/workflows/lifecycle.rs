@@ -192,17 +192,10 @@ async fn select(client: &fly::Client, spec: &ActionSpec) -> Result<Vec<fly::Mach
         let list = client
             .list_machines(app, &fly::MachineFilter::default())
             .await
-            .map_err(|e| {
-                if e.is_not_found() {
-                    Error::NotFound {
-                        what: "app",
-                        id: app.to_owned(),
-                        hint: ": call list_apps to see the apps this token reaches".to_owned(),
-                    }
-                } else {
-                    Error::fly(format!("listing machines of app {app}"))(e)
-                }
-            })?;
+            .map_err(super::status::app_not_found_while(
+                app,
+                "listing machines of app",
+            ))?;
         return Ok(list
             .into_iter()
             .filter(|m| {

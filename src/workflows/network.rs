@@ -127,7 +127,7 @@ pub async fn allocate_ip(client: &fly::Client, req: &IpRequest) -> Result<Vec<Ip
         .await
         .map_err(|e| {
             if e.is_not_found() {
-                app_not_found(&req.app)
+                super::status::missing_app(&req.app)
             } else {
                 Error::fly(format!(
                     "allocating a {} address for app {}",
@@ -154,7 +154,7 @@ pub async fn allocate_ip(client: &fly::Client, req: &IpRequest) -> Result<Vec<Ip
 pub async fn list_ips(client: &fly::Client, app: &str) -> Result<Vec<IpAddress>, Error> {
     let ips = client.list_ip_assignments(app).await.map_err(|e| {
         if e.is_not_found() {
-            app_not_found(app)
+            super::status::missing_app(app)
         } else {
             Error::fly(format!("listing the addresses of app {app}"))(e)
         }
@@ -352,14 +352,6 @@ fn missing_steps(c: &fly::Certificate, records: &[DnsRecord]) -> Vec<String> {
     out
 }
 
-fn app_not_found(app: &str) -> Error {
-    Error::NotFound {
-        what: "app",
-        id: app.to_owned(),
-        hint: ": call list_apps to see the apps this token can see".to_owned(),
-    }
-}
-
 fn cert_not_found(app: &str, hostname: &str) -> Error {
     Error::NotFound {
         what: "certificate",
@@ -381,7 +373,7 @@ pub async fn add_certificate(
         Err(e) if e.status() == Some(422) && e.to_string().contains("already exists") => {
             show_certificate(client, app, &hostname).await
         }
-        Err(e) if e.status() == Some(404) => Err(app_not_found(app)),
+        Err(e) if e.status() == Some(404) => Err(super::status::missing_app(app)),
         Err(e) => Err(Error::fly(format!(
             "adding a certificate for {hostname} to app {app}"
         ))(e)),

@@ -217,17 +217,10 @@ pub async fn plan_secrets(
     let existing: Vec<String> = client
         .list_secrets(app)
         .await
-        .map_err(|e| {
-            if e.is_not_found() {
-                Error::NotFound {
-                    what: "app",
-                    id: app.to_owned(),
-                    hint: ": call list_apps to see the apps this token reaches".to_owned(),
-                }
-            } else {
-                Error::fly(format!("listing secrets of app {app}"))(e)
-            }
-        })?
+        .map_err(super::status::app_not_found_while(
+            app,
+            "listing secrets of app",
+        ))?
         .into_iter()
         .map(|s| s.name)
         .collect();

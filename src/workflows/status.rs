@@ -250,17 +250,31 @@ impl AppStatus {
     }
 }
 
+/// The error for an app that does not exist, or that the token cannot see.
+pub fn missing_app(app: &str) -> Error {
+    Error::NotFound {
+        what: "app",
+        id: app.to_owned(),
+        hint: ": call list_apps to see the apps this token can reach".to_owned(),
+    }
+}
+
 /// Maps "not found" on an app to an error that says what to call instead.
 pub fn app_not_found(app: &str) -> impl FnOnce(fly::Error) -> Error + '_ {
+    app_not_found_while(app, "reading app")
+}
+
+/// As [`app_not_found`], for a call that reads something of the app (`doing` names
+/// it, e.g. "listing machines of app"): other errors keep that as their context.
+pub fn app_not_found_while<'a>(
+    app: &'a str,
+    doing: &'a str,
+) -> impl FnOnce(fly::Error) -> Error + 'a {
     move |e| {
         if e.is_not_found() {
-            Error::NotFound {
-                what: "app",
-                id: app.to_owned(),
-                hint: ": call list_apps to see the apps this token can reach".to_owned(),
-            }
+            missing_app(app)
         } else {
-            Error::fly(format!("reading app {app}"))(e)
+            Error::fly(format!("{doing} {app}"))(e)
         }
     }
 }

@@ -213,17 +213,10 @@ pub async fn plan_update(
     let all = client
         .list_machines(app, &fly::MachineFilter::default())
         .await
-        .map_err(|e| {
-            if e.is_not_found() {
-                Error::NotFound {
-                    what: "app",
-                    id: app.to_owned(),
-                    hint: ": call list_apps to see the apps this token reaches".to_owned(),
-                }
-            } else {
-                Error::fly(format!("listing machines of app {app}"))(e)
-            }
-        })?;
+        .map_err(super::status::app_not_found_while(
+            app,
+            "listing machines of app",
+        ))?;
     let live = |m: &fly::Machine| {
         !m.state.is_terminal()
             && !matches!(
