@@ -9,6 +9,7 @@
 mod cli;
 mod contract;
 mod docs;
+mod examples;
 mod fleet;
 mod fly;
 mod hardening;
