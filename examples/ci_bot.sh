@@ -58,8 +58,9 @@ trap 'exit 143' TERM
 
 # --- the simulator: a free loopback port, a token it insists on -----------------------
 token="ci-bot-simulated-token"
+: >"$work/sim.log" # exists before the background job's own redirection runs
 FLY_MCP_TOKEN="$token" "$bin" sim --addr 127.0.0.1:0 --scenario empty \
-  --time-scale "${SIM_TIME_SCALE:-0.05}" >"$work/sim.log" 2>&1 &
+  --time-scale "${SIM_TIME_SCALE:-0.05}" >>"$work/sim.log" 2>&1 &
 sim_pid=$!
 deadline=$((SECONDS + 20))
 base=""

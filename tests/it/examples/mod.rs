@@ -134,6 +134,12 @@ async fn pool_claim_fills_claims_releases_and_reaps() {
     assert!(line(&t, "reap confirmed").contains("0 destroyed"), "{t}");
 }
 
+async fn read_all(mut pipe: impl tokio::io::AsyncRead + Unpin) -> String {
+    let mut buf = Vec::new();
+    let _ = tokio::io::AsyncReadExt::read_to_end(&mut pipe, &mut buf).await;
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ci_bot_script_provisions_checks_and_tears_down_a_preview() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/ci_bot.sh");
@@ -149,25 +155,24 @@ async fn ci_bot_script_provisions_checks_and_tears_down_a_preview() {
         // its own process group: on a timeout the script and its simulator go together
         .process_group(0)
         .kill_on_drop(true);
-    let child = cmd.spawn().unwrap();
+    let mut child = cmd.spawn().unwrap();
     let pid = child.id().unwrap();
-    let output = match tokio::time::timeout(DEADLINE, child.wait_with_output()).await {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", "--", &format!("-{pid}")])
-                .status();
-            panic!("ci_bot.sh took longer than {DEADLINE:?}");
-        }
-    };
-    let t = String::from_utf8_lossy(&output.stdout).into_owned();
-    let err = String::from_utf8_lossy(&output.stderr);
+    let stdout = tokio::spawn(read_all(child.stdout.take().unwrap()));
+    let stderr = tokio::spawn(read_all(child.stderr.take().unwrap()));
+    let status = tokio::time::timeout(DEADLINE, child.wait()).await;
+    if status.is_err() {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", "--", &format!("-{pid}")])
+            .status();
+    }
+    let t = stdout.await.unwrap();
+    let err = stderr.await.unwrap();
     eprintln!("{t}");
-    assert!(
-        output.status.success(),
-        "exit {:?}\n{t}\n{err}",
-        output.status
-    );
+    let Ok(status) = status else {
+        panic!("ci_bot.sh took longer than {DEADLINE:?}\n{t}\n{err}");
+    };
+    let status = status.unwrap();
+    assert!(status.success(), "exit {status:?}\n{t}\n{err}");
 
     let app = "preview-feature-login-page";
     assert!(
