@@ -539,20 +539,7 @@ fn object_schema(
     // An optional top-level property simply loses the `null`: for inputs the gate
     // treats a top-level `null` argument as absent; for outputs an optional `Option`
     // is skipped, never written as `null`.
-    let required: Vec<String> = match obj.get("required") {
-        Some(Value::Array(r)) => r
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect(),
-        Some(_) | None => Vec::new(),
-    };
-    if let Some(Value::Object(props)) = obj.get_mut("properties") {
-        for (name, prop) in props.iter_mut() {
-            if !required.contains(name) {
-                drop_null_type(prop);
-            }
-        }
-    }
+    for_optional_properties(obj, drop_null_branch);
     let mut value = Value::Object(obj.clone());
     if what == "input" {
         // Deeper down the same holds for arguments: serde reads an absent optional
@@ -638,24 +625,29 @@ fn drop_integer_formats(value: &mut Value) {
 fn drop_optional_nulls(value: &mut Value) {
     match value {
         Value::Object(obj) => {
-            let required: Vec<String> = match obj.get("required") {
-                Some(Value::Array(r)) => r
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect(),
-                Some(_) | None => Vec::new(),
-            };
-            if let Some(Value::Object(props)) = obj.get_mut("properties") {
-                for (name, prop) in props.iter_mut() {
-                    if !required.contains(name) {
-                        drop_null_branch(prop);
-                    }
-                }
-            }
+            for_optional_properties(obj, drop_null_branch);
             obj.values_mut().for_each(drop_optional_nulls);
         }
         Value::Array(items) => items.iter_mut().for_each(drop_optional_nulls),
         Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
+    }
+}
+
+/// Applies `f` to each property of `obj` that its `required` list does not name.
+fn for_optional_properties(obj: &mut JsonObject, f: fn(&mut Value)) {
+    let required: Vec<String> = match obj.get("required") {
+        Some(Value::Array(r)) => r
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        Some(_) | None => Vec::new(),
+    };
+    if let Some(Value::Object(props)) = obj.get_mut("properties") {
+        for (name, prop) in props.iter_mut() {
+            if !required.contains(name) {
+                f(prop);
+            }
+        }
     }
 }
 

@@ -1,7 +1,131 @@
-//! Helpers every area of the integration tests shares.
+//! Helpers every area of the integration tests shares: an rmcp client ↔ the server
+//! (in process, over a duplex pipe) ↔ the simulator on 127.0.0.1:0, and the check of
+//! results against their tool's output schemas.
 
-use fly_machines_mcp::tools::Gate;
+use std::{path::PathBuf, sync::Arc};
+
+use fly_machines_mcp::{
+    fly,
+    sim::{self, Scenario, SimConfig, SimHandle},
+    tools::{Catalog, Gate, McpServer, PolicyOptions, Redactor, audit::AuditLog},
+};
+use rmcp::{
+    RoleClient, ServiceExt,
+    model::{CallToolRequestParams, CallToolResult},
+    service::RunningService,
+};
 use serde_json::Value;
+
+use crate::server::gate_with;
+
+const SIM_TOKEN: &str = "harness-sim-token-0451";
+
+/// The default output cap, in bytes.
+pub const CAP: usize = 16 * 1024;
+
+/// A simulator with a scenario, a gate with `opts` and an audit log, and a connected
+/// MCP client.
+pub struct Harness {
+    pub sim: SimHandle,
+    pub gate: Arc<Gate>,
+    pub client: RunningService<RoleClient, ()>,
+    /// Where the audit log is written.
+    pub audit: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    /// `dir` holds the audit log (and whatever the caller put there, e.g. a
+    /// scenario file); it lives as long as the harness.
+    pub async fn start(scenario: Scenario, opts: &PolicyOptions, dir: tempfile::TempDir) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let sim = sim::start(
+            SimConfig::for_tests()
+                .with_scenario(scenario)
+                .with_required_token(SIM_TOKEN),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+        let cfg = fly::ClientConfig::local(
+            sim.base_url().parse().unwrap(),
+            fly::Token::parse(SIM_TOKEN),
+        )
+        .unwrap();
+        let audit = dir.path().join("audit.jsonl");
+        let redactor = Redactor::new();
+        let gate = gate_with(
+            Catalog::all().unwrap(),
+            opts,
+            fly::Client::new(cfg).unwrap(),
+            redactor.clone(),
+            Some(AuditLog::open(&audit, redactor).unwrap()),
+        );
+        let (server_io, client_io) = tokio::io::duplex(1 << 22);
+        let server_gate = gate.clone();
+        tokio::spawn(async move {
+            if let Ok(running) = McpServer::new(server_gate).serve(server_io).await {
+                let _ = running.waiting().await;
+            }
+        });
+        let client = ().serve(client_io).await.unwrap();
+        Harness {
+            sim,
+            gate,
+            client,
+            audit,
+            _dir: dir,
+        }
+    }
+
+    /// Calls a tool; returns the result (error results included).
+    pub async fn call(&self, tool: &'static str, args: Value) -> CallToolResult {
+        let params =
+            CallToolRequestParams::new(tool).with_arguments(args.as_object().unwrap().clone());
+        self.client.call_tool(params).await.unwrap()
+    }
+
+    /// Calls a tool that must succeed and match its output schemas; returns its text
+    /// and structured content.
+    pub async fn ok(&self, tool: &'static str, args: Value) -> (String, Value) {
+        let r = self.call(tool, args).await;
+        let text = text_of(&r);
+        assert_ne!(r.is_error, Some(true), "{tool}: {text}");
+        let structured = r.structured_content.clone().unwrap();
+        assert_matches_output_schemas(&self.gate, tool, &structured);
+        (text, structured)
+    }
+
+    /// Calls a tool that must fail; returns the error text.
+    pub async fn err(&self, tool: &'static str, args: Value) -> String {
+        let r = self.call(tool, args).await;
+        assert_eq!(
+            r.is_error,
+            Some(true),
+            "{tool} should fail: {}",
+            text_of(&r)
+        );
+        text_of(&r)
+    }
+
+    /// The audit log's records.
+    pub fn audit_records(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.audit)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+/// The text blocks of a result, joined.
+pub fn text_of(r: &CallToolResult) -> String {
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
 /// Checks a result against both schemas of its tool: the compact one `tools/list`
 /// declares (what a client validates) and the detailed one (every nested field).

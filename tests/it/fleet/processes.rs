@@ -7,9 +7,7 @@ use std::time::Duration;
 use fly_machines_mcp::workflows::pool::{self, FillOptions, Park};
 use fly_machines_mcp::workflows::sched::Control;
 use rmcp::{
-    RoleClient, ServiceExt,
-    model::{CallToolRequestParams, CallToolResult},
-    service::RunningService,
+    RoleClient, ServiceExt, model::CallToolRequestParams, service::RunningService,
     transport::TokioChildProcess,
 };
 use serde_json::{Value, json};
@@ -35,13 +33,7 @@ fn call(name: &'static str, v: Value) -> CallToolRequestParams {
     CallToolRequestParams::new(name).with_arguments(v.as_object().unwrap().clone())
 }
 
-fn text(r: &CallToolResult) -> String {
-    r.content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
+use crate::support::text_of as text;
 
 #[tokio::test]
 async fn two_server_processes_forty_users_twenty_environments() {

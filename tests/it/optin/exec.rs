@@ -8,7 +8,7 @@ use super::{CAP, DEMO_APP, Harness};
 
 #[tokio::test]
 async fn exec_returns_exit_code_and_streams_after_confirmation() {
-    let h = Harness::start().await;
+    let h = Harness::opt_in().await;
     let id = h.started_machine(DEMO_APP);
     let args = json!({"app": DEMO_APP, "machine_id": id, "command": ["echo", "hello", "world"]});
     let err = h.err("exec_command", args.clone()).await;
@@ -57,7 +57,7 @@ async fn exec_returns_exit_code_and_streams_after_confirmation() {
 
 #[tokio::test]
 async fn exec_output_is_bounded_by_the_budget_and_the_cap() {
-    let h = Harness::start().await;
+    let h = Harness::opt_in().await;
     let id = h.started_machine(DEMO_APP);
     // 15 arguments of 4,000 bytes (the schema's per-argument bound is 4,096).
     let mut argv = vec!["echo".to_owned(), "BEGIN".to_owned()];
@@ -95,7 +95,7 @@ async fn exec_output_is_bounded_by_the_budget_and_the_cap() {
 
 #[tokio::test]
 async fn exec_refuses_a_machine_that_is_not_started() {
-    let h = Harness::start().await;
+    let h = Harness::opt_in().await;
     let a = h.app_state(DEMO_APP).unwrap();
     let Some(id) = a["machines"]
         .as_array()

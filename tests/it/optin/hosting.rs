@@ -27,7 +27,7 @@ fn sha256(s: &str) -> String {
 
 #[tokio::test]
 async fn deploy_creates_exactly_the_recipe_behind_a_key_and_teardown_removes_it() {
-    let h = Harness::start().await;
+    let h = Harness::opt_in().await;
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("mcp-files-demo.key");
     let args = json!({"app": APP, "region": "iad", "command": command(),
@@ -129,7 +129,7 @@ async fn deploy_creates_exactly_the_recipe_behind_a_key_and_teardown_removes_it(
 
 #[tokio::test]
 async fn without_a_key_file_the_key_is_returned_once_and_matches_the_secret() {
-    let h = Harness::start().await;
+    let h = Harness::opt_in().await;
     let args = json!({"app": "mcp-time-demo", "region": "ams", "volume_gb": 0,
                       "command": ["uvx", "mcp-server-time"], "when_idle": "suspend",
                       "confirm_public": "mcp-time-demo"});
@@ -149,7 +149,7 @@ async fn without_a_key_file_the_key_is_returned_once_and_matches_the_secret() {
 
 #[tokio::test]
 async fn the_key_file_must_be_a_new_absolute_key_file() {
-    let h = Harness::start().await;
+    let h = Harness::opt_in().await;
     let dir = tempfile::tempdir().unwrap();
     let existing = dir.path().join("old.key");
     std::fs::write(&existing, "x").unwrap();
@@ -176,7 +176,7 @@ async fn the_key_file_must_be_a_new_absolute_key_file() {
 
 #[tokio::test]
 async fn commands_the_default_image_cannot_run_need_an_image() {
-    let h = Harness::start().await;
+    let h = Harness::opt_in().await;
     let err = h
         .err(
             "deploy_mcp_server",

@@ -18,7 +18,7 @@ fn addresses(h: &Harness) -> Vec<String> {
 
 #[tokio::test]
 async fn allocate_then_release_an_ip_only_once_confirmed() {
-    let h = Harness::start().await;
+    let h = Harness::opt_in().await;
     let before = addresses(&h);
     let (text, out) = h
         .ok("allocate_ip", json!({"app": DEMO_APP, "kind": "v6"}))
@@ -70,7 +70,7 @@ async fn allocate_then_release_an_ip_only_once_confirmed() {
 
 #[tokio::test]
 async fn private_and_egress_addresses_are_not_public() {
-    let h = Harness::start().await;
+    let h = Harness::opt_in().await;
     let (_, out) = h
         .ok(
             "allocate_ip",
@@ -108,7 +108,7 @@ async fn private_and_egress_addresses_are_not_public() {
 
 #[tokio::test]
 async fn a_certificate_shows_its_dns_requirements_until_it_is_active() {
-    let h = Harness::start().await;
+    let h = Harness::opt_in().await;
     let host = "shop.example.com";
     let certs_before = h.app_state(DEMO_APP).unwrap()["certificates"]
         .as_array()

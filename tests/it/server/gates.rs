@@ -8,8 +8,8 @@ use fly_machines_mcp::tools::{
 use rmcp::{
     ClientHandler, ErrorData, RoleClient, RoleServer, ServiceExt,
     model::{
-        CallToolRequestParams, CallToolResult, ClientCapabilities, ElicitRequestParams,
-        ElicitResult, ElicitationAction, Implementation, InitializeRequestParams, InitializeResult,
+        CallToolRequestParams, ClientCapabilities, ElicitRequestParams, ElicitResult,
+        ElicitationAction, Implementation, InitializeRequestParams, InitializeResult,
         ProtocolVersion, ServerCapabilities,
     },
     service::{RequestContext, RunningService, serve_directly},
@@ -104,13 +104,7 @@ fn call(name: &'static str, v: Value) -> CallToolRequestParams {
     p
 }
 
-fn text_of(r: &CallToolResult) -> String {
-    r.content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
+use crate::support::text_of;
 
 fn all_tools() -> PolicyOptions {
     PolicyOptions {

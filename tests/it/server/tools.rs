@@ -53,13 +53,7 @@ fn call(name: &'static str, v: Value) -> CallToolRequestParams {
     CallToolRequestParams::new(name).with_arguments(v.as_object().unwrap().clone())
 }
 
-fn text_of(r: &CallToolResult) -> String {
-    r.content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
+use crate::support::text_of;
 
 fn assert_matches_output_schema(gate: &Gate, tool: &str, r: &CallToolResult) {
     crate::support::assert_matches_output_schemas(

@@ -57,13 +57,7 @@ async fn call(
     client.call_tool(params).await.unwrap()
 }
 
-fn text(r: &CallToolResult) -> String {
-    r.content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
+use crate::support::text_of as text;
 
 fn is_error(r: &CallToolResult) -> bool {
     r.is_error == Some(true)
