@@ -97,19 +97,14 @@ pub async fn run(opts: &Options, out: &mut dyn Write) -> Result<(), mcp::Error> 
         "owner": opts.user,
         "expires_at": "8h",
     });
-    let mut dry = provision.clone();
-    if let Some(obj) = dry.as_object_mut() {
-        obj.insert("dry_run".to_owned(), true.into());
-    }
+    let dry = mcp::with_arg(&provision, "dry_run", true);
     let plan = mcp::call_ok(&client, "provision_environment", dry).await?;
     writeln!(
         out,
         "provision (dry)   ← {}: {} steps, about ${}/month, nothing created ({} ms)",
         plan.str("status"),
         plan.count("plan"),
-        plan.structured
-            .get("estimated_monthly_usd")
-            .map_or_else(|| "?".to_owned(), ToString::to_string),
+        plan.value("estimated_monthly_usd"),
         plan.ms()
     )?;
 
@@ -165,9 +160,7 @@ pub async fn run(opts: &Options, out: &mut dyn Write) -> Result<(), mcp::Error> 
         out,
         "diagnose          ← {} finding(s), {} healthy machine(s) ({} ms)",
         diag.count("findings"),
-        diag.structured
-            .get("healthy")
-            .map_or_else(|| "?".to_owned(), ToString::to_string),
+        diag.value("healthy"),
         diag.ms()
     )?;
 
@@ -202,9 +195,7 @@ pub async fn run(opts: &Options, out: &mut dyn Write) -> Result<(), mcp::Error> 
         out,
         "teardown confirmed← removed {} resource(s), app deleted: {} ({} ms)",
         gone.count("removed"),
-        gone.structured
-            .get("app_deleted")
-            .map_or_else(|| "?".to_owned(), ToString::to_string),
+        gone.value("app_deleted"),
         gone.ms()
     )?;
 
@@ -227,11 +218,5 @@ async fn main() -> std::process::ExitCode {
         Ok(bin) => run(&Options { bin, user, region }, &mut std::io::stdout()).await,
         Err(e) => Err(e),
     };
-    match outcome {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("dev_env_agent: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    mcp::exit_code("dev_env_agent", outcome)
 }

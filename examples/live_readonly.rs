@@ -80,11 +80,5 @@ async fn main() -> std::process::ExitCode {
         Ok(bin) => run(&bin, app.as_deref(), &mut std::io::stdout()).await,
         Err(e) => Err(e),
     };
-    match outcome {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("live_readonly: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    mcp::exit_code("live_readonly", outcome)
 }

@@ -41,18 +41,12 @@ pub struct Options {
 }
 
 fn pool_line(reply: &mcp::Reply) -> String {
-    let n = |k: &str| {
-        reply
-            .structured
-            .get(k)
-            .map_or_else(|| "?".to_owned(), ToString::to_string)
-    };
     format!(
         "{} free, {} claimed, {} expired, {} broken",
-        n("free"),
-        n("claimed"),
-        n("expired"),
-        n("broken")
+        reply.value("free"),
+        reply.value("claimed"),
+        reply.value("expired"),
+        reply.value("broken")
     )
 }
 
@@ -113,12 +107,8 @@ pub async fn run(opts: &Options, out: &mut dyn Write) -> Result<(), mcp::Error> 
     writeln!(
         out,
         "pool_fill         ← {} created, {} failed ({} ms)",
-        fill.structured
-            .get("created")
-            .map_or_else(|| "?".to_owned(), ToString::to_string),
-        fill.structured
-            .get("failed")
-            .map_or_else(|| "?".to_owned(), ToString::to_string),
+        fill.value("created"),
+        fill.value("failed"),
         fill.ms()
     )?;
 
@@ -190,18 +180,12 @@ pub async fn run(opts: &Options, out: &mut dyn Write) -> Result<(), mcp::Error> 
         "reap_expired      ← {}",
         asked.text.lines().nth(1).unwrap_or(asked.first_line())
     )?;
-    let mut confirmed = pool.clone();
-    if let Some(obj) = confirmed.as_object_mut() {
-        obj.insert("confirm".to_owned(), APP.into());
-    }
+    let confirmed = mcp::with_arg(&pool, "confirm", APP);
     let reaped = mcp::call_ok(&client, "reap_expired", confirmed).await?;
     writeln!(
         out,
         "reap confirmed    ← {} destroyed",
-        reaped
-            .structured
-            .get("destroyed")
-            .map_or_else(|| "?".to_owned(), ToString::to_string)
+        reaped.value("destroyed")
     )?;
 
     let status = mcp::call_ok(&client, "pool_status", pool).await?;
@@ -224,11 +208,5 @@ async fn main() -> std::process::ExitCode {
         (Err(e), _) => Err(e.into()),
         (_, Err(e)) => Err(e),
     };
-    match outcome {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("pool_claim: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    mcp::exit_code("pool_claim", outcome)
 }

@@ -121,6 +121,13 @@ impl Reply {
             .unwrap_or("")
     }
 
+    /// Any top-level field of the structured result as text (`?` when absent).
+    pub fn value(&self, key: &str) -> String {
+        self.structured
+            .get(key)
+            .map_or_else(|| "?".to_owned(), ToString::to_string)
+    }
+
     /// Length of an array field of the structured result (0 when absent).
     pub fn count(&self, key: &str) -> usize {
         self.structured
@@ -138,6 +145,15 @@ impl Reply {
     pub fn ms(&self) -> u128 {
         self.elapsed.as_millis()
     }
+}
+
+/// `args` (a JSON object) with one more argument.
+pub fn with_arg(args: &Value, key: &str, value: impl Into<Value>) -> Value {
+    let mut args = args.clone();
+    if let Some(obj) = args.as_object_mut() {
+        obj.insert(key.to_owned(), value.into());
+    }
+    args
 }
 
 /// `tools/call` with a JSON object of arguments. A protocol failure is an `Err`; a
@@ -174,4 +190,15 @@ pub async fn call_ok(client: &Client, tool: &str, args: Value) -> Result<Reply, 
         return Err(format!("{tool} failed: {}", reply.text).into());
     }
     Ok(reply)
+}
+
+/// The process exit status for an example's outcome; an error is printed first.
+pub fn exit_code(example: &str, outcome: Result<(), Error>) -> std::process::ExitCode {
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{example}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
