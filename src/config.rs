@@ -51,6 +51,10 @@ pub struct FlySettings {
     pub api_base_url: Url,
     /// Default org slug (`FLY_ORG`, else `personal`).
     pub default_org: String,
+    /// Client-side pacing at Fly's documented rate limits; on unless
+    /// `FLY_MCP_PACING=off` (for a local simulator, whose limits run on its own
+    /// scaled clock, or a proxy that paces for us).
+    pub pacing: bool,
 }
 
 /// Where the token came from (for `auth status`; never the token itself).
@@ -101,12 +105,19 @@ impl FlySettings {
         let default_org = env_nonempty("FLY_ORG")
             .map(|s| s.trim().to_owned())
             .unwrap_or_else(|| "personal".to_owned());
+        let pacing = !env_nonempty("FLY_MCP_PACING").is_some_and(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "off" | "0" | "false"
+            )
+        });
         Ok((
             FlySettings {
                 token,
                 api_hostname,
                 api_base_url,
                 default_org,
+                pacing,
             },
             source,
         ))
@@ -117,6 +128,7 @@ impl FlySettings {
         let mut cfg = fly::ClientConfig::new(self.token.clone())?;
         cfg.api_hostname = self.api_hostname.clone();
         cfg.api_base_url = self.api_base_url.clone();
+        cfg.pacing = self.pacing;
         Ok(cfg)
     }
 }
@@ -280,6 +292,14 @@ mod tests {
         let env = env_of(&[("FLY_API_BASE_URL", "not a url")]);
         let e = FlySettings::resolve(None, &env, None).unwrap_err();
         assert!(e.to_string().contains("FLY_API_BASE_URL"));
+    }
+
+    #[test]
+    fn pacing_is_on_unless_turned_off() {
+        let on = FlySettings::resolve(None, &env_of(&[("FLY_MCP_PACING", "")]), None).unwrap();
+        assert!(on.pacing && on.client_config().unwrap().pacing);
+        let off = FlySettings::resolve(None, &env_of(&[("FLY_MCP_PACING", "Off")]), None).unwrap();
+        assert!(!off.pacing && !off.client_config().unwrap().pacing);
     }
 
     #[test]
