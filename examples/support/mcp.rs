@@ -11,7 +11,6 @@
 
 use std::{
     borrow::Cow,
-    ffi::OsStr,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -63,10 +62,10 @@ pub async fn spawn(bin: &Path, args: &[&str], keep_fly_token: bool) -> Result<Cl
     let mut cmd = tokio::process::Command::new(bin);
     cmd.args(args);
     for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        let token_var = matches!(key.as_ref(), "FLY_API_TOKEN" | "FLY_ACCESS_TOKEN");
-        if key.starts_with("FLY_MCP_") || (token_var && !keep_fly_token) {
-            cmd.env_remove(OsStr::new(key.as_ref()));
+        let name = key.to_string_lossy();
+        let token_var = matches!(name.as_ref(), "FLY_API_TOKEN" | "FLY_ACCESS_TOKEN");
+        if name.starts_with("FLY_MCP_") || (token_var && !keep_fly_token) {
+            cmd.env_remove(&key);
         }
     }
     cmd.stderr(std::process::Stdio::inherit());
