@@ -213,6 +213,9 @@ async fn provision_teardown_cycles_survive_429s_5xx_resets_and_spikes() {
         seen.server_errors,
         errors.len()
     );
+    for e in &errors {
+        eprintln!("  absorbed: {e}");
+    }
     client.cancel().await.unwrap();
     sim.shutdown().await;
 }
