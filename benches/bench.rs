@@ -813,6 +813,32 @@ fn provision_rows(rt: &tokio::runtime::Runtime) -> Vec<Row> {
     ]
 }
 
+/// A test-speed client (no pacing, millisecond retries) for an in-process simulator,
+/// a new app on it and the spec of a suspended pool `bench` in that app.
+async fn pool_app(sim: &sim::SimHandle, app: &str) -> (fly::Client, PoolSpec) {
+    let cfg = fly::ClientConfig::local(sim.base_url().parse().unwrap(), fly::Token::parse(TOKEN))
+        .unwrap();
+    let c = fly::Client::new(cfg).unwrap();
+    c.create_app(&fly::CreateApp {
+        name: app.to_owned(),
+        org_slug: "personal".to_owned(),
+        ..fly::CreateApp::default()
+    })
+    .await
+    .unwrap();
+    let spec = PoolSpec {
+        app: app.to_owned(),
+        pool: "bench".to_owned(),
+        region: Some("iad".to_owned()),
+        config: fly::MachineConfig {
+            image: "nginx:latest".to_owned(),
+            ..fly::MachineConfig::default()
+        },
+        park: Park::Suspended,
+    };
+    (c, spec)
+}
+
 /// Fills a pool of `size` in one app under Fly's rate limits (in-process simulator at
 /// a time scale, the pool workflow with the create pacing scaled alike), `runs` times.
 async fn fleet_rows(size: u32, runs: usize) -> Vec<Row> {
@@ -831,28 +857,7 @@ async fn fleet_rows(size: u32, runs: usize) -> Vec<Row> {
         )
         .await
         .unwrap();
-        let cfg =
-            fly::ClientConfig::local(sim.base_url().parse().unwrap(), fly::Token::parse(TOKEN))
-                .unwrap();
-        let c = fly::Client::new(cfg).unwrap();
-        let app = format!("fleet-{run}");
-        c.create_app(&fly::CreateApp {
-            name: app.clone(),
-            org_slug: "personal".to_owned(),
-            ..fly::CreateApp::default()
-        })
-        .await
-        .unwrap();
-        let spec = PoolSpec {
-            app: app.clone(),
-            pool: "bench".to_owned(),
-            region: Some("iad".to_owned()),
-            config: fly::MachineConfig {
-                image: "nginx:latest".to_owned(),
-                ..fly::MachineConfig::default()
-            },
-            park: Park::Suspended,
-        };
+        let (c, spec) = pool_app(&sim, &format!("fleet-{run}")).await;
         let opts = FillOptions {
             concurrency: 16,
             create_interval: Duration::from_secs_f64(pool::CREATE_RATE_PER_SEC.recip() * scale),
@@ -919,27 +924,8 @@ async fn stepped_claim_row(claims: u32) -> Row {
     let sim = sim::start(SimConfig::stepped(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let cfg = fly::ClientConfig::local(sim.base_url().parse().unwrap(), fly::Token::parse(TOKEN))
-        .unwrap();
-    let c = fly::Client::new(cfg).unwrap();
     let app = "stepped-pool";
-    c.create_app(&fly::CreateApp {
-        name: app.to_owned(),
-        org_slug: "personal".to_owned(),
-        ..fly::CreateApp::default()
-    })
-    .await
-    .unwrap();
-    let spec = PoolSpec {
-        app: app.to_owned(),
-        pool: "bench".to_owned(),
-        region: Some("iad".to_owned()),
-        config: fly::MachineConfig {
-            image: "nginx:latest".to_owned(),
-            ..fly::MachineConfig::default()
-        },
-        park: Park::Suspended,
-    };
+    let (c, spec) = pool_app(&sim, app).await;
     let opts = FillOptions {
         concurrency: 8,
         create_interval: Duration::ZERO,

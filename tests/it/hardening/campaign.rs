@@ -5,7 +5,8 @@
 //! leave nothing behind after its teardown, and never create a second machine,
 //! volume or IP for one environment.
 //!
-//! Small by default (fits CI); `FLY_MCP_CAMPAIGN_CYCLES=100` runs the full campaign.
+//! Small by default (fits CI); `FLY_MCP_CAMPAIGN_CYCLES=100` runs the full campaign and
+//! `FLY_MCP_CAMPAIGN_FAULTS` replaces the fault mix (same syntax as `sim --faults`).
 //! Bounded: a fixed seed, a small time scale, a capped number of attempts per call and
 //! a wall-clock budget asserted at the end.
 
@@ -153,7 +154,8 @@ async fn provision_teardown_cycles_survive_429s_5xx_resets_and_spikes() {
     })
     .await;
     let before = super::resources(&sim);
-    sim.set_faults(FAULTS.parse().unwrap());
+    let faults = std::env::var("FLY_MCP_CAMPAIGN_FAULTS").unwrap_or_else(|_| FAULTS.to_owned());
+    sim.set_faults(faults.parse().unwrap());
     let client = connect(gate(&sim, ConfirmMode::Never), Confirming::default()).await;
     let http = reqwest::Client::new();
     let started = Instant::now();
@@ -205,7 +207,7 @@ async fn provision_teardown_cycles_survive_429s_5xx_resets_and_spikes() {
         "{total} cycles took {elapsed:?} (budget {budget:?})"
     );
     eprintln!(
-        "campaign: {total} cycles ({WORKERS} at a time) in {:.1} s; {} API requests, {} answered 429, {} answered 5xx; \
+        "campaign: {total} cycles ({WORKERS} at a time, faults {faults}) in {:.1} s; {} API requests, {} answered 429, {} answered 5xx; \
          {provision_retries} provision and {teardown_retries} teardown calls repeated; {} tool errors absorbed",
         elapsed.as_secs_f64(),
         seen.total,
