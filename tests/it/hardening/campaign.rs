@@ -19,7 +19,9 @@ use fly_machines_mcp::{
 use rmcp::{RoleClient, service::RunningService};
 use serde_json::{Value, json};
 
-use crate::provision::{Confirming, app_names, app_state, call, connect, gate, start_sim, text_of};
+use crate::provision::{
+    Confirming, app_names, app_state, call, connect, env_args, gate, start_sim, text_of,
+};
 
 /// Cycles when `FLY_MCP_CAMPAIGN_CYCLES` is not set.
 const DEFAULT_CYCLES: usize = 16;
@@ -67,17 +69,6 @@ async fn drain_requests(http: &reqwest::Client, sim: &SimHandle) -> Requests {
         rate_limited: list.iter().filter(|r| status(r) == 429).count(),
         server_errors: list.iter().filter(|r| status(r) >= 500).count(),
     }
-}
-
-fn env_args(app: &str) -> Value {
-    json!({
-        "app": app,
-        "region": "iad",
-        "image": "nginx:latest",
-        "volume": {"size_gb": 1},
-        "internal_port": 8080,
-        "wait_timeout_s": 30
-    })
 }
 
 /// One provision/teardown cycle of `app`, with the checks that only this cycle can
