@@ -46,6 +46,10 @@ pub const SLOT_KEY: &str = "fly_mcp_pool_slot";
 const LEASE_TTL_SECS: u64 = 30;
 /// Passes over the free list before a claim answers "pool empty".
 const CLAIM_PASSES: usize = 3;
+/// While another claim holds a candidate's lease, it may still give it back: a claim
+/// keeps passing over the pool (each pass on a new listing) for up to this long
+/// before it answers "pool empty" (never beyond its own `start_timeout`).
+const CLAIM_CONTENTION_BUDGET: Duration = Duration::from_secs(10);
 /// A claim this close to its expiry counts as expiring in [`PoolStatus`].
 const EXPIRING_WITHIN: SignedDuration = SignedDuration::from_mins(15);
 
@@ -305,8 +309,11 @@ pub struct PoolStatus {
 /// Lists the machines of `pool` in `app` (one `GET …/machines?metadata.fly_mcp_pool=`),
 /// live ones only.
 async fn list_pool(client: &fly::Client, app: &str, pool: &str) -> Result<Vec<Machine>, Error> {
+    // With leases: a member still marked free while someone holds its lease is being
+    // claimed (or given back) right now, which a claim must not take for "empty".
     let filter = MachineFilter {
         metadata: vec![(POOL_KEY.to_owned(), pool.to_owned())],
+        include_leases: true,
         ..MachineFilter::default()
     };
     match client.list_machines(app, &filter).await {
@@ -788,7 +795,13 @@ pub async fn claim(
     let mut taken: Vec<String> = Vec::new();
     let mut last: Option<(usize, Vec<String>)> = None;
     let mut newer_than = None;
-    for _pass in 0..CLAIM_PASSES {
+    let contention_deadline =
+        std::time::Instant::now() + req.start_timeout.min(CLAIM_CONTENTION_BUDGET);
+    let mut passes = 0;
+    // Every pass on a fresh listing that meets no contention and no claim in flight
+    // breaks out; only contended passes outlast the first few, until the deadline.
+    while passes < CLAIM_PASSES || std::time::Instant::now() < contention_deadline {
+        passes += 1;
         // The first pass may use this process's recent listing (listing an app is
         // limited to 1/s, a claim should not be); every later pass needs one made
         // after the previous pass's attempts.
@@ -818,8 +831,16 @@ pub async fn claim(
                     && !taken.contains(&m.id)
             })
             .collect();
+        // Marked free but already out of its parked state under someone's lease: a
+        // claim in flight, which may still give it back.
+        let in_flight = machines.iter().any(|m| {
+            m.metadata(STATE_KEY) == Some(SlotState::Free.as_str())
+                && m.lease.is_some()
+                && !(Park::Suspended.holds(&m.state) || Park::Stopped.holds(&m.state))
+                && !taken.contains(&m.id)
+        });
         if free.is_empty() {
-            if fresh {
+            if fresh && !in_flight {
                 break;
             }
             newer_than = Some(std::time::Instant::now());
@@ -848,7 +869,7 @@ pub async fn claim(
                 }
             }
         }
-        if fresh && !contended {
+        if fresh && !contended && !in_flight {
             break;
         }
         newer_than = Some(std::time::Instant::now());
