@@ -107,7 +107,7 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
 /// the server are read on a thread, so a missing answer is a clear failure after
 /// [`ANSWER_TIMEOUT`]; the server's stderr goes to a file (a piped stderr that is
 /// never drained blocks the server once the pipe is full).
-struct Stdio_ {
+struct StdioSession {
     child: Child,
     stdin: ChildStdin,
     lines: std::sync::mpsc::Receiver<String>,
@@ -115,7 +115,7 @@ struct Stdio_ {
     next_id: u64,
 }
 
-impl Stdio_ {
+impl StdioSession {
     fn spawn(sim_url: &str) -> (Self, Instant) {
         Self::spawn_with(sim_url, &[])
     }
@@ -152,7 +152,7 @@ impl Stdio_ {
             }
         });
         (
-            Stdio_ {
+            StdioSession {
                 child,
                 stdin,
                 lines,
@@ -242,7 +242,7 @@ impl Stdio_ {
     }
 }
 
-impl Drop for Stdio_ {
+impl Drop for StdioSession {
     fn drop(&mut self) {
         untrack(&self.child);
         let _ = self.child.kill();
@@ -359,7 +359,7 @@ fn main() {
     let mut startup = Vec::new();
     let (mut rss, mut anon, mut file) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..30 {
-        let (mut s, t0) = Stdio_::spawn(&base);
+        let (mut s, t0) = StdioSession::spawn(&base);
         s.initialize();
         startup.push(t0.elapsed().as_secs_f64() * 1e3);
         let pid = s.child.id();
@@ -386,7 +386,7 @@ fn main() {
 
     eprintln!("bench: context and overhead");
     // Context cost and per-call overhead on one long-lived session.
-    let (mut s, _) = Stdio_::spawn(&base);
+    let (mut s, _) = StdioSession::spawn(&base);
     s.initialize();
     let (list, list_bytes) = s.request("tools/list", json!({}));
     let n_tools = list["result"]["tools"].as_array().map_or(0, Vec::len);
@@ -711,7 +711,7 @@ fn provision_rows(rt: &tokio::runtime::Runtime) -> Vec<Row> {
         ],
     );
     let http = reqwest::Client::new();
-    let (mut s, _) = Stdio_::spawn_with(&base, &["--toolsets", "all", "--confirm", "never"]);
+    let (mut s, _) = StdioSession::spawn_with(&base, &["--toolsets", "all", "--confirm", "never"]);
     s.initialize();
     let to_model_ms = |d: Duration| d.as_secs_f64() * 1e3 / PROVISION_SCALE;
 
