@@ -19,11 +19,7 @@ use fly_machines_mcp::{
         Catalog, ConfirmMode, Gate, McpServer, PolicyOptions, Redactor, Selection, audit::AuditLog,
     },
 };
-use rmcp::{
-    RoleClient, ServiceExt,
-    model::{CallToolRequestParams, CallToolResult},
-    service::RunningService,
-};
+use rmcp::{RoleClient, ServiceExt, model::CallToolRequestParams, service::RunningService};
 use serde_json::Value;
 
 use super::server::gate_with;
@@ -85,13 +81,7 @@ pub fn call(name: &str, args: serde_json::Map<String, Value>) -> CallToolRequest
     CallToolRequestParams::new(name.to_owned()).with_arguments(args)
 }
 
-pub fn text_of(r: &CallToolResult) -> String {
-    r.content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
+pub use crate::support::text_of;
 
 /// Every resource in the simulator's state, as `(id or name)` strings: what a call
 /// could have created or destroyed. Volatile fields (states, timers) are left out.
