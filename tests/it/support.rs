@@ -144,3 +144,22 @@ pub fn assert_matches_output_schemas(gate: &Gate, tool: &str, structured: &Value
         }
     }
 }
+
+/// Waits until `done` says so, at most 20 s (then fails naming `what`). For effects
+/// that happen in another task or process and send no event to await (a rollback after
+/// a cancelled call, a request seen in the simulator's log): it re-checks every few
+/// milliseconds, the one poll interval of the tests.
+pub async fn eventually<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}

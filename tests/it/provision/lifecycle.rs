@@ -232,15 +232,10 @@ async fn over_mcp_progress_arrives_and_a_cancelled_call_rolls_back() {
     handle.cancel(Some("user gave up".into())).await.unwrap();
 
     // The server rolls back what the call created; the app disappears.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while app_state(&sim, "dev-judy").is_some() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not rolled back: {:?}",
-            app_state(&sim, "dev-judy")
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::support::eventually("the cancelled provision rolled back", || async {
+        app_state(&sim, "dev-judy").is_none()
+    })
+    .await;
     let seen = handler.messages.lock().unwrap().clone();
     assert!(seen.len() >= 3, "progress along the way: {seen:?}");
     // The connection is still usable after a cancelled call.
