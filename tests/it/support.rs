@@ -10,11 +10,14 @@ use fly_machines_mcp::{
     tools::{Catalog, Gate, McpServer, PolicyOptions, Redactor, audit::AuditLog},
 };
 use rmcp::{
-    RoleClient, ServiceExt,
-    model::{CallToolRequestParams, CallToolResult},
-    service::RunningService,
+    ClientHandler, ErrorData, RoleClient, ServiceExt,
+    model::{
+        CallToolRequestParams, CallToolResult, ClientCapabilities, ElicitRequestParams,
+        ElicitResult, ElicitationAction, Implementation, InitializeRequestParams,
+    },
+    service::{RequestContext, RunningService},
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::server::gate_with;
 
@@ -161,5 +164,46 @@ where
             "never happened: {what}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// A client that answers confirmations (elicitations): `Some(text)` accepts typing
+/// `text`, `None` (the default) declines; it records what it was asked.
+#[derive(Clone, Default)]
+pub struct Confirming {
+    pub answer: Option<String>,
+    pub asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Confirming {
+    pub fn new(answer: Option<&str>) -> Self {
+        Confirming {
+            answer: answer.map(str::to_owned),
+            ..Confirming::default()
+        }
+    }
+}
+
+impl ClientHandler for Confirming {
+    fn get_info(&self) -> InitializeRequestParams {
+        InitializeRequestParams::new(
+            ClientCapabilities::builder().enable_elicitation().build(),
+            Implementation::new("confirming-test-client", "0.0.0"),
+        )
+    }
+
+    async fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        if let ElicitRequestParams::FormElicitationParams { message, .. } = &request {
+            self.asked.lock().unwrap().push(message.clone());
+        }
+        Ok(match &self.answer {
+            Some(text) => ElicitResult::new(ElicitationAction::Accept)
+                .with_content(json!({ "confirm": text })),
+            None => ElicitResult::new(ElicitationAction::Decline),
+        })
     }
 }

@@ -6,7 +6,7 @@ mod environment;
 mod lifecycle;
 mod teardown;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use fly_machines_mcp::{
     fly,
@@ -14,12 +14,9 @@ use fly_machines_mcp::{
     tools::{Catalog, ConfirmMode, Gate, McpServer, PolicyOptions, Redactor},
 };
 use rmcp::{
-    ClientHandler, ErrorData, RoleClient, ServiceExt,
-    model::{
-        CallToolRequestParams, CallToolResult, ClientCapabilities, ElicitRequestParams,
-        ElicitResult, ElicitationAction, Implementation, InitializeRequestParams,
-    },
-    service::{RequestContext, RunningService},
+    ClientHandler, RoleClient, ServiceExt,
+    model::{CallToolRequestParams, CallToolResult},
+    service::RunningService,
 };
 use serde_json::{Value, json};
 
@@ -54,37 +51,7 @@ pub fn gate(sim: &SimHandle, confirm: ConfirmMode) -> Arc<Gate> {
     )
 }
 
-/// A client that answers elicitations with `answer` (`None` declines) and records
-/// what it was asked.
-#[derive(Clone, Default)]
-pub struct Confirming {
-    pub answer: Option<String>,
-    pub asked: Arc<Mutex<Vec<String>>>,
-}
-
-impl ClientHandler for Confirming {
-    fn get_info(&self) -> InitializeRequestParams {
-        InitializeRequestParams::new(
-            ClientCapabilities::builder().enable_elicitation().build(),
-            Implementation::new("provision-test-client", "0.0.0"),
-        )
-    }
-
-    async fn create_elicitation(
-        &self,
-        request: ElicitRequestParams,
-        _context: RequestContext<RoleClient>,
-    ) -> Result<ElicitResult, ErrorData> {
-        if let ElicitRequestParams::FormElicitationParams { message, .. } = &request {
-            self.asked.lock().unwrap().push(message.clone());
-        }
-        Ok(match &self.answer {
-            Some(text) => ElicitResult::new(ElicitationAction::Accept)
-                .with_content(json!({ "confirm": text })),
-            None => ElicitResult::new(ElicitationAction::Decline),
-        })
-    }
-}
+pub use crate::support::Confirming;
 
 pub async fn connect<H: ClientHandler>(
     gate: Arc<Gate>,

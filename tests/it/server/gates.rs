@@ -6,58 +6,19 @@ use fly_machines_mcp::tools::{
     ConfirmMode, Gate, McpServer, PolicyOptions, Redactor, Selection, audit::AuditLog,
 };
 use rmcp::{
-    ClientHandler, ErrorData, RoleClient, RoleServer, ServiceExt,
+    ClientHandler, RoleClient, RoleServer, ServiceExt,
     model::{
-        CallToolRequestParams, ClientCapabilities, ElicitRequestParams, ElicitResult,
-        ElicitationAction, Implementation, InitializeRequestParams, InitializeResult,
-        ProtocolVersion, ServerCapabilities,
+        CallToolRequestParams, ClientCapabilities, Implementation, InitializeRequestParams,
+        InitializeResult, ProtocolVersion, ServerCapabilities,
     },
-    service::{RequestContext, RunningService, serve_directly},
+    service::{RunningService, serve_directly},
 };
 use serde_json::{Value, json};
 
 use super::fixtures::{CANARY_SECRET, CANARY_TOKEN, Runs, catalog};
 use super::{gate_with, offline_client};
 
-/// A client that answers confirmations: `Some(text)` accepts typing `text`, `None` declines.
-#[derive(Clone)]
-struct Confirming {
-    answer: Option<String>,
-    asked: Arc<Mutex<Vec<String>>>,
-}
-
-impl Confirming {
-    fn new(answer: Option<&str>) -> Self {
-        Confirming {
-            answer: answer.map(str::to_owned),
-            asked: Arc::default(),
-        }
-    }
-}
-
-impl ClientHandler for Confirming {
-    fn get_info(&self) -> InitializeRequestParams {
-        InitializeRequestParams::new(
-            ClientCapabilities::builder().enable_elicitation().build(),
-            Implementation::new("confirming-test-client", "0.0.0"),
-        )
-    }
-
-    async fn create_elicitation(
-        &self,
-        request: ElicitRequestParams,
-        _context: RequestContext<RoleClient>,
-    ) -> Result<ElicitResult, ErrorData> {
-        if let ElicitRequestParams::FormElicitationParams { message, .. } = &request {
-            self.asked.lock().unwrap().push(message.clone());
-        }
-        Ok(match &self.answer {
-            Some(text) => ElicitResult::new(ElicitationAction::Accept)
-                .with_content(json!({ "confirm": text })),
-            None => ElicitResult::new(ElicitationAction::Decline),
-        })
-    }
-}
+use crate::support::Confirming;
 
 async fn connect<H: ClientHandler>(gate: Arc<Gate>, handler: H) -> RunningService<RoleClient, H> {
     let (server_io, client_io) = tokio::io::duplex(1 << 20);
