@@ -497,6 +497,11 @@ impl Client {
         self.token.is_some()
     }
 
+    /// Whether `text` carries this client's token (see [`Token::appears_in`]).
+    pub fn token_appears_in(&self, text: &str) -> bool {
+        self.token.as_ref().is_some_and(|t| t.appears_in(text))
+    }
+
     /// The Machines REST base URL.
     pub fn api_hostname(&self) -> &Url {
         &self.shared.api_hostname

@@ -82,6 +82,18 @@ impl Token {
         self.scheme
     }
 
+    /// Whether `text` contains this token or one of its comma-joined parts (a value
+    /// about to leave the server, such as an app secret, must not carry it). Parts
+    /// too short to be a credential are not looked for.
+    pub fn appears_in(&self, text: &str) -> bool {
+        self.secret
+            .expose_secret()
+            .split(',')
+            .map(str::trim)
+            .filter(|part| part.len() >= 8)
+            .any(|part| text.contains(part))
+    }
+
     /// The one place the secret is exposed: an `Authorization` header value
     /// marked sensitive (so HTTP stacks never log it).
     pub(crate) fn authorization(&self) -> Result<HeaderValue, Error> {
@@ -143,6 +155,14 @@ mod tests {
         assert_eq!(t.authorization().unwrap(), "Bearer plain");
         assert!(Token::parse("  ").is_none());
         assert!(Token::parse("Bearer ").is_none());
+    }
+
+    #[test]
+    fn a_token_is_found_inside_a_value_part_by_part() {
+        let t = Token::parse("fm2_firstpart,fm2_secondpart").unwrap();
+        assert!(t.appears_in("x=fm2_secondpart\n"));
+        assert!(t.appears_in("fm2_firstpart"));
+        assert!(!t.appears_in("fm2_other"));
     }
 
     #[test]

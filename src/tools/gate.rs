@@ -247,7 +247,7 @@ impl Gate {
             self.default_org.clone(),
             self.redactor.clone(),
         )
-        .with_literal_secrets(self.policy.allow_literal_secrets);
+        .with_secret_refs(self.policy.secret_refs.clone());
         if let Some((peer, token)) = signals.progress {
             ctx = ctx.with_progress(peer, token);
         }

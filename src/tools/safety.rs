@@ -1,9 +1,11 @@
 //! The safety policy a server instance runs with: which tools are offered
 //! (toolsets, `--tools`, `--exclude-tools`, `--read-only`, `--no-destroy`), how
 //! destructive calls are confirmed, which orgs and apps may be touched, and the
-//! output cap. Pure data and checks; the gate in [`super::dispatch`] applies them.
+//! output cap, what secret references may read. Pure data and checks; the gate in
+//! [`super::gate`] applies them.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
@@ -11,6 +13,7 @@ use super::{
     catalog::{Catalog, ToolDef, ToolKind, Toolset},
     error::ToolError,
 };
+use crate::workflows::secret_refs::{RefPolicy, RefPolicyOptions};
 
 /// How destructive calls are confirmed (`--confirm`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
@@ -135,8 +138,8 @@ pub struct Policy {
     pub owned_only: bool,
     /// Text cap per result, in bytes.
     pub max_output: usize,
-    /// `set_secrets` may take literal values.
-    pub allow_literal_secrets: bool,
+    /// What `set_secrets` references may read and where key files may be written.
+    pub secret_refs: Arc<RefPolicy>,
     enabled: BTreeSet<&'static str>,
     selected: BTreeSet<&'static str>,
 }
@@ -152,8 +155,9 @@ pub struct PolicyOptions {
     pub allow_app: Vec<String>,
     pub owned_only: bool,
     pub max_output: Option<usize>,
-    /// `--allow-literal-secrets`: `set_secrets` may take `literal:VALUE`.
-    pub allow_literal_secrets: bool,
+    /// `--secret-env`, `--secrets-dir`, `--allow-literal-secrets` and the server's
+    /// credential paths: what secret references may read.
+    pub secret_refs: RefPolicyOptions,
 }
 
 impl Policy {
@@ -205,7 +209,7 @@ impl Policy {
             scope: Scope::new(&opts.allow_org, &opts.allow_app)?,
             owned_only: opts.owned_only,
             max_output: opts.max_output.unwrap_or(DEFAULT_MAX_OUTPUT).max(256),
-            allow_literal_secrets: opts.allow_literal_secrets,
+            secret_refs: Arc::new(RefPolicy::new(&opts.secret_refs)?),
             enabled: BTreeSet::new(),
             selected,
         };

@@ -16,6 +16,7 @@ pub mod pool;
 pub mod provision;
 pub mod scale;
 pub mod sched;
+pub mod secret_refs;
 pub mod secrets;
 pub mod status;
 pub mod teardown;

@@ -27,9 +27,11 @@ fn sha256(s: &str) -> String {
 
 #[tokio::test]
 async fn deploy_creates_exactly_the_recipe_behind_a_key_and_teardown_removes_it() {
-    let h = Harness::opt_in().await;
     let dir = tempfile::tempdir().unwrap();
-    let key_file = dir.path().join("mcp-files-demo.key");
+    let h = Harness::opt_in_writing_to(dir.path()).await;
+    let key_file = std::fs::canonicalize(dir.path())
+        .unwrap()
+        .join("mcp-files-demo.key");
     let args = json!({"app": APP, "region": "iad", "command": command(),
                       "key_file": key_file.display().to_string()});
 
@@ -148,18 +150,23 @@ async fn without_a_key_file_the_key_is_returned_once_and_matches_the_secret() {
 }
 
 #[tokio::test]
-async fn the_key_file_must_be_a_new_absolute_key_file() {
-    let h = Harness::opt_in().await;
-    let dir = tempfile::tempdir().unwrap();
-    let existing = dir.path().join("old.key");
+async fn the_key_file_must_be_a_new_key_file_under_the_secrets_directory() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("keys");
+    std::fs::create_dir(&dir).unwrap();
+    let h = Harness::opt_in_writing_to(&dir).await;
+    let existing = dir.join("old.key");
     std::fs::write(&existing, "x").unwrap();
+    std::os::unix::fs::symlink(root.path(), dir.join("up")).unwrap();
     for (path, why) in [
-        ("relative.key".to_owned(), "absolute"),
-        (
-            dir.path().join("authorized_keys").display().to_string(),
-            ".key",
-        ),
+        (dir.join("authorized_keys").display().to_string(), ".key"),
         (existing.display().to_string(), "exists already"),
+        ("../escape.key".to_owned(), "outside the secrets directory"),
+        ("up/escape.key".to_owned(), "outside the secrets directory"),
+        (
+            root.path().join("elsewhere.key").display().to_string(),
+            "outside the secrets directory",
+        ),
     ] {
         let err = h
             .err(
@@ -171,7 +178,19 @@ async fn the_key_file_must_be_a_new_absolute_key_file() {
         assert!(err.contains(why), "{why}: {err}");
     }
     assert_eq!(std::fs::read_to_string(&existing).unwrap(), "x");
+    assert!(!root.path().join("escape.key").exists());
     assert!(h.app_state("mcp-key-demo").is_none());
+    // Without --secrets-dir the server writes no file at all.
+    let closed = Harness::opt_in().await;
+    let err = closed
+        .err(
+            "deploy_mcp_server",
+            json!({"app": "mcp-key-demo", "region": "iad", "command": command(),
+                   "key_file": dir.join("new.key").display().to_string(),
+                   "confirm_public": "mcp-key-demo"}),
+        )
+        .await;
+    assert!(err.contains("--secrets-dir"), "{err}");
 }
 
 #[tokio::test]

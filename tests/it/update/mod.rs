@@ -3,6 +3,7 @@
 //! first the workflow layer directly, then the MCP tools over an in-process rmcp pipe.
 //! Every test checks the simulator's own view (`/__sim/state`).
 
+mod secret_refs;
 mod tools;
 mod workflows;
 

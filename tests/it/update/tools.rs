@@ -399,7 +399,7 @@ async fn volume_actions_and_destroy_volume_refusing_an_attached_volume() {
     let _ = client.cancel().await;
 }
 
-async fn run_binary(args: Vec<String>, envs: Vec<(&'static str, String)>) -> Output {
+pub(super) async fn run_binary(args: Vec<String>, envs: Vec<(&'static str, String)>) -> Output {
     tokio::task::spawn_blocking(move || {
         let mut cmd = assert_cmd::Command::cargo_bin("fly-machines-mcp").unwrap();
         cmd.args(&args).timeout(Duration::from_secs(30));
@@ -456,6 +456,10 @@ async fn secret_values_by_reference_never_reach_output_logs_or_audit() {
             "set_secrets".to_owned(),
             "--audit-log".to_owned(),
             audit_arg.clone(),
+            "--secret-env".to_owned(),
+            "CANARY_*".to_owned(),
+            "--secrets-dir".to_owned(),
+            dir.path().display().to_string(),
         ];
         a.extend(extra.map(str::to_owned));
         a.extend(["--args".to_owned(), args]);
