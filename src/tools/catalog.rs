@@ -148,6 +148,8 @@ pub trait DestroyPlan: Serialize + Send + 'static {
 pub struct Rendered {
     pub structured: Value,
     pub text: String,
+    /// The result's `_meta` (set by the gate: which fields are app-controlled).
+    pub meta: Option<serde_json::Map<String, Value>>,
 }
 
 /// A confirmation the gate must obtain before a destructive tool runs.
@@ -504,6 +506,7 @@ fn render<O: ToolOutput>(out: &O) -> Result<Rendered, ToolError> {
     Ok(Rendered {
         structured,
         text: out.render_text(),
+        meta: None,
     })
 }
 

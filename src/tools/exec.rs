@@ -157,7 +157,8 @@ pub struct StreamOut {
 impl From<wf::StreamOutput> for StreamOut {
     fn from(s: wf::StreamOutput) -> Self {
         StreamOut {
-            text: s.text,
+            // The exec budget already bounds the whole stream (head and tail kept).
+            text: super::untrusted::lines(&s.text, usize::MAX),
             total_bytes: s.total_bytes,
             truncated: s.truncated,
         }

@@ -29,6 +29,7 @@ use super::{
     redact::Redactor,
     render::cap_text,
     safety::{ConfirmMode, Policy},
+    untrusted,
 };
 use crate::fly;
 
@@ -309,6 +310,14 @@ impl Gate {
     fn finish(&self, result: Result<Rendered, GateStop>, tool: Option<&ToolDef>) -> Outcome {
         match result {
             Ok(mut rendered) => {
+                // App-controlled text: fenced in the text, its fields named in `_meta`.
+                let fence = untrusted::Fence::new();
+                let fields = fence.apply(&mut rendered.text, &mut rendered.structured);
+                if !fields.is_empty() {
+                    let mut meta = rendered.meta.take().unwrap_or_default();
+                    meta.insert(untrusted::META_KEY.to_owned(), fence.meta(&fields));
+                    rendered.meta = Some(meta);
+                }
                 self.redactor.redact_json(&mut rendered.structured);
                 let hint = tool.map(|t| t.info.narrow_hint).unwrap_or_default();
                 let text = self.redactor.redact(&rendered.text).into_owned();

@@ -31,6 +31,7 @@ pub mod safety;
 pub mod secrets;
 pub mod server;
 pub mod storage;
+pub mod untrusted;
 
 pub use catalog::{Catalog, DestroyPlan, ToolDef, ToolInfo, ToolKind, ToolOutput, Toolset};
 pub use context::ToolContext;

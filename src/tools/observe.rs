@@ -16,6 +16,7 @@ use super::{
     context::ToolContext,
     error::ToolError,
     render::table,
+    untrusted,
 };
 use crate::workflows::{diagnose as diag, logs, observe as wf, status};
 
@@ -633,9 +634,12 @@ impl ToolOutput for AppStatusOut {
         }
         if !self.failing_checks.is_empty() {
             out.push_str("failing checks:\n");
-            for c in &self.failing_checks {
-                out.push_str(&format!("  {c}\n"));
-            }
+            let lines: String = self
+                .failing_checks
+                .iter()
+                .map(|c| format!("  {c}\n"))
+                .collect();
+            out.push_str(&untrusted::block(&lines));
         }
         let ips: Vec<String> = self
             .ips
@@ -764,7 +768,7 @@ async fn app_status(ctx: ToolContext, args: AppStatusArgs) -> Result<AppStatusOu
         let checks: Vec<String> = row
             .failing_checks
             .iter()
-            .map(|c| format!("{} {}", row.id, wf::clip(c, 200)))
+            .map(|c| format!("{} {}", row.id, untrusted::line(&wf::clip(c, 200))))
             .collect();
         // Text row plus its JSON keys: about 330 bytes for a typical machine.
         let cost = 200
@@ -1001,7 +1005,7 @@ impl ToolOutput for MachineInfoOut {
         };
         out.push_str(&format!("services: {}\n", list(&self.services)));
         out.push_str(&format!("mounts: {}\n", list(&self.mounts)));
-        out.push_str(&format!("env: {}\n", list(&self.env)));
+        out.push_str(&format!("env: {}\n", untrusted::block(&list(&self.env))));
         if self.checks.is_empty() {
             out.push_str("checks: none\n");
         } else {
@@ -1018,7 +1022,10 @@ impl ToolOutput for MachineInfoOut {
                     ]
                 })
                 .collect();
-            out.push_str(&table(&["NAME", "STATUS", "OUTPUT", "UPDATED"], &rows));
+            out.push_str(&untrusted::block(&table(
+                &["NAME", "STATUS", "OUTPUT", "UPDATED"],
+                &rows,
+            )));
         }
         out.push_str(&format!(
             "events (oldest first; {} restarts, {} OOM kills):\n",
@@ -1029,7 +1036,7 @@ impl ToolOutput for MachineInfoOut {
             .iter()
             .map(|e| vec![e.at.clone(), e.source.clone(), e.text.clone()])
             .collect();
-        out.push_str(&table(&["AT", "SOURCE", "EVENT"], &rows));
+        out.push_str(&untrusted::block(&table(&["AT", "SOURCE", "EVENT"], &rows)));
         out.push_str(&format!(
             "lease: {}\n",
             self.lease.as_deref().unwrap_or("none")
@@ -1039,7 +1046,7 @@ impl ToolOutput for MachineInfoOut {
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        out.push_str(&format!("metadata: {}\n", list(&meta)));
+        out.push_str(&format!("metadata: {}\n", untrusted::block(&list(&meta))));
         out.push_str(&format!("versions: {}\n", list(&self.versions)));
         if let Some(ps) = &self.processes {
             let rows: Vec<Vec<String>> = ps
@@ -1055,10 +1062,10 @@ impl ToolOutput for MachineInfoOut {
                 })
                 .collect();
             out.push_str("processes:\n");
-            out.push_str(&table(
+            out.push_str(&untrusted::block(&table(
                 &["PID", "COMMAND", "CPU", "RSS_MB", "LISTEN"],
                 &rows,
-            ));
+            )));
         }
         for u in &self.unavailable {
             out.push_str(&format!("not read: {u}\n"));
@@ -1096,14 +1103,14 @@ async fn machine_info(
         restart: d.restart,
         services: d.services,
         mounts: d.mounts,
-        env: d.env_names,
+        env: d.env_names.iter().map(|n| untrusted::line(n)).collect(),
         checks: d
             .checks
             .into_iter()
             .map(|c| CheckOut {
                 name: c.name,
                 status: c.status,
-                output: wf::clip(&c.output, 1000),
+                output: untrusted::line(&wf::clip(&c.output, 1000)),
                 updated_at: c.updated_at,
             })
             .collect(),
@@ -1113,20 +1120,24 @@ async fn machine_info(
             .map(|e| EventOut {
                 at: wf::format_rfc3339(e.at_ms),
                 source: e.source,
-                text: e.text,
+                text: untrusted::line(&e.text),
             })
             .collect(),
         restarts: d.row.restarts,
         oom_kills: d.row.oom_kills,
         lease: d.lease,
-        metadata: d.metadata,
+        metadata: d
+            .metadata
+            .into_iter()
+            .map(|(k, v)| (untrusted::line(&k), untrusted::line(&v)))
+            .collect(),
         versions: d.versions,
         processes: d.processes.map(|ps| {
             ps.into_iter()
                 .take(50)
                 .map(|p| ProcessOut {
                     pid: p.pid,
-                    command: p.command,
+                    command: untrusted::line(&p.command),
                     cpu: p.cpu,
                     rss_mb: p.rss_bytes as f64 / 1024.0 / 1024.0,
                     listening: p.listening,
@@ -1224,17 +1235,21 @@ impl ToolOutput for AppLogsOut {
                 .unwrap_or_default()
         );
         let mut date = "";
+        let mut lines = String::new();
         for l in &self.lines {
             let (d, t) = l.time.split_once('T').unwrap_or(("", l.time.as_str()));
             if d != date {
-                out.push_str(&format!("-- {d} --\n"));
+                lines.push_str(&format!("-- {d} --\n"));
                 date = d;
             }
             let t = t.trim_end_matches('Z');
-            out.push_str(&format!(
+            lines.push_str(&format!(
                 "{t} {} {} {} {}\n",
                 l.machine, l.region, l.level, l.message
             ));
+        }
+        if !lines.is_empty() {
+            out.push_str(&untrusted::block(&lines));
         }
         if let Some(n) = &self.note {
             out.push_str(n);
@@ -1297,7 +1312,7 @@ async fn app_logs(ctx: ToolContext, args: AppLogsArgs) -> Result<AppLogsOut, Too
                 machine: l.instance,
                 region: l.region,
                 level: l.level,
-                message: l.message,
+                message: untrusted::line(&l.message),
             })
             .collect(),
         next: r.next,
@@ -1446,8 +1461,13 @@ impl ToolOutput for DiagnoseOut {
                 f.severity.to_uppercase(),
                 f.title
             ));
-            for e in &f.evidence {
-                out.push_str(&format!("  evidence: {e}\n"));
+            let evidence: String = f
+                .evidence
+                .iter()
+                .map(|e| format!("  evidence: {e}\n"))
+                .collect();
+            if !evidence.is_empty() {
+                out.push_str(&untrusted::block(&evidence));
             }
             out.push_str(&format!("  next: {}\n", f.next_step));
         }
@@ -1481,7 +1501,10 @@ impl ToolOutput for DiagnoseOut {
                     ]
                 })
                 .collect();
-            out.push_str(&table(&["TIME", "T", "SOURCE", "WHAT"], &rows));
+            out.push_str(&untrusted::block(&table(
+                &["TIME", "T", "SOURCE", "WHAT"],
+                &rows,
+            )));
         } else if self.findings.is_empty() {
             out.push_str("no unplanned exits and nothing failing\n");
         }
@@ -1504,7 +1527,7 @@ async fn diagnose(ctx: ToolContext, args: DiagnoseArgs) -> Result<DiagnoseOut, T
                 time: diag::entry_clock(e),
                 offset_s: e.offset_ms as f64 / 1000.0,
                 source: e.source.as_str().to_owned(),
-                text: e.text.clone(),
+                text: untrusted::line(&e.text),
             })
             .collect(),
     });
@@ -1526,8 +1549,9 @@ async fn diagnose(ctx: ToolContext, args: DiagnoseArgs) -> Result<DiagnoseOut, T
             kind: f.kind.as_str().to_owned(),
             machine: f.machine,
             region: f.region,
-            title: f.title,
-            evidence: f.evidence,
+            // Titles quote check output and log text.
+            title: untrusted::line(&f.title),
+            evidence: f.evidence.iter().map(|e| untrusted::line(e)).collect(),
             next_step: f.next_step,
         });
     }
