@@ -114,6 +114,10 @@ pub struct SafetyArgs {
     /// write key files to. Default none. Never the server's credential files.
     #[arg(long, env = "FLY_MCP_SECRETS_DIR")]
     pub secrets_dir: Option<PathBuf>,
+    /// Key that signs argument-confirmation tokens; replicas given the same key accept
+    /// each other's tokens (default: a random key per process).
+    #[arg(long, env = "FLY_MCP_CONFIRM_KEY", hide_env_values = true)]
+    pub confirm_key: Option<String>,
 }
 
 impl SafetyArgs {
@@ -145,6 +149,8 @@ impl SafetyArgs {
                 allow_literal: self.allow_literal_secrets,
                 credentials: all,
             },
+            confirm_key: self.confirm_key.clone().map(SecretString::from),
+            confirm_ttl: None,
         }
     }
 }
@@ -495,6 +501,12 @@ async fn call(args: CallArgs, redactor: Redactor) -> ExitCode {
             plan,
         } => {
             eprintln!("fly-machines-mcp: {message}");
+            if kind == "confirmation_required" && args.safety.confirm_key.is_none() {
+                eprintln!(
+                    "fly-machines-mcp: each `call` signs confirmation tokens with a key of its own; \
+                     give both calls the same --confirm-key (FLY_MCP_CONFIRM_KEY) to confirm with a second call"
+                );
+            }
             let mut err = serde_json::json!({ "kind": kind, "message": message });
             if let (Some(plan), Some(obj)) = (plan, err.as_object_mut()) {
                 obj.insert("plan".to_owned(), plan);

@@ -141,6 +141,11 @@ pub trait DestroyPlan: Serialize + Send + 'static {
     fn confirm_token(&self) -> &str;
     /// Exactly what will be destroyed, one line per resource, with ids.
     fn describe(&self) -> String;
+    /// What a confirmation token is bound to: the plan's targets and versions, without
+    /// fields that change by themselves between two calls (a clock).
+    fn binding(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
 }
 
 /// A rendered tool result, before redaction and the output cap.
@@ -161,6 +166,9 @@ pub struct ConfirmRequest {
     pub description: String,
     /// The plan as JSON (for `call` and the audit log).
     pub plan: Value,
+    /// What confirmation is bound to: the arguments (without `confirm`) and the plan's
+    /// [`DestroyPlan::binding`].
+    pub binding: Value,
 }
 
 type Exec = Box<dyn FnOnce(ToolContext) -> BoxFuture<'static, Result<Rendered, ToolError>> + Send>;
@@ -462,9 +470,11 @@ where
             if let Some(obj) = args.as_object_mut() {
                 obj.remove(CONFIRM_ARG);
             }
+            let bound_args = args.clone();
             let parsed: A = parse_args(args)?;
             let plan = plan_fn(ctx, parsed.clone()).await?;
             let confirm = ConfirmRequest {
+                binding: serde_json::json!({"args": bound_args, "plan": plan.binding()}),
                 token: plan.confirm_token().to_owned(),
                 description: plan.describe(),
                 plan: serde_json::to_value(&plan).map_err(|e| ToolError::Internal {
@@ -813,7 +823,7 @@ fn add_confirm_property(schema: &mut JsonObject) {
             serde_json::json!({
                 "type": "string",
                 "maxLength": 100,
-                "description": "The app name, to go ahead. Leave out at first: the reply lists what would be destroyed."
+                "description": "Leave out at first: the reply lists what would be destroyed and a token; pass that token to go ahead."
             }),
         );
     }

@@ -679,6 +679,11 @@ impl DestroyPlan for ReapPlanOut {
         &self.app
     }
 
+    fn binding(&self) -> serde_json::Value {
+        // `now` moves by itself; what is expired is the plan.
+        serde_json::json!({"app": self.app, "pool": self.pool, "expired": self.expired})
+    }
+
     fn describe(&self) -> String {
         if self.expired.is_empty() {
             return format!(

@@ -14,6 +14,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod confirm_token;
 pub mod context;
 pub mod error;
 pub mod exec;

@@ -9,11 +9,13 @@ use std::sync::Arc;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
+use super::confirm_token::ConfirmKey;
 use super::{
     catalog::{Catalog, ToolDef, ToolKind, Toolset},
     error::ToolError,
 };
 use crate::workflows::secret_refs::{RefPolicy, RefPolicyOptions};
+use secrecy::SecretString;
 
 /// How destructive calls are confirmed (`--confirm`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
@@ -22,7 +24,8 @@ pub enum ConfirmMode {
     /// Ask the user through elicitation; without it, fall back to `argument`.
     #[default]
     Elicit,
-    /// Always return the plan first; the call is repeated with `confirm` = app name.
+    /// Always return the plan first, with a token bound to it; the call is repeated
+    /// with `confirm` = that token.
     Argument,
     /// No confirmation (CI that has been told what it is doing).
     Never,
@@ -140,6 +143,8 @@ pub struct Policy {
     pub max_output: usize,
     /// What `set_secrets` references may read and where key files may be written.
     pub secret_refs: Arc<RefPolicy>,
+    /// Signs the tokens of argument confirmation.
+    pub confirm_key: Arc<ConfirmKey>,
     enabled: BTreeSet<&'static str>,
     selected: BTreeSet<&'static str>,
 }
@@ -158,6 +163,11 @@ pub struct PolicyOptions {
     /// `--secret-env`, `--secrets-dir`, `--allow-literal-secrets` and the server's
     /// credential paths: what secret references may read.
     pub secret_refs: RefPolicyOptions,
+    /// `--confirm-key`: replicas sharing it accept each other's confirmation tokens
+    /// (else a random key per process).
+    pub confirm_key: Option<SecretString>,
+    /// Lifetime of a confirmation token (default 5 minutes).
+    pub confirm_ttl: Option<std::time::Duration>,
 }
 
 impl Policy {
@@ -210,6 +220,16 @@ impl Policy {
             owned_only: opts.owned_only,
             max_output: opts.max_output.unwrap_or(DEFAULT_MAX_OUTPUT).max(256),
             secret_refs: Arc::new(RefPolicy::new(&opts.secret_refs)?),
+            confirm_key: Arc::new({
+                let key = opts
+                    .confirm_key
+                    .as_ref()
+                    .map_or_else(ConfirmKey::random, ConfirmKey::shared);
+                key.with_ttl(
+                    opts.confirm_ttl
+                        .unwrap_or(super::confirm_token::DEFAULT_TTL),
+                )
+            }),
             enabled: BTreeSet::new(),
             selected,
         };

@@ -99,6 +99,13 @@ impl Harness {
         (text, structured)
     }
 
+    /// Calls a destructive tool the way argument confirmation asks: once for the plan,
+    /// then again with its token; the second call must succeed.
+    pub async fn confirmed(&self, tool: &'static str, args: Value) -> (String, Value) {
+        let plan = self.err(tool, args.clone()).await;
+        self.ok(tool, with_confirm(&args, &plan)).await
+    }
+
     /// Calls a tool that must fail; returns the error text.
     pub async fn err(&self, tool: &'static str, args: Value) -> String {
         let r = self.call(tool, args).await;
@@ -165,6 +172,37 @@ where
         );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
+}
+
+/// A raw POST of `body` to a simulator, with its token: status and JSON answer.
+pub async fn post_json(base: &str, token: &str, path: &str, body: Value) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{}{path}", base.trim_end_matches('/')))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// The confirmation token a plan's text asks to repeat the call with.
+pub fn confirm_token_in(text: &str) -> String {
+    regex::Regex::new(r#""confirm": "(cfm-[0-9]+-[0-9a-f]+)""#)
+        .unwrap()
+        .captures(text)
+        .and_then(|c| c.get(1))
+        .unwrap_or_else(|| panic!("no confirmation token in: {text}"))
+        .as_str()
+        .to_owned()
+}
+
+/// `args` with `confirm` set to the token that `plan_text` gave.
+pub fn with_confirm(args: &Value, plan_text: &str) -> Value {
+    let mut args = args.clone();
+    args["confirm"] = Value::String(confirm_token_in(plan_text));
+    args
 }
 
 /// A client that answers confirmations (elicitations): `Some(text)` accepts typing

@@ -72,6 +72,29 @@ fn assert_sanitised(text: &str) {
 }
 
 #[tokio::test]
+async fn after_app_text_an_argument_confirmation_warns_where_the_request_may_come_from() {
+    let h = Harness::scenario(&scenario()).await;
+    let destroy = json!({"app": "victim", "machine_ids": ["0a0b0c0d0e0f99"], "force": true});
+    let before = h.err("destroy_machines", destroy.clone()).await;
+    assert!(
+        before.contains("confirmation required") && !before.contains("WARNING"),
+        "{before}"
+    );
+    h.call("app_logs", json!({"app": "victim"})).await;
+    let after = h.err("destroy_machines", destroy.clone()).await;
+    assert!(
+        after.contains("WARNING: this session has read text written by apps"),
+        "{after}"
+    );
+    // The plan's own token still confirms it (the warning is for the human in the loop).
+    h.ok(
+        "destroy_machines",
+        crate::support::with_confirm(&destroy, &after),
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn hostile_app_text_arrives_sanitised_fenced_and_labelled() {
     let h = Harness::scenario(&scenario()).await;
     let instructions = h

@@ -118,12 +118,13 @@ async fn deploy_creates_exactly_the_recipe_behind_a_key_and_teardown_removes_it(
     assert!(!audit.contains(&key));
 
     // teardown_environment (confirmed) removes every resource with the app.
-    let err = h.err("teardown_environment", json!({"app": APP})).await;
+    let args = json!({"app": APP, "timeout_s": 30});
+    let err = h.err("teardown_environment", args.clone()).await;
     assert!(err.contains("confirmation required"), "{err}");
     assert!(h.app_state(APP).is_some());
     h.ok(
         "teardown_environment",
-        json!({"app": APP, "confirm": APP, "timeout_s": 30}),
+        crate::support::with_confirm(&args, &err),
     )
     .await;
     assert!(h.app_state(APP).is_none());

@@ -185,14 +185,14 @@ async fn destroy_machines_plans_confirms_and_reports() {
         plan.contains(&id) && plan.contains("cdn-demo-") && plan.contains("started"),
         "{plan}"
     );
-    assert!(plan.contains("\"confirm\": \"cdn-demo\""), "{plan}");
+    let token = crate::support::confirm_token_in(&plan);
     assert_eq!(demo_state_of(&sim, &id), "started");
 
     // Confirmed: destroyed, per-machine report.
     let r = client
         .call_tool(call(
             "destroy_machines",
-            json!({"app": "cdn-demo", "machine_ids": [id], "force": true, "confirm": "cdn-demo"}),
+            json!({"app": "cdn-demo", "machine_ids": [id], "force": true, "confirm": token}),
         ))
         .await
         .unwrap();

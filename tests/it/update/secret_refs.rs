@@ -23,11 +23,13 @@ const APP: &str = "refs-app";
 
 /// One `set_secrets` call with `SECRET` = `reference`; its exit code and all it printed.
 async fn set(env: &Env, home: &Path, reference: &str, audit: &Path) -> (Option<i32>, String) {
-    let args = json!({"app": APP, "confirm": APP, "set": {"SECRET": reference}});
+    let args = json!({"app": APP, "set": {"SECRET": reference}});
     let out = run_binary(
         vec![
             "call".to_owned(),
             "set_secrets".to_owned(),
+            "--confirm".to_owned(),
+            "never".to_owned(),
             "--audit-log".to_owned(),
             audit.display().to_string(),
             // As wide as an operator can make it: every name, the whole home directory.
@@ -163,9 +165,7 @@ async fn references_reach_only_what_the_operator_allows_and_never_the_servers_cr
 async fn by_default_no_reference_resolves_and_the_refusal_says_how_to_widen() {
     let env = Env::fast().await;
     env.create_app(APP).await;
-    let args = |reference: &str| {
-        json!({"app": APP, "confirm": APP, "set": {"SECRET": reference}}).to_string()
-    };
+    let args = |reference: &str| json!({"app": APP, "set": {"SECRET": reference}}).to_string();
     for (reference, flag) in [
         ("env:HOME", "--secret-env"),
         ("file:/etc/hostname", "--secrets-dir"),
@@ -174,6 +174,8 @@ async fn by_default_no_reference_resolves_and_the_refusal_says_how_to_widen() {
             vec![
                 "call".to_owned(),
                 "set_secrets".to_owned(),
+                "--confirm".to_owned(),
+                "never".to_owned(),
                 "--args".to_owned(),
                 args(reference),
             ],

@@ -59,6 +59,22 @@ async fn call(
 
 use crate::support::text_of as text;
 
+/// A destructive call confirmed the way argument mode asks: plan, then its token.
+async fn confirmed(
+    client: &RunningService<RoleClient, ()>,
+    name: &'static str,
+    args: Value,
+) -> CallToolResult {
+    let plan = call(client, name, args.clone()).await;
+    assert!(is_error(&plan), "{name} went ahead without confirmation");
+    call(
+        client,
+        name,
+        crate::support::with_confirm(&args, &text(&plan)),
+    )
+    .await
+}
+
 fn is_error(r: &CallToolResult) -> bool {
     r.is_error == Some(true)
 }
@@ -208,10 +224,10 @@ async fn scale_up_clones_with_a_volume_each_and_scale_down_destroys_after_confir
         1
     );
 
-    let up = call(
+    let up = confirmed(
         &client,
         "scale_machines",
-        json!({"app": "mcp-scale", "regions": {"iad": 2, "ams": 1}, "confirm": "mcp-scale"}),
+        json!({"app": "mcp-scale", "regions": {"iad": 2, "ams": 1}}),
     )
     .await;
     assert!(!is_error(&up), "{}", text(&up));
@@ -232,10 +248,10 @@ async fn scale_up_clones_with_a_volume_each_and_scale_down_destroys_after_confir
     assert_eq!(machines.iter().filter(|m| m["region"] == "ams").count(), 1);
 
     // Scale down: the surplus goes (never the template), after confirmation.
-    let down = call(
+    let down = confirmed(
         &client,
         "scale_machines",
-        json!({"app": "mcp-scale", "regions": {"iad": 1, "ams": 0}, "template_machine_id": template, "confirm": "mcp-scale"}),
+        json!({"app": "mcp-scale", "regions": {"iad": 1, "ams": 0}, "template_machine_id": template}),
     )
     .await;
     assert!(!is_error(&down), "{}", text(&down));
@@ -385,7 +401,10 @@ async fn volume_actions_and_destroy_volume_refusing_an_attached_volume() {
     let gone = call(
         &client,
         "destroy_volume",
-        json!({"app": "mcp-vol", "volume_id": fork_id, "confirm": "mcp-vol"}),
+        crate::support::with_confirm(
+            &json!({"app": "mcp-vol", "volume_id": fork_id}),
+            &text(&unconfirmed),
+        ),
     )
     .await;
     assert!(!is_error(&gone), "{}", text(&gone));
@@ -437,9 +456,9 @@ async fn secret_values_by_reference_never_reach_output_logs_or_audit() {
         ("RUST_LOG", "debug".to_owned()),
         ("CANARY_FROM_ENV", CANARY_ENV.to_owned()),
     ];
-    let set = json!({"app": "mcp-secrets", "confirm": "mcp-secrets", "rollout": true,
+    let set = json!({"app": "mcp-secrets", "rollout": true,
         "set": {"API_KEY": "env:CANARY_FROM_ENV", "DB_PASSWORD": format!("file:{}", file.display())}});
-    let literal = json!({"app": "mcp-secrets", "confirm": "mcp-secrets",
+    let literal = json!({"app": "mcp-secrets",
         "set": {"LITERAL": format!("literal:{CANARY_LITERAL}")}});
     let audit_arg = audit.display().to_string();
     let mut outputs = Vec::new();
@@ -456,6 +475,8 @@ async fn secret_values_by_reference_never_reach_output_logs_or_audit() {
             "set_secrets".to_owned(),
             "--audit-log".to_owned(),
             audit_arg.clone(),
+            "--confirm".to_owned(),
+            "never".to_owned(),
             "--secret-env".to_owned(),
             "CANARY_*".to_owned(),
             "--secrets-dir".to_owned(),
