@@ -6,6 +6,7 @@
 
 mod actions;
 mod apps;
+mod attenuate;
 mod certificates;
 mod client;
 mod error;
@@ -13,6 +14,7 @@ mod graphql;
 mod ips;
 mod leases;
 mod logs;
+pub mod macaroon;
 mod machines;
 mod pacing;
 mod platform;
@@ -27,6 +29,7 @@ pub use actions::{
     StartResult, StopOptions, UpdateMachine,
 };
 pub use apps::{App, CreateApp, CreatedApp, Organization};
+pub use attenuate::{Attenuation, CallAccess, UnixClock};
 pub use certificates::{
     Certificate, CertificateEntry, CertificateValidation, CertificateValidationError,
     DnsRequirements, DnsTarget, OwnershipRecord,
@@ -46,7 +49,7 @@ pub use machines::{
 };
 pub use platform::{Region, TokenDetail, TokenInfo};
 pub use secrets::{Secret, SecretsVersion};
-pub use token::{AuthScheme, Token};
+pub use token::{AuthScheme, MacaroonSummary, Token};
 pub use volumes::{CreateVolume, ExtendedVolume, Snapshot, UpdateVolume, Volume};
 pub use wait::{WaitOutcome, WaitParams, WaitTarget};
 
