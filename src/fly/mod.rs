@@ -11,6 +11,7 @@ mod certificates;
 mod client;
 mod error;
 mod graphql;
+mod identity;
 mod ips;
 mod leases;
 mod logs;
@@ -39,6 +40,7 @@ pub use client::{
 };
 pub use error::{Error, GraphQlError, TransportKind};
 pub use graphql::VmSize;
+pub use identity::Viewer;
 pub use ips::{AllocateIp, AppIps, IpAssignment, IpNetwork, IpPair, IpType};
 pub use leases::Lease;
 pub use logs::{LogEntry, LogPage, LogQuery};

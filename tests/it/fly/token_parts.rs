@@ -47,8 +47,10 @@ async fn apis(server: &MockServer, machines: &str, graphql: &str) {
     Mock::given(method("POST"))
         .and(path("/graphql"))
         .and(header("authorization", graphql))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {"organizations": {
-            "nodes": [], "pageInfo": {"endCursor": null, "hasNextPage": false}}}})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"data": {"organizations": {
+            "nodes": [], "pageInfo": {"endCursor": null, "hasNextPage": false}}}})),
+        )
         .mount(server)
         .await;
 }
