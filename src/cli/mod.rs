@@ -105,6 +105,10 @@ pub struct SafetyArgs {
     /// Off: values only by reference, `env:VAR` or `file:PATH` read on this server.
     #[arg(long, env = "FLY_MCP_ALLOW_LITERAL_SECRETS")]
     pub allow_literal_secrets: bool,
+    /// Send the Fly token as it is. By default a macaroon token is narrowed before
+    /// every call (read-only, org, app, actions, a few minutes) so Fly refuses the rest.
+    #[arg(long, env = "FLY_MCP_NO_ATTENUATE")]
+    pub no_attenuate: bool,
 }
 
 impl SafetyArgs {
@@ -123,6 +127,7 @@ impl SafetyArgs {
             owned_only: self.owned_only,
             max_output: self.max_output.map(|m| m as usize),
             allow_literal_secrets: self.allow_literal_secrets,
+            no_attenuate: self.no_attenuate,
         }
     }
 }
@@ -349,6 +354,13 @@ pub fn build_gate(
 ) -> Result<Gate, String> {
     let catalog = Catalog::all().map_err(|e| e.to_string())?;
     let policy = Policy::new(&catalog, &safety.policy_options())?;
+    if policy.attenuation.enabled
+        && let Some(problem) = backend.client.attenuation_problem()
+    {
+        tracing::warn!(
+            "{problem}: it is sent as it is, so only this server's own checks narrow what it may do (see `auth status`)"
+        );
+    }
     let audit = match &safety.audit_log {
         Some(path) => Some(
             AuditLog::open(path, redactor.clone())

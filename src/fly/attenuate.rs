@@ -334,6 +334,14 @@ impl Client {
         self.attn.policy.enabled && self.token.as_ref().is_some_and(super::Token::attenuable)
     }
 
+    /// Why this client's macaroon token cannot be attenuated, if it is one that cannot
+    /// (no part of the token in the text).
+    pub fn attenuation_problem(&self) -> Option<String> {
+        self.token
+            .as_ref()
+            .and_then(super::Token::attenuation_problem)
+    }
+
     /// A clone for looking ids up: reads only, and no lookups of its own.
     fn resolver(&self) -> Client {
         let mut c = self.scoped(CallAccess::Read);

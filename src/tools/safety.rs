@@ -1,7 +1,9 @@
 //! The safety policy a server instance runs with: which tools are offered
 //! (toolsets, `--tools`, `--exclude-tools`, `--read-only`, `--no-destroy`), how
-//! destructive calls are confirmed, which orgs and apps may be touched, and the
-//! output cap. Pure data and checks; the gate in [`super::dispatch`] applies them.
+//! destructive calls are confirmed, which orgs and apps may be touched, the output cap,
+//! and the part of all this that Fly itself enforces: the attenuation the Fly client
+//! applies to its token ([`Policy::attenuation`]). Pure data and checks; the gate in
+//! [`super::gate`] applies them.
 
 use std::collections::BTreeSet;
 
@@ -137,6 +139,9 @@ pub struct Policy {
     pub max_output: usize,
     /// `set_secrets` may take literal values.
     pub allow_literal_secrets: bool,
+    /// How the Fly client narrows its token (from `--read-only`, `--allow-org` and
+    /// `--no-attenuate`), so that Fly refuses what the gate would.
+    pub attenuation: crate::fly::Attenuation,
     enabled: BTreeSet<&'static str>,
     selected: BTreeSet<&'static str>,
 }
@@ -154,6 +159,8 @@ pub struct PolicyOptions {
     pub max_output: Option<usize>,
     /// `--allow-literal-secrets`: `set_secrets` may take `literal:VALUE`.
     pub allow_literal_secrets: bool,
+    /// `--no-attenuate`: send the token as it is (no caveats appended).
+    pub no_attenuate: bool,
 }
 
 impl Policy {
@@ -206,6 +213,12 @@ impl Policy {
             owned_only: opts.owned_only,
             max_output: opts.max_output.unwrap_or(DEFAULT_MAX_OUTPUT).max(256),
             allow_literal_secrets: opts.allow_literal_secrets,
+            attenuation: crate::fly::Attenuation {
+                enabled: !opts.no_attenuate,
+                read_only: opts.read_only,
+                allow_orgs: opts.allow_org.clone(),
+                ..crate::fly::Attenuation::default()
+            },
             enabled: BTreeSet::new(),
             selected,
         };
@@ -226,6 +239,15 @@ impl Policy {
             ToolKind::Destructive if self.read_only => Some("the server runs with --read-only"),
             ToolKind::Destructive if self.no_destroy => Some("the server runs with --no-destroy"),
             ToolKind::Write | ToolKind::Destructive => None,
+        }
+    }
+
+    /// What the Fly client of a call on `tool` may do: its kind's access.
+    pub fn call_access(tool: &ToolDef) -> crate::fly::CallAccess {
+        match tool.kind {
+            ToolKind::Read => crate::fly::CallAccess::Read,
+            ToolKind::Write => crate::fly::CallAccess::Write,
+            ToolKind::Destructive => crate::fly::CallAccess::Destroy,
         }
     }
 
