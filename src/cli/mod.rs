@@ -118,6 +118,10 @@ pub struct SafetyArgs {
     /// each other's tokens (default: a random key per process).
     #[arg(long, env = "FLY_MCP_CONFIRM_KEY", hide_env_values = true)]
     pub confirm_key: Option<String>,
+    /// Send the Fly token as it is. By default a macaroon token is narrowed before
+    /// every call (read-only, org, app, actions, a few minutes) so Fly refuses the rest.
+    #[arg(long, env = "FLY_MCP_NO_ATTENUATE")]
+    pub no_attenuate: bool,
 }
 
 impl SafetyArgs {
@@ -151,6 +155,7 @@ impl SafetyArgs {
             },
             confirm_key: self.confirm_key.clone().map(SecretString::from),
             confirm_ttl: None,
+            no_attenuate: self.no_attenuate,
         }
     }
 }
@@ -380,6 +385,13 @@ pub fn build_gate(
 ) -> Result<Gate, String> {
     let catalog = Catalog::all().map_err(|e| e.to_string())?;
     let policy = Policy::new(&catalog, &safety.policy_options(credentials))?;
+    if policy.attenuation.enabled
+        && let Some(problem) = backend.client.attenuation_problem()
+    {
+        tracing::warn!(
+            "{problem}: it is sent as it is, so only this server's own checks narrow what it may do (see `auth status`)"
+        );
+    }
     let audit = match &safety.audit_log {
         Some(path) => Some(
             AuditLog::open(path, redactor.clone())

@@ -27,6 +27,19 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/__sim/capacity", post(capacity))
         .route("/__sim/machines/{id}/crash", post(crash))
         .route("/__sim/volumes/{id}/usage", post(volume_usage))
+        .route("/__sim/tokens", post(tokens))
+}
+
+/// `{"org": "slug"}`: an org token minted with the simulator's key; `{}`: the viewer's.
+async fn tokens(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
+    let body = parse_body(&body)?;
+    let token = match body.get("org").and_then(Value::as_str) {
+        Some(org) => s
+            .org_token(org)
+            .ok_or_else(|| ApiError::not_found(format!("organization {org} not found")))?,
+        None => s.viewer_token(),
+    };
+    ok_json(200, json!({"token": token}))
 }
 
 async fn state(State(s): State<Arc<Shared>>) -> ApiResult {

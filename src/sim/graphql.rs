@@ -621,6 +621,7 @@ fn resolve(
 async fn handle(
     State(s): State<Arc<Shared>>,
     Extension(scope): Extension<Scope>,
+    grant: Option<Extension<super::authz::Grant>>,
     body: Bytes,
 ) -> ApiResult {
     let body = parse_body(&body)?;
@@ -673,6 +674,17 @@ async fn handle(
                 .iter()
                 .map(|(k, a)| (k.clone(), resolve_arg(a, &vars)))
                 .collect();
+            // Verified macaroons: each field is judged by what it touches.
+            if let Some(Extension(grant)) = &grant {
+                let access = super::authz::graphql_access(w, &f.name, &args);
+                let now_s = i64::try_from(now / 1000).unwrap_or(i64::MAX);
+                if !grant.permits(&access, now_s) {
+                    data.insert(key.clone(), Value::Null);
+                    errors.push(json!({"message": "Not authorized to access this resource",
+                        "path": [key], "locations": [], "extensions": {"code": "UNAUTHORIZED"}}));
+                    continue;
+                }
+            }
             if f.name == "allocateIpAddress" {
                 delay += w.delay(w.latency.ip_allocate_ms);
             }

@@ -34,7 +34,17 @@
 //! | POST | `/__sim/capacity` | `{"region": "iad", "failures": N}`: the next N creates there fail |
 //! | POST | `/__sim/machines/{id}/crash` | `{"oom": true}` kill the machine's process (exit event) |
 //! | POST | `/__sim/volumes/{id}/usage` | `{"bytes_used": N}` |
+//! | POST | `/__sim/tokens` | `{"org": "slug"}`: an org token; `{}`: the viewer's tokens (`{"token": "FlyV1 …"}`) |
+//!
+//! # Tokens
+//! The simulator is a macaroon verifier ([`authz`]): it mints its tokens with its own
+//! root key ([`SimHandle::org_token`], [`SimHandle::viewer_token`], `/__sim/tokens`),
+//! checks the signature chain of every macaroon it is sent and enforces the
+//! Organization, Apps, Action, ValidityWindow and IfPresent caveats, answering
+//! `403 {"error":"unauthorized"}` as Fly does. A token it cannot decode as macaroons is
+//! accepted as before (`required_token`, app tokens).
 
+mod authz;
 mod clock;
 mod control;
 mod faults;
@@ -44,6 +54,7 @@ mod ids;
 mod latency;
 mod lifecycle;
 mod logs;
+mod macaroon;
 mod machines;
 mod model;
 mod orgs;
@@ -242,9 +253,36 @@ pub(crate) struct Shared {
     /// Wakes the automatic-mode ticker when a transition is scheduled.
     pub(crate) wake: tokio::sync::Notify,
     pub(crate) cfg: SimConfig,
+    /// The root key the simulator mints and verifies macaroons with.
+    pub(crate) keys: authz::Keys,
 }
 
 impl Shared {
+    pub(crate) fn org_token(&self, org: &str) -> Option<String> {
+        let id =
+            self.with_world(|w, _| rest::resolve_org(w, org).map(|o| o.internal_numeric_id))?;
+        Some(format!("FlyV1 {}", self.mint_org(id)))
+    }
+
+    pub(crate) fn viewer_token(&self) -> String {
+        let ids: Vec<u64> = self.with_world(|w, _| {
+            w.orgs
+                .values()
+                .filter(|o| o.member)
+                .map(|o| o.internal_numeric_id)
+                .collect()
+        });
+        let tokens: Vec<String> = ids.into_iter().map(|id| self.mint_org(id)).collect();
+        format!("FlyV1 {}", tokens.join(","))
+    }
+
+    fn mint_org(&self, id: u64) -> String {
+        self.keys.mint(&[macaroon::SimCaveat::Organization {
+            id,
+            mask: authz::ALL,
+        }])
+    }
+
     /// Runs `f` on the world after running every transition that is due.
     /// Never held across an await.
     pub(crate) fn with_world<R>(&self, f: impl FnOnce(&mut World, u64) -> R) -> R {
@@ -307,6 +345,7 @@ pub async fn start(cfg: SimConfig, addr: SocketAddr) -> Result<SimHandle, SimErr
         clock,
         changed,
         wake: tokio::sync::Notify::new(),
+        keys: authz::Keys::new(cfg.seed),
         cfg,
     });
     let listener = tokio::net::TcpListener::bind(addr)
@@ -352,6 +391,26 @@ impl SimHandle {
     /// The simulator's current time in Unix milliseconds.
     pub fn now_ms(&self) -> u64 {
         self.shared.clock.now_ms()
+    }
+
+    /// The simulator's clock, in Unix seconds, for a client that must agree with it
+    /// (the validity windows of attenuated tokens).
+    pub fn unix_clock(&self) -> impl Fn() -> i64 + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move || i64::try_from(shared.clock.now_ms() / 1000).unwrap_or(i64::MAX)
+    }
+
+    /// An org token minted with the simulator's root key (`FlyV1 fm2_…`): one
+    /// permission macaroon with an `Organization {org id, rwcdC}` caveat, as Fly's org
+    /// tokens carry. `None` when the viewer is not a member of `org` (`personal` works).
+    pub fn org_token(&self, org: &str) -> Option<String> {
+        self.shared.org_token(org)
+    }
+
+    /// The viewer's macaroons: one org token per org the viewer belongs to, comma-joined
+    /// as a user's login holds them (`FlyV1 fm2_…,fm2_…`).
+    pub fn viewer_token(&self) -> String {
+        self.shared.viewer_token()
     }
 
     /// Every resource, as `GET /__sim/state` shows it.

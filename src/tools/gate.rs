@@ -4,7 +4,9 @@
 //! schema (errors name the field); the `org`/`app` arguments are inside
 //! `--allow-org`/`--allow-app` (before any Fly call); destructive plans are confirmed
 //! (elicitation, input-required result, or the `confirm` argument); the result is
-//! redacted and capped; write and destructive calls are audited.
+//! redacted and capped; write and destructive calls are audited. The Fly client a call
+//! gets is scoped to its tool's kind, so the token Fly sees never allows more (reads
+//! for read tools, no delete for write tools; `fly::attenuate`).
 
 use std::{sync::Arc, time::Duration};
 
@@ -111,6 +113,7 @@ impl Gate {
         redactor: Redactor,
         audit: Option<AuditLog>,
     ) -> Self {
+        let client = client.with_attenuation(policy.attenuation.clone());
         Gate {
             catalog,
             policy,
@@ -170,12 +173,17 @@ impl Gate {
     ) -> Outcome {
         let mut args = Value::Object(arguments.unwrap_or_default());
         super::catalog::strip_null_members(&mut args);
-        let (client, request_ids) = match &caller.fly_token {
+        let tool = self.catalog.get(name);
+        let client = match &caller.fly_token {
             Some(token) => self.client.with_token(token.clone()),
             None => self.client.clone(),
-        }
-        .recording();
-        let tool = self.catalog.get(name);
+        };
+        // Every Fly request of this call carries at most what its tool's kind needs.
+        let client = match tool {
+            Some(t) => client.scoped(Policy::call_access(t)),
+            None => client.scoped(fly::CallAccess::Read),
+        };
+        let (client, request_ids) = client.recording();
         let result = self
             .run(
                 tool,

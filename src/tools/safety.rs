@@ -1,7 +1,9 @@
 //! The safety policy a server instance runs with: which tools are offered
 //! (toolsets, `--tools`, `--exclude-tools`, `--read-only`, `--no-destroy`), how
-//! destructive calls are confirmed, which orgs and apps may be touched, and the
-//! output cap, what secret references may read. Pure data and checks; the gate in
+//! destructive calls are confirmed, which orgs and apps may be touched, the output cap,
+//! what secret references may read, and the part of all this that Fly itself enforces:
+//! the attenuation the Fly client applies to its token ([`Policy::attenuation`]). Pure
+//! data and checks; the gate in
 //! [`super::gate`] applies them.
 
 use std::collections::BTreeSet;
@@ -145,6 +147,9 @@ pub struct Policy {
     pub secret_refs: Arc<RefPolicy>,
     /// Signs the tokens of argument confirmation.
     pub confirm_key: Arc<ConfirmKey>,
+    /// How the Fly client narrows its token (from `--read-only`, `--allow-org` and
+    /// `--no-attenuate`), so that Fly refuses what the gate would.
+    pub attenuation: crate::fly::Attenuation,
     enabled: BTreeSet<&'static str>,
     selected: BTreeSet<&'static str>,
 }
@@ -168,6 +173,8 @@ pub struct PolicyOptions {
     pub confirm_key: Option<SecretString>,
     /// Lifetime of a confirmation token (default 5 minutes).
     pub confirm_ttl: Option<std::time::Duration>,
+    /// `--no-attenuate`: send the token as it is (no caveats appended).
+    pub no_attenuate: bool,
 }
 
 impl Policy {
@@ -230,6 +237,12 @@ impl Policy {
                         .unwrap_or(super::confirm_token::DEFAULT_TTL),
                 )
             }),
+            attenuation: crate::fly::Attenuation {
+                enabled: !opts.no_attenuate,
+                read_only: opts.read_only,
+                allow_orgs: opts.allow_org.clone(),
+                ..crate::fly::Attenuation::default()
+            },
             enabled: BTreeSet::new(),
             selected,
         };
@@ -250,6 +263,15 @@ impl Policy {
             ToolKind::Destructive if self.read_only => Some("the server runs with --read-only"),
             ToolKind::Destructive if self.no_destroy => Some("the server runs with --no-destroy"),
             ToolKind::Write | ToolKind::Destructive => None,
+        }
+    }
+
+    /// What the Fly client of a call on `tool` may do: its kind's access.
+    pub fn call_access(tool: &ToolDef) -> crate::fly::CallAccess {
+        match tool.kind {
+            ToolKind::Read => crate::fly::CallAccess::Read,
+            ToolKind::Write => crate::fly::CallAccess::Write,
+            ToolKind::Destructive => crate::fly::CallAccess::Destroy,
         }
     }
 

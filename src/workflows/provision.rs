@@ -1132,6 +1132,9 @@ async fn undo(
     created: &[Resource],
     wait: Duration,
 ) -> (Vec<Resource>, Vec<Resource>, Vec<String>) {
+    // Undoing what this call created deletes it: a write call's token gets delete on
+    // the app for the rollback (and only the rollback).
+    let client = &client.for_rollback();
     let mut removed = Vec::new();
     let mut left = Vec::new();
     let mut errors = Vec::new();

@@ -6,6 +6,7 @@
     clippy::indexing_slicing
 )]
 
+mod attenuation;
 mod cli;
 mod contract;
 mod docs;

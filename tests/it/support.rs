@@ -50,11 +50,7 @@ impl Harness {
         )
         .await
         .unwrap();
-        let cfg = fly::ClientConfig::local(
-            sim.base_url().parse().unwrap(),
-            fly::Token::parse(SIM_TOKEN),
-        )
-        .unwrap();
+        let cfg = attenuating_config(&sim);
         let audit = dir.path().join("audit.jsonl");
         let redactor = Redactor::new();
         let gate = gate_with(
@@ -126,6 +122,25 @@ impl Harness {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     }
+}
+
+/// A client config for `sim` holding the viewer's macaroons minted by the simulator
+/// (one org token per org), with a clock that agrees with the simulator's: every
+/// request the client makes is attenuated (the default), and the simulator verifies
+/// and enforces what it was sent.
+pub fn attenuating_config(sim: &SimHandle) -> fly::ClientConfig {
+    let mut cfg = fly::ClientConfig::local(
+        sim.base_url().parse().unwrap(),
+        fly::Token::parse(sim.viewer_token()),
+    )
+    .unwrap();
+    cfg.clock = Some(fly::UnixClock::new(sim.unix_clock()));
+    cfg
+}
+
+/// A Fly client of [`attenuating_config`].
+pub fn attenuating_client(sim: &SimHandle) -> fly::Client {
+    fly::Client::new(attenuating_config(sim)).unwrap()
 }
 
 /// The text blocks of a result, joined.

@@ -12,8 +12,8 @@
 mod client;
 mod divergences;
 mod harness;
-mod openapi;
-mod proxy;
-mod recorder;
+pub(crate) mod openapi;
+pub(crate) mod proxy;
+pub(crate) mod recorder;
 mod sim;
 mod validator;

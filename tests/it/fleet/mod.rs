@@ -101,9 +101,7 @@ impl Fleet {
 
 /// A client of its own (its own connection pool): what a second server process has.
 pub fn client(sim: &SimHandle) -> fly::Client {
-    let base = url::Url::parse(&sim.base_url()).unwrap();
-    let cfg = fly::ClientConfig::local(base, fly::Token::parse(TOKEN)).unwrap();
-    fly::Client::new(cfg).unwrap()
+    crate::support::attenuating_client(sim)
 }
 
 /// A pool template: nginx in iad, parked as `park`.

@@ -32,9 +32,7 @@ pub async fn start_sim(cfg: SimConfig) -> SimHandle {
 }
 
 pub fn client_for(sim: &SimHandle) -> fly::Client {
-    let cfg = fly::ClientConfig::local(sim.base_url().parse().unwrap(), fly::Token::parse(TOKEN))
-        .unwrap();
-    fly::Client::new(cfg).unwrap()
+    crate::support::attenuating_client(sim)
 }
 
 pub fn gate(sim: &SimHandle, confirm: ConfirmMode) -> Arc<Gate> {

@@ -31,12 +31,7 @@ pub async fn demo_sim() -> SimHandle {
 }
 
 pub fn sim_client(sim: &SimHandle) -> fly::Client {
-    let cfg = fly::ClientConfig::local(
-        sim.base_url().parse().unwrap(),
-        fly::Token::parse(SIM_TOKEN),
-    )
-    .unwrap();
-    fly::Client::new(cfg).unwrap()
+    crate::support::attenuating_client(sim)
 }
 
 async fn connect(gate: Arc<Gate>) -> RunningService<RoleClient, ()> {

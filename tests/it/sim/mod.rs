@@ -7,6 +7,7 @@ mod demo;
 mod lifecycle;
 mod recipe;
 mod rules;
+mod tokens;
 
 use std::time::Duration;
 

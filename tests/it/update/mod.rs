@@ -158,9 +158,7 @@ impl Env {
 
 /// The project's Fly client pointed at the simulator.
 pub fn client_for(sim: &SimHandle) -> fly::Client {
-    let base = url::Url::parse(&sim.base_url()).unwrap();
-    let cfg = fly::ClientConfig::local(base, fly::Token::parse(TOKEN)).unwrap();
-    fly::Client::new(cfg).unwrap()
+    crate::support::attenuating_client(sim)
 }
 
 /// An app in a `/__sim/state` document.
