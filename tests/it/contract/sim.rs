@@ -68,6 +68,12 @@ async fn every_simulator_response_matches_the_spec() {
         .post("/v1/apps", json!({"name": APP, "org_slug": "personal"}))
         .await;
     exp.status("create app again", &r, &[422]);
+    // Realistic profile: a new app answers 404 for a moment (fly-go WaitForApp).
+    let r = t.get(&format!("/v1/apps/{APP}")).await;
+    exp.status("get app just created", &r, &[404]);
+    handle.advance(std::time::Duration::from_millis(
+        sim::Realism::realistic().new_app_hidden_ms,
+    ));
     let r = t.get("/v1/apps?org_slug=personal").await;
     exp.status("list apps", &r, &[200]);
     let r = t.get("/v1/apps?org_slug=personal&limit=1").await;

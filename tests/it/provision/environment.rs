@@ -295,7 +295,18 @@ async fn rollback_leaves_what_an_earlier_call_created() {
     assert!(text.contains("rolled back volume"), "{text}");
     let after = app_state(&sim, "dev-erin").expect("the app was not this call's to remove");
     assert_eq!(after["machines"], first["machines"]);
-    assert_eq!(after["volumes"], first["volumes"]);
+    // The rolled-back volume may still be listed on its way out (realistic profile:
+    // `scheduling_destroy` … for a moment); the live ones are the earlier call's.
+    let live = |app: &Value| -> Vec<Value> {
+        app["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| !fly_machines_mcp::fly::VOLUME_GOING_STATES.contains(&v["state"].as_str().unwrap()))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(live(&after), live(&first));
     assert_eq!(after["ips"], first["ips"]);
     client.cancel().await.unwrap();
     sim.shutdown().await;
