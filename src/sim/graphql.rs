@@ -504,11 +504,15 @@ fn resolve(
         "organization" => {
             let slug = str_arg(args, "slug");
             let id = str_arg(args, "id");
-            let o = w.orgs.values().filter(|o| org_visible(w, scope, o)).find(|o| {
-                (!slug.is_empty()
-                    && (o.slug == slug || (slug == "personal" && o.kind == "PERSONAL")))
-                    || (!id.is_empty() && o.id == id)
-            });
+            let o = w
+                .orgs
+                .values()
+                .filter(|o| org_visible(w, scope, o))
+                .find(|o| {
+                    (!slug.is_empty()
+                        && (o.slug == slug || (slug == "personal" && o.kind == "PERSONAL")))
+                        || (!id.is_empty() && o.id == id)
+                });
             match o {
                 Some(o) => Ok(org_json(w, scope, o)),
                 None => Err(gql_err("Could not find Organization", "NOT_FOUND")),

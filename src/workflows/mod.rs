@@ -49,7 +49,9 @@ pub fn recorded_secrets_version(config: &crate::fly::MachineConfig) -> Option<u6
 /// The highest secrets version recorded on any of `machines`: the floor a new machine
 /// of their app must launch with (`min_secrets_version`) so it boots with the secrets
 /// the others were given.
-pub fn secrets_floor<'a>(machines: impl IntoIterator<Item = &'a crate::fly::Machine>) -> Option<u64> {
+pub fn secrets_floor<'a>(
+    machines: impl IntoIterator<Item = &'a crate::fly::Machine>,
+) -> Option<u64> {
     machines
         .into_iter()
         .filter_map(|m| m.config.as_ref().and_then(recorded_secrets_version))

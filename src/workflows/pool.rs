@@ -1441,8 +1441,7 @@ async fn release_under_lease(
             let name = format!("{pool}-{slot}-{suffix}");
             // The wiped machine's config carries the secrets version it was given.
             let floor = super::recorded_secrets_version(&spec.config);
-            let fresh =
-                create_member(client, &spec, slot, &template, &key, name, floor).await?;
+            let fresh = create_member(client, &spec, slot, &template, &key, name, floor).await?;
             park_and_free(client, &spec, &fresh.id, timeout).await?;
             Ok(Released {
                 machine_id: id.to_owned(),

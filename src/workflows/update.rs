@@ -774,9 +774,9 @@ impl LeaseState {
             LeaseState::Gone => format!(
                 "our lease on machine {id} is gone (it expired or someone released it), so the update was refused"
             ),
-            LeaseState::Unknown(why) => format!(
-                "machine {id} refused the update and its lease could not be read ({why})"
-            ),
+            LeaseState::Unknown(why) => {
+                format!("machine {id} refused the update and its lease could not be read ({why})")
+            }
         }
     }
 }

@@ -92,7 +92,9 @@ async fn create_app_sends_body_and_name_taken_is_a_conflict() {
         .await;
     Mock::given(method("GET"))
         .and(path("/v1/apps/dev-alice"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "z4k69", "name": "dev-alice"})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"id": "z4k69", "name": "dev-alice"})),
+        )
         .expect(1)
         .mount(&server)
         .await;
@@ -156,7 +158,9 @@ async fn create_app_sends_wait_true_then_waits_out_404_and_401() {
     }
     Mock::given(method("GET"))
         .and(path("/v1/apps/fresh"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "n3w", "name": "fresh"})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"id": "n3w", "name": "fresh"})),
+        )
         .with_priority(2)
         .expect(1)
         .mount(&server)

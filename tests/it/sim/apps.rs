@@ -139,10 +139,17 @@ async fn app_create_get_list_delete() {
 async fn a_new_app_answers_404_until_the_moment_passes() {
     let sim = Sim::stepped().await;
     let (st, _) = sim
-        .post("/v1/apps?wait=true", json!({"name": "fresh", "org_slug": "personal"}))
+        .post(
+            "/v1/apps?wait=true",
+            json!({"name": "fresh", "org_slug": "personal"}),
+        )
         .await;
     assert_eq!(st, 201);
-    for path in ["/v1/apps/fresh", "/v1/apps/fresh/ip_assignments", "/v1/apps/fresh/secrets"] {
+    for path in [
+        "/v1/apps/fresh",
+        "/v1/apps/fresh/ip_assignments",
+        "/v1/apps/fresh/secrets",
+    ] {
         let (st, e) = sim.get(path).await;
         assert_eq!(st, 404, "{path}: {e}");
     }
@@ -151,7 +158,10 @@ async fn a_new_app_answers_404_until_the_moment_passes() {
         .await;
     assert_eq!(st, 404, "{e}");
     let (_, r) = sim
-        .post("/graphql", json!({"query": "query { app(name: \"fresh\") { name } }"}))
+        .post(
+            "/graphql",
+            json!({"query": "query { app(name: \"fresh\") { name } }"}),
+        )
         .await;
     assert_eq!(r["errors"][0]["extensions"]["code"], "NOT_FOUND", "{r}");
     let (st, e) = sim
@@ -165,7 +175,9 @@ async fn a_new_app_answers_404_until_the_moment_passes() {
     assert_eq!(sim.get("/v1/apps/fresh/ip_assignments").await.0, 200);
 
     let ideal = Sim::start(SimConfig::stepped().with_realism(Realism::off())).await;
-    ideal.post("/v1/apps", json!({"name": "fresh", "org_slug": "personal"})).await;
+    ideal
+        .post("/v1/apps", json!({"name": "fresh", "org_slug": "personal"}))
+        .await;
     assert_eq!(ideal.get("/v1/apps/fresh").await.0, 200);
 }
 

@@ -374,7 +374,10 @@ async fn a_destroyed_volume_lingers_in_its_destroy_states_then_is_gone() {
     let (st, d) = sim.delete(&format!("/v1/apps/linger/volumes/{vol}")).await;
     assert_eq!((st, d["state"].as_str()), (200, Some("scheduling_destroy")));
     let (st, again) = sim.delete(&format!("/v1/apps/linger/volumes/{vol}")).await;
-    assert_eq!((st, again["state"].as_str()), (200, Some("scheduling_destroy")));
+    assert_eq!(
+        (st, again["state"].as_str()),
+        (200, Some("scheduling_destroy"))
+    );
 
     let mut by_id = basic_machine();
     by_id["config"]["mounts"] = json!([{"volume": vol, "path": "/data"}]);
@@ -389,12 +392,18 @@ async fn a_destroyed_volume_lingers_in_its_destroy_states_then_is_gone() {
     for state in ["scheduling_destroy", "pending_destroy", "destroying"] {
         let (_, list) = sim.get("/v1/apps/linger/volumes").await;
         assert_eq!(list[0]["state"], state, "{list}");
-        assert_eq!(sim.get(&format!("/v1/apps/linger/volumes/{vol}")).await.1["state"], state);
+        assert_eq!(
+            sim.get(&format!("/v1/apps/linger/volumes/{vol}")).await.1["state"],
+            state
+        );
         sim.advance_ms(step);
     }
     let (_, list) = sim.get("/v1/apps/linger/volumes").await;
     assert_eq!(list, json!([]));
-    assert_eq!(sim.get(&format!("/v1/apps/linger/volumes/{vol}")).await.0, 404);
+    assert_eq!(
+        sim.get(&format!("/v1/apps/linger/volumes/{vol}")).await.0,
+        404
+    );
 
     let ideal = Sim::start(SimConfig::stepped().with_realism(Realism::off())).await;
     ideal.create_app("gone").await;
@@ -405,7 +414,10 @@ async fn a_destroyed_volume_lingers_in_its_destroy_states_then_is_gone() {
         )
         .await;
     let (_, d) = ideal
-        .delete(&format!("/v1/apps/gone/volumes/{}", v["id"].as_str().unwrap()))
+        .delete(&format!(
+            "/v1/apps/gone/volumes/{}",
+            v["id"].as_str().unwrap()
+        ))
         .await;
     assert_eq!(d["state"], "destroyed");
     assert_eq!(ideal.get("/v1/apps/gone/volumes").await.1, json!([]));
@@ -524,7 +536,11 @@ async fn graphql_organizations_for_an_app_scoped_token_show_only_its_org() {
         scoped["data"]["organizations"]["nodes"][0]["apps"]["nodes"],
         json!([{"name": "cdn-demo"}])
     );
-    assert_eq!(scoped["data"]["personalOrganization"], Value::Null, "{scoped}");
+    assert_eq!(
+        scoped["data"]["personalOrganization"],
+        Value::Null,
+        "{scoped}"
+    );
 }
 
 /// Issue 18 item 2 (simulator side): a machine launched right after a secrets write
@@ -541,13 +557,28 @@ async fn a_launch_right_after_a_secrets_write_needs_min_secrets_version() {
     let version = w["version"].as_u64().unwrap();
     let booted = |id: &str| {
         let state = sim.handle.state_json();
-        let app = state["apps"].as_array().unwrap().iter().find(|a| a["name"] == "late").unwrap().clone();
-        app["machines"].as_array().unwrap().iter().find(|m| m["id"] == id).unwrap()["secrets_version"]
+        let app = state["apps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == "late")
+            .unwrap()
+            .clone();
+        app["machines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == id)
+            .unwrap()["secrets_version"]
             .as_u64()
             .unwrap()
     };
     let plain = sim.create_machine("late", basic_machine()).await;
-    assert_eq!(booted(plain["id"].as_str().unwrap()), 0, "booted before its host saw the write");
+    assert_eq!(
+        booted(plain["id"].as_str().unwrap()),
+        0,
+        "booted before its host saw the write"
+    );
     let mut body = basic_machine();
     body["min_secrets_version"] = json!(version);
     let pinned = sim.create_machine("late", body).await;
