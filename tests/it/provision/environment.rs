@@ -391,6 +391,11 @@ async fn a_new_app_answering_404_for_a_moment_is_waited_for() {
             .any(|(m, p, s)| m == "GET" && p == "/v1/apps/dev-fresh" && *s == 404),
         "the window was hit and waited out: {after:?}"
     );
+    let waited = after
+        .iter()
+        .filter(|(m, p, s)| m == "GET" && p == "/v1/apps/dev-fresh" && *s == 404)
+        .count();
+    eprintln!("new app: {waited} GET(s) answered 404 before it was visible");
     // Nothing but the wait itself ever saw the new app's 404.
     let stray: Vec<_> = after
         .iter()
