@@ -11,6 +11,9 @@
 //! 3. Filling a pool of 200 at a time scale: elapsed, the bound the create rate limit
 //!    allows (printed with its formula), the ratio, failures and 429s.
 //!
+//! The simulator runs with realism off: these figures are held to the latency model and
+//! the rate-limit bound, which the realistic profile's consistency windows are not part of.
+//!
 //! `cargo run --example bench_fleet -- [CLAIMS] [FILL]` (defaults 15 and 200).
 #![allow(
     clippy::unwrap_used,
@@ -24,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use fly_machines_mcp::{
     fly,
-    sim::{self, LatencyModel, SimConfig, SimHandle},
+    sim::{self, LatencyModel, Realism, SimConfig, SimHandle},
     workflows::{
         pool::{self, ClaimOutcome, ClaimRequest, FillOptions, Park, PoolSpec},
         provision::{self, EnvSpec, GuestSpec, VolumeSpec},
@@ -112,7 +115,9 @@ async fn cold_start(c: &fly::Client, app: &str) {
 async fn scaled_sim(scale: f64) -> SimHandle {
     let cfg = SimConfig {
         time_scale: scale,
-        ..SimConfig::for_tests().with_rate_limits(true)
+        ..SimConfig::for_tests()
+            .with_rate_limits(true)
+            .with_realism(Realism::off())
     };
     sim::start(cfg, "127.0.0.1:0".parse().unwrap())
         .await
@@ -146,7 +151,9 @@ fn claimed(o: ClaimOutcome) {
 
 async fn sim_clock_part(claims: u32, l: &LatencyModel) {
     let s = sim::start(
-        SimConfig::stepped().with_rate_limits(true),
+        SimConfig::stepped()
+            .with_rate_limits(true)
+            .with_realism(Realism::off()),
         "127.0.0.1:0".parse().unwrap(),
     )
     .await

@@ -537,6 +537,16 @@ impl Client {
         self.shared.retry.delays()
     }
 
+    /// The retry policy's first delay.
+    pub(crate) fn retry_min_delay(&self) -> Duration {
+        self.shared.retry.min_delay
+    }
+
+    /// The retry policy's largest delay.
+    pub(crate) fn retry_max_delay(&self) -> Duration {
+        self.shared.retry.max_delay
+    }
+
     pub(crate) fn default_timeout(&self) -> Duration {
         self.shared.timeout
     }

@@ -52,7 +52,9 @@ pub use machines::{
 pub use platform::{Region, TokenDetail, TokenInfo};
 pub use secrets::{Secret, SecretsVersion};
 pub use token::{AuthScheme, MacaroonSummary, Token};
-pub use volumes::{CreateVolume, ExtendedVolume, Snapshot, UpdateVolume, Volume};
+pub use volumes::{
+    CreateVolume, ExtendedVolume, Snapshot, UpdateVolume, VOLUME_GOING_STATES, Volume,
+};
 pub use wait::{WaitOutcome, WaitParams, WaitTarget};
 
 /// The nonce of a lease held on a machine; sent as `fly-machine-lease-nonce` on

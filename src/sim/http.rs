@@ -104,11 +104,13 @@ impl Scope {
     }
 }
 
-/// 404 if the app does not exist; 403 if it exists but the caller may not see it.
+/// 404 if the app does not exist (or, under realism, was created a moment ago and is
+/// not yet visible); 403 if it exists but the caller may not see it.
 pub(crate) fn visible_app(w: &World, scope: &Scope, app: &str) -> Result<(), ApiError> {
     let a = w
         .apps
         .get(app)
+        .filter(|a| a.is_visible(w.now_ms))
         .ok_or_else(|| ApiError::not_found("app not found"))?;
     let member = w.orgs.get(&a.org).is_some_and(|o| o.member);
     if member && scope.allows(app) {

@@ -206,16 +206,39 @@ impl World {
                     let Some(step) = step else { break };
                     self.apply_step(&app, &id, step);
                 },
-                Target::Volume { app, id } => {
-                    if let Some(v) = self.apps.get_mut(&app).and_then(|a| a.volumes.get_mut(&id))
-                        && v.ready_at.is_some_and(|t| t <= now)
-                    {
-                        v.ready_at = None;
-                        v.state = "created".into();
-                        self.touch();
-                    }
-                }
+                Target::Volume { app, id } => self.run_volume_due(&app, &id, now),
             }
+        }
+    }
+
+    /// A volume's due transitions: `restoring` → `created`, and the states of a destroy
+    /// under realism (the volume is removed when it reaches `destroyed`).
+    fn run_volume_due(&mut self, app: &str, id: &str, now: u64) {
+        let Some(a) = self.apps.get_mut(app) else {
+            return;
+        };
+        let Some(v) = a.volumes.get_mut(id) else {
+            return;
+        };
+        let mut changed = false;
+        if v.ready_at.is_some_and(|t| t <= now) {
+            v.ready_at = None;
+            v.state = "created".into();
+            changed = true;
+        }
+        while let Some((due, state)) = v.destroy_plan.front().copied() {
+            if due > now {
+                break;
+            }
+            v.destroy_plan.pop_front();
+            v.state = state.to_owned();
+            changed = true;
+        }
+        if v.state == "destroyed" {
+            a.volumes.remove(id);
+        }
+        if changed {
+            self.touch();
         }
     }
 
@@ -643,6 +666,30 @@ impl World {
         Ok(lease)
     }
 
+    /// The secrets version a create or update launches with: 400 when
+    /// `min_secrets_version` names a version the app does not have yet; otherwise at
+    /// least that version, and without it only what every host has seen (realism:
+    /// `secrets_propagation_ms`).
+    fn launch_secrets(&self, app: &str, body: &Value, now: u64) -> Result<u64, ApiError> {
+        let a = self
+            .apps
+            .get(app)
+            .ok_or_else(|| ApiError::not_found("app not found"))?;
+        let min = body.get("min_secrets_version").and_then(Value::as_u64);
+        if let Some(min) = min
+            && min > a.secrets_version
+        {
+            return Err(ApiError::new(
+                400,
+                format!(
+                    "min_secrets_version {min} is newer than the app's secrets version {}",
+                    a.secrets_version
+                ),
+            ));
+        }
+        Ok(a.launch_secrets_version(min, now, self.realism.secrets_propagation_ms))
+    }
+
     /// Validates a create/update request and returns the normalised config and region.
     pub(crate) fn normalise_config(
         &mut self,
@@ -725,7 +772,12 @@ impl World {
             } else {
                 a.volumes
                     .values()
-                    .filter(|v| v.name == wanted && v.region == region && !taken.contains(&v.id))
+                    .filter(|v| {
+                        v.name == wanted
+                            && v.region == region
+                            && !taken.contains(&v.id)
+                            && !super::model::volume_is_going(&v.state)
+                    })
                     .find(usable)
                     .ok_or_else(|| {
                         ApiError::new(
@@ -841,17 +893,7 @@ impl World {
                 ),
             ));
         }
-        let secrets_version = self.apps.get(app).map_or(0, |a| a.secrets_version);
-        if let Some(min) = body.get("min_secrets_version").and_then(Value::as_u64)
-            && min > secrets_version
-        {
-            return Err(ApiError::new(
-                400,
-                format!(
-                    "min_secrets_version {min} is newer than the app's secrets version {secrets_version}"
-                ),
-            ));
-        }
+        let booted_secrets = self.launch_secrets(app, body, now)?;
         let id = self.rng.machine_id();
         let config = self.normalise_config(app, &id, config, &region, &[])?;
         if let Some(n) = self.capacity_failures.get_mut(&region)
@@ -900,6 +942,7 @@ impl World {
             plan: Default::default(),
             host_status: "ok".into(),
             pid_base: 600,
+            secrets_version: booted_secrets,
         };
         self.app_mut(app)?.machines.insert(id.clone(), machine);
         self.attach_mounts(app, &id);
@@ -986,6 +1029,7 @@ impl World {
             .cloned()
             .ok_or_else(|| ApiError::new(400, "invalid request: config is required"))?;
         let config = self.normalise_config(app, id, config, &region, &current_mounts)?;
+        let booted_secrets = self.launch_secrets(app, body, now)?;
         let version = self.rng.ulid(now);
         let skip_launch = body
             .get("skip_launch")
@@ -997,6 +1041,7 @@ impl World {
                 config,
                 created_ms: now,
             });
+            m.secrets_version = booted_secrets;
             m.state = MState::Replacing;
             m.updated_ms = now;
         }
@@ -1039,10 +1084,7 @@ impl World {
 }
 
 fn v_state_blocks(state: &str) -> bool {
-    matches!(
-        state,
-        "restoring" | "destroying" | "destroyed" | "pending_destroy"
-    )
+    state == "restoring" || super::model::volume_is_going(state)
 }
 
 /// Automatic mode: runs transitions as they fall due (real time), then tells waiters.

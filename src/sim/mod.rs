@@ -18,6 +18,12 @@
 //! See [`LatencyModel`]: every transition's default duration, scaled by
 //! [`SimConfig::time_scale`] (`0` = instant).
 //!
+//! # Realism
+//! See [`Realism`]: Fly's eventual consistency (a new app answering 404 for a moment,
+//! secrets reaching hosts late, destroyed volumes lingering in transitional states,
+//! idempotency keys that expire), on by default; `sim --realism off` (or
+//! `POST /__sim/realism {"enabled": false}`) gives the ideal platform.
+//!
 //! # Test conventions
 //! An image whose tag starts with `unhealthy` (e.g. `app:unhealthy-2`) boots, but its
 //! health checks stay `critical` (a release that never listens): rolling updates use it.
@@ -31,6 +37,7 @@
 //! | POST | `/__sim/reset` | reload the scenario, clear the request log |
 //! | POST | `/__sim/clock/advance` | `{"ms": N}` or `{"seconds": N}`; runs due transitions |
 //! | POST | `/__sim/rate-limits` | `{"enabled": bool}` |
+//! | POST | `/__sim/realism` | `{"enabled": bool}`: the realistic profile, or the ideal platform |
 //! | POST | `/__sim/capacity` | `{"region": "iad", "failures": N}`: the next N creates there fail |
 //! | POST | `/__sim/machines/{id}/crash` | `{"oom": true}` kill the machine's process (exit event) |
 //! | POST | `/__sim/volumes/{id}/usage` | `{"bytes_used": N}` |
@@ -60,6 +67,7 @@ mod model;
 mod orgs;
 mod platform;
 mod ratelimit;
+mod realism;
 mod rest;
 mod scenario;
 mod volumes;
@@ -71,6 +79,7 @@ use std::time::Duration;
 
 pub use faults::FaultConfig;
 pub use latency::LatencyModel;
+pub use realism::Realism;
 
 use clock::Clock;
 use model::World;
@@ -127,6 +136,8 @@ pub struct SimConfig {
     /// Fly's documented per-action token buckets (429 when exhausted).
     pub rate_limits: bool,
     pub faults: FaultConfig,
+    /// Fly's eventual consistency and lingering states ([`Realism`]); on by default.
+    pub realism: Realism,
     /// The clock only moves through [`SimHandle::advance`].
     pub stepped: bool,
     /// Seeds ids and fault draws.
@@ -145,6 +156,7 @@ impl std::fmt::Debug for SimConfig {
             .field("time_scale", &self.time_scale)
             .field("rate_limits", &self.rate_limits)
             .field("faults", &self.faults)
+            .field("realism", &self.realism)
             .field("stepped", &self.stepped)
             .field("seed", &self.seed)
             .field(
@@ -158,7 +170,7 @@ impl std::fmt::Debug for SimConfig {
 
 impl SimConfig {
     /// The demo scenario with Fly-like latencies, in real time, for a human to explore
-    /// (`serve --sandbox`). No rate limits, no faults.
+    /// (`serve --sandbox`). No rate limits, no faults; the realistic profile.
     pub fn sandbox() -> Self {
         SimConfig {
             scenario: Scenario::Demo,
@@ -166,6 +178,7 @@ impl SimConfig {
             time_scale: 1.0,
             rate_limits: false,
             faults: FaultConfig::default(),
+            realism: Realism::realistic(),
             stepped: false,
             seed: 0x5eed_f1f0,
             required_token: None,
@@ -175,7 +188,8 @@ impl SimConfig {
 
     /// An empty world in automatic mode with a tiny time scale (a machine create
     /// reaches `started` in a few milliseconds), a fixed seed, no rate limits and no
-    /// faults: convenient for tests of code that calls the API and waits.
+    /// faults, under the realistic profile ([`Realism::realistic`], whose windows are
+    /// not scaled): convenient for tests of code that calls the API and waits.
     /// For deterministic lifecycle tests use [`SimConfig::stepped`].
     pub fn for_tests() -> Self {
         SimConfig {
@@ -184,6 +198,7 @@ impl SimConfig {
             time_scale: 0.001,
             rate_limits: false,
             faults: FaultConfig::default(),
+            realism: Realism::realistic(),
             stepped: false,
             seed: 42,
             required_token: None,
@@ -210,6 +225,12 @@ impl SimConfig {
     /// Builder: turn Fly's rate limits on or off.
     pub fn with_rate_limits(mut self, on: bool) -> Self {
         self.rate_limits = on;
+        self
+    }
+
+    /// Builder: another realism profile ([`Realism::off`] for the ideal platform).
+    pub fn with_realism(mut self, realism: Realism) -> Self {
+        self.realism = realism;
         self
     }
 
@@ -291,6 +312,7 @@ impl Shared {
             let mut w = self.world.lock().unwrap_or_else(PoisonError::into_inner);
             let before = w.generation;
             let sched_before = w.scheduled_count;
+            w.now_ms = now;
             w.run_due(now);
             let out = f(&mut w, now);
             w.run_due(now);
@@ -423,6 +445,11 @@ impl SimHandle {
         self.shared.with_world(|w, _| w.faults = faults);
     }
 
+    /// Replaces the realism profile (new rules apply to what happens from now on).
+    pub fn set_realism(&self, realism: Realism) {
+        self.shared.with_world(|w, _| w.realism = realism);
+    }
+
     /// Turns rate limits on or off.
     pub fn set_rate_limits(&self, on: bool) {
         self.shared.with_world(|w, _| w.rate_limits_on = on);
@@ -456,6 +483,11 @@ pub struct SimArgs {
     /// Faults, e.g. `5xx=0.05,reset=0.02,latency=200ms@0.5`.
     #[arg(long, env = "FLY_MCP_FAULTS", default_value = "")]
     pub faults: String,
+    /// Fly's eventual consistency (a new app hidden for a moment, secrets that reach
+    /// hosts late, volumes lingering after destroy, idempotency keys that expire);
+    /// `off` gives an ideal platform.
+    #[arg(long, env = "FLY_MCP_REALISM", default_value = "on", value_parser = ["on", "off"])]
+    pub realism: String,
     /// Require this token (otherwise any token is accepted).
     #[arg(long, env = "FLY_MCP_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -476,6 +508,7 @@ impl SimArgs {
             time_scale: self.time_scale,
             rate_limits: self.rate_limits == "on",
             faults: self.faults.parse()?,
+            realism: self.realism.parse()?,
             stepped: self.stepped,
             seed: self.seed,
             required_token: self.token.clone(),

@@ -1145,7 +1145,11 @@ pub async fn diagnose(client: &fly::Client, app: &str, now_ms: i64) -> Result<Di
     app_res.map_err(super::status::app_not_found(app))?;
     let machines = machines.map_err(Error::fly(format!("listing machines of app {app}")))?;
     let volumes: Vec<VolumeFact> = match volumes {
-        Ok(v) => v.into_iter().map(VolumeFact::from).collect(),
+        Ok(v) => v
+            .into_iter()
+            .filter(|v| !v.is_going())
+            .map(VolumeFact::from)
+            .collect(),
         Err(e) => {
             tracing::debug!(error = %e, app, "diagnose: volumes not read");
             Vec::new()

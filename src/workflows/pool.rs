@@ -317,20 +317,38 @@ async fn list_pool(client: &fly::Client, app: &str, pool: &str) -> Result<Vec<Ma
         ..MachineFilter::default()
     };
     match client.list_machines(app, &filter).await {
-        Ok(list) => Ok(list
-            .into_iter()
-            .filter(|m| {
-                m.metadata(POOL_KEY) == Some(pool)
-                    && !m.state.is_terminal()
-                    && !matches!(m.state, MachineState::Destroying)
-            })
-            .collect()),
-        Err(e) if e.is_not_found() => Err(Error::NotFound {
+        Ok(list) => Ok(list.into_iter().filter(|m| is_member(m, pool)).collect()),
+        Err(e) => Err(pool_list_error(app, pool, e)),
+    }
+}
+
+/// A live machine of `pool`.
+fn is_member(m: &Machine, pool: &str) -> bool {
+    m.metadata(POOL_KEY) == Some(pool)
+        && !m.state.is_terminal()
+        && !matches!(m.state, MachineState::Destroying)
+}
+
+fn pool_list_error(app: &str, pool: &str, e: fly::Error) -> Error {
+    if e.is_not_found() {
+        Error::NotFound {
             what: "app",
             id: app.to_owned(),
             hint: ": create the app first (provision_environment), then fill the pool".into(),
-        }),
-        Err(e) => Err(Error::fly(format!("listing pool {pool} in app {app}"))(e)),
+        }
+    } else {
+        Error::fly(format!("listing pool {pool} in app {app}"))(e)
+    }
+}
+
+/// Every live machine of `app`, with its config (one `GET …/machines`).
+async fn list_app(client: &fly::Client, app: &str, pool: &str) -> Result<Vec<Machine>, Error> {
+    match client.list_machines(app, &MachineFilter::default()).await {
+        Ok(list) => Ok(list
+            .into_iter()
+            .filter(|m| !m.state.is_terminal() && !matches!(m.state, MachineState::Destroying))
+            .collect()),
+        Err(e) => Err(pool_list_error(app, pool, e)),
     }
 }
 
@@ -494,7 +512,19 @@ pub async fn fill(
 ) -> Result<FillReport, Error> {
     spec.validate()?;
     let started = std::time::Instant::now();
-    let existing = list_pool(client, &spec.app, &spec.pool).await?;
+    // One listing of the whole app: the pool's members, and the secrets version every
+    // new member must launch with at least (the highest any machine of the app was
+    // given, see `SECRETS_VERSION_METADATA_KEY`; flyctl passes `min_secrets_version`
+    // on every launch, `internal/appsecrets/minvers.go`).
+    let app_machines = list_app(client, &spec.app, &spec.pool).await?;
+    let secrets_floor = super::secrets_floor(&app_machines)
+        .into_iter()
+        .chain(super::recorded_secrets_version(&spec.config))
+        .max();
+    let existing: Vec<Machine> = app_machines
+        .into_iter()
+        .filter(|m| is_member(m, &spec.pool))
+        .collect();
     let mut by_slot: BTreeMap<u32, &Machine> = BTreeMap::new();
     for m in &existing {
         if let Some(slot) = m.metadata(SLOT_KEY).and_then(|s| s.parse::<u32>().ok()) {
@@ -529,7 +559,8 @@ pub async fn fill(
                 FillItem::Create(slot) => {
                     let key = slot_key(&spec.pool, slot);
                     let name = format!("{}-{slot}", spec.pool);
-                    let m = create_member(client, spec, slot, &template, &key, name).await?;
+                    let m = create_member(client, spec, slot, &template, &key, name, secrets_floor)
+                        .await?;
                     park_and_free(client, spec, &m.id, opts.park_timeout).await?;
                     Ok(SlotAction::Created)
                 }
@@ -578,7 +609,12 @@ fn tag(e: Error, slot: u32) -> Error {
     }
 }
 
-/// Creates slot `slot`'s machine (state `filling`), launched when it will be suspended.
+/// Creates slot `slot`'s machine (state `filling`), launched when it will be suspended,
+/// with at least `secrets_floor` as its `min_secrets_version`.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one private step taking the fill's pieces; a struct would only rename them"
+)]
 async fn create_member(
     client: &fly::Client,
     spec: &PoolSpec,
@@ -586,8 +622,12 @@ async fn create_member(
     template: &str,
     key: &str,
     name: String,
+    secrets_floor: Option<u64>,
 ) -> Result<Machine, Error> {
     let mut config = spec.config.clone();
+    if let Some(v) = secrets_floor {
+        super::record_secrets_version(&mut config, v);
+    }
     for (k, v) in [
         (POOL_KEY, spec.pool.as_str()),
         (STATE_KEY, SlotState::Filling.as_str()),
@@ -601,6 +641,7 @@ async fn create_member(
         .metadata
         .insert(SLOT_KEY.to_owned(), slot.to_string());
     let body = CreateMachine {
+        min_secrets_version: super::recorded_secrets_version(&config),
         config,
         name: Some(name),
         region: spec.region.clone(),
@@ -1210,6 +1251,7 @@ pub async fn refill_after_claim(
         SLOT_KEY,
         IDEMPOTENCY_KEY_METADATA,
         OWNER_METADATA_KEY,
+        super::SECRETS_VERSION_METADATA_KEY,
     ] {
         config.metadata.remove(k);
     }
@@ -1397,7 +1439,9 @@ async fn release_under_lease(
             let suffix: String = generation.chars().rev().take(6).collect();
             let key = format!("{}-{generation}", slot_key(pool, slot));
             let name = format!("{pool}-{slot}-{suffix}");
-            let fresh = create_member(client, &spec, slot, &template, &key, name).await?;
+            // The wiped machine's config carries the secrets version it was given.
+            let floor = super::recorded_secrets_version(&spec.config);
+            let fresh = create_member(client, &spec, slot, &template, &key, name, floor).await?;
             park_and_free(client, &spec, &fresh.id, timeout).await?;
             Ok(Released {
                 machine_id: id.to_owned(),

@@ -468,14 +468,8 @@ async fn existing_volume(
 }
 
 fn pick_volume(vols: Vec<fly::Volume>, v: &VolumeSpec, region: &str) -> Option<fly::Volume> {
-    vols.into_iter().find(|vol| {
-        vol.name == v.name
-            && vol.region == region
-            && !matches!(
-                vol.state.as_str(),
-                "destroyed" | "destroying" | "pending_destroy"
-            )
-    })
+    vols.into_iter()
+        .find(|vol| vol.name == v.name && vol.region == region && !vol.is_going())
 }
 
 /// Says what [`provision_environment`] would create or reuse, and what it would cost.
@@ -707,6 +701,11 @@ async fn provision_steps(
     ctl.guard("ensuring the app", ensure_app(client, spec, ledger, reused))
         .await
         .map_err(at("app"))?;
+    // The version the secrets write answers goes on the machine create as
+    // `min_secrets_version`, as flyctl does on every launch after a secrets write
+    // (`internal/appsecrets/minvers.go`, `deploy/machines_launchinput.go`): without it
+    // the machine may boot before its host has seen the new secrets.
+    let mut secrets_version = None;
     if !spec.secrets.0.is_empty() {
         let changes = spec
             .secrets
@@ -714,14 +713,16 @@ async fn provision_steps(
             .iter()
             .map(|(name, value)| (name.clone(), Some(value.clone())))
             .collect();
-        ctl.guard("setting app secrets", async {
-            client
-                .update_secrets(&spec.app, &changes)
-                .await
-                .map_err(Error::fly(format!("setting secrets of app {}", spec.app)))
-        })
-        .await
-        .map_err(at("secrets"))?;
+        let written = ctl
+            .guard("setting app secrets", async {
+                client
+                    .update_secrets(&spec.app, &changes)
+                    .await
+                    .map_err(Error::fly(format!("setting secrets of app {}", spec.app)))
+            })
+            .await
+            .map_err(at("secrets"))?;
+        secrets_version = Some(written.version).filter(|v| *v > 0);
     }
     let (guest, _) = ctl
         .guard("resolving the VM size", resolve_guest(client, &spec.guest))
@@ -773,11 +774,14 @@ async fn provision_steps(
         Some(TOTAL_STEPS),
         format!("machine {}", spec.machine_name),
     );
-    let config = machine_config(spec, guest, volume_id.as_deref());
+    let mut config = machine_config(spec, guest, volume_id.as_deref());
+    if let Some(v) = secrets_version {
+        super::record_secrets_version(&mut config, v);
+    }
     let (machine, created) = ctl
         .guard(
             "creating the machine",
-            ensure_machine(client, spec, config, ledger),
+            ensure_machine(client, spec, config, secrets_version, ledger),
         )
         .await
         .map_err(at("machine"))?;
@@ -904,6 +908,12 @@ fn refuse_app(app: &str, why: &str) -> Error {
     }
 }
 
+/// Whether the app holds a live machine carrying this server's ownership metadata. The
+/// list asks Fly to filter on that metadata (`metadata.{key}=value`) and for a summary,
+/// which leaves `config` out (spec: `summary` "leaves out config, checks, events"), so
+/// a machine the filter returned without a config counts: the filter is the proof. One
+/// that does come with a config must carry the key itself (a server that ignored the
+/// filter would otherwise make any app look ours).
 async fn owns_a_machine(client: &fly::Client, app: &str) -> Result<bool, Error> {
     let filter = fly::MachineFilter {
         metadata: vec![(
@@ -917,9 +927,13 @@ async fn owns_a_machine(client: &fly::Client, app: &str) -> Result<bool, Error> 
         .list_machines(app, &filter)
         .await
         .map_err(Error::fly(format!("listing machines of app {app}")))?;
-    Ok(list
-        .iter()
-        .any(|m| m.metadata(OWNER_METADATA_KEY) == Some(OWNER_METADATA_VALUE)))
+    Ok(list.iter().any(|m| {
+        !m.state.is_terminal()
+            && match &m.config {
+                None => true,
+                Some(_) => m.metadata(OWNER_METADATA_KEY) == Some(OWNER_METADATA_VALUE),
+            }
+    }))
 }
 
 #[derive(Debug, Default)]
@@ -1050,6 +1064,7 @@ async fn ensure_machine(
     client: &fly::Client,
     spec: &EnvSpec,
     config: fly::MachineConfig,
+    min_secrets_version: Option<u64>,
     ledger: &Ledger,
 ) -> Result<(fly::Machine, bool), Error> {
     let key = spec.idempotency_key();
@@ -1074,6 +1089,7 @@ async fn ensure_machine(
         config,
         name: Some(spec.machine_name.clone()),
         region: Some(spec.region.clone()),
+        min_secrets_version,
         ..fly::CreateMachine::default()
     };
     let m = client

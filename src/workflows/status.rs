@@ -359,7 +359,7 @@ pub async fn app_status(
         Ok(v) => {
             out.volumes = v
                 .into_iter()
-                .filter(|v| v.state != "destroyed")
+                .filter(|v| !v.is_going())
                 .map(VolumeFact::from)
                 .collect();
         }

@@ -126,10 +126,7 @@ async fn list_machines(client: &fly::Client, app: &str) -> Result<Vec<fly::Machi
 
 async fn list_volumes(client: &fly::Client, app: &str) -> Result<Vec<fly::Volume>, Error> {
     match client.list_volumes(app).await {
-        Ok(vs) => Ok(vs
-            .into_iter()
-            .filter(|v| !matches!(v.state.as_str(), "destroyed" | "destroying"))
-            .collect()),
+        Ok(vs) => Ok(vs.into_iter().filter(|v| !v.is_going()).collect()),
         Err(e) if e.is_not_found() => Ok(Vec::new()),
         Err(e) => Err(Error::fly(format!("listing volumes of app {app}"))(e)),
     }

@@ -276,14 +276,24 @@ async fn a_token_for_app_a_cannot_touch_app_b_even_past_the_gate() {
         )
         .await;
     assert_eq!(st, 201);
-    let (st, b_machine) = s
-        .replay(
-            &viewer,
-            "POST",
-            "/v1/apps/other-app/machines",
-            Some(json!({"region": "iad", "config": {"image": "nginx:latest"}})),
-        )
-        .await;
+    // A new app answers 404 for a moment (the realistic profile, as on Fly).
+    let mut created = None;
+    for _ in 0..200 {
+        let (st, body) = s
+            .replay(
+                &viewer,
+                "POST",
+                "/v1/apps/other-app/machines",
+                Some(json!({"region": "iad", "config": {"image": "nginx:latest"}})),
+            )
+            .await;
+        if st != 404 {
+            created = Some((st, body));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let (st, b_machine) = created.expect("the new app became visible");
     assert_eq!(st, 200, "{b_machine}");
     let b_id = b_machine["id"].as_str().unwrap().to_owned();
 

@@ -49,16 +49,15 @@ impl Fleet {
         Fleet { sim, client }
     }
 
-    /// Creates `app` in the personal org.
+    /// Creates `app` in the personal org (moving a stepped clock while the client
+    /// waits for the new app to answer).
     pub async fn app(&self, app: &str) {
-        self.client
-            .create_app(&fly::CreateApp {
-                name: app.to_owned(),
-                org_slug: "personal".to_owned(),
-                ..fly::CreateApp::default()
-            })
-            .await
-            .unwrap();
+        let body = fly::CreateApp {
+            name: app.to_owned(),
+            org_slug: "personal".to_owned(),
+            ..fly::CreateApp::default()
+        };
+        self.drive(50, self.client.create_app(&body)).await.unwrap();
     }
 
     /// The machines of `app` in the simulator's own state.

@@ -404,3 +404,60 @@ async fn refill_after_a_claim_keeps_the_free_count() {
         .unwrap();
     assert_eq!(m["config"]["image"], "nginx:1");
 }
+
+/// Issue 18 item 2: pool members made after the app's secrets were set launch with
+/// that secrets version (`min_secrets_version`, flyctl passes it on every launch,
+/// `internal/appsecrets/minvers.go`), taken from the environment provisioned with the
+/// secrets; so do the fresh members a refill makes.
+#[tokio::test]
+async fn pool_members_launch_with_the_secrets_the_app_was_given() {
+    use fly_machines_mcp::workflows::provision::{
+        AppSecrets, EnvSpec, GuestSpec, provision_environment,
+    };
+    let f = Fleet::scaled(0.002).await;
+    let mut secrets = std::collections::BTreeMap::new();
+    secrets.insert(
+        "API_TOKEN".to_owned(),
+        secrecy::SecretString::from("pool-secret-value".to_owned()),
+    );
+    let env = EnvSpec {
+        app: "pool-secrets".into(),
+        org: "personal".into(),
+        region: "iad".into(),
+        image: "nginx:1".into(),
+        cmd: None,
+        guest: GuestSpec::Default,
+        volume: None,
+        services: Vec::new(),
+        checks: Default::default(),
+        env: Default::default(),
+        user: None,
+        expires_at: None,
+        machine_name: "seed".into(),
+        public_ips: false,
+        idempotency_key: None,
+        wait_timeout: Duration::from_secs(20),
+        secrets: AppSecrets(secrets),
+    };
+    provision_environment(&f.client, &env, true, &Control::detached())
+        .await
+        .unwrap();
+    let s = spec("pool-secrets", "p", Park::Stopped);
+    let report = pool::fill(&f.client, &s, 3, &fill_opts(0.002), &Control::detached())
+        .await
+        .unwrap();
+    assert_eq!(report.created, 3, "{report:?}");
+    let want = f.sim.state_json()["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "pool-secrets")
+        .unwrap()["secrets_version"]
+        .clone();
+    assert_eq!(want, 1);
+    let machines = f.machines("pool-secrets");
+    assert_eq!(machines.len(), 4);
+    for m in &machines {
+        assert_eq!(m["secrets_version"], want, "{m}");
+    }
+}

@@ -103,6 +103,17 @@ async fn deploy_creates_exactly_the_recipe_behind_a_key_and_teardown_removes_it(
     assert_eq!(secrets.len(), 1, "{app:#}");
     assert_eq!(secrets[0]["name"], "FLY_MCP_BEARER_TOKEN");
     assert_eq!(secrets[0]["digest"], sha256(&key));
+    // Issue 18 item 2: the machine was created with the secrets write's version as
+    // `min_secrets_version` (flyctl does so on every launch), so it booted with the
+    // key; without it, it would have booted before its host saw the write.
+    assert_eq!(
+        machines[0]["secrets_version"], app["secrets_version"],
+        "{app:#}"
+    );
+    assert_eq!(
+        config["metadata"]["fly_mcp_secrets_version"],
+        app["secrets_version"].to_string()
+    );
 
     // A second deployment of the same app is refused (its key would never reach the
     // running machine); the key file is not touched.

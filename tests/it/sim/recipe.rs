@@ -41,6 +41,9 @@ async fn curl_recipe_reaches_started() {
     )
     .await;
     assert_eq!(st, 201);
+    // A new app answers 404 for a moment (realistic profile); the guide's reader is
+    // slower than that, and a client waits for it (fly-go `WaitForApp`).
+    sim.pass_new_app_window();
 
     let (st, r) = call(&sim, post.clone(), format!("{host}/graphql"), json!({
         "query": "mutation($input: AllocateIPAddressInput!) { allocateIpAddress(input: $input) { app { sharedIpAddress } } }",

@@ -81,11 +81,16 @@ impl Env {
         self.send(reqwest::Method::POST, path, Some(body)).await
     }
 
+    /// Creates an app and lets the clock pass the moment a new app stays hidden
+    /// (realistic profile), as a client waiting for it would.
     pub async fn create_app(&self, name: &str) {
         let (st, v) = self
             .post("/v1/apps", json!({"name": name, "org_slug": "personal"}))
             .await;
         assert_eq!(st, 201, "{v}");
+        self.sim.advance(Duration::from_millis(
+            sim::Realism::realistic().new_app_hidden_ms,
+        ));
     }
 
     /// Creates a machine with an HTTP service check and returns its id.

@@ -3,6 +3,7 @@
 
 use std::{process::Output, sync::Arc, time::Duration};
 
+use fly_machines_mcp::fly;
 use fly_machines_mcp::tools::{
     Catalog, ConfirmMode, Gate, McpServer, Policy, PolicyOptions, Redactor, Selection,
 };
@@ -17,7 +18,16 @@ use super::{Env, TOKEN, app_of, client_for};
 
 /// A gate over every tool, confirming by the `confirm` argument.
 fn gate(env: &Env) -> Arc<Gate> {
+    gate_reading(env, None)
+}
+
+/// [`gate`] whose secret references may read files under `secrets_dir`.
+fn gate_reading(env: &Env, secrets_dir: Option<&std::path::Path>) -> Arc<Gate> {
     let opts = PolicyOptions {
+        secret_refs: fly_machines_mcp::workflows::secret_refs::RefPolicyOptions {
+            dir: secrets_dir.map(std::path::Path::to_path_buf),
+            ..Default::default()
+        },
         selection: Selection {
             toolsets: Some(vec!["all".into()]),
             ..Selection::default()
@@ -268,6 +278,47 @@ async fn scale_up_clones_with_a_volume_each_and_scale_down_destroys_after_confir
     let _ = client.cancel().await;
 }
 
+/// Issue 18 item 2: a clone made right after a secrets write launches with that
+/// secrets version (`min_secrets_version`, as flyctl's `machine clone` and
+/// `scale count` pass it), taken from what the rollout recorded on the template; it
+/// does not boot on the secrets its host had before the write.
+#[tokio::test]
+async fn a_clone_right_after_a_secrets_rollout_boots_with_the_new_secrets() {
+    let env = Env::fast().await;
+    env.create_app("mcp-clone-secrets").await;
+    let template = env
+        .create_machine("mcp-clone-secrets", "iad", "nginx:1")
+        .await;
+    env.until_started("mcp-clone-secrets", &template).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "clone-secret-value\n").unwrap();
+    let client = connect(gate_reading(&env, Some(dir.path()))).await;
+    let set = confirmed(
+        &client,
+        "set_secrets",
+        json!({"app": "mcp-clone-secrets", "rollout": true,
+            "set": {"TOKEN": format!("file:{}", file.display())}}),
+    )
+    .await;
+    assert!(!is_error(&set), "{}", text(&set));
+    let up = confirmed(
+        &client,
+        "scale_machines",
+        json!({"app": "mcp-clone-secrets", "regions": {"iad": 3}}),
+    )
+    .await;
+    assert!(!is_error(&up), "{}", text(&up));
+    let state = env.state();
+    let app = app_of(&state, "mcp-clone-secrets");
+    let machines = app["machines"].as_array().unwrap();
+    assert_eq!(machines.len(), 3);
+    for m in machines {
+        assert_eq!(m["secrets_version"], app["secrets_version"], "{m}");
+    }
+    let _ = client.cancel().await;
+}
+
 #[tokio::test]
 async fn volume_actions_and_destroy_volume_refusing_an_attached_volume() {
     let env = Env::fast().await;
@@ -408,12 +459,21 @@ async fn volume_actions_and_destroy_volume_refusing_an_attached_volume() {
     )
     .await;
     assert!(!is_error(&gone), "{}", text(&gone));
+    // Gone, or on its way out (realistic profile: listed in fly-go's destroy states).
     assert!(
-        !app_of(&env.state(), "mcp-vol")["volumes"]
+        app_of(&env.state(), "mcp-vol")["volumes"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|v| v["id"] == fork_id.as_str())
+            .filter(|v| v["id"] == fork_id.as_str())
+            .all(|v| fly::VOLUME_GOING_STATES.contains(&v["state"].as_str().unwrap()))
+    );
+    // app_status no longer shows it.
+    let status = call(&client, "app_status", json!({"app": "mcp-vol"})).await;
+    assert!(
+        !text(&status).contains(fork_id.as_str()),
+        "{}",
+        text(&status)
     );
     let _ = client.cancel().await;
 }
