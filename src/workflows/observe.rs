@@ -91,6 +91,8 @@ pub struct MachineSummary {
     pub name: String,
     pub region: String,
     pub state: String,
+    /// Its current version (a confirmation is bound to it).
+    pub version: String,
     /// Created by this server (ownership metadata present).
     pub owned: bool,
 }
@@ -120,6 +122,7 @@ pub async fn machines_by_id(
             name: m.name,
             region: m.region,
             state: m.state.as_str().to_owned(),
+            version: m.version,
             owned,
         });
     }

@@ -214,3 +214,67 @@ async fn teardown_by_elicitation_declined_then_accepted() {
     client.cancel().await.unwrap();
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_confirmation_token_is_bound_to_the_machines_versions() {
+    let sim = start_sim(SimConfig::for_tests()).await;
+    let gate = gate(&sim, ConfirmMode::Argument);
+    let client = connect(gate.clone(), Confirming::default()).await;
+    let r = client
+        .call_tool(call("provision_environment", env_args("dev-vera")))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    let machine = r.structured_content.unwrap()["machine_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let args = json!({"app": "dev-vera", "machine_ids": [machine], "force": true});
+    let r = client
+        .call_tool(call("destroy_machines", args.clone()))
+        .await
+        .unwrap();
+    let stale = crate::support::with_confirm(&args, &text_of(&r));
+
+    // The machine gets a new version (same id, same state) after the plan was shown.
+    let version = |sim: &fly_machines_mcp::sim::SimHandle| {
+        app_state(sim, "dev-vera").unwrap()["machines"][0]["version"].clone()
+    };
+    let before = version(&sim);
+    let (st, body) = crate::support::post_json(
+        &sim.base_url(),
+        super::TOKEN,
+        &format!("/v1/apps/dev-vera/machines/{machine}"),
+        json!({"config": {"image": "nginx:1.28"}}),
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    crate::support::eventually("the update to settle", || {
+        let m = app_state(&sim, "dev-vera").unwrap()["machines"][0].clone();
+        async move { m["state"] == "started" }
+    })
+    .await;
+    assert_ne!(version(&sim), before);
+
+    let r = client
+        .call_tool(call("destroy_machines", stale))
+        .await
+        .unwrap();
+    let plan = text_of(&r);
+    assert!(plan.contains("not this plan's"), "{plan}");
+    assert_eq!(
+        app_state(&sim, "dev-vera").unwrap()["machines"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let r = client
+        .call_tool(call(
+            "destroy_machines",
+            crate::support::with_confirm(&args, &plan),
+        ))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+}
