@@ -158,6 +158,9 @@ pub(crate) struct Shared {
     offset: AtomicI64,
     apps: Mutex<HashMap<String, AppIds>>,
     orgs: Mutex<OrgIds>,
+    /// Held while an id is looked up, so concurrent requests wait for one lookup
+    /// instead of each making their own.
+    looking_up: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -174,6 +177,7 @@ impl Shared {
             offset: AtomicI64::new(0),
             apps: Mutex::new(HashMap::new()),
             orgs: Mutex::new(OrgIds::default()),
+            looking_up: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -449,6 +453,10 @@ impl Client {
         if !self.attn.lookups {
             return None;
         }
+        let _one_at_a_time = self.learnt().looking_up.lock().await;
+        if let Some(ids) = self.learnt().app(app) {
+            return Some(ids);
+        }
         let req =
             Req::machines("get_app", Method::GET, &["apps", app]).pace(PaceClass::Action, app);
         match Box::pin(self.resolver().send(req)).await {
@@ -464,7 +472,14 @@ impl Client {
         if let Some(id) = self.learnt().org(slug) {
             return Some(id);
         }
-        if !self.attn.lookups || !self.learnt().org_reload_due() {
+        if !self.attn.lookups {
+            return None;
+        }
+        let _one_at_a_time = self.learnt().looking_up.lock().await;
+        if let Some(id) = self.learnt().org(slug) {
+            return Some(id);
+        }
+        if !self.learnt().org_reload_due() {
             return None;
         }
         match Box::pin(self.resolver().organizations()).await {
