@@ -103,7 +103,9 @@ async fn rate_limits(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
     ok_json(200, json!({"ok": true, "enabled": on}))
 }
 
-/// `{"region": "iad", "failures": N}`: the next N creates there answer `insufficient_capacity`.
+/// `{"region": "iad", "failures": N, "volume_failures": M}`: the next N machine
+/// creates there answer `insufficient_capacity`, the next M volume creates
+/// `volume_placement_capacity` (both as 503s; `failures` defaults to 1 when neither is given).
 async fn capacity(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
     let body = parse_body(&body)?;
     let region = body
@@ -111,15 +113,28 @@ async fn capacity(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_owned();
-    let n = body.get("failures").and_then(Value::as_u64).unwrap_or(1);
+    let volumes = body.get("volume_failures").and_then(Value::as_u64);
+    let n = body
+        .get("failures")
+        .and_then(Value::as_u64)
+        .or(volumes.is_none().then_some(1));
     if super::platform::region(&region).is_none() {
         return Err(ApiError::bad_request(format!("unknown region {region:?}")));
     }
     s.with_world(|w, _| {
-        w.capacity_failures
-            .insert(region.clone(), u32::try_from(n).unwrap_or(u32::MAX));
+        if let Some(n) = n {
+            w.capacity_failures
+                .insert(region.clone(), u32::try_from(n).unwrap_or(u32::MAX));
+        }
+        if let Some(m) = volumes {
+            w.volume_capacity_failures
+                .insert(region.clone(), u32::try_from(m).unwrap_or(u32::MAX));
+        }
     });
-    ok_json(200, json!({"ok": true, "region": region, "failures": n}))
+    ok_json(
+        200,
+        json!({"ok": true, "region": region, "failures": n, "volume_failures": volumes}),
+    )
 }
 
 fn find_machine_app(w: &World, id: &str) -> Result<String, ApiError> {

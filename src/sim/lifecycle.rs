@@ -858,8 +858,11 @@ impl World {
             && *n > 0
         {
             *n -= 1;
+            // A 503, as fly-go's tests model it (`flaps/flaps_error_test.go`: "another
+            // status code", 503 with `insufficient_capacity`): a client that decides by
+            // the status retries it as a transient 5xx; the code says it is final.
             return Err(ApiError::coded(
-                412,
+                503,
                 format!(
                     "insufficient resources to create new machine with existing volume in region {region}: no capacity"
                 ),

@@ -31,7 +31,7 @@
 //! | POST | `/__sim/reset` | reload the scenario, clear the request log |
 //! | POST | `/__sim/clock/advance` | `{"ms": N}` or `{"seconds": N}`; runs due transitions |
 //! | POST | `/__sim/rate-limits` | `{"enabled": bool}` |
-//! | POST | `/__sim/capacity` | `{"region": "iad", "failures": N}`: the next N creates there fail |
+//! | POST | `/__sim/capacity` | `{"region": "iad", "failures": N, "volume_failures": M}`: the next N machine / M volume creates there fail (503 `insufficient_capacity` / `volume_placement_capacity`) |
 //! | POST | `/__sim/machines/{id}/crash` | `{"oom": true}` kill the machine's process (exit event) |
 //! | POST | `/__sim/volumes/{id}/usage` | `{"bytes_used": N}` |
 

@@ -502,6 +502,8 @@ pub(crate) struct World {
     pub apps: BTreeMap<String, App>,
     /// Region → how many upcoming creates fail with `insufficient_capacity`.
     pub capacity_failures: HashMap<String, u32>,
+    /// Region → how many upcoming volume creates fail with `volume_placement_capacity`.
+    pub volume_capacity_failures: HashMap<String, u32>,
     pub requests: VecDeque<RequestRecord>,
     pub due: BinaryHeap<Reverse<(u64, u64, Target)>>,
     pub due_seq: u64,
@@ -535,6 +537,7 @@ impl World {
             orgs: BTreeMap::new(),
             apps: BTreeMap::new(),
             capacity_failures: HashMap::new(),
+            volume_capacity_failures: HashMap::new(),
             requests: VecDeque::new(),
             due: BinaryHeap::new(),
             due_seq: 0,
@@ -683,6 +686,7 @@ impl World {
             "orgs": orgs,
             "apps": apps,
             "capacity_failures": self.capacity_failures,
+            "volume_capacity_failures": self.volume_capacity_failures,
             "rate_limits": self.rate_limits_on,
             "faults": {
                 "5xx": self.faults.server_error, "reset": self.faults.reset,
