@@ -404,12 +404,27 @@ pub(crate) struct Certificate {
 
 #[derive(Debug, Clone)]
 pub(crate) struct LogLine {
+    /// Unique per line, below the millisecond the line's timestamp shows (see
+    /// [`LogLine::unique_ns`]).
     pub ts_ns: u64,
     pub instance: String,
     pub region: String,
     pub level: String,
     pub message: String,
     pub id: String,
+}
+
+impl LogLine {
+    /// The nanosecond time of the `n`-th line of an app logged at `ts_ms`: inside that
+    /// millisecond, above its first nanosecond, distinct for lines of the same
+    /// millisecond and in logging order. The logs API shows timestamps to the
+    /// millisecond while `next_token` carries nanoseconds, so a cursor made from a
+    /// timestamp repeats lines: clients must page with `meta.next_token`, as flyctl
+    /// does (`logs/polling.go`).
+    pub(crate) fn unique_ns(ts_ms: u64, n: usize) -> u64 {
+        let within = u64::try_from(n % 999_983).unwrap_or(0) + 1;
+        ts_ms.saturating_mul(1_000_000).saturating_add(within)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -603,8 +618,9 @@ impl World {
                 .get(instance)
                 .map(|m| m.region.clone())
                 .unwrap_or_default();
+            let ts_ns = LogLine::unique_ns(ts_ms, a.logs.len());
             a.logs.push(LogLine {
-                ts_ns: ts_ms.saturating_mul(1_000_000),
+                ts_ns,
                 instance: instance.to_owned(),
                 region,
                 level: "info".into(),

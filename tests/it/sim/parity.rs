@@ -83,3 +83,39 @@ async fn item13_exec_answers_under_octet_stream() {
     let v: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
     assert_eq!(v["exit_code"], 1);
 }
+
+/// Item 6: the logs API's `next_token` carries nanoseconds no timestamp shows (they are
+/// rounded to the millisecond, and lines of one millisecond each get their own token),
+/// and an empty page answers an empty token — flyctl keeps the one it had
+/// (`logs/polling.go`), so a client paging by timestamps repeats lines here.
+#[tokio::test]
+async fn item6_next_token_is_the_servers_and_empty_pages_give_none() {
+    let sim = Sim::stepped().await;
+    let id = started(&sim, "logs").await;
+    // Two lines in one millisecond: a stop logs "Sending signal", the exit follows.
+    let (st, _) = sim
+        .post(&format!("/v1/apps/logs/machines/{id}/stop"), json!({}))
+        .await;
+    assert_eq!(st, 200);
+    sim.advance_ms(10_000);
+    let (st, first) = sim.get("/api/v1/apps/logs/logs").await;
+    assert_eq!(st, 200);
+    let data = first["data"].as_array().unwrap();
+    assert!(data.len() >= 2, "{first}");
+    let token: u128 = first["meta"]["next_token"].as_str().unwrap().parse().unwrap();
+    let last = data.last().unwrap();
+    let ts: jiff::Timestamp = last["attributes"]["timestamp"].as_str().unwrap().parse().unwrap();
+    let from_ts = u128::try_from(ts.as_nanosecond()).unwrap();
+    assert!(token > from_ts, "the token ({token}) is not the timestamp ({from_ts})");
+    // A cursor made from the last timestamp returns that line again.
+    let (_, again) = sim
+        .get(&format!("/api/v1/apps/logs/logs?next_token={from_ts}"))
+        .await;
+    assert_eq!(again["data"][0]["id"], last["id"]);
+    // The server's token: nothing after it, and no token on the empty page.
+    let (_, empty) = sim
+        .get(&format!("/api/v1/apps/logs/logs?next_token={token}"))
+        .await;
+    assert_eq!(empty["data"], json!([]));
+    assert_eq!(empty["meta"]["next_token"], "");
+}
