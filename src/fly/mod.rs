@@ -24,8 +24,7 @@ mod wait;
 
 pub use actions::{
     ExecRequest, ExecResult, ListenSocket, MachineVersion, ProcessInfo, RestartOptions, SIGNALS,
-    STOP_SIGNALS,
-    StartResult, StopOptions, UpdateMachine,
+    STOP_SIGNALS, StartResult, StopOptions, UpdateMachine,
 };
 pub use apps::{App, CreateApp, CreatedApp, Organization};
 pub use certificates::{

@@ -26,6 +26,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/__sim/rate-limits", post(rate_limits))
         .route("/__sim/capacity", post(capacity))
         .route("/__sim/machines/{id}/crash", post(crash))
+        .route("/__sim/machines/{id}/host", post(host))
         .route("/__sim/volumes/{id}/usage", post(volume_usage))
 }
 
@@ -135,6 +136,31 @@ async fn capacity(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
         200,
         json!({"ok": true, "region": region, "failures": n, "volume_failures": volumes}),
     )
+}
+
+/// `{"status": "unreachable" | "unknown" | "ok"}`: the machine's host as Fly sees it.
+/// While it is not `ok` the machine shows `incomplete_config` instead of `config`, and
+/// updates and lifecycle actions answer 503 (flyd cannot be reached).
+async fn host(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> ApiResult {
+    let body = parse_body(&body)?;
+    let status = body
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or("unreachable")
+        .to_owned();
+    if !["ok", "unreachable", "unknown"].contains(&status.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "host status {status:?}: expected ok, unreachable or unknown"
+        )));
+    }
+    s.with_world(|w, now| {
+        let app = find_machine_app(w, &id)?;
+        let m = w.machine_mut(&app, &id)?;
+        m.host_status.clone_from(&status);
+        m.updated_ms = now;
+        w.touch();
+        ok_json(200, json!({"ok": true, "id": id, "host_status": status}))
+    })
 }
 
 fn find_machine_app(w: &World, id: &str) -> Result<String, ApiError> {

@@ -309,6 +309,23 @@ impl World {
     }
 
     /// 409 unless the caller holds the machine's lease (or nobody does).
+    /// 503 while the machine's host is not reachable: flyd, which applies updates and
+    /// lifecycle actions, cannot be asked (`POST /__sim/machines/{id}/host`).
+    pub(crate) fn check_host(&self, app: &str, id: &str) -> Result<(), ApiError> {
+        let m = self.machine(app, id)?;
+        if m.host_reachable() {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                503,
+                format!(
+                    "unavailable: host of machine {id} is {} and cannot be reached",
+                    m.host_status
+                ),
+            ))
+        }
+    }
+
     pub(crate) fn check_lease(
         &self,
         app: &str,

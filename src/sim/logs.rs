@@ -80,10 +80,7 @@ async fn logs(
         // shows (they are rounded to the millisecond). An empty page gives no token:
         // flyctl keeps the one it had (`logs/polling.go` only takes a token from a page
         // with entries, and only a non-empty one), so a client must too.
-        let next = page
-            .last()
-            .map(|l| l.ts_ns.to_string())
-            .unwrap_or_default();
+        let next = page.last().map(|l| l.ts_ns.to_string()).unwrap_or_default();
         ok_json(
             200,
             json!({"data": page.iter().map(|l| entry(&app, l)).collect::<Vec<_>>(),

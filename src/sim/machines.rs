@@ -195,6 +195,7 @@ async fn update(
     s.with_world(|w, now| {
         visible_app(w, &scope, &app)?;
         w.check_lease(&app, &id, n.as_deref(), now)?;
+        w.check_host(&app, &id)?;
         ok_json(200, w.update_machine(&app, &id, &body, now)?)
     })
 }
@@ -228,6 +229,7 @@ fn action(
     s.with_world(|w, now| {
         visible_app(w, scope, app)?;
         w.check_lease(app, id, n.as_deref(), now)?;
+        w.check_host(app, id)?;
         ok_json(200, f(w, now)?)
     })
 }

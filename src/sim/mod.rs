@@ -33,6 +33,7 @@
 //! | POST | `/__sim/rate-limits` | `{"enabled": bool}` |
 //! | POST | `/__sim/capacity` | `{"region": "iad", "failures": N, "volume_failures": M}`: the next N machine / M volume creates there fail (503 `insufficient_capacity` / `volume_placement_capacity`) |
 //! | POST | `/__sim/machines/{id}/crash` | `{"oom": true}` kill the machine's process (exit event) |
+//! | POST | `/__sim/machines/{id}/host` | `{"status": "unreachable"}`: only `incomplete_config` shown; updates and actions answer 503 |
 //! | POST | `/__sim/volumes/{id}/usage` | `{"bytes_used": N}` |
 
 mod clock;

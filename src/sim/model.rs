@@ -245,6 +245,11 @@ impl Machine {
         self.lease.as_ref().filter(|l| l.expires_ms > now)
     }
 
+    /// False while `host_status` is `unreachable` or `unknown`.
+    pub(crate) fn host_reachable(&self) -> bool {
+        self.host_status == "ok"
+    }
+
     pub(crate) fn to_json(&self, summary: bool, include_lease: bool, now: u64) -> Value {
         let mut m = serde_json::Map::new();
         m.insert("id".into(), json!(self.id));
@@ -258,8 +263,16 @@ impl Machine {
         m.insert("updated_at".into(), json!(rfc3339(self.updated_ms)));
         m.insert("host_status".into(), json!(self.host_status));
         m.insert("cordoned".into(), json!(self.cordoned));
-        if !summary {
+        if !summary && !self.host_reachable() {
+            // The host is not reachable: Fly fills only `incomplete_config` (API-NOTES
+            // §3, the spec's `fly.Machine`). Here it keeps the image, guest and
+            // metadata and drops the rest, so a client that posts it back as the
+            // config loses env, services, mounts and checks.
+            m.insert("incomplete_config".into(), incomplete(self.config()));
+        } else if !summary {
             m.insert("config".into(), self.config().clone());
+        }
+        if !summary {
             m.insert("image_ref".into(), image_ref(self.config()));
             let events: Vec<Value> = self
                 .events
@@ -291,6 +304,17 @@ impl Machine {
         }
         Value::Object(m)
     }
+}
+
+/// What an unreachable host's machine shows of its config: image, guest, metadata.
+fn incomplete(config: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    for key in ["image", "guest", "metadata"] {
+        if let Some(v) = config.get(key) {
+            out.insert(key.into(), v.clone());
+        }
+    }
+    Value::Object(out)
 }
 
 /// `image_ref` derived from `config.image`, as Fly resolves it.

@@ -458,9 +458,7 @@ pub(crate) fn stop_signal_number(name: &str) -> Option<i64> {
 pub(crate) fn signal_from_json(v: &serde_json::Value) -> Option<i64> {
     match v {
         serde_json::Value::String(name) => signal_number(name),
-        serde_json::Value::Number(n) => n
-            .as_i64()
-            .filter(|n| SIGNALS.iter().any(|s| s.1 == *n)),
+        serde_json::Value::Number(n) => n.as_i64().filter(|n| SIGNALS.iter().any(|s| s.1 == *n)),
         _ => None,
     }
 }

@@ -553,10 +553,13 @@ async fn change_machine(
     };
     report.previous_version.clone_from(&machine.version);
     report.version.clone_from(&machine.version);
-    let Some(old) = machine.config.clone() else {
-        report.outcome = Outcome::Failed;
-        report.error = Some(format!("machine {id} came back without a config"));
-        return;
+    let old = match super::full_config(&machine, "be updated") {
+        Ok(c) => c,
+        Err(e) => {
+            report.outcome = Outcome::Failed;
+            report.error = Some(e.source_text());
+            return;
+        }
     };
     let new = change.apply(&old);
     // With `min_secrets_version` an unchanged config is still re-sent: that is how a

@@ -327,20 +327,22 @@ async fn item13_exec_answer_under_octet_stream_is_decoded_as_json() {
     let (server, client) = stub().await;
     Mock::given(method("POST"))
         .and(path(format!("{M}/exec")))
-        .respond_with(ResponseTemplate::new(200).set_body_raw(
-            br#"{"exit_code": 3, "exit_signal": 0, "stdout": "partial\n", "stderr": "boom\n"}"#
-                .to_vec(),
-            "application/octet-stream",
-        ))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw(
+                br#"{"exit_code": 3, "exit_signal": 0, "stdout": "partial\n", "stderr": "boom\n"}"#
+                    .to_vec(),
+                "application/octet-stream",
+            ),
+        )
         .expect(1)
         .mount(&server)
         .await;
     Mock::given(method("POST"))
         .and(path("/v1/apps/web/machines/m2/exec"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_raw(b"raw bytes, not JSON\n".to_vec(), "application/octet-stream"),
-        )
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            b"raw bytes, not JSON\n".to_vec(),
+            "application/octet-stream",
+        ))
         .expect(1)
         .mount(&server)
         .await;

@@ -95,7 +95,9 @@ async fn item12_lease_ttl_is_sent_in_the_query_and_the_body() {
         .and(path(L))
         .and(query_param("ttl", "30"))
         .and(body_json(json!({"ttl": 30, "description": "why"})))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"nonce": "n1", "expires_at": 1})))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(json!({"nonce": "n1", "expires_at": 1})),
+        )
         .expect(1)
         .mount(&server)
         .await;
@@ -104,11 +106,20 @@ async fn item12_lease_ttl_is_sent_in_the_query_and_the_body() {
         .and(query_param("ttl", "45"))
         .and(header("fly-machine-lease-nonce", "n1"))
         .and(body_json(json!({"ttl": 45})))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"nonce": "n1", "expires_at": 2})))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(json!({"nonce": "n1", "expires_at": 2})),
+        )
         .expect(1)
         .mount(&server)
         .await;
     let lease = client.acquire_lease("web", "m1", 30, "why").await.unwrap();
     let nonce = lease.nonce.unwrap();
-    assert_eq!(client.refresh_lease("web", "m1", &nonce, 45).await.unwrap().expires_at, 2);
+    assert_eq!(
+        client
+            .refresh_lease("web", "m1", &nonce, 45)
+            .await
+            .unwrap()
+            .expires_at,
+        2
+    );
 }

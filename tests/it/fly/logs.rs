@@ -77,15 +77,21 @@ async fn item6_paging_follows_next_token_not_timestamps() {
             .and(query_param("next_token", token.to_owned()))
             .respond_with(ResponseTemplate::new(200).set_body_json(body))
     };
-    page(&start, json!({"data": [
+    page(
+        &start,
+        json!({"data": [
         entry("a", "2026-04-24T03:06:40.000Z", "first"),
         entry("b", "2026-04-24T03:06:40.000Z", "second, same millisecond")],
-        "meta": {"next_token": "500"}}))
+        "meta": {"next_token": "500"}}),
+    )
     .expect(1)
     .mount(&server)
     .await;
-    page("500", json!({"data": [entry("c", "2026-04-24T03:06:41.000Z", "third")],
-        "meta": {"next_token": "600"}}))
+    page(
+        "500",
+        json!({"data": [entry("c", "2026-04-24T03:06:41.000Z", "third")],
+        "meta": {"next_token": "600"}}),
+    )
     .expect(1)
     .mount(&server)
     .await;
@@ -103,7 +109,11 @@ async fn item6_paging_follows_next_token_not_timestamps() {
     let messages: Vec<&str> = r.lines.iter().map(|l| l.message.as_str()).collect();
     assert_eq!(messages, ["first", "second, same millisecond", "third"]);
     assert!(r.complete);
-    assert_eq!(r.next.as_deref(), Some("600"), "the empty page kept the token");
+    assert_eq!(
+        r.next.as_deref(),
+        Some("600"),
+        "the empty page kept the token"
+    );
     // Continuing from `next` asks with that token again, and finds nothing new.
     let again = read_logs(
         &client,
@@ -127,6 +137,9 @@ async fn item6_paging_follows_next_token_not_timestamps() {
             .find(|(k, _)| k == "next_token")
             .map(|(_, v)| v.into_owned())
             .unwrap();
-        assert!([start.as_str(), "500", "600"].contains(&token.as_str()), "{token}");
+        assert!(
+            [start.as_str(), "500", "600"].contains(&token.as_str()),
+            "{token}"
+        );
     }
 }

@@ -33,7 +33,11 @@ async fn item14_signal_takes_an_integer_as_fly_go_sends_it() {
         .cloned()
         .unwrap_or(Value::Null);
     assert_eq!(exit["request"]["exit_event"]["signal"], 9, "{events}");
-    for bad in [json!({"signal": 99}), json!({"signal": "SIGFOO"}), json!({})] {
+    for bad in [
+        json!({"signal": 99}),
+        json!({"signal": "SIGFOO"}),
+        json!({}),
+    ] {
         let (st, _) = sim.post(&path, bad.clone()).await;
         assert_eq!(st, 400, "{bad}");
     }
@@ -102,11 +106,22 @@ async fn item6_next_token_is_the_servers_and_empty_pages_give_none() {
     assert_eq!(st, 200);
     let data = first["data"].as_array().unwrap();
     assert!(data.len() >= 2, "{first}");
-    let token: u128 = first["meta"]["next_token"].as_str().unwrap().parse().unwrap();
+    let token: u128 = first["meta"]["next_token"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let last = data.last().unwrap();
-    let ts: jiff::Timestamp = last["attributes"]["timestamp"].as_str().unwrap().parse().unwrap();
+    let ts: jiff::Timestamp = last["attributes"]["timestamp"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let from_ts = u128::try_from(ts.as_nanosecond()).unwrap();
-    assert!(token > from_ts, "the token ({token}) is not the timestamp ({from_ts})");
+    assert!(
+        token > from_ts,
+        "the token ({token}) is not the timestamp ({from_ts})"
+    );
     // A cursor made from the last timestamp returns that line again.
     let (_, again) = sim
         .get(&format!("/api/v1/apps/logs/logs?next_token={from_ts}"))
@@ -118,4 +133,30 @@ async fn item6_next_token_is_the_servers_and_empty_pages_give_none() {
         .await;
     assert_eq!(empty["data"], json!([]));
     assert_eq!(empty["meta"]["next_token"], "");
+}
+
+/// Item 10: while the host is unreachable the machine shows only `incomplete_config`
+/// (API-NOTES §3: filled only when `host_status != ok`), and updates answer 503.
+#[tokio::test]
+async fn item10_unreachable_host_shows_only_an_incomplete_config() {
+    let sim = Sim::stepped().await;
+    let id = started(&sim, "host").await;
+    let (st, _) = sim
+        .post(
+            &format!("/__sim/machines/{id}/host"),
+            json!({"status": "unreachable"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (_, m) = sim.get(&format!("/v1/apps/host/machines/{id}")).await;
+    assert_eq!(m["host_status"], "unreachable");
+    assert!(m.get("config").is_none(), "{m}");
+    assert_eq!(m["incomplete_config"]["image"], "nginx:latest", "{m}");
+    let (st, e) = sim
+        .post(
+            &format!("/v1/apps/host/machines/{id}"),
+            json!({"config": m["incomplete_config"].clone()}),
+        )
+        .await;
+    assert_eq!(st, 503, "{e}");
 }
