@@ -89,7 +89,9 @@ impl Client {
     }
 
     /// Create Lease: `POST /v1/apps/{app_name}/machines/{machine_id}/lease`
-    /// (body `{ttl, description}`; 409 when someone else holds it).
+    /// (`?ttl=` and body `{ttl, description}`; 409 when someone else holds it). The
+    /// spec puts `ttl` in the body, fly-go (`flaps/flaps_machines.go`, `AcquireLease`,
+    /// `RefreshLease`) in the query: both are sent, so either reading gets our TTL.
     pub async fn acquire_lease(
         &self,
         app: &str,
@@ -102,6 +104,7 @@ impl Client {
             Method::POST,
             &["apps", app, "machines", machine_id, "lease"],
         )
+        .query("ttl", ttl_secs.max(1))
         .json(&WireAcquire {
             ttl: ttl_secs.max(1),
             description,
@@ -119,7 +122,8 @@ impl Client {
         Ok(lease)
     }
 
-    /// Refresh Lease: `POST /v1/apps/{app_name}/machines/{machine_id}/lease` with the nonce header.
+    /// Refresh Lease: `POST /v1/apps/{app_name}/machines/{machine_id}/lease?ttl=` with the
+    /// nonce header (and `ttl` in the body too, as for an acquire).
     pub async fn refresh_lease(
         &self,
         app: &str,
@@ -132,6 +136,7 @@ impl Client {
             Method::POST,
             &["apps", app, "machines", machine_id, "lease"],
         )
+        .query("ttl", ttl_secs.max(1))
         .json(&WireAcquire {
             ttl: ttl_secs.max(1),
             description: "",

@@ -27,7 +27,7 @@ mod wait;
 
 pub use actions::{
     ExecRequest, ExecResult, ListenSocket, MachineVersion, ProcessInfo, RestartOptions, SIGNALS,
-    StartResult, StopOptions, UpdateMachine,
+    STOP_SIGNALS, StartResult, StopOptions, UpdateMachine,
 };
 pub use apps::{App, CreateApp, CreatedApp, Organization};
 pub use attenuate::{Attenuation, CallAccess, UnixClock};

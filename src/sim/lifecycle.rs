@@ -332,6 +332,23 @@ impl World {
     }
 
     /// 409 unless the caller holds the machine's lease (or nobody does).
+    /// 503 while the machine's host is not reachable: flyd, which applies updates and
+    /// lifecycle actions, cannot be asked (`POST /__sim/machines/{id}/host`).
+    pub(crate) fn check_host(&self, app: &str, id: &str) -> Result<(), ApiError> {
+        let m = self.machine(app, id)?;
+        if m.host_reachable() {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                503,
+                format!(
+                    "unavailable: host of machine {id} is {} and cannot be reached",
+                    m.host_status
+                ),
+            ))
+        }
+    }
+
     pub(crate) fn check_lease(
         &self,
         app: &str,
@@ -900,8 +917,11 @@ impl World {
             && *n > 0
         {
             *n -= 1;
+            // A 503, as fly-go's tests model it (`flaps/flaps_error_test.go`: "another
+            // status code", 503 with `insufficient_capacity`): a client that decides by
+            // the status retries it as a transient 5xx; the code says it is final.
             return Err(ApiError::coded(
-                412,
+                503,
                 format!(
                     "insufficient resources to create new machine with existing volume in region {region}: no capacity"
                 ),

@@ -38,8 +38,9 @@
 //! | POST | `/__sim/clock/advance` | `{"ms": N}` or `{"seconds": N}`; runs due transitions |
 //! | POST | `/__sim/rate-limits` | `{"enabled": bool}` |
 //! | POST | `/__sim/realism` | `{"enabled": bool}`: the realistic profile, or the ideal platform |
-//! | POST | `/__sim/capacity` | `{"region": "iad", "failures": N}`: the next N creates there fail |
+//! | POST | `/__sim/capacity` | `{"region": "iad", "failures": N, "volume_failures": M}`: the next N machine / M volume creates there fail (503 `insufficient_capacity` / `volume_placement_capacity`) |
 //! | POST | `/__sim/machines/{id}/crash` | `{"oom": true}` kill the machine's process (exit event) |
+//! | POST | `/__sim/machines/{id}/host` | `{"status": "unreachable"}`: only `incomplete_config` shown; updates and actions answer 503 |
 //! | POST | `/__sim/volumes/{id}/usage` | `{"bytes_used": N}` |
 //! | POST | `/__sim/tokens` | `{"org": "slug"}`: an org token; `{}`: the viewer's tokens (`{"token": "FlyV1 …"}`) |
 //!

@@ -248,6 +248,11 @@ impl Machine {
         self.lease.as_ref().filter(|l| l.expires_ms > now)
     }
 
+    /// False while `host_status` is `unreachable` or `unknown`.
+    pub(crate) fn host_reachable(&self) -> bool {
+        self.host_status == "ok"
+    }
+
     pub(crate) fn to_json(&self, summary: bool, include_lease: bool, now: u64) -> Value {
         let mut m = serde_json::Map::new();
         m.insert("id".into(), json!(self.id));
@@ -261,8 +266,16 @@ impl Machine {
         m.insert("updated_at".into(), json!(rfc3339(self.updated_ms)));
         m.insert("host_status".into(), json!(self.host_status));
         m.insert("cordoned".into(), json!(self.cordoned));
-        if !summary {
+        if !summary && !self.host_reachable() {
+            // The host is not reachable: Fly fills only `incomplete_config` (API-NOTES
+            // §3, the spec's `fly.Machine`). Here it keeps the image, guest and
+            // metadata and drops the rest, so a client that posts it back as the
+            // config loses env, services, mounts and checks.
+            m.insert("incomplete_config".into(), incomplete(self.config()));
+        } else if !summary {
             m.insert("config".into(), self.config().clone());
+        }
+        if !summary {
             m.insert("image_ref".into(), image_ref(self.config()));
             let events: Vec<Value> = self
                 .events
@@ -294,6 +307,17 @@ impl Machine {
         }
         Value::Object(m)
     }
+}
+
+/// What an unreachable host's machine shows of its config: image, guest, metadata.
+fn incomplete(config: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    for key in ["image", "guest", "metadata"] {
+        if let Some(v) = config.get(key) {
+            out.insert(key.into(), v.clone());
+        }
+    }
+    Value::Object(out)
 }
 
 /// `image_ref` derived from `config.image`, as Fly resolves it.
@@ -426,12 +450,27 @@ pub(crate) struct Certificate {
 
 #[derive(Debug, Clone)]
 pub(crate) struct LogLine {
+    /// Unique per line, below the millisecond the line's timestamp shows (see
+    /// [`LogLine::unique_ns`]).
     pub ts_ns: u64,
     pub instance: String,
     pub region: String,
     pub level: String,
     pub message: String,
     pub id: String,
+}
+
+impl LogLine {
+    /// The nanosecond time of the `n`-th line of an app logged at `ts_ms`: inside that
+    /// millisecond, above its first nanosecond, distinct for lines of the same
+    /// millisecond and in logging order. The logs API shows timestamps to the
+    /// millisecond while `next_token` carries nanoseconds, so a cursor made from a
+    /// timestamp repeats lines: clients must page with `meta.next_token`, as flyctl
+    /// does (`logs/polling.go`).
+    pub(crate) fn unique_ns(ts_ms: u64, n: usize) -> u64 {
+        let within = u64::try_from(n % 999_983).unwrap_or(0) + 1;
+        ts_ms.saturating_mul(1_000_000).saturating_add(within)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -583,6 +622,8 @@ pub(crate) struct World {
     pub apps: BTreeMap<String, App>,
     /// Region → how many upcoming creates fail with `insufficient_capacity`.
     pub capacity_failures: HashMap<String, u32>,
+    /// Region → how many upcoming volume creates fail with `volume_placement_capacity`.
+    pub volume_capacity_failures: HashMap<String, u32>,
     pub requests: VecDeque<RequestRecord>,
     pub due: BinaryHeap<Reverse<(u64, u64, Target)>>,
     pub due_seq: u64,
@@ -618,6 +659,7 @@ impl World {
             orgs: BTreeMap::new(),
             apps: BTreeMap::new(),
             capacity_failures: HashMap::new(),
+            volume_capacity_failures: HashMap::new(),
             requests: VecDeque::new(),
             due: BinaryHeap::new(),
             due_seq: 0,
@@ -683,8 +725,9 @@ impl World {
                 .get(instance)
                 .map(|m| m.region.clone())
                 .unwrap_or_default();
+            let ts_ns = LogLine::unique_ns(ts_ms, a.logs.len());
             a.logs.push(LogLine {
-                ts_ns: ts_ms.saturating_mul(1_000_000),
+                ts_ns,
                 instance: instance.to_owned(),
                 region,
                 level: "info".into(),
@@ -768,6 +811,7 @@ impl World {
             "orgs": orgs,
             "apps": apps,
             "capacity_failures": self.capacity_failures,
+            "volume_capacity_failures": self.volume_capacity_failures,
             "rate_limits": self.rate_limits_on,
             "realism": {
                 "new_app_hidden_ms": self.realism.new_app_hidden_ms,

@@ -448,6 +448,32 @@ pub(crate) fn signal_number(name: &str) -> Option<i64> {
     SIGNALS.iter().find(|s| s.0 == name).map(|s| s.1)
 }
 
+/// The signals stop and restart take: the spec's `StopRequest.signal`, restart
+/// `signal` query and `fly.StopConfig.signal` enums list only these seven (the
+/// signal endpoint's `SignalRequest` takes all fourteen of [`SIGNALS`]).
+const STOP_SIGNALS: &[&str] = &[
+    "SIGHUP", "SIGINT", "SIGQUIT", "SIGKILL", "SIGUSR1", "SIGUSR2", "SIGTERM",
+];
+
+/// The number of a signal stop or restart accepts; `None` for any other name.
+pub(crate) fn stop_signal_number(name: &str) -> Option<i64> {
+    STOP_SIGNALS
+        .contains(&name)
+        .then(|| signal_number(name))
+        .flatten()
+}
+
+/// The `signal` of a `POST …/signal` body: one of the spec's fourteen names, or the
+/// number of one of them — fly-go's `Kill` (`flaps/flaps_machines.go`) sends
+/// `{"signal": 9}`, an integer, so real Fly takes both.
+pub(crate) fn signal_from_json(v: &serde_json::Value) -> Option<i64> {
+    match v {
+        serde_json::Value::String(name) => signal_number(name),
+        serde_json::Value::Number(n) => n.as_i64().filter(|n| SIGNALS.iter().any(|s| s.1 == *n)),
+        _ => None,
+    }
+}
+
 pub(crate) fn signal_name(n: i64) -> &'static str {
     SIGNALS.iter().find(|s| s.1 == n).map_or("UNKNOWN", |s| s.0)
 }

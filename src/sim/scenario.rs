@@ -547,8 +547,9 @@ impl ScenarioFile {
                     .get(&instance)
                     .map(|m| m.region.clone())
                     .unwrap_or_default();
+                let ts_ns = LogLine::unique_ns(ts, app.logs.len());
                 app.logs.push(LogLine {
-                    ts_ns: ts.saturating_mul(1_000_000),
+                    ts_ns,
                     instance,
                     region,
                     level,

@@ -188,6 +188,20 @@ async fn create(
                     "invalid size_gb {size_gb}: must be between {min} and 500"
                 )));
             }
+            // Placement capacity on demand (`POST /__sim/capacity` with
+            // `volume_failures`): the spec's `ErrorResponse.status` code
+            // `volume_placement_capacity`, answered as a 503 like the machine
+            // capacity error (see `create_machine`).
+            if let Some(n) = w.volume_capacity_failures.get_mut(&region)
+                && *n > 0
+            {
+                *n -= 1;
+                return Err(ApiError::coded(
+                    503,
+                    format!("no capacity to place a {size_gb} GB volume in region {region}"),
+                    "volume_placement_capacity",
+                ));
+            }
             let id = w.rng.volume_id();
             let zone = pick_zone(w, &app, &name, &region, unique);
             let restoring = snapshot.is_some() || source_vol.is_some();

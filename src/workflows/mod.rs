@@ -67,3 +67,27 @@ pub fn record_secrets_version(config: &mut crate::fly::MachineConfig, version: u
         .metadata
         .insert(SECRETS_VERSION_METADATA_KEY.to_owned(), version.to_string());
 }
+
+/// The full config of `m`, to base an update or a clone on. Refused while its host is
+/// not reachable: Fly then fills only `incomplete_config` (API-NOTES §3; the spec's
+/// `fly.Machine`), and posting that back — or cloning it — would drop what it lacks.
+/// `purpose` names what was about to happen ("update", "clone as a template", …).
+pub(crate) fn full_config(
+    m: &crate::fly::Machine,
+    purpose: &str,
+) -> Result<crate::fly::MachineConfig, Error> {
+    if !m.host_reachable() {
+        return Err(Error::Refused {
+            rule: "unreachable host".to_owned(),
+            message: format!(
+                "machine {} is on a host Fly cannot reach (host_status {}): only part of its config is known, so it cannot {purpose}; nothing was changed. Try again when app_status shows the host ok",
+                m.id,
+                m.host_status.as_deref().unwrap_or("unknown")
+            ),
+        });
+    }
+    m.config.clone().ok_or_else(|| Error::Invalid {
+        field: "machine".to_owned(),
+        rule: format!("machine {} came back without a config", m.id),
+    })
+}

@@ -1236,12 +1236,7 @@ pub async fn refill_after_claim(
             hint: String::new(),
         });
     };
-    let Some(mut config) = claimed.config.clone() else {
-        return Err(Error::Refused {
-            rule: "refill".into(),
-            message: format!("machine {} has no config to copy", env.machine_id),
-        });
-    };
+    let mut config = super::full_config(claimed, "be copied to refill the pool")?;
     for k in [
         POOL_KEY,
         STATE_KEY,
@@ -1409,12 +1404,7 @@ async fn release_under_lease(
             })
         }
         ReleaseMode::Wipe => {
-            let Some(mut config) = m.config.clone() else {
-                return Err(Error::Refused {
-                    rule: "wipe".into(),
-                    message: format!("machine {id} has no config to rebuild from"),
-                });
-            };
+            let mut config = super::full_config(&m, "be rebuilt (wipe)")?;
             client
                 .destroy_machine(app, id, true, Some(nonce))
                 .await

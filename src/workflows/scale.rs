@@ -116,12 +116,7 @@ pub async fn plan_scale(
                 ),
             })?,
     };
-    let Some(mut template_config) = template.config.clone() else {
-        return Err(Error::Invalid {
-            field: "template_machine_id".to_owned(),
-            rule: format!("machine {} came back without a config", template.id),
-        });
-    };
+    let mut template_config = super::full_config(&template, "be cloned as a template")?;
     template_config
         .metadata
         .remove(fly::IDEMPOTENCY_KEY_METADATA);

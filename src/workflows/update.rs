@@ -553,10 +553,13 @@ async fn change_machine(
     };
     report.previous_version.clone_from(&machine.version);
     report.version.clone_from(&machine.version);
-    let Some(old) = machine.config.clone() else {
-        report.outcome = Outcome::Failed;
-        report.error = Some(format!("machine {id} came back without a config"));
-        return;
+    let old = match super::full_config(&machine, "be updated") {
+        Ok(c) => c,
+        Err(e) => {
+            report.outcome = Outcome::Failed;
+            report.error = Some(e.source_text());
+            return;
+        }
     };
     let mut new = change.apply(&old);
     // The version goes into the config's metadata too, so a later clone of this

@@ -650,8 +650,8 @@ fn requests_are_checked_against_parameters_and_bodies() {
 
     let bad: Vec<(CapturedRequest, &str)> = vec![
         (
-            CapturedRequest::new("DELETE", &format!("{m}?kill=true")),
-            "request.query.kill: query parameter not documented",
+            CapturedRequest::new("DELETE", &format!("{m}?nuke=true")),
+            "request.query.nuke: query parameter not documented",
         ),
         (
             CapturedRequest::new("GET", "/v1/apps"),

@@ -532,3 +532,68 @@ async fn a_volume_being_destroyed_is_neither_reused_nor_shown() {
     client.cancel().await.unwrap();
     sim.shutdown().await;
 }
+
+/// The machine and volume creates in the simulator's request log.
+async fn creates(sim: &fly_machines_mcp::sim::SimHandle, app: &str) -> (usize, usize) {
+    let v: Value = reqwest::get(format!("{}/__sim/requests", sim.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let count = |suffix: &str| {
+        v["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["method"] == "POST" && r["path"] == format!("/v1/apps/{app}/{suffix}"))
+            .count()
+    };
+    (count("machines"), count("volumes"))
+}
+
+/// Issue 18 item 7: one capacity failure (a 503 with `insufficient_capacity`, as
+/// fly-go's tests model it) fails the provision at once: one machine create, no
+/// re-list and re-create (fly-go classifies by the code: `flaps/flaps_error.go`). The
+/// same for a volume's `volume_placement_capacity`.
+#[tokio::test]
+async fn item7_capacity_errors_are_final_whatever_the_status() {
+    let sim = start_sim(SimConfig::for_tests()).await;
+    let gate = gate(&sim, ConfirmMode::Argument);
+    let client = connect(gate.clone(), Confirming::default()).await;
+    let capacity = |body: Value| {
+        let url = format!("{}/__sim/capacity", sim.base_url());
+        async move {
+            let resp = reqwest::Client::new()
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert!(resp.status().is_success());
+        }
+    };
+    capacity(json!({"region": "iad", "failures": 1})).await;
+    let r = client
+        .call_tool(call("provision_environment", env_args("dev-cap")))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true), "{}", text_of(&r));
+    assert!(text_of(&r).contains("insufficient"), "{}", text_of(&r));
+    assert_eq!(creates(&sim, "dev-cap").await.0, 1, "one machine create");
+
+    capacity(json!({"region": "iad", "volume_failures": 1})).await;
+    let r = client
+        .call_tool(call("provision_environment", env_args("dev-vcap")))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true), "{}", text_of(&r));
+    assert!(
+        text_of(&r).contains("volume_placement_capacity"),
+        "{}",
+        text_of(&r)
+    );
+    assert_eq!(creates(&sim, "dev-vcap").await, (0, 1), "one volume create");
+    client.cancel().await.unwrap();
+    sim.shutdown().await;
+}

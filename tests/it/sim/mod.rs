@@ -5,6 +5,7 @@
 mod apps;
 mod demo;
 mod lifecycle;
+mod parity;
 mod recipe;
 mod rules;
 mod tokens;

@@ -246,7 +246,7 @@ async fn create_validates_names_regions_guests_and_capacity() {
         .await;
     assert_eq!(st, 200);
     let (st, e) = sim.post("/v1/apps/val/machines", basic_machine()).await;
-    assert_eq!(st, 412);
+    assert_eq!(st, 503, "a 503, as fly-go's tests model it");
     assert_eq!(e["status"], "insufficient_capacity");
     let (st, _) = sim.post("/v1/apps/val/machines", basic_machine()).await;
     assert_eq!(st, 200, "only the next N fail");

@@ -439,3 +439,91 @@ async fn a_lost_lease_is_told_apart_from_a_stale_version() {
         task.abort();
     }
 }
+
+/// The requests the simulator logged with `method` and `path`.
+async fn logged(env: &Env, method: &str, path: &str) -> usize {
+    let v: serde_json::Value = env
+        .http
+        .get(env.url("/__sim/requests"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == method && r["path"] == path)
+        .count()
+}
+
+/// Issue 18 item 10: while a machine's host is unreachable Fly fills only
+/// `incomplete_config` (API-NOTES §3; the spec's `fly.Machine`). It is never taken as
+/// the config: an update of that machine is refused before anything is sent (posting
+/// it back would drop env, services and checks), and it is not cloned as a template.
+#[tokio::test]
+async fn item10_machine_on_an_unreachable_host_is_neither_updated_nor_cloned() {
+    let env = Env::fast().await;
+    let ids = env.app_with_machines("unreach", "iad", "nginx:1", 1).await;
+    let id = &ids[0];
+    let (st, v) = env
+        .post(
+            &format!("/__sim/machines/{id}/host"),
+            serde_json::json!({"status": "unreachable"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let plan = update::plan_update(&env.client, "unreach", &[], false)
+        .await
+        .unwrap();
+    let report = update::run_update(
+        &env.client,
+        &plan,
+        &image("nginx:2"),
+        &quick(Strategy::Rolling { batch: 1 }),
+        &Control::detached(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.count(Outcome::Failed), 1, "{report:?}");
+    let why = report.machines[0].error.clone().unwrap();
+    assert!(
+        why.contains("unreachable") && why.contains("nothing was changed"),
+        "{why}"
+    );
+    let updates = logged(&env, "POST", &format!("/v1/apps/unreach/machines/{id}")).await;
+    assert_eq!(updates, 0, "no update was sent");
+    assert!(
+        env.machine("unreach", id)["config"].is_null(),
+        "hidden while unreachable"
+    );
+
+    let targets = std::collections::BTreeMap::from([("iad".to_owned(), 2)]);
+    let err = fly_machines_mcp::workflows::scale::plan_scale(
+        &env.client,
+        "unreach",
+        Some(id),
+        &targets,
+        false,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("unreachable"), "{err}");
+    assert_eq!(
+        logged(&env, "POST", "/v1/apps/unreach/machines").await,
+        1,
+        "only the first create"
+    );
+    // Back on a reachable host: the config is whole, and it was never changed.
+    env.post(
+        &format!("/__sim/machines/{id}/host"),
+        serde_json::json!({"status": "ok"}),
+    )
+    .await;
+    let m = env.machine("unreach", id);
+    assert_eq!(m["config"]["env"]["MODE"], "one", "{m}");
+    assert_eq!(m["config"]["image"], "nginx:1", "{m}");
+}
