@@ -243,12 +243,6 @@ pub fn credential_paths(env: &dyn Fn(&str) -> Option<String>, home: Option<&Path
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
     use std::collections::HashMap;

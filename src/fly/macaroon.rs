@@ -17,7 +17,7 @@
 //! not know survives a decode and re-encode untouched; the types it builds
 //! ([`Caveat`]) encode exactly as Go does (the vectors in the tests prove both).
 //!
-//! A token's tail is what makes it a credential: [`Macaroon`] and [`Bundle`] never
+//! A token's tail is what makes it a credential: `Macaroon` and `Bundle` never
 //! print it (their `Debug` is redacted) and nothing here logs.
 
 use std::collections::BTreeMap;
@@ -714,12 +714,6 @@ fn read_if_present(body: &[u8]) -> Option<Caveat> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
     use serde_json::Value;

@@ -499,12 +499,6 @@ pub(crate) fn parse_body(bytes: &[u8]) -> Result<Value, ApiError> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
 

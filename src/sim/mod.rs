@@ -8,7 +8,7 @@
 //! and `FLY_API_BASE_URL=<base_url>`.
 //!
 //! # Time
-//! The simulator keeps its own clock ([`clock`]). In *automatic* mode it follows real
+//! The simulator keeps its own clock (`clock`). In *automatic* mode it follows real
 //! time and a background task runs machine transitions when they fall due. In *stepped*
 //! mode (tests) it only moves when [`SimHandle::advance`] or
 //! `POST /__sim/clock/advance` is called; ids come from a seeded generator, so a run is
@@ -45,7 +45,7 @@
 //! | POST | `/__sim/tokens` | `{"org": "slug"}`: an org token; `{}`: the viewer's tokens (`{"token": "FlyV1 …"}`) |
 //!
 //! # Tokens
-//! The simulator is a macaroon verifier ([`authz`]): it mints its tokens with its own
+//! The simulator is a macaroon verifier (`authz`): it mints its tokens with its own
 //! root key ([`SimHandle::org_token`], [`SimHandle::viewer_token`], `/__sim/tokens`),
 //! checks the signature chain of every macaroon it is sent and enforces the
 //! Organization, Apps, Action, ValidityWindow and IfPresent caveats, answering

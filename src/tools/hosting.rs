@@ -74,6 +74,8 @@ pub enum IdleArg {
 /// Arguments of `deploy_mcp_server`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+// The field docs are the tool's argument descriptions (what the model reads), not rustdoc.
+#[allow(rustdoc::bare_urls, rustdoc::broken_intra_doc_links)]
 pub struct DeployMcpServerArgs {
     /// Name of the new app (global across Fly); the server is at https://APP.fly.dev/.
     #[schemars(length(min = 2, max = 63), regex(pattern = APP_PATTERN))]

@@ -433,12 +433,6 @@ fn parse_keys(text: &str) -> BTreeMap<[u8; 32], String> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
 

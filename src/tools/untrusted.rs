@@ -4,7 +4,7 @@
 //! they reach the model as data, never as something that looks like this server or
 //! the user speaking.
 //!
-//! One sanitiser for all of it ([`line`] for one-line fields, [`lines`] for
+//! One sanitiser for all of it ([`line()`] for one-line fields, [`lines()`] for
 //! multi-line output): terminal escape sequences go, C0/C1 controls, bidi overrides,
 //! zero-width and tag characters are removed with a count left in their place, and
 //! over-long lines are cut with a marker. The sanitised text is then *marked* with two
@@ -290,12 +290,6 @@ fn dotted(path: &str) -> String {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use serde_json::json;
 

@@ -1230,12 +1230,6 @@ pub fn entry_clock(e: &TimelineEntry) -> String {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use serde_json::json;
 

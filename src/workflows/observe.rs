@@ -195,12 +195,6 @@ pub async fn app_org(client: &fly::Client, app: &str) -> Result<Option<String>, 
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
 

@@ -1556,12 +1556,6 @@ async fn reap_one(client: &fly::Client, plan: &ReapPlan, id: &str) -> Result<&'s
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
 

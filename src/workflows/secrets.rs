@@ -379,12 +379,6 @@ pub async fn apply_secrets(
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use std::sync::Mutex;
 

@@ -830,12 +830,6 @@ async fn lease_error(client: &fly::Client, app: &str, id: &str, err: fly::Error)
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
 

@@ -1,4 +1,5 @@
 //! One integration-test binary (keeps link time down on small machines).
+// Helpers outside `#[test]` functions unwrap too; clippy.toml covers the tests themselves.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -1,10 +1,4 @@
 //! Auth, apps, IPs, platform and tokens, GraphQL.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use fly_machines_mcp::sim::{Realism, Scenario, SimConfig};
 use serde_json::json;

@@ -1,11 +1,5 @@
 //! The per-user dev environment recipe from Fly's Machines API guide, request for
 //! request (same bodies, only the host changed): the machine reaches `started`.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use fly_machines_mcp::sim::SimConfig;
 use serde_json::{Value, json};

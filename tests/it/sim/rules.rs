@@ -1,11 +1,5 @@
 //! Fly's rules: leases, metadata preconditions, names, regions, guests, volumes,
 //! capacity, rate limits and faults.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use super::{Sim, basic_machine};
 use fly_machines_mcp::sim::{AppToken, FaultConfig, Realism, SimConfig};
