@@ -234,4 +234,3 @@ pub(crate) fn entry_env(args: &InstallArgs) -> Result<Vec<(String, String)>, Ins
     }
     Ok(env)
 }
-

@@ -43,10 +43,10 @@ pub(crate) fn location(client: McpClient, scope: Scope, base: &ConfigBase) -> Pa
         (McpClient::Vscode, _) => agents::copilot_location(scope, base),
         (McpClient::Zed, Scope::User) => zed_config_dir(base).join("settings.json"),
         (McpClient::Zed, Scope::Project) => project.join(".zed").join("settings.json"),
-        (McpClient::Kiro, Scope::User) => {
-            base.home.join(".kiro").join("settings").join("mcp.json")
+        (McpClient::Kiro, Scope::User) => base.home.join(".kiro").join("settings").join("mcp.json"),
+        (McpClient::Kiro, Scope::Project) => {
+            project.join(".kiro").join("settings").join("mcp.json")
         }
-        (McpClient::Kiro, Scope::Project) => project.join(".kiro").join("settings").join("mcp.json"),
         (McpClient::Cline, _) => base
             .config_dir
             .join("Code")

@@ -61,7 +61,9 @@ impl Node {
             Node::Str(s) => serde_json::Value::String(s.clone()),
             Node::Bool(b) => serde_json::Value::Bool(*b),
             Node::Int(n) => serde_json::Value::from(*n),
-            Node::List(items) => serde_json::Value::Array(items.iter().map(Node::to_json).collect()),
+            Node::List(items) => {
+                serde_json::Value::Array(items.iter().map(Node::to_json).collect())
+            }
             Node::Map(fields) => serde_json::Value::Object(
                 fields
                     .iter()

@@ -64,13 +64,17 @@ pub enum InstallError {
     #[error("--name must not be empty")]
     EmptyName,
     /// `--url` is not an http(s) URL.
-    #[error("--url {url:?} is not an http:// or https:// URL (the server's Streamable HTTP endpoint, e.g. https://HOST/mcp)")]
+    #[error(
+        "--url {url:?} is not an http:// or https:// URL (the server's Streamable HTTP endpoint, e.g. https://HOST/mcp)"
+    )]
     InvalidUrl {
         /// The URL given.
         url: String,
     },
     /// `--url` with options that only mean something to a server the client starts.
-    #[error("{what} configures a server the client starts; with --url, set it on the running server instead")]
+    #[error(
+        "{what} configures a server the client starts; with --url, set it on the running server instead"
+    )]
     ServeOptionWithUrl {
         /// The option given.
         what: String,
@@ -99,7 +103,9 @@ pub enum InstallError {
         var: String,
     },
     /// `--allow-literal-key`, but the variable is not set.
-    #[error("--allow-literal-key reads the server key from ${var}, which is not set; nothing was written")]
+    #[error(
+        "--allow-literal-key reads the server key from ${var}, which is not set; nothing was written"
+    )]
     KeyVarUnset {
         /// The variable.
         var: String,
@@ -144,7 +150,9 @@ pub enum InstallError {
         message: String,
     },
     /// A value that must be an object is something else.
-    #[error("{path}: `{key}` is not an object (table, mapping); fix it by hand, nothing was changed")]
+    #[error(
+        "{path}: `{key}` is not an object (table, mapping); fix it by hand, nothing was changed"
+    )]
     NotAnObject {
         /// The file.
         path: PathBuf,
@@ -199,4 +207,3 @@ impl InstallError {
         }
     }
 }
-

@@ -67,26 +67,30 @@ pub(crate) fn edit(
     entry: Option<&Node>,
 ) -> Result<(String, Change), InstallError> {
     let text = before.unwrap_or("");
-    let root = match CstRootNode::parse(text, &dialect.options()) {
-        Ok(root) => root,
-        Err(err) => {
-            // Would a lenient reader accept it? Then it is the dialect, not a typo.
-            let lenient = CstRootNode::parse(text, &Dialect::Jsonc.options()).is_ok();
-            return Err(if lenient && dialect != Dialect::Jsonc {
-                InstallError::WrongDialect {
-                    path: path.to_path_buf(),
-                    client,
-                    reads: dialect.refuses(),
-                    message: err.to_string(),
-                }
-            } else {
-                InstallError::Parse {
-                    path: path.to_path_buf(),
-                    message: err.to_string(),
-                }
-            });
-        }
-    };
+    // The concrete syntax tree parser is always lenient; the dialect is checked first
+    // with the value parser, which honours the options.
+    if let Err(err) = jsonc_parser::parse_to_value(text, &dialect.options()) {
+        // Would a lenient reader accept it? Then it is the dialect, not a typo.
+        let lenient = jsonc_parser::parse_to_value(text, &Dialect::Jsonc.options()).is_ok();
+        return Err(if lenient && dialect != Dialect::Jsonc {
+            InstallError::WrongDialect {
+                path: path.to_path_buf(),
+                client,
+                reads: dialect.refuses(),
+                message: err.to_string(),
+            }
+        } else {
+            InstallError::Parse {
+                path: path.to_path_buf(),
+                message: err.to_string(),
+            }
+        });
+    }
+    let root =
+        CstRootNode::parse(text, &Dialect::Jsonc.options()).map_err(|err| InstallError::Parse {
+            path: path.to_path_buf(),
+            message: err.to_string(),
+        })?;
     let object = root
         .object_value_or_create()
         .ok_or_else(|| InstallError::NotAnObject {

@@ -38,10 +38,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 pub use args::{InstallArgs, serve_arguments};
-pub use error::InstallError;
-pub use file::Plan;
 use args::{entry_env, looks_like_token, refuse_tokens};
 use entry::{Key, Server};
+pub use error::InstallError;
+pub use file::Plan;
 use json_doc::Dialect;
 
 /// The name the entry gets in the client's server map unless `--name` says otherwise.
@@ -135,20 +135,80 @@ impl McpClient {
                      Connectors), not in its config file",
                 ),
             ),
-            McpClient::ClaudeCode => ("Claude Code", Format::Json(Strict), "mcpServers", true, Reference),
-            McpClient::Cursor => ("Cursor", Format::Json(Strict), "mcpServers", true, Reference),
-            McpClient::Vscode => ("VS Code", Format::Json(Jsonc), "mcpServers", true, LiteralOnly),
-            McpClient::Windsurf => ("Windsurf", Format::Json(Strict), "mcpServers", false, Reference),
-            McpClient::Zed => ("Zed", Format::Json(Jsonc), "context_servers", true, LiteralOnly),
+            McpClient::ClaudeCode => (
+                "Claude Code",
+                Format::Json(Strict),
+                "mcpServers",
+                true,
+                Reference,
+            ),
+            McpClient::Cursor => (
+                "Cursor",
+                Format::Json(Strict),
+                "mcpServers",
+                true,
+                Reference,
+            ),
+            McpClient::Vscode => (
+                "VS Code",
+                Format::Json(Jsonc),
+                "mcpServers",
+                true,
+                LiteralOnly,
+            ),
+            McpClient::Windsurf => (
+                "Windsurf",
+                Format::Json(Strict),
+                "mcpServers",
+                false,
+                Reference,
+            ),
+            McpClient::Zed => (
+                "Zed",
+                Format::Json(Jsonc),
+                "context_servers",
+                true,
+                LiteralOnly,
+            ),
             McpClient::Codex => ("Codex", Format::Toml, "mcp_servers", true, Reference),
-            McpClient::Copilot => ("Copilot CLI", Format::Json(Jsonc), "mcpServers", true, LiteralOnly),
-            McpClient::Gemini => ("Gemini CLI", Format::Json(Comments), "mcpServers", true, Reference),
+            McpClient::Copilot => (
+                "Copilot CLI",
+                Format::Json(Jsonc),
+                "mcpServers",
+                true,
+                LiteralOnly,
+            ),
+            McpClient::Gemini => (
+                "Gemini CLI",
+                Format::Json(Comments),
+                "mcpServers",
+                true,
+                Reference,
+            ),
             McpClient::Opencode => ("opencode", Format::Json(Jsonc), "mcp", true, Reference),
             McpClient::Kiro => ("Kiro", Format::Json(Strict), "mcpServers", true, Reference),
-            McpClient::Cline => ("Cline", Format::Json(Strict), "mcpServers", false, LiteralOnly),
-            McpClient::LmStudio => ("LM Studio", Format::Json(Strict), "mcpServers", false, LiteralOnly),
+            McpClient::Cline => (
+                "Cline",
+                Format::Json(Strict),
+                "mcpServers",
+                false,
+                LiteralOnly,
+            ),
+            McpClient::LmStudio => (
+                "LM Studio",
+                Format::Json(Strict),
+                "mcpServers",
+                false,
+                LiteralOnly,
+            ),
             McpClient::Goose => ("goose", Format::Yaml, "extensions", false, LiteralOnly),
-            McpClient::Other => ("your MCP client", Format::Json(Strict), "mcpServers", false, LiteralOnly),
+            McpClient::Other => (
+                "your MCP client",
+                Format::Json(Strict),
+                "mcpServers",
+                false,
+                LiteralOnly,
+            ),
         };
         Facts {
             name,
@@ -295,7 +355,10 @@ impl ConfigBase {
 
     /// A non-empty environment variable.
     fn var(&self, name: &str) -> Option<&str> {
-        self.env.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.env
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     /// `$XDG_CONFIG_HOME` when set to an absolute path, else `~/.config` (what
@@ -309,9 +372,8 @@ impl ConfigBase {
 
     /// Whether `program` is on `PATH`.
     fn on_path(&self, program: &str) -> bool {
-        self.var("PATH").is_some_and(|path| {
-            std::env::split_paths(path).any(|dir| dir.join(program).is_file())
-        })
+        self.var("PATH")
+            .is_some_and(|path| std::env::split_paths(path).any(|dir| dir.join(program).is_file()))
     }
 }
 
@@ -485,8 +547,20 @@ pub fn plan(args: &InstallArgs, base: &ConfigBase, command: &str) -> Result<Plan
             &args.name,
             entry.as_ref(),
         )?,
-        Format::Toml => toml_doc::edit(&path, before.as_deref(), facts.container, &args.name, entry.as_ref())?,
-        Format::Yaml => yaml_doc::edit(&path, before.as_deref(), facts.container, &args.name, entry.as_ref())?,
+        Format::Toml => toml_doc::edit(
+            &path,
+            before.as_deref(),
+            facts.container,
+            &args.name,
+            entry.as_ref(),
+        )?,
+        Format::Yaml => yaml_doc::edit(
+            &path,
+            before.as_deref(),
+            facts.container,
+            &args.name,
+            entry.as_ref(),
+        )?,
     };
     Ok(Plan {
         path,
@@ -534,9 +608,9 @@ fn client_notes(args: &InstallArgs, base: &ConfigBase, plan: &Plan) -> Vec<Strin
              ~/.gemini/trustedFolders.json)."
                 .to_owned(),
         ),
-        (McpClient::Codex, Scope::Project) => notes.push(
-            "Codex reads .codex/config.toml only in projects it trusts.".to_owned(),
-        ),
+        (McpClient::Codex, Scope::Project) => {
+            notes.push("Codex reads .codex/config.toml only in projects it trusts.".to_owned())
+        }
         _ => {}
     }
     if plan.secret.is_some() {
@@ -574,7 +648,10 @@ pub fn install(
     if args.dry_run {
         match plan.change {
             Change::Unchanged => {
-                let _ = writeln!(message, "{name} is already up to date in {path}; nothing to change");
+                let _ = writeln!(
+                    message,
+                    "{name} is already up to date in {path}; nothing to change"
+                );
             }
             Change::Absent => {
                 let _ = writeln!(message, "{name} is not in {path}; nothing to remove");
@@ -603,7 +680,10 @@ pub fn install(
             let _ = writeln!(message, "Updated {name} in {client} ({scope}): {written}");
         }
         Change::Unchanged => {
-            let _ = writeln!(message, "{name} is already up to date in {path}; nothing written");
+            let _ = writeln!(
+                message,
+                "{name} is already up to date in {path}; nothing written"
+            );
         }
         Change::Removed => {
             let _ = writeln!(message, "Removed {name} from {written}");
@@ -616,14 +696,16 @@ pub fn install(
         let _ = writeln!(message, "Backup of the previous file: {}", backup.display());
     }
     if matches!(plan.change, Change::Added | Change::Updated) {
-        let _ = writeln!(message, "Restart {client} (or reload its MCP servers) to pick it up.");
+        let _ = writeln!(
+            message,
+            "Restart {client} (or reload its MCP servers) to pick it up."
+        );
         for note in client_notes(args, base, &plan) {
             let _ = writeln!(message, "{note}");
         }
         if args.url.is_some() {
-            if let Some(Server::Remote { key: Some(Key::Reference(var)), .. }) =
-                server_for(args, base, command, None).ok()
-            {
+            if !args.no_key && args.client.facts().key == KeySupport::Reference {
+                let var = &args.key_env;
                 let _ = writeln!(
                     message,
                     "{client} reads the server key from ${var} when it connects: set it in the \

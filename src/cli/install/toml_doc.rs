@@ -20,12 +20,12 @@ pub(crate) fn edit(
     entry: Option<&Node>,
 ) -> Result<(String, Change), InstallError> {
     let text = before.unwrap_or("");
-    let mut doc: DocumentMut = text.parse().map_err(|err: toml_edit::TomlError| {
-        InstallError::Parse {
-            path: path.to_path_buf(),
-            message: err.to_string().trim().to_owned(),
-        }
-    })?;
+    let mut doc: DocumentMut =
+        text.parse()
+            .map_err(|err: toml_edit::TomlError| InstallError::Parse {
+                path: path.to_path_buf(),
+                message: err.to_string().trim().to_owned(),
+            })?;
     let not_a_table = || InstallError::NotAnObject {
         path: path.to_path_buf(),
         key: container.to_owned(),

@@ -145,11 +145,7 @@ fn key_text(key: &str) -> String {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
         && !key.starts_with(['-', '.']);
-    if plain {
-        key.to_owned()
-    } else {
-        quoted(key)
-    }
+    if plain { key.to_owned() } else { quoted(key) }
 }
 
 /// A scalar: strings double-quoted, booleans and integers plain; a nested value inline.
