@@ -37,10 +37,12 @@ async fn two_stacks_forty_users_twenty_environments_no_double_claim() {
     .unwrap();
     assert_eq!(report.created, 20, "{report:?}");
 
-    // Two server processes: each its own client stack and pool listings.
+    // Two client stacks of one server process, sharing its pool listings (separate
+    // processes are the multi-process claim tests').
+    let listings = Arc::new(PoolListings::new());
     let stacks = [
-        (client(&f.sim), Arc::new(PoolListings::new())),
-        (client(&f.sim), Arc::new(PoolListings::new())),
+        (client(&f.sim), listings.clone()),
+        (client(&f.sim), listings),
     ];
     let now = Timestamp::now();
     let mut tasks = Vec::new();
