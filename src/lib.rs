@@ -5,6 +5,7 @@
 //! `cli` → [`tools`] (MCP) → [`workflows`] (domain) → [`fly`] (wire).
 //! [`sim`] is a self-contained simulator of Fly's APIs; it shares no wire types with [`fly`].
 
+pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod fly;

@@ -579,13 +579,7 @@ pub async fn run_auth(args: AuthArgs) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            let mut text = format!("error: {err}");
-            let mut source = std::error::Error::source(&err);
-            while let Some(cause) = source {
-                text.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            eprintln!("{text}");
+            eprintln!("error: {}", crate::chain::text(&err));
             match err {
                 AuthError::EmptyToken | AuthError::NoToken { .. } => ExitCode::from(2),
                 AuthError::NoConfigDir

@@ -295,14 +295,8 @@ pub async fn run(cli: Cli, redactor: Redactor) -> ExitCode {
     }
 }
 
-fn fail(redactor: &Redactor, err: &dyn std::error::Error, code: ExitCode) -> ExitCode {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
+fn fail(redactor: &Redactor, err: &(dyn std::error::Error + 'static), code: ExitCode) -> ExitCode {
+    let text = crate::chain::text(err);
     eprintln!("fly-machines-mcp: {}", redactor.redact(&text));
     code
 }

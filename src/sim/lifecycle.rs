@@ -84,6 +84,30 @@ pub(crate) fn unhealthy_image(config: &Value) -> bool {
         .is_some_and(|(_, tag)| tag.starts_with("unhealthy"))
 }
 
+/// Test convention: an image whose tag starts with `failing` (e.g. `app:failing-1`)
+/// never comes up: each start ends in `failed`, as a start whose boot errors does on Fly
+/// (API-NOTES §2: starting →(error) failed).
+pub(crate) fn failing_image(config: &Value) -> bool {
+    let image = config.get("image").and_then(Value::as_str).unwrap_or("");
+    image
+        .rsplit_once(':')
+        .is_some_and(|(_, tag)| tag.starts_with("failing"))
+}
+
+/// The last step of a boot: started, or failed for a [`failing_image`].
+fn boot_step(config: &Value, after_ms: u64, started_line: String) -> Plan {
+    if failing_image(config) {
+        plan(after_ms, MState::Failed)
+            .event("exit", "flyd")
+            .log("Error: the main process could not be started (exit code 1)")
+    } else {
+        plan(after_ms, MState::Started)
+            .event("start", "flyd")
+            .effect(Effect::ChecksPassing)
+            .log(started_line)
+    }
+}
+
 /// Health check names a config defines: `checks{name}` and `servicecheck-NN-TYPE-PORT`.
 pub(crate) fn check_names(config: &Value) -> Vec<String> {
     let mut out: Vec<String> = config
@@ -398,6 +422,7 @@ impl World {
             other => return Err(Self::precondition("start", other)),
         };
         let delay = self.delay(boot);
+        let config = m.config().clone();
         if let Ok(m) = self.machine_mut(app, id) {
             m.state = MState::Starting;
             m.updated_ms = now;
@@ -409,17 +434,7 @@ impl World {
         } else {
             format!("Machine started in {delay}ms")
         };
-        self.schedule(
-            app,
-            id,
-            vec![
-                plan(delay, MState::Started)
-                    .event("start", "flyd")
-                    .effect(Effect::ChecksPassing)
-                    .log(line),
-            ],
-            now,
-        );
+        self.schedule(app, id, vec![boot_step(&config, delay, line)], now);
         Ok(json!({"previous_state": previous.as_str(), "migrated": false, "new_host": ""}))
     }
 
@@ -819,6 +834,7 @@ impl World {
             _ => None,
         };
         if !skip_launch {
+            let config_now = self.machine(app, &id)?.config().clone();
             let create = self.delay(self.latency.create_ms);
             let boot = self.delay(self.latency.boot_ms);
             self.schedule(
@@ -826,13 +842,11 @@ impl World {
                 &id,
                 vec![
                     plan(create, MState::Starting).log("Pulling container image"),
-                    plan(boot, MState::Started)
-                        .event("start", "flyd")
-                        .effect(Effect::ChecksPassing)
-                        .log(format!(
-                            "Machine created and started in {}ms",
-                            create + boot
-                        )),
+                    boot_step(
+                        &config_now,
+                        boot,
+                        format!("Machine created and started in {}ms", create + boot),
+                    ),
                 ],
                 now,
             );

@@ -1,8 +1,9 @@
 //! The tool catalog: how a tool is declared (name, toolset, kind, annotations, input
 //! and output schemas, handler) and which tools a server instance exposes.
 //!
-//! A toolset is one file (`observe.rs`, `provision.rs`, ...) exposing
-//! `pub fn tools() -> Vec<ToolDef>`; [`Catalog::all`] joins them. Knows nothing of
+//! A toolset is one file (`provision.rs`, `network.rs`, ...) or a folder with one file
+//! per tool (`observe/`) exposing `pub fn tools() -> Result<Vec<ToolDef>, DeclarationError>`;
+//! [`Catalog::all`] joins them. Knows nothing of
 //! transports or of the safety gates; it only describes tools and runs their bodies.
 
 use std::{collections::BTreeSet, fmt, future::Future, str::FromStr, sync::Arc};

@@ -403,7 +403,7 @@ impl Gate {
             }
             Err(GateStop::InputRequired(r)) => Outcome::InputRequired(r),
             Err(GateStop::Error(err, plan)) => {
-                let message = self.redactor.redact(&error_text(&err)).into_owned();
+                let message = self.redactor.redact(&crate::chain::text(&err)).into_owned();
                 tracing::info!(kind = err.kind(), error = %message, "tool call failed");
                 let mut plan = plan;
                 if let Some(p) = plan.as_mut() {
@@ -430,21 +430,6 @@ impl From<ToolError> for GateStop {
     fn from(e: ToolError) -> Self {
         GateStop::Error(e, None)
     }
-}
-
-/// The error and its sources joined, for the model and the log.
-fn error_text(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
 }
 
 enum Elicited {

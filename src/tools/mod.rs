@@ -2,7 +2,8 @@
 //! safety gates every tool passes through (modes, confirmation, scope, redaction,
 //! output cap, audit).
 //!
-//! Adding a tool: put it in its toolset's file (`observe.rs`, `provision.rs`, ...) as
+//! Adding a tool: put it in its toolset's file (`provision.rs`, ...; a file of its own
+//! in `observe/`) as
 //! a `ToolInfo` constant, an args struct (serde + schemars, `deny_unknown_fields`,
 //! bounds as schemars attributes), an output struct implementing [`ToolOutput`], and a
 //! body `async fn(ToolContext, Args) -> Result<Output, ToolError>`; list it in that

@@ -93,9 +93,10 @@ pub async fn delete_app_fully(
                 pause = (pause * 2).min(Duration::from_secs(2));
             }
             Ok(_) => {
-                return Err(Error::Invalid {
-                    field: "app".to_owned(),
-                    rule: format!("app {app} still exists after deletion"),
+                return Err(Error::NotConverged {
+                    subject: format!("app {app}"),
+                    outcome: "still exists after its deletion".to_owned(),
+                    next: "call list_apps later to see whether it is gone".to_owned(),
                 });
             }
             Err(e) => return Err(Error::fly(format!("confirming app {app} is gone"))(e)),

@@ -19,8 +19,8 @@ pub enum Error {
     NotFound {
         what: &'static str,
         id: String,
-        /// Either empty or ": " followed by what to call next.
-        hint: String,
+        /// What to call next, if anything.
+        hint: NextStep,
     },
     /// A domain rule forbids the operation (e.g. `--owned-only`).
     #[error("refused by {rule}: {message}")]
@@ -28,6 +28,15 @@ pub enum Error {
     /// Input that passed the schema but not a domain rule.
     #[error("invalid {field}: {rule}")]
     Invalid { field: String, rule: String },
+    /// Fly accepted the operation but its subject did not end where it should (a
+    /// machine that failed to start, an app still there after its deletion). Not the
+    /// caller's input: `next` says where to look before running the call again.
+    #[error("{subject} {outcome}; {next}")]
+    NotConverged {
+        subject: String,
+        outcome: String,
+        next: String,
+    },
     /// The caller cancelled the call while the workflow was at `step`.
     #[error("cancelled while {step}")]
     Cancelled { step: String },
@@ -60,6 +69,7 @@ impl Error {
             Error::NotFound { .. }
             | Error::Refused { .. }
             | Error::Invalid { .. }
+            | Error::NotConverged { .. }
             | Error::Cancelled { .. } => false,
         }
     }
@@ -72,7 +82,33 @@ impl Error {
             Error::NotFound { .. }
             | Error::Refused { .. }
             | Error::Invalid { .. }
+            | Error::NotConverged { .. }
             | Error::Cancelled { .. } => false,
+        }
+    }
+}
+
+/// The rest of a "not found" message: nothing, or what to call next (shown after ": ").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NextStep(Option<String>);
+
+impl NextStep {
+    /// No next step to suggest.
+    pub fn none() -> Self {
+        NextStep(None)
+    }
+
+    /// Suggests `what` (e.g. "call app_status to see the app's machine ids").
+    pub fn to(what: impl Into<String>) -> Self {
+        NextStep(Some(what.into()))
+    }
+}
+
+impl std::fmt::Display for NextStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(what) => write!(f, ": {what}"),
+            None => Ok(()),
         }
     }
 }
@@ -80,13 +116,6 @@ impl Error {
 impl Error {
     /// The error with its sources joined by ": " (what the model reads).
     pub fn source_text(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(s) = source {
-            text.push_str(": ");
-            text.push_str(&s.to_string());
-            source = s.source();
-        }
-        text
+        crate::chain::text(self)
     }
 }

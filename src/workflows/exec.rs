@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use crate::fly;
+use crate::workflows::NextStep;
 
 use super::{
     Error,
@@ -67,7 +68,7 @@ pub async fn plan_exec(
     let machine = machines.into_iter().next().ok_or_else(|| Error::NotFound {
         what: "machine",
         id: format!("{machine_id} (app {app})"),
-        hint: ": call app_status to see the app's machine ids".to_owned(),
+        hint: NextStep::to("call app_status to see the app's machine ids"),
     })?;
     if owned_only && !machine.owned {
         return Err(Error::Refused {

@@ -12,6 +12,7 @@ use super::{
     sched::{BulkOptions, Control, ItemOutcome, run_bulk},
 };
 use crate::fly;
+use crate::workflows::NextStep;
 
 /// What to do to each machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,7 +217,7 @@ async fn select(client: &fly::Client, spec: &ActionSpec) -> Result<Vec<fly::Mach
                 Error::NotFound {
                     what: "machine",
                     id: format!("{id} (app {app})"),
-                    hint: ": call app_status to see the app's machine ids".to_owned(),
+                    hint: NextStep::to("call app_status to see the app's machine ids"),
                 }
             } else {
                 Error::fly(format!("reading machine {id} of app {app}"))(e)
@@ -294,9 +295,10 @@ async fn act_and_wait(
         )
         .await?;
     match outcome.state {
-        Some(fly::MachineState::Failed) => Err(Error::Invalid {
-            field: "machine".to_owned(),
-            rule: format!("machine {id} failed; call machine_info for its events"),
+        Some(fly::MachineState::Failed) => Err(Error::NotConverged {
+            subject: format!("machine {id}"),
+            outcome: "failed".to_owned(),
+            next: "call machine_info for its events".to_owned(),
         }),
         Some(s) => Ok(Some(s.to_string())),
         None => Ok(Some(target.as_str().to_owned())),

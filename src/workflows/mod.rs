@@ -24,7 +24,7 @@ pub mod teardown;
 pub mod update;
 pub mod volumes;
 
-pub use error::Error;
+pub use error::{Error, NextStep};
 
 /// Machine metadata key marking a machine as created by this server (`--owned-only`
 /// mutates only machines carrying it with [`OWNER_METADATA_VALUE`]).
@@ -35,7 +35,7 @@ pub const OWNER_METADATA_VALUE: &str = "fly-machines-mcp";
 /// Machine metadata key: the app secrets version this machine was launched with at
 /// least (`min_secrets_version`), written whenever this server creates or updates a
 /// machine knowing that version. Fly keeps no record of it a client can read back, and
-/// the server is stateless, so a later clone (scale, pool fill, refill, wipe) takes its
+/// the server keeps no state between calls, so a later clone (scale, pool fill, refill, wipe) takes its
 /// `min_secrets_version` from here, as flyctl takes it from the version it remembers
 /// after a secrets write (`internal/appsecrets/minvers.go`).
 pub const SECRETS_VERSION_METADATA_KEY: &str = "fly_mcp_secrets_version";

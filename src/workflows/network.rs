@@ -6,6 +6,7 @@
 //! Knows `crate::fly` only; the MCP layer shapes arguments and results.
 
 use crate::fly;
+use crate::workflows::NextStep;
 
 use super::Error;
 
@@ -177,11 +178,11 @@ pub async fn plan_ip_release(
         .ok_or_else(|| Error::NotFound {
             what: "address",
             id: format!("{address} (app {app})"),
-            hint: if known.is_empty() {
-                ": the app has no addresses".to_owned()
+            hint: NextStep::to(if known.is_empty() {
+                "the app has no addresses".to_owned()
             } else {
-                format!(": the app has {}", known.join(", "))
-            },
+                format!("the app has {}", known.join(", "))
+            }),
         })
 }
 
@@ -356,7 +357,7 @@ fn cert_not_found(app: &str, hostname: &str) -> Error {
     Error::NotFound {
         what: "certificate",
         id: format!("{hostname} (app {app})"),
-        hint: ": add it with certificate_action action add".to_owned(),
+        hint: NextStep::to("add it with certificate_action action add"),
     }
 }
 

@@ -3,6 +3,7 @@
 //! `diagnose`, `logs`). Compose `crate::fly` reads; change nothing.
 
 use crate::fly;
+use crate::workflows::NextStep;
 
 use super::Error;
 
@@ -110,7 +111,7 @@ pub async fn machines_by_id(
                 Error::NotFound {
                     what: "machine",
                     id: format!("{id} (app {app})"),
-                    hint: ": call app_status to see the app's machine ids".to_owned(),
+                    hint: NextStep::to("call app_status to see the app's machine ids"),
                 }
             } else {
                 Error::fly(format!("reading machine {id} of app {app}"))(e)

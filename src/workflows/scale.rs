@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::fly::{self, CreateMachine, CreateVolume, MachineState, Mount, WaitTarget};
+use crate::workflows::NextStep;
 
 use super::Error;
 use super::sched::{BulkOptions, Control, ItemOutcome, run_bulk};
@@ -102,7 +103,7 @@ pub async fn plan_scale(
             .ok_or_else(|| Error::NotFound {
                 what: "template machine",
                 id: format!("{id} (app {app})"),
-                hint: ": call app_status to see the app's machine ids".to_owned(),
+                hint: NextStep::to("call app_status to see the app's machine ids"),
             })?,
         None => machines
             .iter()

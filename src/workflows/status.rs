@@ -10,6 +10,7 @@ use futures::future::join_all;
 
 use super::Error;
 use crate::fly::{self, Machine, MachineFilter};
+use crate::workflows::NextStep;
 
 /// A volume with its usage.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -253,7 +254,7 @@ pub fn missing_app(app: &str) -> Error {
     Error::NotFound {
         what: "app",
         id: app.to_owned(),
-        hint: ": call list_apps to see the apps this token can reach".to_owned(),
+        hint: NextStep::to("call list_apps to see the apps this token can reach"),
     }
 }
 
@@ -456,7 +457,7 @@ pub async fn list_apps(
         return Err(Error::NotFound {
             what: "org",
             id: want.to_owned(),
-            hint: ": call list_apps without org to see the orgs this token reaches".to_owned(),
+            hint: NextStep::to("call list_apps without org to see the orgs this token reaches"),
         });
     }
     let listings = join_all(orgs.iter().map(|o| client.list_apps(&o.slug))).await;
@@ -511,7 +512,7 @@ pub async fn unknown_machine(client: &fly::Client, app: &str, id: &str) -> Error
         Ok(ms) => {
             let live: Vec<&Machine> = ms.iter().filter(|m| !m.state.is_terminal()).collect();
             if live.is_empty() {
-                ": the app has no machines".to_owned()
+                NextStep::to("the app has no machines")
             } else {
                 let shown: Vec<String> = live
                     .iter()
@@ -524,13 +525,13 @@ pub async fn unknown_machine(client: &fly::Client, app: &str, id: &str) -> Error
                 } else {
                     String::new()
                 };
-                format!(
-                    ": valid machine ids of app {app}: {}{more}",
+                NextStep::to(format!(
+                    "valid machine ids of app {app}: {}{more}",
                     shown.join(", ")
-                )
+                ))
             }
         }
-        Err(_) => ": call app_status to see the app's machine ids".to_owned(),
+        Err(_) => NextStep::to("call app_status to see the app's machine ids"),
     };
     Error::NotFound {
         what: "machine",

@@ -19,6 +19,7 @@ use super::{
     sched::{BulkOptions, Control, ItemOutcome, run_bulk},
 };
 use crate::fly;
+use crate::workflows::NextStep;
 
 /// Everything of an app that a teardown removes.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,8 +55,9 @@ pub async fn plan_teardown(
             return Err(Error::NotFound {
                 what: "app",
                 id: app.to_owned(),
-                hint: ": nothing to tear down (list_apps shows the apps this token reaches)"
-                    .to_owned(),
+                hint: NextStep::to(
+                    "nothing to tear down (list_apps shows the apps this token reaches)",
+                ),
             });
         }
         Err(e) => return Err(Error::fly(format!("reading app {app}"))(e)),

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use std::sync::Mutex;
 
 use crate::fly::{self, MachineConfig, MachineState, UpdateMachine, WaitTarget};
+use crate::workflows::NextStep;
 
 use super::Error;
 use super::sched::{BulkOptions, Control, ItemOutcome, run_bulk};
@@ -238,7 +239,7 @@ pub async fn plan_update(
                 .ok_or_else(|| Error::NotFound {
                     what: "machine",
                     id: format!("{id} (app {app})"),
-                    hint: ": call app_status to see the app's machine ids".to_owned(),
+                    hint: NextStep::to("call app_status to see the app's machine ids"),
                 })?;
             picked.push(m.clone());
         }

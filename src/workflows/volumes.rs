@@ -5,6 +5,7 @@
 //! Composes `crate::fly` volume and machine calls; knows nothing of MCP.
 
 use crate::fly::{self, CreateVolume, MachineState};
+use crate::workflows::NextStep;
 
 use super::Error;
 
@@ -265,7 +266,7 @@ async fn get(client: &fly::Client, app: &str, volume_id: &str) -> Result<fly::Vo
             Error::NotFound {
                 what: "volume",
                 id: format!("{volume_id} (app {app})"),
-                hint: ": call app_status to see the app's volumes".to_owned(),
+                hint: NextStep::to("call app_status to see the app's volumes"),
             }
         } else {
             Error::fly(format!("reading volume {volume_id}"))(e)

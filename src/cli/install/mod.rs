@@ -739,13 +739,7 @@ pub fn run_install(args: InstallArgs) -> ExitCode {
     match result {
         Ok(_) => ExitCode::SUCCESS,
         Err(err) => {
-            let mut text = format!("error: {err}");
-            let mut source = std::error::Error::source(&err);
-            while let Some(cause) = source {
-                text.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            eprintln!("{text}");
+            eprintln!("error: {}", crate::chain::text(&err));
             if err.is_usage() {
                 ExitCode::from(2)
             } else {

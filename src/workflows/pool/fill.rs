@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::fly::{
     self, CreateMachine, IDEMPOTENCY_KEY_METADATA, LeaseNonce, Machine, MachineState, WaitTarget,
 };
+use crate::workflows::NextStep;
 use crate::workflows::sched::{BulkOptions, Control, ItemOutcome, run_bulk};
 use crate::workflows::{self, Error, OWNER_METADATA_KEY, OWNER_METADATA_VALUE};
 
@@ -380,7 +381,7 @@ pub async fn refill_after_claim(
         return Err(Error::NotFound {
             what: "pool machine",
             id: env.machine_id.clone(),
-            hint: String::new(),
+            hint: NextStep::none(),
         });
     };
     let mut config = workflows::full_config(claimed, "be copied to refill the pool")?;

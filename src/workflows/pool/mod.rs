@@ -19,6 +19,7 @@ use jiff::{SignedDuration, Timestamp};
 use sha2::{Digest, Sha256};
 
 use crate::fly::{self, LeaseNonce, Machine, MachineConfig, MachineFilter, MachineState};
+use crate::workflows::NextStep;
 
 use super::Error;
 
@@ -341,7 +342,7 @@ fn pool_list_error(app: &str, pool: &str, e: fly::Error) -> Error {
         Error::NotFound {
             what: "app",
             id: app.to_owned(),
-            hint: ": create the app first (provision_environment), then fill the pool".into(),
+            hint: NextStep::to("create the app first (provision_environment), then fill the pool"),
         }
     } else {
         Error::fly(format!("listing pool {pool} in app {app}"))(e)

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::fly::{self, LeaseNonce};
+use crate::workflows::NextStep;
 use crate::workflows::{self, Error};
 
 use super::fill::slot_key;
@@ -71,7 +72,9 @@ pub async fn release(
         return Err(Error::NotFound {
             what,
             id,
-            hint: format!(": call pool_status with pool {pool} to see the claims"),
+            hint: NextStep::to(format!(
+                "call pool_status with pool {pool} to see the claims"
+            )),
         });
     };
     let id = m.id.clone();

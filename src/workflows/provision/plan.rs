@@ -79,7 +79,7 @@ fn pick_volume(vols: Vec<fly::Volume>, v: &VolumeSpec, region: &str) -> Option<f
         .find(|vol| vol.name == v.name && vol.region == region && !vol.is_going())
 }
 
-/// Says what [`provision_environment`] would create or reuse, and what it would cost.
+/// Says what [`provision_environment`](super::provision_environment) would create or reuse, and what it would cost.
 /// Reads only.
 pub async fn plan_environment(client: &fly::Client, spec: &EnvSpec) -> Result<EnvPlan, Error> {
     let (guest, sizes) = resolve_guest(client, &spec.guest).await?;

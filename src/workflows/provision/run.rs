@@ -578,12 +578,10 @@ async fn wait_started(
             machine.id
         )))?;
     match outcome.state {
-        Some(fly::MachineState::Failed) => Err(Error::Invalid {
-            field: "machine".to_owned(),
-            rule: format!(
-                "machine {} failed to start; call machine_info for its events",
-                machine.id
-            ),
+        Some(fly::MachineState::Failed) => Err(Error::NotConverged {
+            subject: format!("machine {}", machine.id),
+            outcome: "failed to start".to_owned(),
+            next: "call machine_info for its events".to_owned(),
         }),
         Some(s) => Ok(s.to_string()),
         None => Ok(fly::MachineState::Started.to_string()),

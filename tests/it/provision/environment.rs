@@ -597,3 +597,29 @@ async fn item7_capacity_errors_are_final_whatever_the_status() {
     client.cancel().await.unwrap();
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_machine_that_fails_to_start_is_reported_as_such_and_rolled_back() {
+    let sim = start_sim(SimConfig::for_tests()).await;
+    let gate = gate(&sim, ConfirmMode::Argument);
+    let client = connect(gate.clone(), Confirming::default()).await;
+    let mut args = env_args("dev-failing");
+    // Simulator convention: a `failing*` tag boots into `failed` (API-NOTES §2).
+    args["image"] = json!("nginx:failing-1");
+    let r = client
+        .call_tool(call("provision_environment", args))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true));
+    let text = text_of(&r);
+    assert!(text.contains("failed to start"), "{text}");
+    assert!(text.contains("machine_info"), "{text}");
+    assert!(!text.to_lowercase().contains("invalid"), "{text}");
+    assert!(
+        app_state(&sim, "dev-failing").is_none(),
+        "left: {:?}",
+        app_state(&sim, "dev-failing")
+    );
+    client.cancel().await.unwrap();
+    sim.shutdown().await;
+}
