@@ -147,8 +147,17 @@ impl Client {
         let resp = self.send(req).await?;
         let rid = resp.request_id.clone();
         let mut lease = parse_lease("refresh_lease", resp.json()?, rid.as_deref())?;
-        if lease.nonce.is_none() {
-            lease.nonce = Some(nonce.clone());
+        match &lease.nonce {
+            None => lease.nonce = Some(nonce.clone()),
+            // flyctl (`internal/machine/leasable_machine.go`, `RefreshLease`) refuses a
+            // refresh that answers a new nonce: the lease we held is not the one now held.
+            Some(answered) if answered != nonce => {
+                return Err(Error::invalid(
+                    "lease",
+                    "the refresh answered another nonce: the lease held is no longer ours",
+                ));
+            }
+            Some(_) => {}
         }
         Ok(lease)
     }

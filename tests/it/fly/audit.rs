@@ -1,0 +1,192 @@
+//! The fidelity audit (`openapi/AUDIT.md`): every Fly call the client makes has a row
+//! naming the production-client source and an existing test; and the tests of the
+//! differences the audit closed.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use fly_machines_mcp::fly::{CreateMachine, IDEMPOTENCY_KEY_METADATA, LeaseNonce, MachineConfig};
+use serde_json::json;
+use wiremock::matchers::{method, path, query_param};
+use wiremock::{Mock, ResponseTemplate};
+
+use super::stub;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The operation names of every call in `src/fly/` (test modules left out): the literal
+/// first argument of `Req::machines`/`Req::new`, of `simple_action` and of `graphql::<…>`.
+fn calls_in_the_client() -> BTreeSet<String> {
+    let literal = regex::Regex::new(
+        r#"(?:Req::(?:machines|new)|simple_action|graphql::<[^>]+>)\(\s*"([a-z0-9_]+)""#,
+    )
+    .unwrap();
+    let any_req = regex::Regex::new(r"Req::(?:machines|new)\(\s*([^\s,]+)").unwrap();
+    let mut ops = BTreeSet::new();
+    let dir = Path::new(ROOT).join("src/fly");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let file = entry.unwrap().path();
+        if file.extension().and_then(|e| e.to_str()) != Some("rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap();
+        for c in literal.captures_iter(code) {
+            ops.insert(c[1].to_owned());
+        }
+        // A request built from a non-literal name must be one of the two generic
+        // builders whose callers pass literals (caught above); anything else would
+        // hide a call from this list.
+        for c in any_req.captures_iter(code) {
+            let first = &c[1];
+            assert!(
+                first.starts_with('"') || first == "op",
+                "{}: a Req built with `{first}`: give it a literal operation name",
+                file.display()
+            );
+        }
+    }
+    ops
+}
+
+struct Row {
+    call: String,
+    source: String,
+    test: String,
+}
+
+fn audit_rows() -> Vec<Row> {
+    let text = std::fs::read_to_string(Path::new(ROOT).join("openapi/AUDIT.md")).unwrap();
+    let call = regex::Regex::new(r"^`([a-z0-9_]+)`$").unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split(" | ").map(str::trim).collect();
+            assert_eq!(cells.len(), 6, "a row of six cells: {l}");
+            let name = call
+                .captures(cells[0])
+                .unwrap_or_else(|| panic!("first cell is a `call`: {l}"))[1]
+                .to_owned();
+            Row {
+                call: name,
+                source: cells[3].to_owned(),
+                test: cells[4].to_owned(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn the_audit_table_covers_every_fly_call_with_a_source_and_a_test() {
+    let calls = calls_in_the_client();
+    assert!(
+        calls.len() > 40,
+        "the extraction found the calls: {calls:?}"
+    );
+    let rows = audit_rows();
+    let mut seen = BTreeSet::new();
+    for row in &rows {
+        assert!(seen.insert(row.call.clone()), "two rows for {}", row.call);
+        assert!(
+            calls.contains(&row.call),
+            "openapi/AUDIT.md has a row for `{}`, which the client no longer makes",
+            row.call
+        );
+        assert!(
+            row.source.contains(".go"),
+            "row `{}` names no fly-go/flyctl source file",
+            row.call
+        );
+        let (file, name) = row
+            .test
+            .split_once("::")
+            .unwrap_or_else(|| panic!("row `{}`: test as path::fn", row.call));
+        let body = std::fs::read_to_string(Path::new(ROOT).join(file))
+            .unwrap_or_else(|e| panic!("row `{}`: test file {file}: {e}", row.call));
+        assert!(
+            body.contains(&format!("fn {name}(")),
+            "row `{}`: no test `{name}` in {file}",
+            row.call
+        );
+    }
+    let missing: Vec<&String> = calls.difference(&seen).collect();
+    assert!(
+        missing.is_empty(),
+        "Fly calls without a row in openapi/AUDIT.md: {missing:?}"
+    );
+}
+
+/// `get_machine` with the holder: `?include_leases=true`, the lease decoded.
+#[tokio::test]
+async fn get_machine_with_lease_asks_for_the_lease() {
+    let (server, client) = stub().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/apps/web/machines/m1"))
+        .and(query_param("include_leases", "true"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "m1", "state": "started",
+            "lease": {"owner": "ops@example.com", "description": "deploy", "expires_at": 1777629600}})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let m = client.get_machine_with_lease("web", "m1").await.unwrap();
+    let lease = m.lease.expect("the lease is decoded");
+    assert_eq!(lease.owner, "ops@example.com");
+}
+
+/// flyctl (`internal/machine/leasable_machine.go`, `RefreshLease`) fails when a refresh
+/// answers another nonce: the lease we held is gone and someone else's is in its place.
+#[tokio::test]
+async fn a_refresh_answered_with_another_nonce_is_an_error() {
+    let (server, client) = stub().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/apps/web/machines/m1/lease"))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(json!({"status": "success", "data": {
+            "nonce": "someone-else", "expires_at": 1708569900, "owner": "other@example.com"}})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = client
+        .refresh_lease("web", "m1", &LeaseNonce::new("ours"), 30)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("another nonce"), "{err}");
+}
+
+/// fly-go's `IsActive` (`machine_types.go`) leaves `destroying` machines out: a machine on
+/// its way out that carries the idempotency key is not the create's answer.
+#[tokio::test]
+async fn a_destroying_machine_with_the_key_is_not_the_idempotent_answer() {
+    let (server, client) = stub().await;
+    let key_param = format!("metadata.{IDEMPOTENCY_KEY_METADATA}");
+    Mock::given(method("GET"))
+        .and(path("/v1/apps/web/machines"))
+        .and(query_param(key_param.as_str(), "k1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{
+            "id": "old", "state": "destroying",
+            "config": {"image": "nginx", "metadata": {IDEMPOTENCY_KEY_METADATA: "k1"}}}])))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/apps/web/machines"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "new", "state": "created",
+            "config": {"image": "nginx", "metadata": {IDEMPOTENCY_KEY_METADATA: "k1"}}})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let body = CreateMachine {
+        config: MachineConfig {
+            image: "nginx".into(),
+            ..MachineConfig::default()
+        },
+        ..CreateMachine::default()
+    };
+    let m = client
+        .create_machine_idempotent("web", &body, "k1")
+        .await
+        .unwrap();
+    assert_eq!(m.id, "new");
+}
