@@ -163,6 +163,9 @@ impl Client {
     }
 
     /// Release Lease: `DELETE /v1/apps/{app_name}/machines/{machine_id}/lease` with the nonce header.
+    /// A 404 ("lease not found": it expired, or a retried release already removed it) is
+    /// success: no lease of ours is left, and flyctl ignores that answer too
+    /// (`internal/machine/lease.go`, `releaseLease`).
     pub async fn release_lease(
         &self,
         app: &str,
@@ -176,8 +179,11 @@ impl Client {
         )
         .nonce(Some(nonce))
         .pace(PaceClass::Action, machine_id);
-        self.send(req).await?;
-        Ok(())
+        match self.send(req).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Get Metadata: `GET /v1/apps/{app_name}/machines/{machine_id}/metadata`.

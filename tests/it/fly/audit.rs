@@ -190,3 +190,28 @@ async fn a_destroying_machine_with_the_key_is_not_the_idempotent_answer() {
         .unwrap();
     assert_eq!(m.id, "new");
 }
+
+/// A release answered 404 "lease not found" (expired, or a retried DELETE whose first
+/// attempt went through) leaves no lease of ours: success, as flyctl's `releaseLease`
+/// (`internal/machine/lease.go`) ignores it. A 409 (someone else's lease) still fails.
+#[tokio::test]
+async fn releasing_a_lease_that_is_already_gone_is_success() {
+    let (server, client) = stub().await;
+    Mock::given(method("DELETE"))
+        .and(path("/v1/apps/web/machines/m1/lease"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"error": "lease not found"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/v1/apps/web/machines/m2/lease"))
+        .respond_with(ResponseTemplate::new(409).set_body_json(json!({
+            "error": "aborted: lease currently held by other@example.com, nonce does not match"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let nonce = LeaseNonce::new("ours");
+    client.release_lease("web", "m1", &nonce).await.unwrap();
+    let err = client.release_lease("web", "m2", &nonce).await.unwrap_err();
+    assert!(err.is_conflict(), "{err}");
+}
