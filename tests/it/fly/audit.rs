@@ -215,3 +215,67 @@ async fn releasing_a_lease_that_is_already_gone_is_success() {
     let err = client.release_lease("web", "m2", &nonce).await.unwrap_err();
     assert!(err.is_conflict(), "{err}");
 }
+
+/// A start whose first attempt took effect but was answered 502 is retried, and the
+/// retry meets the machine in `starting`: Fly refuses it with a 412. The lifecycle
+/// workflow re-reads the machine and, finding it on its way, waits instead of reporting
+/// a failure for a start that happened (issue 18: no false outcomes).
+#[tokio::test]
+async fn a_start_refused_because_the_first_attempt_went_through_is_done() {
+    use fly_machines_mcp::workflows::lifecycle::{ActionSpec, MachineAction, run_machine_action};
+    use fly_machines_mcp::workflows::sched::Control;
+
+    let (server, client) = stub().await;
+    let machine = |state: &str| json!({"id": "m1", "state": state, "region": "iad", "config": {"image": "nginx"}});
+    Mock::given(method("GET"))
+        .and(path("/v1/apps/web/machines/m1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(machine("stopped")))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/apps/web/machines/m1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(machine("starting")))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/apps/web/machines/m1/start"))
+        .respond_with(ResponseTemplate::new(502).set_body_string("bad gateway"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/apps/web/machines/m1/start"))
+        .respond_with(ResponseTemplate::new(412).set_body_json(json!({
+            "error": "failed_precondition: unable to start machine from current state: 'starting'"})))
+        .with_priority(2)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/apps/web/machines/m1/wait"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"ok": true, "state": "started"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let spec = ActionSpec {
+        app: "web".into(),
+        action: MachineAction::Start,
+        machine_ids: vec!["m1".into()],
+        wait: true,
+        timeout: std::time::Duration::from_secs(10),
+        concurrency: 1,
+    };
+    let out = run_machine_action(&client, &spec, false, &Control::detached())
+        .await
+        .unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].outcome, "done", "{:?}", out[0]);
+    assert_eq!(out[0].state_after.as_deref(), Some("started"));
+}
