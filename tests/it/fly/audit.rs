@@ -279,3 +279,47 @@ async fn a_start_refused_because_the_first_attempt_went_through_is_done() {
     assert_eq!(out[0].outcome, "done", "{:?}", out[0]);
     assert_eq!(out[0].state_after.as_deref(), Some("started"));
 }
+
+/// The client itself: a start or suspend refused with a 412 while the machine is
+/// already on its way there is done (the pool's claim and fill call these directly); a
+/// 412 from a state that leads elsewhere stays an error.
+#[tokio::test]
+async fn start_and_suspend_refused_on_the_way_there_are_done() {
+    let (server, client) = stub().await;
+    let refused = |op: &str, state: &str| {
+        ResponseTemplate::new(412).set_body_json(json!({
+            "error": format!("failed_precondition: unable to {op} machine from current state: '{state}'")}))
+    };
+    for (id, state) in [
+        ("m1", "starting"),
+        ("m2", "suspending"),
+        ("m3", "destroying"),
+    ] {
+        Mock::given(method("GET"))
+            .and(path(format!("/v1/apps/web/machines/{id}")))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({"id": id, "state": state})),
+            )
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("POST"))
+        .and(path("/v1/apps/web/machines/m1/start"))
+        .respond_with(refused("start", "starting"))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/apps/web/machines/m2/suspend"))
+        .respond_with(refused("suspend", "suspending"))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/apps/web/machines/m3/start"))
+        .respond_with(refused("start", "destroying"))
+        .mount(&server)
+        .await;
+    client.start_machine("web", "m1", None).await.unwrap();
+    client.suspend_machine("web", "m2", None).await.unwrap();
+    let err = client.start_machine("web", "m3", None).await.unwrap_err();
+    assert_eq!(err.status(), Some(412));
+}
