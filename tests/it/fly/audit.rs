@@ -323,3 +323,51 @@ async fn start_and_suspend_refused_on_the_way_there_are_done() {
     let err = client.start_machine("web", "m3", None).await.unwrap_err();
     assert_eq!(err.status(), Some(412));
 }
+
+/// A summary listing leaves out `config`; `teardown_app` with `owned_only` reads the
+/// owner from `config.metadata`, so it must not list with `summary` (the same mistake
+/// as issue 18 item 3). Here the summary answer has no config and the full one has it.
+#[tokio::test]
+async fn owned_only_teardown_plan_reads_the_owner_from_full_configs() {
+    use fly_machines_mcp::workflows::{OWNER_METADATA_KEY, OWNER_METADATA_VALUE, teardown};
+
+    let (server, client) = stub().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/apps/web"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "a1", "name": "web"})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/apps/web/machines"))
+        .and(query_param("summary", "true"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!([{"id": "m1", "state": "started"}])),
+        )
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/apps/web/machines"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{"id": "m1", "state": "started",
+            "config": {"image": "nginx", "metadata": {OWNER_METADATA_KEY: OWNER_METADATA_VALUE}}}])))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/apps/web/volumes"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/apps/web/ip_assignments"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ips": []})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/apps/web/certificates"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"certificates": []})))
+        .mount(&server)
+        .await;
+    let plan = teardown::plan_teardown(&client, "web", true).await.unwrap();
+    assert_eq!(plan.machines.len(), 1);
+}
