@@ -280,11 +280,45 @@ impl Client {
         .nonce(nonce)
         .retry(RetryMode::Safe)
         .pace(PaceClass::Action, machine_id);
-        let resp = self.send(req).await?;
+        let resp = match self.send(req).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                use super::MachineState as S;
+                self.under_way(app, machine_id, e, |s| {
+                    matches!(s, S::Starting | S::Started)
+                })
+                .await?;
+                return Ok(StartResult::default());
+            }
+        };
         if resp.body.iter().all(u8::is_ascii_whitespace) {
             return Ok(StartResult::default());
         }
         resp.json()
+    }
+
+    /// After a failed action: `Ok` when the failure is a 412 (`failed_precondition:
+    /// unable to start machine from current state: 'starting'`) and the machine is
+    /// already where the action leads (`arrived`). That is the answer to a retry whose
+    /// first attempt took effect but was answered with a 5xx or a reset (the retry is
+    /// `Safe`); reporting it as a failure would be a false outcome. Anything else: `err`.
+    async fn under_way(
+        &self,
+        app: &str,
+        machine_id: &str,
+        err: Error,
+        arrived: impl Fn(&super::MachineState) -> bool,
+    ) -> Result<(), Error> {
+        if err.status() != Some(412) {
+            return Err(err);
+        }
+        match self.get_machine(app, machine_id).await {
+            Ok(m) if arrived(&m.state) => {
+                tracing::debug!(app, machine = machine_id, error = %err, "action refused, but the machine is already on its way");
+                Ok(())
+            }
+            _ => Err(err),
+        }
     }
 
     /// Stop Machine: `POST /v1/apps/{app_name}/machines/{machine_id}/stop` (body `{signal, timeout}`).
@@ -322,8 +356,19 @@ impl Client {
         machine_id: &str,
         nonce: Option<&LeaseNonce>,
     ) -> Result<(), Error> {
-        self.simple_action("suspend_machine", app, machine_id, "suspend", nonce)
+        use super::MachineState as S;
+        match self
+            .simple_action("suspend_machine", app, machine_id, "suspend", nonce)
             .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.under_way(app, machine_id, e, |s| {
+                    matches!(s, S::Suspending | S::Suspended)
+                })
+                .await
+            }
+        }
     }
 
     /// Restart Machine: `POST /v1/apps/{app_name}/machines/{machine_id}/restart` (`?signal=&timeout=`).

@@ -147,13 +147,25 @@ impl Client {
         let resp = self.send(req).await?;
         let rid = resp.request_id.clone();
         let mut lease = parse_lease("refresh_lease", resp.json()?, rid.as_deref())?;
-        if lease.nonce.is_none() {
-            lease.nonce = Some(nonce.clone());
+        match &lease.nonce {
+            None => lease.nonce = Some(nonce.clone()),
+            // flyctl (`internal/machine/leasable_machine.go`, `RefreshLease`) refuses a
+            // refresh that answers a new nonce: the lease we held is not the one now held.
+            Some(answered) if answered != nonce => {
+                return Err(Error::invalid(
+                    "lease",
+                    "the refresh answered another nonce: the lease held is no longer ours",
+                ));
+            }
+            Some(_) => {}
         }
         Ok(lease)
     }
 
     /// Release Lease: `DELETE /v1/apps/{app_name}/machines/{machine_id}/lease` with the nonce header.
+    /// A 404 ("lease not found": it expired, or a retried release already removed it) is
+    /// success: no lease of ours is left, and flyctl ignores that answer too
+    /// (`internal/machine/lease.go`, `releaseLease`).
     pub async fn release_lease(
         &self,
         app: &str,
@@ -167,8 +179,11 @@ impl Client {
         )
         .nonce(Some(nonce))
         .pace(PaceClass::Action, machine_id);
-        self.send(req).await?;
-        Ok(())
+        match self.send(req).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Get Metadata: `GET /v1/apps/{app_name}/machines/{machine_id}/metadata`.

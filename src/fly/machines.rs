@@ -131,6 +131,13 @@ impl MachineState {
             MachineState::Destroyed | MachineState::Replaced | MachineState::Migrated
         )
     }
+
+    /// Neither gone nor on its way out: fly-go's `Machine.IsActive` (`machine_types.go`,
+    /// used by `flaps/flaps_machines.go` `ListActive`) leaves out `destroyed` and
+    /// `destroying`; the other terminal states (`replaced`, `migrated`) go too.
+    pub fn is_active(&self) -> bool {
+        !self.is_terminal() && !matches!(self, MachineState::Destroying)
+    }
 }
 
 impl std::fmt::Display for MachineState {
@@ -907,6 +914,6 @@ impl Client {
         };
         Ok(found
             .into_iter()
-            .find(|m| m.metadata(IDEMPOTENCY_KEY_METADATA) == Some(key) && !m.state.is_terminal()))
+            .find(|m| m.metadata(IDEMPOTENCY_KEY_METADATA) == Some(key) && m.state.is_active()))
     }
 }

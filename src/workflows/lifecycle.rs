@@ -48,6 +48,18 @@ impl MachineAction {
         }
     }
 
+    /// True when a machine in `state` is at the action's target or on its way there.
+    fn under_way(self, state: &fly::MachineState) -> bool {
+        use fly::MachineState as S;
+        match self {
+            MachineAction::Start => matches!(state, S::Starting | S::Started),
+            MachineAction::Restart => matches!(state, S::Restarting | S::Starting | S::Started),
+            MachineAction::Stop => matches!(state, S::Stopping | S::Stopped),
+            MachineAction::Suspend => matches!(state, S::Suspending | S::Suspended),
+            MachineAction::Cordon | MachineAction::Uncordon => false,
+        }
+    }
+
     /// True when `m` needs nothing done.
     fn already_done(self, m: &fly::Machine) -> bool {
         match self {
@@ -256,7 +268,21 @@ async fn act_and_wait(
         MachineAction::Cordon => client.cordon_machine(app, id, None).await,
         MachineAction::Uncordon => client.uncordon_machine(app, id, None).await,
     };
-    result.map_err(Error::fly(step.clone()))?;
+    if let Err(e) = result {
+        // A 412 (`failed_precondition: unable to start machine from current state:
+        // 'starting'`) can answer a retry whose first attempt took effect but was answered
+        // with a 5xx or a reset: the machine is on its way to the target. Re-read it
+        // before calling that a failure (the same look as after an update's 409).
+        let applied = e.status() == Some(412)
+            && match client.get_machine(app, id).await {
+                Ok(now) => spec.action.under_way(&now.state),
+                Err(_) => false,
+            };
+        if !applied {
+            return Err(Error::fly(step.clone())(e));
+        }
+        tracing::debug!(app, machine = id, error = %e, "action refused, but the machine is already on its way");
+    }
     let Some(target) = spec.action.target() else {
         return Ok(Some(m.state.to_string()));
     };

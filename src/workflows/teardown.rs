@@ -63,7 +63,7 @@ pub async fn plan_teardown(
         Err(e) => return Err(Error::fly(format!("reading app {app}"))(e)),
     }
     let (machines, volumes, ips, certs) = futures::try_join!(
-        list_machines(client, app),
+        list_machines(client, app, owned_only),
         list_volumes(client, app),
         list_ips(client, app),
         list_certificates(client, app),
@@ -105,9 +105,17 @@ pub async fn plan_teardown(
     })
 }
 
-async fn list_machines(client: &fly::Client, app: &str) -> Result<Vec<fly::Machine>, Error> {
+/// The app's live machines. With `owned_only` the listing keeps the configs: a summary
+/// listing leaves out `config` (API-NOTES §1), so its metadata would make every machine
+/// look foreign and refuse the teardown of an app that is ours (as issue 18 item 3 found
+/// for adoption).
+async fn list_machines(
+    client: &fly::Client,
+    app: &str,
+    owned_only: bool,
+) -> Result<Vec<fly::Machine>, Error> {
     let filter = fly::MachineFilter {
-        summary: true,
+        summary: !owned_only,
         ..fly::MachineFilter::default()
     };
     match client.list_machines(app, &filter).await {
@@ -179,7 +187,7 @@ pub async fn teardown(
     ctl.progress.report(0, Some(total), "destroying machines");
     for _ in 0..ROUNDS {
         ctl.check("destroying machines")?;
-        let machines = list_machines(client, app).await?;
+        let machines = list_machines(client, app, false).await?;
         if machines.is_empty() {
             break;
         }

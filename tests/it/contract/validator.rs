@@ -845,6 +845,12 @@ fn the_simulator_rules_that_differ_from_fly_are_listed_with_reasons() {
         "idempotency key with another name",
         "volume name in mounts",
         "organizations for an app-scoped token",
+        "token action of lease release and metadata key delete",
+        "expired token refused with 403",
+        "caveats on platform requests",
+        "GraphQL IP mutations as token actions",
+        "lease release answers",
+        "lease refresh after expiry",
     ] {
         assert!(
             names.contains(&expected),

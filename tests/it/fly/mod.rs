@@ -5,6 +5,7 @@
 mod actions;
 mod against_sim;
 mod apps;
+mod audit;
 mod idempotent;
 mod leases;
 mod logs;
