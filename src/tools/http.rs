@@ -5,13 +5,7 @@
 //! be revoked without a restart) and passthrough (the bearer is the caller's own Fly
 //! token, handed to the gate as the call's token).
 
-use std::{
-    collections::BTreeMap,
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    sync::{Arc, Mutex},
-    time::{Duration, SystemTime},
-};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -27,8 +21,8 @@ use rmcp::transport::{
     streamable_http_server::session::local::LocalSessionManager,
 };
 use secrecy::SecretString;
-use sha2::{Digest, Sha256};
 
+pub use super::auth::keys::KeyFile;
 use super::{
     gate::{Caller, Gate},
     server::McpServer,
@@ -293,8 +287,9 @@ async fn guard(State(state): State<AuthState>, mut req: Request<Body>, next: Nex
                 return reject(StatusCode::UNAUTHORIZED, "missing bearer token");
             };
             match keys.lookup(presented) {
-                Ok(Some(id)) => Caller {
-                    key_id: Some(id),
+                Ok(Some(entry)) => Caller {
+                    key_id: Some(entry.id),
+                    policy: entry.policy,
                     ..Caller::default()
                 },
                 Ok(None) => return reject(StatusCode::UNAUTHORIZED, "invalid bearer token"),
@@ -331,120 +326,9 @@ async fn guard(State(state): State<AuthState>, mut req: Request<Body>, next: Nex
     next.run(req).await
 }
 
-/// The server keys file: one key per line, `#` comments, optionally `id:key`.
-/// Re-read when its modification time or size changes.
-#[derive(Clone)]
-pub struct KeyFile {
-    path: PathBuf,
-    cache: Arc<Mutex<Option<CachedKeys>>>,
-}
-
-impl std::fmt::Debug for KeyFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyFile")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
-    }
-}
-
-struct CachedKeys {
-    stamp: (Option<SystemTime>, u64),
-    /// sha256(key) → id.
-    keys: BTreeMap<[u8; 32], String>,
-}
-
-impl KeyFile {
-    /// A key file at `path` (read lazily).
-    pub fn new(path: PathBuf) -> Self {
-        KeyFile {
-            path,
-            cache: Arc::new(Mutex::new(None)),
-        }
-    }
-
-    fn current(&self) -> Result<BTreeMap<[u8; 32], String>, HttpError> {
-        let meta = std::fs::metadata(&self.path).map_err(|source| HttpError::KeysFile {
-            path: self.path.clone(),
-            source,
-        })?;
-        let stamp = (meta.modified().ok(), meta.len());
-        let mut cache = self.cache.lock().map_err(|_| HttpError::KeysFile {
-            path: self.path.clone(),
-            source: std::io::Error::other("key cache lock poisoned"),
-        })?;
-        if let Some(c) = cache.as_ref()
-            && c.stamp == stamp
-        {
-            return Ok(c.keys.clone());
-        }
-        let text = std::fs::read_to_string(&self.path).map_err(|source| HttpError::KeysFile {
-            path: self.path.clone(),
-            source,
-        })?;
-        let keys = parse_keys(&text);
-        *cache = Some(CachedKeys {
-            stamp,
-            keys: keys.clone(),
-        });
-        Ok(keys)
-    }
-
-    /// The id of the key `presented`, if it is a current key.
-    pub fn lookup(&self, presented: &str) -> Result<Option<String>, HttpError> {
-        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        Ok(self.current()?.get(&digest).cloned())
-    }
-
-    /// The path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-fn parse_keys(text: &str) -> BTreeMap<[u8; 32], String> {
-    let mut keys = BTreeMap::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (id, key) = match line.split_once(':') {
-            Some((id, key))
-                if !id.is_empty()
-                    && !key.trim().is_empty()
-                    && id
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
-            {
-                (id.to_owned(), key.trim())
-            }
-            Some(_) | None => {
-                let d = Sha256::digest(line.as_bytes());
-                (
-                    format!("key-{}", hex::encode(d.get(..4).unwrap_or_default())),
-                    line,
-                )
-            }
-        };
-        let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-        keys.insert(digest, id);
-    }
-    keys
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_file_lines() {
-        let keys = parse_keys("# comment\n\nalice:secret-one\nsecret-two\n  \n");
-        assert_eq!(keys.len(), 2);
-        let one: [u8; 32] = Sha256::digest(b"secret-one").into();
-        assert_eq!(keys.get(&one).map(String::as_str), Some("alice"));
-        let two: [u8; 32] = Sha256::digest(b"secret-two").into();
-        assert!(keys.get(&two).unwrap().starts_with("key-"));
-    }
 
     #[test]
     fn public_bind_without_auth_is_refused() {
