@@ -287,3 +287,77 @@ async fn a_key_capped_at_three_machines_a_day_is_refused_at_its_fourth() {
     b.shutdown().await.unwrap();
     sim.shutdown().await;
 }
+
+/// A real `serve --http` process with `keys`; answers its MCP URL.
+async fn serve_process(sim: &SimHandle, keys: &Path) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_fly-machines-mcp"));
+    cmd.args([
+        "serve",
+        "--http",
+        "127.0.0.1:0",
+        "--toolsets",
+        "all",
+        "--confirm",
+        "never",
+    ])
+    .arg("--auth-keys")
+    .arg(keys);
+    for k in [
+        "FLY_ACCESS_TOKEN",
+        "RUST_LOG",
+        "FLY_MCP_TOOLSETS",
+        "FLY_MCP_AUTH_KEYS",
+    ] {
+        cmd.env_remove(k);
+    }
+    let base = sim.base_url();
+    cmd.env("FLY_API_HOSTNAME", &base)
+        .env("FLY_API_BASE_URL", &base)
+        .env("FLY_API_TOKEN", super::tools::SIM_TOKEN)
+        .env("HOME", std::env::temp_dir().join("fly-mcp-test-no-home"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(url) = line.split("MCP over HTTP at ").nth(1) {
+                return url.trim().to_owned();
+            }
+        }
+        panic!("serve exited before listening")
+    })
+    .await
+    .unwrap();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, url)
+}
+
+#[tokio::test]
+async fn the_machine_cap_holds_across_two_server_processes() {
+    let sim = demo_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, "bot:key-bot-0123456789 max-machines-per-day=3\n").unwrap();
+    let (_p1, u1) = serve_process(&sim, &keys).await;
+    let (_p2, u2) = serve_process(&sim, &keys).await;
+    let c1 = connect(u1, "key-bot-0123456789").await;
+    let c2 = connect(u2, "key-bot-0123456789").await;
+    for (i, c) in [&c1, &c2, &c1].iter().enumerate() {
+        let r = c.call_tool(provision(&format!("proc-{i}"))).await.unwrap();
+        assert_ne!(r.is_error, Some(true), "call {i}: {}", text_of(&r));
+    }
+    let r = c2.call_tool(provision("proc-3")).await.unwrap();
+    assert_eq!(r.is_error, Some(true));
+    let t = text_of(&r);
+    assert!(
+        t.contains("cap of 3 machines per rolling 24 hours") && t.contains("3 created"),
+        "{t}"
+    );
+    c1.cancel().await.unwrap();
+    c2.cancel().await.unwrap();
+    sim.shutdown().await;
+}
