@@ -1,6 +1,5 @@
-//! Who an HTTP caller is and what it may do beyond the server's own policy: the
-//! narrowing a server key (keys file, [`keys`]) or an OAuth access token ([`oauth`])
-//! carries. A [`CallerPolicy`] only ever takes away from the server's [`Policy`]:
+//! What an HTTP caller may do below the server's own policy: the narrowing a server
+//! key carries (keys file, [`keys`]). A [`CallerPolicy`] only ever takes away from the server's [`Policy`]:
 //! `read-only` / `no-destroy`, fewer toolsets, `allow-app` / `allow-org` globs, and
 //! usage caps ([`caps`]). Pure data and checks; the gate applies them. Knows nothing of
 //! HTTP.
@@ -9,7 +8,6 @@
 
 pub mod caps;
 pub mod keys;
-pub mod oauth;
 
 use std::collections::BTreeSet;
 
