@@ -38,6 +38,8 @@ pub enum HttpAuth {
     Keys(PathBuf),
     /// The bearer is the caller's Fly token.
     Passthrough,
+    /// The bearer is an OAuth access token (JWT) from this issuer.
+    OAuth(super::auth::oauth::OAuthSettings),
 }
 
 /// HTTP settings.
@@ -81,6 +83,8 @@ pub enum HttpError {
     },
     #[error("the auth keys file {} holds no key", path.display())]
     NoKeys { path: PathBuf },
+    #[error("OAuth settings: {0}")]
+    OAuth(String),
     #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
@@ -100,7 +104,7 @@ pub fn check_bind(addr: SocketAddr, auth: &HttpAuth) -> Result<(), HttpError> {
         HttpAuth::None if !addr.ip().is_loopback() => {
             Err(HttpError::UnauthenticatedPublicBind { addr })
         }
-        HttpAuth::None | HttpAuth::Keys(_) | HttpAuth::Passthrough => Ok(()),
+        HttpAuth::None | HttpAuth::Keys(_) | HttpAuth::Passthrough | HttpAuth::OAuth(_) => Ok(()),
     }
 }
 
@@ -152,7 +156,7 @@ pub async fn start(
             }
             Some(keys)
         }
-        HttpAuth::None | HttpAuth::Passthrough => None,
+        HttpAuth::None | HttpAuth::Passthrough | HttpAuth::OAuth(_) => None,
     };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -160,7 +164,20 @@ pub async fn start(
     let local = listener
         .local_addr()
         .map_err(|source| HttpError::Bind { addr, source })?;
-    let router = router(gate, local, &opts, keys);
+    let oauth = match &opts.auth {
+        HttpAuth::OAuth(settings) => Some(Arc::new(
+            super::auth::oauth::Verifier::new(
+                settings.issuer.clone(),
+                settings
+                    .audience
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{local}/mcp")),
+            )
+            .map_err(HttpError::OAuth)?,
+        )),
+        HttpAuth::None | HttpAuth::Keys(_) | HttpAuth::Passthrough => None,
+    };
+    let router = router(gate, local, &opts, keys, oauth);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, router)
@@ -190,6 +207,7 @@ struct AuthState {
     mode: AuthMode,
     gate: Arc<Gate>,
     allowed_origins: Arc<Vec<String>>,
+    max_body_bytes: usize,
 }
 
 #[derive(Clone)]
@@ -197,9 +215,16 @@ enum AuthMode {
     None,
     Keys(KeyFile),
     Passthrough,
+    OAuth(Arc<super::auth::oauth::Verifier>),
 }
 
-fn router(gate: Arc<Gate>, local: SocketAddr, opts: &HttpOptions, keys: Option<KeyFile>) -> Router {
+fn router(
+    gate: Arc<Gate>,
+    local: SocketAddr,
+    opts: &HttpOptions,
+    keys: Option<KeyFile>,
+    oauth: Option<Arc<super::auth::oauth::Verifier>>,
+) -> Router {
     let mut hosts: Vec<String> = vec![
         "localhost".into(),
         "127.0.0.1".into(),
@@ -221,20 +246,32 @@ fn router(gate: Arc<Gate>, local: SocketAddr, opts: &HttpOptions, keys: Option<K
         Arc::new(session_manager),
         config,
     );
-    let mode = match (&opts.auth, keys) {
-        (HttpAuth::Keys(_), Some(keys)) => AuthMode::Keys(keys),
-        (HttpAuth::Passthrough, _) => AuthMode::Passthrough,
-        (HttpAuth::None, _) | (HttpAuth::Keys(_), None) => AuthMode::None,
+    let mode = match (&opts.auth, keys, oauth) {
+        (_, _, Some(verifier)) => AuthMode::OAuth(verifier),
+        (HttpAuth::Keys(_), Some(keys), None) => AuthMode::Keys(keys),
+        (HttpAuth::Passthrough, _, None) => AuthMode::Passthrough,
+        (HttpAuth::None | HttpAuth::OAuth(_), _, None) | (HttpAuth::Keys(_), None, None) => {
+            AuthMode::None
+        }
+    };
+    let metadata = match &mode {
+        AuthMode::OAuth(v) => Some(super::auth::resource::metadata_routes(v.clone())),
+        AuthMode::None | AuthMode::Keys(_) | AuthMode::Passthrough => None,
     };
     let state = AuthState {
         mode,
         gate,
         allowed_origins: Arc::new(opts.allowed_origins.clone()),
+        max_body_bytes: opts.max_body_bytes,
     };
-    Router::new()
+    let router = Router::new()
         .route_service("/mcp", mcp)
         .layer(middleware::from_fn_with_state(state, guard))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(|| async { "ok" }));
+    match metadata {
+        Some(m) => router.merge(m),
+        None => router,
+    }
 }
 
 fn reject(status: StatusCode, message: &str) -> Response {
@@ -271,7 +308,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-async fn guard(State(state): State<AuthState>, mut req: Request<Body>, next: Next) -> Response {
+async fn guard(State(state): State<AuthState>, req: Request<Body>, next: Next) -> Response {
     if let Some(origin) = req.headers().get(header::ORIGIN) {
         let ok = origin
             .to_str()
@@ -280,11 +317,34 @@ async fn guard(State(state): State<AuthState>, mut req: Request<Body>, next: Nex
             return reject(StatusCode::FORBIDDEN, "Origin not allowed");
         }
     }
-    let caller = match &state.mode {
-        AuthMode::None => Caller::default(),
+    let (caller, mut req) = match &state.mode {
+        AuthMode::OAuth(verifier) => {
+            match super::auth::resource::authorize(verifier, &state.gate, req, state.max_body_bytes)
+                .await
+            {
+                Ok(pair) => pair,
+                Err(resp) => return resp,
+            }
+        }
+        AuthMode::None | AuthMode::Keys(_) | AuthMode::Passthrough => {
+            let caller = match caller_of(&state, &req) {
+                Ok(c) => c,
+                Err(resp) => return resp,
+            };
+            (caller, req)
+        }
+    };
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+#[expect(clippy::result_large_err, reason = "the error is the response to send")]
+fn caller_of(state: &AuthState, req: &Request<Body>) -> Result<Caller, Response> {
+    Ok(match &state.mode {
+        AuthMode::None | AuthMode::OAuth(_) => Caller::default(),
         AuthMode::Keys(keys) => {
             let Some(presented) = bearer(req.headers()) else {
-                return reject(StatusCode::UNAUTHORIZED, "missing bearer token");
+                return Err(reject(StatusCode::UNAUTHORIZED, "missing bearer token"));
             };
             match keys.lookup(presented) {
                 Ok(Some(entry)) => Caller {
@@ -292,38 +352,36 @@ async fn guard(State(state): State<AuthState>, mut req: Request<Body>, next: Nex
                     policy: entry.policy,
                     ..Caller::default()
                 },
-                Ok(None) => return reject(StatusCode::UNAUTHORIZED, "invalid bearer token"),
+                Ok(None) => return Err(reject(StatusCode::UNAUTHORIZED, "invalid bearer token")),
                 Err(e) => {
                     tracing::error!(error = %e, "auth keys file unreadable; refusing requests");
-                    return reject(StatusCode::UNAUTHORIZED, "invalid bearer token");
+                    return Err(reject(StatusCode::UNAUTHORIZED, "invalid bearer token"));
                 }
             }
         }
         AuthMode::Passthrough => {
             let Some(presented) = bearer(req.headers()) else {
-                return reject(
+                return Err(reject(
                     StatusCode::UNAUTHORIZED,
                     "missing bearer token (your Fly token)",
-                );
+                ));
             };
             state
                 .gate
                 .redactor()
                 .register(&SecretString::from(presented.to_owned()));
             let Some(token) = fly::Token::parse(presented) else {
-                return reject(
+                return Err(reject(
                     StatusCode::UNAUTHORIZED,
                     "missing bearer token (your Fly token)",
-                );
+                ));
             };
             Caller {
                 fly_token: Some(token),
                 ..Caller::default()
             }
         }
-    };
-    req.extensions_mut().insert(caller);
-    next.run(req).await
+    })
 }
 
 #[cfg(test)]

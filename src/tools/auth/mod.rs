@@ -8,6 +8,8 @@
 
 pub mod caps;
 pub mod keys;
+pub mod oauth;
+pub mod resource;
 
 use std::collections::BTreeSet;
 

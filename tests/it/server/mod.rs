@@ -8,6 +8,7 @@ mod cli;
 mod fixtures;
 mod gates;
 mod http;
+mod oauth;
 pub mod tools;
 
 use std::sync::Arc;
