@@ -958,6 +958,7 @@ async fn stepped_claim_row(claims: u32) -> Row {
     .await
     .unwrap();
     assert!(filled.failed.is_empty(), "{:?}", filled.failed);
+    let listings = pool::PoolListings::new();
     let mut ms = Vec::new();
     for i in 0..claims {
         let req = ClaimRequest {
@@ -968,9 +969,13 @@ async fn stepped_claim_row(claims: u32) -> Row {
             start_timeout: Duration::from_secs(120),
         };
         let t0 = sim.now_ms();
-        match drive(&sim, 5, pool::claim(&c, &req, jiff::Timestamp::now()))
-            .await
-            .unwrap()
+        match drive(
+            &sim,
+            5,
+            pool::claim(&c, &listings, &req, jiff::Timestamp::now()),
+        )
+        .await
+        .unwrap()
         {
             ClaimOutcome::Claimed(env) => assert_eq!(env.started_from, "suspended"),
             ClaimOutcome::Empty { .. } => panic!("the stepped pool ran dry"),

@@ -159,6 +159,7 @@ async fn sim_clock_part(claims: u32, l: &LatencyModel) {
     .await
     .unwrap();
     let c = client(&s);
+    let listings = pool::PoolListings::new();
     create_app(&c, "simclock").await;
     // Filling is measured in part 3; here it only sets the stage, so the limits are off
     // while the stepped clock crawls through it, and back on for the claims.
@@ -189,6 +190,7 @@ async fn sim_clock_part(claims: u32, l: &LatencyModel) {
             5,
             pool::claim(
                 &c,
+                &listings,
                 &claim_req("simclock", &format!("u{i}")),
                 Timestamp::now(),
             ),
@@ -225,6 +227,7 @@ async fn sim_clock_part(claims: u32, l: &LatencyModel) {
 async fn real_time_part(claims: u32, l: &LatencyModel, scale: f64) {
     let s = scaled_sim(scale).await;
     let c = client(&s);
+    let listings = pool::PoolListings::new();
     create_app(&c, "wall").await;
     let opts = FillOptions {
         concurrency: 8,
@@ -240,9 +243,14 @@ async fn real_time_part(claims: u32, l: &LatencyModel, scale: f64) {
     for i in 0..claims {
         let t0 = Instant::now();
         claimed(
-            pool::claim(&c, &claim_req("wall", &format!("u{i}")), Timestamp::now())
-                .await
-                .unwrap(),
+            pool::claim(
+                &c,
+                &listings,
+                &claim_req("wall", &format!("u{i}")),
+                Timestamp::now(),
+            )
+            .await
+            .unwrap(),
         );
         claim_ms.push(t0.elapsed().as_secs_f64() * 1000.0 / scale);
     }

@@ -54,6 +54,7 @@
 
 mod authz;
 mod clock;
+mod config;
 mod control;
 mod faults;
 mod graphql;

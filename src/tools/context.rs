@@ -14,7 +14,10 @@ use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 use super::{error::ToolError, redact::Redactor, safety::Scope};
-use crate::{fly, workflows::secret_refs::RefPolicy};
+use crate::{
+    fly,
+    workflows::{pool::PoolListings, secret_refs::RefPolicy},
+};
 
 /// Per-call context handed to tool bodies. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -26,6 +29,7 @@ pub struct ToolContext {
     redactor: Redactor,
     progress: Option<Progress>,
     secret_refs: Arc<RefPolicy>,
+    pool_listings: Arc<PoolListings>,
     cancel: CancellationToken,
 }
 
@@ -52,6 +56,7 @@ impl ToolContext {
             redactor,
             progress: None,
             secret_refs: Arc::new(RefPolicy::default()),
+            pool_listings: Arc::default(),
             cancel: CancellationToken::new(),
         }
     }
@@ -61,6 +66,18 @@ impl ToolContext {
     pub fn with_secret_refs(mut self, policy: Arc<RefPolicy>) -> Self {
         self.secret_refs = policy;
         self
+    }
+
+    /// The pool listings claims share: the gate's, so one per server process (a
+    /// context of its own otherwise).
+    pub fn with_pool_listings(mut self, listings: Arc<PoolListings>) -> Self {
+        self.pool_listings = listings;
+        self
+    }
+
+    /// The pool listings claims share.
+    pub fn pool_listings(&self) -> &PoolListings {
+        &self.pool_listings
     }
 
     /// What secret references may read and where key files may be written.

@@ -484,7 +484,7 @@ async fn claim_environment(ctx: ToolContext, args: ClaimArgs) -> Result<Environm
         ttl: Duration::from_secs(u64::from(args.ttl_minutes) * 60),
         start_timeout: Duration::from_secs(60),
     };
-    match wf::claim(ctx.client(), &req, Timestamp::now()).await? {
+    match wf::claim(ctx.client(), ctx.pool_listings(), &req, Timestamp::now()).await? {
         ClaimOutcome::Claimed(env) => {
             let refilling = args.refill && !env.renewed;
             if refilling {

@@ -35,6 +35,7 @@ use super::{
     untrusted,
 };
 use crate::fly;
+use crate::workflows::pool::PoolListings;
 
 /// How long a user has to answer a confirmation elicitation.
 const ELICIT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -111,6 +112,8 @@ pub struct Gate {
     default_org: Arc<str>,
     redactor: Redactor,
     audit: Option<AuditLog>,
+    /// The pool listings this process's claims share (one per gate, so per process).
+    pool_listings: Arc<PoolListings>,
 }
 
 impl Gate {
@@ -131,6 +134,7 @@ impl Gate {
             default_org: default_org.into(),
             redactor,
             audit,
+            pool_listings: Arc::new(PoolListings::new()),
         }
     }
 
@@ -303,7 +307,8 @@ impl Gate {
             self.default_org.clone(),
             self.redactor.clone(),
         )
-        .with_secret_refs(self.policy.secret_refs.clone());
+        .with_secret_refs(self.policy.secret_refs.clone())
+        .with_pool_listings(self.pool_listings.clone());
         if let Some((peer, token)) = signals.progress {
             ctx = ctx.with_progress(peer, token);
         }

@@ -3,6 +3,7 @@
 //!
 //! Never sees reqwest, rmcp or generated GraphQL types.
 
+pub mod cleanup;
 pub mod destroy;
 pub mod diagnose;
 mod error;

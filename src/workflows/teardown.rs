@@ -14,9 +14,8 @@ use std::time::Duration;
 
 use super::{
     Error, OWNER_METADATA_KEY, OWNER_METADATA_VALUE,
-    provision::{
-        Resource, delete_app_fully, destroy_machine_fully, destroy_volume_retrying, release_ip,
-    },
+    cleanup::{delete_app_fully, destroy_machine_fully, destroy_volume_retrying, release_ip},
+    provision::Resource,
     sched::{BulkOptions, Control, ItemOutcome, run_bulk},
 };
 use crate::fly;

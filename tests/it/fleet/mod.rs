@@ -12,7 +12,7 @@ use std::time::Duration;
 use fly_machines_mcp::{
     fly,
     sim::{self, SimConfig, SimHandle},
-    workflows::pool::{Park, PoolSpec},
+    workflows::pool::{Park, PoolListings, PoolSpec},
 };
 use serde_json::{Value, json};
 
@@ -23,6 +23,8 @@ pub const TOKEN: &str = "fleet-tests-token";
 pub struct Fleet {
     pub sim: SimHandle,
     pub client: fly::Client,
+    /// The pool listings `client`'s claims share (one server process's).
+    pub listings: PoolListings,
 }
 
 impl Fleet {
@@ -46,7 +48,11 @@ impl Fleet {
             .await
             .unwrap();
         let client = self::client(&sim);
-        Fleet { sim, client }
+        Fleet {
+            sim,
+            client,
+            listings: PoolListings::new(),
+        }
     }
 
     /// Creates `app` in the personal org (moving a stepped clock while the client

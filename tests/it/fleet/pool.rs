@@ -55,17 +55,27 @@ async fn fill_claim_release_and_reap_exactly_the_expired() {
 
     // Claims: the fast path resumes a suspended environment.
     let alice = claimed(
-        pool::claim(&f.client, &claim("envs", "dev", "alice", 3600), now)
-            .await
-            .unwrap(),
+        pool::claim(
+            &f.client,
+            &f.listings,
+            &claim("envs", "dev", "alice", 3600),
+            now,
+        )
+        .await
+        .unwrap(),
     );
     assert_eq!(alice.started_from, "suspended");
     assert!(!alice.renewed);
     assert_eq!(alice.url, "https://envs.fly.dev");
     let again = claimed(
-        pool::claim(&f.client, &claim("envs", "dev", "alice", 3600), now)
-            .await
-            .unwrap(),
+        pool::claim(
+            &f.client,
+            &f.listings,
+            &claim("envs", "dev", "alice", 3600),
+            now,
+        )
+        .await
+        .unwrap(),
     );
     assert_eq!(
         again.machine_id, alice.machine_id,
@@ -73,19 +83,34 @@ async fn fill_claim_release_and_reap_exactly_the_expired() {
     );
     assert!(again.renewed);
     let bob = claimed(
-        pool::claim(&f.client, &claim("envs", "dev", "bob", 3600), now)
-            .await
-            .unwrap(),
+        pool::claim(
+            &f.client,
+            &f.listings,
+            &claim("envs", "dev", "bob", 3600),
+            now,
+        )
+        .await
+        .unwrap(),
     );
     let carol = claimed(
-        pool::claim(&f.client, &claim("envs", "dev", "carol", 3 * 3600), now)
-            .await
-            .unwrap(),
+        pool::claim(
+            &f.client,
+            &f.listings,
+            &claim("envs", "dev", "carol", 3 * 3600),
+            now,
+        )
+        .await
+        .unwrap(),
     );
     let dave = claimed(
-        pool::claim(&f.client, &claim("envs", "dev", "dave", 1800), now)
-            .await
-            .unwrap(),
+        pool::claim(
+            &f.client,
+            &f.listings,
+            &claim("envs", "dev", "dave", 1800),
+            now,
+        )
+        .await
+        .unwrap(),
     );
     let ids = [
         &alice.machine_id,
@@ -146,9 +171,14 @@ async fn fill_claim_release_and_reap_exactly_the_expired() {
     assert_eq!(hib.user.as_deref(), Some("alice"));
     // Her next claim resumes the same one.
     let back = claimed(
-        pool::claim(&f.client, &claim("envs", "dev", "alice", 3600), now)
-            .await
-            .unwrap(),
+        pool::claim(
+            &f.client,
+            &f.listings,
+            &claim("envs", "dev", "alice", 3600),
+            now,
+        )
+        .await
+        .unwrap(),
     );
     assert_eq!(back.machine_id, alice.machine_id);
     assert_eq!(back.started_from, "suspended");
@@ -195,9 +225,14 @@ async fn wipe_replaces_the_environment_in_its_slot() {
     }
     let now = Timestamp::now();
     let env = claimed(
-        pool::claim(&f.client, &claim("wipes", "w", "erin", 600), now)
-            .await
-            .unwrap(),
+        pool::claim(
+            &f.client,
+            &f.listings,
+            &claim("wipes", "w", "erin", 600),
+            now,
+        )
+        .await
+        .unwrap(),
     );
     assert_eq!(env.started_from, "created");
     let r = pool::release(
@@ -310,7 +345,12 @@ async fn a_claim_costs_one_resume_on_the_simulator_clock() {
     let env = f
         .drive(
             5,
-            pool::claim(&f.client, &claim("fast", "p", "zoe", 600), Timestamp::now()),
+            pool::claim(
+                &f.client,
+                &f.listings,
+                &claim("fast", "p", "zoe", 600),
+                Timestamp::now(),
+            ),
         )
         .await
         .unwrap();
@@ -380,9 +420,14 @@ async fn refill_after_a_claim_keeps_the_free_count() {
         .unwrap();
     let now = Timestamp::now();
     let env = claimed(
-        pool::claim(&f.client, &claim("refill", "f", "uma", 600), now)
-            .await
-            .unwrap(),
+        pool::claim(
+            &f.client,
+            &f.listings,
+            &claim("refill", "f", "uma", 600),
+            now,
+        )
+        .await
+        .unwrap(),
     );
     let report = pool::refill_after_claim(&f.client, &env, &fill_opts(0.002), &Control::detached())
         .await
