@@ -189,6 +189,16 @@ pub struct HttpArgs {
     /// OAuth: this server's resource URL, the `aud` tokens must carry (default http://ADDR/mcp).
     #[arg(long, env = "FLY_MCP_OAUTH_AUDIENCE", requires = "oauth_issuer")]
     pub oauth_audience: Option<String>,
+    /// OAuth: machines each token subject may create per rolling 24 hours (counted from Fly).
+    #[arg(
+        long,
+        env = "FLY_MCP_OAUTH_MAX_MACHINES_PER_DAY",
+        requires = "oauth_issuer"
+    )]
+    pub oauth_max_machines_per_day: Option<u32>,
+    /// OAuth: estimated monthly USD of the running machines each token subject created.
+    #[arg(long, env = "FLY_MCP_OAUTH_MAX_MONTHLY_USD", requires = "oauth_issuer")]
+    pub oauth_max_monthly_usd: Option<f64>,
     /// Extra Host header values to accept (comma-separated), e.g. behind a proxy.
     #[arg(long, env = "FLY_MCP_ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
@@ -212,6 +222,10 @@ impl HttpArgs {
                     crate::tools::http::HttpAuth::OAuth(crate::tools::auth::oauth::OAuthSettings {
                         issuer: issuer.clone(),
                         audience: self.oauth_audience.clone(),
+                        caps: crate::tools::auth::Caps {
+                            machines_per_day: self.oauth_max_machines_per_day,
+                            monthly_usd: self.oauth_max_monthly_usd,
+                        },
                     })
                 }
                 (Some(path), _, None) => crate::tools::http::HttpAuth::Keys(path.clone()),

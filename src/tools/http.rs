@@ -172,6 +172,7 @@ pub async fn start(
                     .audience
                     .clone()
                     .unwrap_or_else(|| format!("http://{local}/mcp")),
+                settings.caps.clone(),
             )
             .map_err(HttpError::OAuth)?,
         )),

@@ -54,6 +54,8 @@ pub struct OAuthSettings {
     pub issuer: String,
     /// This server's resource URL (the `aud` tokens must carry); `None`: `http://ADDR/mcp`.
     pub audience: Option<String>,
+    /// Usage caps of every OAuth subject, each counted on its own.
+    pub caps: super::Caps,
 }
 
 /// Why a request is refused.
@@ -75,10 +77,11 @@ pub struct TokenCaller {
 }
 
 impl TokenCaller {
-    /// The narrowing its scopes give.
-    pub fn policy(&self) -> CallerPolicy {
+    /// The narrowing its scopes give, with the per-subject `caps`.
+    pub fn policy(&self, caps: &super::Caps) -> CallerPolicy {
         CallerPolicy {
-            source: "this OAuth token's scopes".to_owned(),
+            source: format!("OAuth subject '{}'", self.subject),
+            caps: caps.clone(),
             read_only: !matches!(self.level, Some(ToolKind::Write | ToolKind::Destructive)),
             no_destroy: self.level != Some(ToolKind::Destructive),
             ..CallerPolicy::default()
@@ -138,6 +141,7 @@ struct Keys {
 pub struct Verifier {
     issuer: String,
     audience: String,
+    caps: super::Caps,
     http: reqwest::Client,
     jwks_uri: tokio::sync::Mutex<Option<String>>,
     keys: Mutex<Option<Keys>>,
@@ -172,7 +176,7 @@ fn well_known(issuer: &str, doc: &str) -> String {
 
 impl Verifier {
     /// A verifier (no network until the first token).
-    pub fn new(issuer: String, audience: String) -> Result<Self, String> {
+    pub fn new(issuer: String, audience: String, caps: super::Caps) -> Result<Self, String> {
         let url =
             url::Url::parse(&issuer).map_err(|e| format!("--oauth-issuer '{issuer}': {e}"))?;
         let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
@@ -190,6 +194,7 @@ impl Verifier {
         Ok(Verifier {
             issuer,
             audience,
+            caps,
             http,
             jwks_uri: tokio::sync::Mutex::new(None),
             keys: Mutex::new(None),
@@ -200,6 +205,11 @@ impl Verifier {
     /// This server's resource URL.
     pub fn audience(&self) -> &str {
         &self.audience
+    }
+
+    /// The caps of each OAuth subject.
+    pub fn caps(&self) -> &super::Caps {
+        &self.caps
     }
 
     /// The issuer.
@@ -413,13 +423,17 @@ mod tests {
             c.check(ToolKind::Destructive),
             Err(Refusal::InsufficientScope(SCOPE_DESTROY))
         );
-        let p = c.policy();
+        let p = c.policy(&crate::tools::auth::Caps::default());
         assert!(!p.read_only && p.no_destroy);
     }
 
     #[test]
     fn plain_http_issuer_only_on_loopback() {
-        assert!(Verifier::new("http://idp.example".into(), "x".into()).is_err());
-        assert!(Verifier::new("http://127.0.0.1:9/".into(), "x".into()).is_ok());
+        assert!(
+            Verifier::new("http://idp.example".into(), "x".into(), Default::default()).is_err()
+        );
+        assert!(
+            Verifier::new("http://127.0.0.1:9/".into(), "x".into(), Default::default()).is_ok()
+        );
     }
 }

@@ -176,7 +176,7 @@ pub async fn authorize(
     let caller = Caller {
         subject: Some(token.subject.clone()),
         client_id: token.client_id.clone(),
-        policy: Some(Arc::new(token.policy())),
+        policy: Some(Arc::new(token.policy(v.caps()))),
         ..Caller::default()
     };
     Ok((caller, Request::from_parts(parts, Body::from(bytes))))

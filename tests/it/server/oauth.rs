@@ -154,6 +154,10 @@ async fn oauth_tokens_are_validated_scoped_rotated_and_audited() {
             auth: HttpAuth::OAuth(OAuthSettings {
                 issuer: idp.issuer.clone(),
                 audience: None,
+                caps: fly_machines_mcp::tools::auth::Caps {
+                    machines_per_day: Some(5),
+                    monthly_usd: None,
+                },
             }),
             ..HttpOptions::default()
         },
@@ -301,7 +305,33 @@ async fn oauth_tokens_are_validated_scoped_rotated_and_audited() {
         .await
         .unwrap();
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    let instructions = client.peer_info().unwrap().instructions.clone().unwrap();
+    assert!(
+        instructions.contains("OAuth subject 'agent-7'")
+            && instructions.contains("at most 5 machines created per rolling 24 hours"),
+        "{instructions}"
+    );
+    // What it creates records the subject as its creator.
+    let r = client
+        .call_tool(
+            CallToolRequestParams::new("provision_environment").with_arguments(
+                json!({"app": "oauth-env", "region": "iad", "image": "nginx:latest", "wait_timeout_s": 30})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
     client.cancel().await.unwrap();
+    let machines = sim_client(&sim)
+        .list_org_machines("personal", false, None)
+        .await
+        .unwrap();
+    let created: Vec<_> = machines.iter().filter(|m| m.app == "oauth-env").collect();
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].creator.as_deref(), Some("oauth:agent-7"));
     let audit = std::fs::read_to_string(&audit_path).unwrap();
     let line: Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
     assert_eq!(line["subject"], "agent-7");
