@@ -288,11 +288,80 @@ async fn a_key_capped_at_three_machines_a_day_is_refused_at_its_fourth() {
     sim.shutdown().await;
 }
 
-/// A real `serve --http` process with `keys`; answers its MCP URL.
-async fn serve_process(sim: &SimHandle, keys: &Path) -> (tokio::process::Child, String) {
+/// Spawns the binary with `args` and `env`; answers the child and the text after
+/// `marker` on the first stderr line that has it (stderr is drained afterwards).
+async fn spawn_until(
+    args: &[&str],
+    env: &[(&str, &str)],
+    marker: &str,
+) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_fly-machines-mcp"));
-    cmd.args([
+    cmd.args(args);
+    for k in [
+        "FLY_ACCESS_TOKEN",
+        "FLY_API_TOKEN",
+        "RUST_LOG",
+        "FLY_MCP_TOOLSETS",
+        "FLY_MCP_AUTH_KEYS",
+        "FLY_MCP_TOKEN",
+        "FLY_MCP_ADDR",
+    ] {
+        cmd.env_remove(k);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.env("HOME", std::env::temp_dir().join("fly-mcp-test-no-home"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let found = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.split(marker).nth(1) {
+                return rest.trim().to_owned();
+            }
+        }
+        panic!("{args:?} exited before saying '{marker}'")
+    })
+    .await
+    .unwrap();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, found)
+}
+
+#[tokio::test]
+async fn the_machine_cap_holds_across_two_server_processes() {
+    // One `sim` process, two `serve --http` processes on loopback: the count lives in
+    // the (simulated) Fly, so whichever process takes the 4th call refuses it.
+    let token = super::tools::SIM_TOKEN;
+    let (_sim, base) = spawn_until(
+        &[
+            "sim",
+            "--addr",
+            "127.0.0.1:0",
+            "--scenario",
+            "demo",
+            "--time-scale",
+            "0.001",
+            "--rate-limits",
+            "off",
+            "--token",
+            token,
+        ],
+        &[],
+        "listening on ",
+    )
+    .await;
+    let base = base.lines().next().unwrap().trim().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, "bot:key-bot-0123456789 max-machines-per-day=3\n").unwrap();
+    let keys = keys.to_str().unwrap().to_owned();
+    let serve = [
         "serve",
         "--http",
         "127.0.0.1:0",
@@ -300,50 +369,17 @@ async fn serve_process(sim: &SimHandle, keys: &Path) -> (tokio::process::Child, 
         "all",
         "--confirm",
         "never",
-    ])
-    .arg("--auth-keys")
-    .arg(keys);
-    for k in [
-        "FLY_ACCESS_TOKEN",
-        "RUST_LOG",
-        "FLY_MCP_TOOLSETS",
-        "FLY_MCP_AUTH_KEYS",
-    ] {
-        cmd.env_remove(k);
-    }
-    let base = sim.base_url();
-    cmd.env("FLY_API_HOSTNAME", &base)
-        .env("FLY_API_BASE_URL", &base)
-        .env("FLY_API_TOKEN", super::tools::SIM_TOKEN)
-        .env("HOME", std::env::temp_dir().join("fly-mcp-test-no-home"))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let url = tokio::time::timeout(std::time::Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(url) = line.split("MCP over HTTP at ").nth(1) {
-                return url.trim().to_owned();
-            }
-        }
-        panic!("serve exited before listening")
-    })
-    .await
-    .unwrap();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, url)
-}
-
-#[tokio::test]
-async fn the_machine_cap_holds_across_two_server_processes() {
-    let sim = demo_sim().await;
-    let dir = tempfile::tempdir().unwrap();
-    let keys = dir.path().join("keys");
-    std::fs::write(&keys, "bot:key-bot-0123456789 max-machines-per-day=3\n").unwrap();
-    let (_p1, u1) = serve_process(&sim, &keys).await;
-    let (_p2, u2) = serve_process(&sim, &keys).await;
+        "--auth-keys",
+        &keys,
+    ];
+    let env = [
+        ("FLY_API_HOSTNAME", base.as_str()),
+        ("FLY_API_BASE_URL", base.as_str()),
+        ("FLY_API_TOKEN", token),
+    ];
+    let (_p1, u1) = spawn_until(&serve, &env, "MCP over HTTP at ").await;
+    let (_p2, u2) = spawn_until(&serve, &env, "MCP over HTTP at ").await;
+    assert_ne!(u1, u2);
     let c1 = connect(u1, "key-bot-0123456789").await;
     let c2 = connect(u2, "key-bot-0123456789").await;
     for (i, c) in [&c1, &c2, &c1].iter().enumerate() {
@@ -359,5 +395,4 @@ async fn the_machine_cap_holds_across_two_server_processes() {
     );
     c1.cancel().await.unwrap();
     c2.cancel().await.unwrap();
-    sim.shutdown().await;
 }
