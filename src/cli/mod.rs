@@ -183,6 +183,22 @@ pub struct HttpArgs {
     /// Passthrough: each request's bearer is the caller's own Fly token.
     #[arg(long, env = "FLY_MCP_PER_REQUEST_TOKEN")]
     pub per_request_token: bool,
+    /// OAuth 2.1 resource server: accept JWT access tokens from this issuer (its metadata names the JWKS).
+    #[arg(long, env = "FLY_MCP_OAUTH_ISSUER", conflicts_with_all = ["auth_keys", "per_request_token"])]
+    pub oauth_issuer: Option<String>,
+    /// OAuth: this server's resource URL, the `aud` tokens must carry (default http://ADDR/mcp).
+    #[arg(long, env = "FLY_MCP_OAUTH_AUDIENCE", requires = "oauth_issuer")]
+    pub oauth_audience: Option<String>,
+    /// OAuth: machines each token subject may create per rolling 24 hours (counted from Fly).
+    #[arg(
+        long,
+        env = "FLY_MCP_OAUTH_MAX_MACHINES_PER_DAY",
+        requires = "oauth_issuer"
+    )]
+    pub oauth_max_machines_per_day: Option<u32>,
+    /// OAuth: estimated monthly USD of the running machines each token subject created.
+    #[arg(long, env = "FLY_MCP_OAUTH_MAX_MONTHLY_USD", requires = "oauth_issuer")]
+    pub oauth_max_monthly_usd: Option<f64>,
     /// Extra Host header values to accept (comma-separated), e.g. behind a proxy.
     #[arg(long, env = "FLY_MCP_ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
@@ -201,10 +217,20 @@ impl HttpArgs {
     /// The transport options these flags describe.
     pub fn options(&self) -> crate::tools::http::HttpOptions {
         crate::tools::http::HttpOptions {
-            auth: match (&self.auth_keys, self.per_request_token) {
-                (Some(path), _) => crate::tools::http::HttpAuth::Keys(path.clone()),
-                (None, true) => crate::tools::http::HttpAuth::Passthrough,
-                (None, false) => crate::tools::http::HttpAuth::None,
+            auth: match (&self.auth_keys, self.per_request_token, &self.oauth_issuer) {
+                (_, _, Some(issuer)) => {
+                    crate::tools::http::HttpAuth::OAuth(crate::tools::auth::oauth::OAuthSettings {
+                        issuer: issuer.clone(),
+                        audience: self.oauth_audience.clone(),
+                        caps: crate::tools::auth::Caps {
+                            machines_per_day: self.oauth_max_machines_per_day,
+                            monthly_usd: self.oauth_max_monthly_usd,
+                        },
+                    })
+                }
+                (Some(path), _, None) => crate::tools::http::HttpAuth::Keys(path.clone()),
+                (None, true, None) => crate::tools::http::HttpAuth::Passthrough,
+                (None, false, None) => crate::tools::http::HttpAuth::None,
             },
             allowed_hosts: self.allowed_hosts.clone(),
             allowed_origins: self.allowed_origins.clone(),
@@ -218,8 +244,14 @@ impl HttpArgs {
         match self.http {
             Some(addr) => crate::tools::http::check_bind(addr, &self.options().auth)
                 .map_err(|e| e.to_string()),
-            None if self.auth_keys.is_some() || self.per_request_token => {
-                Err("--auth-keys and --per-request-token need --http ADDR".to_owned())
+            None if self.auth_keys.is_some()
+                || self.per_request_token
+                || self.oauth_issuer.is_some() =>
+            {
+                Err(
+                    "--auth-keys, --per-request-token and --oauth-issuer need --http ADDR"
+                        .to_owned(),
+                )
             }
             None => Ok(()),
         }

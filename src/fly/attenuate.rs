@@ -181,7 +181,7 @@ impl Shared {
         }
     }
 
-    fn now(&self) -> i64 {
+    pub(crate) fn now(&self) -> i64 {
         match &self.clock {
             Some(c) => (c.0)(),
             None => jiff::Timestamp::now()

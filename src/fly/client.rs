@@ -175,6 +175,9 @@ pub struct Client {
     recorder: Option<RequestIds>,
     /// The attenuation policy and this clone's call scope.
     pub(crate) attn: super::attenuate::Scope,
+    /// Recorded as the creator in the metadata of every machine this clone creates
+    /// (see `org_machines.rs`).
+    pub(crate) creator: Option<Arc<str>>,
 }
 
 /// Which base URL a call goes to.
@@ -482,6 +485,7 @@ impl Client {
             token: cfg.token,
             recorder: None,
             attn: super::attenuate::Scope::new(cfg.attenuation),
+            creator: None,
         })
     }
 
@@ -492,6 +496,7 @@ impl Client {
             token: Some(token),
             recorder: self.recorder.clone(),
             attn: self.attn.clone(),
+            creator: self.creator.clone(),
         }
     }
 
@@ -503,8 +508,15 @@ impl Client {
             token: self.token.clone(),
             recorder: Some(ids.clone()),
             attn: self.attn.clone(),
+            creator: self.creator.clone(),
         };
         (client, ids)
+    }
+
+    /// Fly's "now" in Unix seconds: the injected clock, else the system clock
+    /// corrected by the offset to Fly's `Date` header.
+    pub fn fly_now(&self) -> i64 {
+        self.shared.attn.now()
     }
 
     /// Whether a token is configured.

@@ -847,6 +847,19 @@ impl Client {
     /// ambiguous failure (use [`Client::create_machine_idempotent`] for that);
     /// retried only when the request certainly had no effect (429, no connection).
     pub async fn create_machine(&self, app: &str, body: &CreateMachine) -> Result<Machine, Error> {
+        let stamped;
+        let body = match &self.creator {
+            Some(creator) => {
+                let mut b = body.clone();
+                b.config.metadata.insert(
+                    super::org_machines::CREATOR_METADATA_KEY.to_owned(),
+                    creator.to_string(),
+                );
+                stamped = b;
+                &stamped
+            }
+            None => body,
+        };
         let req = Req::machines("create_machine", Method::POST, &["apps", app, "machines"])
             .json(body)?
             .pace(PaceClass::Action, app);

@@ -17,6 +17,7 @@ mod leases;
 mod logs;
 pub mod macaroon;
 mod machines;
+mod org_machines;
 mod pacing;
 mod platform;
 mod secrets;
@@ -49,6 +50,7 @@ pub use machines::{
     ImageRef, InitConfig, LeaseInfo, Machine, MachineCheck, MachineConfig, MachineEvent,
     MachineFilter, MachinePort, MachineService, MachineState, Mount, RestartPolicy, StopConfig,
 };
+pub use org_machines::{CREATOR_METADATA_KEY, OrgMachine};
 pub use platform::{Region, TokenDetail, TokenInfo};
 pub use secrets::{Secret, SecretsVersion};
 pub use token::{AuthScheme, MacaroonSummary, Token};

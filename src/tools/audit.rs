@@ -24,6 +24,12 @@ pub struct AuditRecord {
     pub args: Value,
     /// The HTTP server key id that made the call, if any.
     pub caller: Option<String>,
+    /// The OAuth access token's subject (`sub`), if the caller used one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The OAuth client id (`client_id` / `azp`), if the caller used a token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
     /// `fly-request-id`s of every Fly response the call got.
     pub fly_request_ids: Vec<String>,
     /// `ok`, or the error kind (`refused`, `confirmation_required`, `failed`, ...).

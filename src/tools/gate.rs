@@ -49,6 +49,12 @@ pub struct Caller {
     pub key_id: Option<String>,
     /// Passthrough mode: the caller's own Fly token.
     pub fly_token: Option<fly::Token>,
+    /// OAuth: the token's subject and client id, for the audit log.
+    pub subject: Option<String>,
+    pub client_id: Option<String>,
+    /// What this caller may do below the server's policy (a scoped server key, OAuth
+    /// scopes); `None`: everything the server may.
+    pub policy: Option<Arc<super::auth::CallerPolicy>>,
     /// The caller's session has already received app-controlled text (logs, check or
     /// exec output, …), so a destructive request may originate from it.
     pub saw_app_text: bool,
@@ -61,6 +67,10 @@ struct Signals {
     cancel: Option<CancellationToken>,
     /// The session has received app-controlled text (see [`Caller::saw_app_text`]).
     saw_app_text: bool,
+    /// The caller's narrowing.
+    caller_policy: Option<Arc<super::auth::CallerPolicy>>,
+    /// The caller's id as machines it creates record it (usage caps).
+    creator: Option<String>,
 }
 
 /// How the gate can ask the user to confirm a destructive call.
@@ -156,6 +166,14 @@ impl Gate {
             .filter(|t| self.policy.is_enabled(t.info.name))
     }
 
+    /// The tools `caller` may use, as its `tools/list` shows them.
+    pub fn list_tools_for(&self, caller: &Caller) -> Vec<Tool> {
+        self.enabled()
+            .filter(|t| caller.policy.as_ref().is_none_or(|p| p.allows(t)))
+            .map(ToolDef::to_mcp)
+            .collect()
+    }
+
     /// One enabled tool.
     pub fn get_tool(&self, name: &str) -> Option<Tool> {
         self.catalog
@@ -199,6 +217,8 @@ impl Gate {
                     progress,
                     cancel,
                     saw_app_text: caller.saw_app_text,
+                    caller_policy: caller.policy.clone(),
+                    creator: super::auth::caps::creator_label(caller),
                 },
             )
             .await;
@@ -219,6 +239,8 @@ impl Gate {
                 tool: tool.info.name.to_owned(),
                 args: args.clone(),
                 caller: caller.key_id.clone(),
+                subject: caller.subject.clone(),
+                client_id: caller.client_id.clone(),
                 fly_request_ids: request_ids.take(),
                 outcome: outcome_name,
                 error,
@@ -243,15 +265,23 @@ impl Gate {
             .into());
         };
         self.policy.check_enabled(tool)?;
+        let caller_policy = signals.caller_policy.as_ref();
+        if let Some(p) = caller_policy {
+            p.check_tool(tool)?;
+        }
         tool.validate(args)?;
+        let scope = match caller_policy {
+            Some(p) => self.policy.scope.narrowed(p.orgs.clone(), p.apps.clone()),
+            None => self.policy.scope.clone(),
+        };
         if let Some(app) = args.get("app").and_then(Value::as_str) {
-            self.policy.scope.check_app(app)?;
+            scope.check_app(app)?;
         }
         let org_arg = args.get("org").and_then(Value::as_str);
         if let Some(org) = org_arg {
-            self.policy.scope.check_org(org)?;
+            scope.check_org(org)?;
         }
-        if self.policy.scope.orgs.is_some()
+        if scope.restricts_orgs()
             && let Some(app) = args.get("app").and_then(Value::as_str)
         {
             // The app's own org decides; an app that does not exist yet will be created
@@ -261,11 +291,18 @@ impl Gate {
                 Ok(None) => org_arg.unwrap_or(&self.default_org).to_owned(),
                 Err(e) => return Err(ToolError::from(e).into()),
             };
-            self.policy.scope.check_org(&org)?;
+            scope.check_org(&org)?;
         }
+        if let (Some(p), Some(label)) = (caller_policy, &signals.creator) {
+            super::auth::caps::check(&client, tool, args, p, label, &self.default_org).await?;
+        }
+        let client = match &signals.creator {
+            Some(label) => client.with_creator(label),
+            None => client,
+        };
         let mut ctx = ToolContext::new(
             client,
-            Arc::new(self.policy.scope.clone()),
+            Arc::new(scope),
             self.policy.owned_only,
             self.default_org.clone(),
             self.redactor.clone(),

@@ -5,13 +5,7 @@
 //! be revoked without a restart) and passthrough (the bearer is the caller's own Fly
 //! token, handed to the gate as the call's token).
 
-use std::{
-    collections::BTreeMap,
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    sync::{Arc, Mutex},
-    time::{Duration, SystemTime},
-};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -27,8 +21,8 @@ use rmcp::transport::{
     streamable_http_server::session::local::LocalSessionManager,
 };
 use secrecy::SecretString;
-use sha2::{Digest, Sha256};
 
+pub use super::auth::keys::KeyFile;
 use super::{
     gate::{Caller, Gate},
     server::McpServer,
@@ -44,6 +38,8 @@ pub enum HttpAuth {
     Keys(PathBuf),
     /// The bearer is the caller's Fly token.
     Passthrough,
+    /// The bearer is an OAuth access token (JWT) from this issuer.
+    OAuth(super::auth::oauth::OAuthSettings),
 }
 
 /// HTTP settings.
@@ -87,6 +83,8 @@ pub enum HttpError {
     },
     #[error("the auth keys file {} holds no key", path.display())]
     NoKeys { path: PathBuf },
+    #[error("OAuth settings: {0}")]
+    OAuth(String),
     #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
@@ -106,7 +104,7 @@ pub fn check_bind(addr: SocketAddr, auth: &HttpAuth) -> Result<(), HttpError> {
         HttpAuth::None if !addr.ip().is_loopback() => {
             Err(HttpError::UnauthenticatedPublicBind { addr })
         }
-        HttpAuth::None | HttpAuth::Keys(_) | HttpAuth::Passthrough => Ok(()),
+        HttpAuth::None | HttpAuth::Keys(_) | HttpAuth::Passthrough | HttpAuth::OAuth(_) => Ok(()),
     }
 }
 
@@ -158,7 +156,7 @@ pub async fn start(
             }
             Some(keys)
         }
-        HttpAuth::None | HttpAuth::Passthrough => None,
+        HttpAuth::None | HttpAuth::Passthrough | HttpAuth::OAuth(_) => None,
     };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -166,7 +164,21 @@ pub async fn start(
     let local = listener
         .local_addr()
         .map_err(|source| HttpError::Bind { addr, source })?;
-    let router = router(gate, local, &opts, keys);
+    let oauth = match &opts.auth {
+        HttpAuth::OAuth(settings) => Some(Arc::new(
+            super::auth::oauth::Verifier::new(
+                settings.issuer.clone(),
+                settings
+                    .audience
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{local}/mcp")),
+                settings.caps.clone(),
+            )
+            .map_err(HttpError::OAuth)?,
+        )),
+        HttpAuth::None | HttpAuth::Keys(_) | HttpAuth::Passthrough => None,
+    };
+    let router = router(gate, local, &opts, keys, oauth);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, router)
@@ -196,6 +208,7 @@ struct AuthState {
     mode: AuthMode,
     gate: Arc<Gate>,
     allowed_origins: Arc<Vec<String>>,
+    max_body_bytes: usize,
 }
 
 #[derive(Clone)]
@@ -203,9 +216,16 @@ enum AuthMode {
     None,
     Keys(KeyFile),
     Passthrough,
+    OAuth(Arc<super::auth::oauth::Verifier>),
 }
 
-fn router(gate: Arc<Gate>, local: SocketAddr, opts: &HttpOptions, keys: Option<KeyFile>) -> Router {
+fn router(
+    gate: Arc<Gate>,
+    local: SocketAddr,
+    opts: &HttpOptions,
+    keys: Option<KeyFile>,
+    oauth: Option<Arc<super::auth::oauth::Verifier>>,
+) -> Router {
     let mut hosts: Vec<String> = vec![
         "localhost".into(),
         "127.0.0.1".into(),
@@ -227,20 +247,32 @@ fn router(gate: Arc<Gate>, local: SocketAddr, opts: &HttpOptions, keys: Option<K
         Arc::new(session_manager),
         config,
     );
-    let mode = match (&opts.auth, keys) {
-        (HttpAuth::Keys(_), Some(keys)) => AuthMode::Keys(keys),
-        (HttpAuth::Passthrough, _) => AuthMode::Passthrough,
-        (HttpAuth::None, _) | (HttpAuth::Keys(_), None) => AuthMode::None,
+    let mode = match (&opts.auth, keys, oauth) {
+        (_, _, Some(verifier)) => AuthMode::OAuth(verifier),
+        (HttpAuth::Keys(_), Some(keys), None) => AuthMode::Keys(keys),
+        (HttpAuth::Passthrough, _, None) => AuthMode::Passthrough,
+        (HttpAuth::None | HttpAuth::OAuth(_), _, None) | (HttpAuth::Keys(_), None, None) => {
+            AuthMode::None
+        }
+    };
+    let metadata = match &mode {
+        AuthMode::OAuth(v) => Some(super::auth::resource::metadata_routes(v.clone())),
+        AuthMode::None | AuthMode::Keys(_) | AuthMode::Passthrough => None,
     };
     let state = AuthState {
         mode,
         gate,
         allowed_origins: Arc::new(opts.allowed_origins.clone()),
+        max_body_bytes: opts.max_body_bytes,
     };
-    Router::new()
+    let router = Router::new()
         .route_service("/mcp", mcp)
         .layer(middleware::from_fn_with_state(state, guard))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(|| async { "ok" }));
+    match metadata {
+        Some(m) => router.merge(m),
+        None => router,
+    }
 }
 
 fn reject(status: StatusCode, message: &str) -> Response {
@@ -277,7 +309,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-async fn guard(State(state): State<AuthState>, mut req: Request<Body>, next: Next) -> Response {
+async fn guard(State(state): State<AuthState>, req: Request<Body>, next: Next) -> Response {
     if let Some(origin) = req.headers().get(header::ORIGIN) {
         let ok = origin
             .to_str()
@@ -286,165 +318,76 @@ async fn guard(State(state): State<AuthState>, mut req: Request<Body>, next: Nex
             return reject(StatusCode::FORBIDDEN, "Origin not allowed");
         }
     }
-    let caller = match &state.mode {
-        AuthMode::None => Caller::default(),
-        AuthMode::Keys(keys) => {
-            let Some(presented) = bearer(req.headers()) else {
-                return reject(StatusCode::UNAUTHORIZED, "missing bearer token");
-            };
-            match keys.lookup(presented) {
-                Ok(Some(id)) => Caller {
-                    key_id: Some(id),
-                    ..Caller::default()
-                },
-                Ok(None) => return reject(StatusCode::UNAUTHORIZED, "invalid bearer token"),
-                Err(e) => {
-                    tracing::error!(error = %e, "auth keys file unreadable; refusing requests");
-                    return reject(StatusCode::UNAUTHORIZED, "invalid bearer token");
-                }
+    let (caller, mut req) = match &state.mode {
+        AuthMode::OAuth(verifier) => {
+            match super::auth::resource::authorize(verifier, &state.gate, req, state.max_body_bytes)
+                .await
+            {
+                Ok(pair) => pair,
+                Err(resp) => return resp,
             }
         }
-        AuthMode::Passthrough => {
-            let Some(presented) = bearer(req.headers()) else {
-                return reject(
-                    StatusCode::UNAUTHORIZED,
-                    "missing bearer token (your Fly token)",
-                );
+        AuthMode::None | AuthMode::Keys(_) | AuthMode::Passthrough => {
+            let caller = match caller_of(&state, &req) {
+                Ok(c) => c,
+                Err(resp) => return resp,
             };
-            state
-                .gate
-                .redactor()
-                .register(&SecretString::from(presented.to_owned()));
-            let Some(token) = fly::Token::parse(presented) else {
-                return reject(
-                    StatusCode::UNAUTHORIZED,
-                    "missing bearer token (your Fly token)",
-                );
-            };
-            Caller {
-                fly_token: Some(token),
-                ..Caller::default()
-            }
+            (caller, req)
         }
     };
     req.extensions_mut().insert(caller);
     next.run(req).await
 }
 
-/// The server keys file: one key per line, `#` comments, optionally `id:key`.
-/// Re-read when its modification time or size changes.
-#[derive(Clone)]
-pub struct KeyFile {
-    path: PathBuf,
-    cache: Arc<Mutex<Option<CachedKeys>>>,
-}
-
-impl std::fmt::Debug for KeyFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyFile")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
-    }
-}
-
-struct CachedKeys {
-    stamp: (Option<SystemTime>, u64),
-    /// sha256(key) → id.
-    keys: BTreeMap<[u8; 32], String>,
-}
-
-impl KeyFile {
-    /// A key file at `path` (read lazily).
-    pub fn new(path: PathBuf) -> Self {
-        KeyFile {
-            path,
-            cache: Arc::new(Mutex::new(None)),
-        }
-    }
-
-    fn current(&self) -> Result<BTreeMap<[u8; 32], String>, HttpError> {
-        let meta = std::fs::metadata(&self.path).map_err(|source| HttpError::KeysFile {
-            path: self.path.clone(),
-            source,
-        })?;
-        let stamp = (meta.modified().ok(), meta.len());
-        let mut cache = self.cache.lock().map_err(|_| HttpError::KeysFile {
-            path: self.path.clone(),
-            source: std::io::Error::other("key cache lock poisoned"),
-        })?;
-        if let Some(c) = cache.as_ref()
-            && c.stamp == stamp
-        {
-            return Ok(c.keys.clone());
-        }
-        let text = std::fs::read_to_string(&self.path).map_err(|source| HttpError::KeysFile {
-            path: self.path.clone(),
-            source,
-        })?;
-        let keys = parse_keys(&text);
-        *cache = Some(CachedKeys {
-            stamp,
-            keys: keys.clone(),
-        });
-        Ok(keys)
-    }
-
-    /// The id of the key `presented`, if it is a current key.
-    pub fn lookup(&self, presented: &str) -> Result<Option<String>, HttpError> {
-        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        Ok(self.current()?.get(&digest).cloned())
-    }
-
-    /// The path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-fn parse_keys(text: &str) -> BTreeMap<[u8; 32], String> {
-    let mut keys = BTreeMap::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (id, key) = match line.split_once(':') {
-            Some((id, key))
-                if !id.is_empty()
-                    && !key.trim().is_empty()
-                    && id
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
-            {
-                (id.to_owned(), key.trim())
+#[expect(clippy::result_large_err, reason = "the error is the response to send")]
+fn caller_of(state: &AuthState, req: &Request<Body>) -> Result<Caller, Response> {
+    Ok(match &state.mode {
+        AuthMode::None | AuthMode::OAuth(_) => Caller::default(),
+        AuthMode::Keys(keys) => {
+            let Some(presented) = bearer(req.headers()) else {
+                return Err(reject(StatusCode::UNAUTHORIZED, "missing bearer token"));
+            };
+            match keys.lookup(presented) {
+                Ok(Some(entry)) => Caller {
+                    key_id: Some(entry.id),
+                    policy: entry.policy,
+                    ..Caller::default()
+                },
+                Ok(None) => return Err(reject(StatusCode::UNAUTHORIZED, "invalid bearer token")),
+                Err(e) => {
+                    tracing::error!(error = %e, "auth keys file unreadable; refusing requests");
+                    return Err(reject(StatusCode::UNAUTHORIZED, "invalid bearer token"));
+                }
             }
-            Some(_) | None => {
-                let d = Sha256::digest(line.as_bytes());
-                (
-                    format!("key-{}", hex::encode(d.get(..4).unwrap_or_default())),
-                    line,
-                )
+        }
+        AuthMode::Passthrough => {
+            let Some(presented) = bearer(req.headers()) else {
+                return Err(reject(
+                    StatusCode::UNAUTHORIZED,
+                    "missing bearer token (your Fly token)",
+                ));
+            };
+            state
+                .gate
+                .redactor()
+                .register(&SecretString::from(presented.to_owned()));
+            let Some(token) = fly::Token::parse(presented) else {
+                return Err(reject(
+                    StatusCode::UNAUTHORIZED,
+                    "missing bearer token (your Fly token)",
+                ));
+            };
+            Caller {
+                fly_token: Some(token),
+                ..Caller::default()
             }
-        };
-        let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-        keys.insert(digest, id);
-    }
-    keys
+        }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_file_lines() {
-        let keys = parse_keys("# comment\n\nalice:secret-one\nsecret-two\n  \n");
-        assert_eq!(keys.len(), 2);
-        let one: [u8; 32] = Sha256::digest(b"secret-one").into();
-        assert_eq!(keys.get(&one).map(String::as_str), Some("alice"));
-        let two: [u8; 32] = Sha256::digest(b"secret-two").into();
-        assert!(keys.get(&two).unwrap().starts_with("key-"));
-    }
 
     #[test]
     fn public_bind_without_auth_is_refused() {

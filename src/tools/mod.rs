@@ -14,6 +14,7 @@
 //! Knows rmcp and JSON Schema; calls [`crate::workflows`] only.
 
 pub mod audit;
+pub mod auth;
 pub mod catalog;
 pub mod confirm_token;
 pub mod context;

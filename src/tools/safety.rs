@@ -78,6 +78,15 @@ impl GlobRule {
         self.set.is_match(name)
     }
 
+    /// The patterns without glob characters (names given literally).
+    pub fn literals(&self) -> Vec<String> {
+        self.patterns
+            .iter()
+            .filter(|p| !p.contains(['*', '?', '[', '{']))
+            .cloned()
+            .collect()
+    }
+
     /// The rule as the user wrote it, e.g. `--allow-app dev-*`.
     pub fn describe(&self) -> String {
         format!("{} {}", self.flag, self.patterns.join(","))
@@ -89,6 +98,9 @@ impl GlobRule {
 pub struct Scope {
     pub orgs: Option<GlobRule>,
     pub apps: Option<GlobRule>,
+    /// A caller's own `allow-org`/`allow-app` (server key or OAuth token), checked
+    /// after these: it only narrows.
+    narrower: Option<Box<Scope>>,
 }
 
 impl Scope {
@@ -97,7 +109,26 @@ impl Scope {
         Ok(Scope {
             orgs: GlobRule::new("--allow-org", allow_org)?,
             apps: GlobRule::new("--allow-app", allow_app)?,
+            narrower: None,
         })
+    }
+
+    /// This scope further narrowed by a caller's own rules.
+    pub fn narrowed(&self, orgs: Option<GlobRule>, apps: Option<GlobRule>) -> Scope {
+        let mut s = self.clone();
+        if orgs.is_some() || apps.is_some() {
+            s.narrower = Some(Box::new(Scope {
+                orgs,
+                apps,
+                narrower: None,
+            }));
+        }
+        s
+    }
+
+    /// True when some rule limits orgs (the app's org must then be looked up).
+    pub fn restricts_orgs(&self) -> bool {
+        self.orgs.is_some() || self.narrower.as_ref().is_some_and(|n| n.orgs.is_some())
     }
 
     /// Refuses an app outside `--allow-app`.
@@ -107,7 +138,10 @@ impl Scope {
                 rule: rule.describe(),
                 message: format!("app '{app}' is outside the apps this server may touch"),
             }),
-            Some(_) | None => Ok(()),
+            Some(_) | None => match &self.narrower {
+                Some(n) => n.check_app(app),
+                None => Ok(()),
+            },
         }
     }
 
@@ -118,18 +152,23 @@ impl Scope {
                 rule: rule.describe(),
                 message: format!("org '{org}' is outside the orgs this server may touch"),
             }),
-            Some(_) | None => Ok(()),
+            Some(_) | None => match &self.narrower {
+                Some(n) => n.check_org(org),
+                None => Ok(()),
+            },
         }
     }
 
     /// True when an app is visible under `--allow-app` (for filtering listings).
     pub fn app_visible(&self, app: &str) -> bool {
         self.apps.as_ref().is_none_or(|r| r.allows(app))
+            && self.narrower.as_ref().is_none_or(|n| n.app_visible(app))
     }
 
     /// True when an org is visible under `--allow-org` (for filtering listings).
     pub fn org_visible(&self, org: &str) -> bool {
         self.orgs.as_ref().is_none_or(|r| r.allows(org))
+            && self.narrower.as_ref().is_none_or(|n| n.org_visible(org))
     }
 }
 

@@ -12,10 +12,10 @@ use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-        ListPromptsRequestMethod, ListPromptsResult, ListResourceTemplatesRequestMethod,
-        ListResourceTemplatesResult, ListResourcesRequestMethod, ListResourcesResult,
-        ListToolsResult, PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig,
-        Tool,
+        InitializeRequestParams, InitializeResult, ListPromptsRequestMethod, ListPromptsResult,
+        ListResourceTemplatesRequestMethod, ListResourceTemplatesResult,
+        ListResourcesRequestMethod, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+        ProtocolVersion, ServerCapabilities, ServerConfig, Tool,
     },
     service::{ElicitationMode, RequestContext},
 };
@@ -110,6 +110,22 @@ impl ServerHandler for McpServer {
             .with_instructions(INSTRUCTIONS)
     }
 
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, McpError> {
+        context.peer.set_peer_info(request.clone());
+        let mut result = self.negotiate_initialize(&request)?;
+        // A capped caller (scoped key, OAuth) is told its caps once, here.
+        if let Some(extra) = caller_of(&context).policy.and_then(|p| p.instructions()) {
+            let mut text = result.instructions.take().unwrap_or_default();
+            text.push_str(&extra);
+            result.instructions = Some(text);
+        }
+        Ok(result)
+    }
+
     // The server declares tools only. rmcp answers the listings of prompts and
     // resources with empty results by default, so a client would see capabilities the
     // server never declared (the 2026-07-28 conformance suite flags it). Method-not-found
@@ -143,9 +159,11 @@ impl ServerHandler for McpServer {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(self.gate.list_tools()))
+        Ok(ListToolsResult::with_all_items(
+            self.gate.list_tools_for(&caller_of(&context)),
+        ))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

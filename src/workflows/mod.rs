@@ -22,6 +22,7 @@ pub mod secrets;
 pub mod status;
 pub mod teardown;
 pub mod update;
+pub mod usage;
 pub mod volumes;
 
 pub use error::{Error, NextStep};

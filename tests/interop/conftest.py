@@ -124,9 +124,9 @@ class HttpServer:
         return {"Authorization": f"Bearer {self.key}"} if self.key else {}
 
 
-def _start_http(binary: Path, command: ServerCommand, workdir: Path, key: str | None):
+def _start_http(binary: Path, command: ServerCommand, workdir: Path, key: str | None, extra_args=()):
     port = free_port()
-    args = [str(binary), *command.args, "--http", f"127.0.0.1:{port}"]
+    args = [str(binary), *command.args, "--http", f"127.0.0.1:{port}", *extra_args]
     if key is not None:
         keys = workdir / "auth-keys"
         keys.write_text(f"# server keys for the interop suite\ninterop:{key}\n")

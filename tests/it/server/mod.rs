@@ -2,12 +2,14 @@
 //! eras, and the HTTP transport. In-process: rmcp client ↔ server over a duplex pipe
 //! or loopback HTTP; fixture tools where no Fly call is needed.
 
+mod auth;
 mod catalog;
 mod cli;
 mod fixtures;
 mod gates;
 mod http;
-mod tools;
+mod oauth;
+pub mod tools;
 
 use std::sync::Arc;
 
