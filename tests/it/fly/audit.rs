@@ -371,3 +371,49 @@ async fn owned_only_teardown_plan_reads_the_owner_from_full_configs() {
     let plan = teardown::plan_teardown(&client, "web", true).await.unwrap();
     assert_eq!(plan.machines.len(), 1);
 }
+
+/// The org listing (`Machines_org_list` in the spec; no Go client calls it): 1000 a
+/// page, `include_deleted` and `updated_after` as asked, `next_cursor` followed, and the
+/// creator read from each machine's metadata.
+#[tokio::test]
+async fn org_machines_pages_by_cursor_and_reads_the_creator() {
+    let (server, client) = stub().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/orgs/acme/machines"))
+        .and(query_param("limit", "1000"))
+        .and(query_param("include_deleted", "true"))
+        .and(query_param("cursor", "c2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "machines": [{"app_name": "b", "id": "m2", "state": "destroyed",
+                "created_at": "2026-12-01T10:00:00Z"}],
+            "next_cursor": ""})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/orgs/acme/machines"))
+        .and(query_param("limit", "1000"))
+        .and(query_param("include_deleted", "true"))
+        .and(query_param("updated_after", "2026-12-01T00:00:00Z"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "machines": [{"app_name": "a", "id": "m1", "state": "started",
+                "created_at": "2026-12-01T09:00:00Z",
+                "config": {"metadata": {"fly_mcp_creator": "key:ci"}}}],
+            "next_cursor": "c2"})))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    let since = "2026-12-01T00:00:00Z"
+        .parse::<jiff::Timestamp>()
+        .unwrap()
+        .as_second();
+    let all = client
+        .list_org_machines("acme", true, Some(since))
+        .await
+        .unwrap();
+    let ids: Vec<&str> = all.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, ["m1", "m2"]);
+    assert_eq!(all[0].creator.as_deref(), Some("key:ci"));
+    assert_eq!(all[0].app, "a");
+    assert_eq!(all[1].creator, None);
+}
