@@ -164,6 +164,7 @@ pub struct Client {
     shared: Arc<Shared>,
     token: Option<Token>,
     recorder: Option<RequestIds>,
+    pub(crate) wait_observer: Option<super::wait::WaitObserver>,
 }
 
 /// Which base URL a call goes to.
@@ -469,6 +470,7 @@ impl Client {
             }),
             token: cfg.token,
             recorder: None,
+            wait_observer: None,
         })
     }
 
@@ -478,6 +480,7 @@ impl Client {
             shared: Arc::clone(&self.shared),
             token: Some(token),
             recorder: self.recorder.clone(),
+            wait_observer: self.wait_observer.clone(),
         }
     }
 
@@ -488,6 +491,7 @@ impl Client {
             shared: Arc::clone(&self.shared),
             token: self.token.clone(),
             recorder: Some(ids.clone()),
+            wait_observer: self.wait_observer.clone(),
         };
         (client, ids)
     }

@@ -48,7 +48,7 @@ pub use platform::{Region, TokenDetail, TokenInfo};
 pub use secrets::{Secret, SecretsVersion};
 pub use token::{AuthScheme, Token};
 pub use volumes::{CreateVolume, ExtendedVolume, Snapshot, UpdateVolume, Volume};
-pub use wait::{WaitOutcome, WaitParams, WaitTarget};
+pub use wait::{OBSERVED_WAIT_CALL, WaitObserver, WaitOutcome, WaitParams, WaitTarget, WaitTick};
 
 /// The nonce of a lease held on a machine; sent as `fly-machine-lease-nonce` on
 /// every mutating call made under the lease.

@@ -12,19 +12,17 @@ use rmcp::{
     RoleServer,
     model::{
         ElicitRequest, ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationSchema,
-        InputRequest, InputRequests, InputRequiredResult, InputResponses, JsonObject,
-        ProgressToken, Tool,
+        InputRequest, InputRequests, InputRequiredResult, InputResponses, JsonObject, Tool,
     },
     service::Peer,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tokio_util::sync::CancellationToken;
 
 use super::{
     audit::{AuditLog, AuditRecord},
     catalog::{CONFIRM_ARG, Catalog, ConfirmRequest, Rendered, ToolDef, ToolKind},
-    context::ToolContext,
+    context::{Steering, ToolContext},
     error::ToolError,
     redact::Redactor,
     render::cap_text,
@@ -44,13 +42,6 @@ pub struct Caller {
     pub key_id: Option<String>,
     /// Passthrough mode: the caller's own Fly token.
     pub fly_token: Option<fly::Token>,
-}
-
-/// Where a call's progress goes and how the caller cancels it.
-#[derive(Debug, Default)]
-struct Signals {
-    progress: Option<(Peer<RoleServer>, ProgressToken)>,
-    cancel: Option<CancellationToken>,
 }
 
 /// How the gate can ask the user to confirm a destructive call.
@@ -150,16 +141,15 @@ impl Gate {
             .map(ToolDef::to_mcp)
     }
 
-    /// Runs one tool call through every gate. `progress` and `cancel` come from the
-    /// request (the `call` command has neither).
+    /// Runs one tool call through every gate. `steering` says where progress goes
+    /// and carries the caller's cancellation (the `call` command has neither).
     pub async fn call(
         &self,
         name: &str,
         arguments: Option<JsonObject>,
         caller: &Caller,
         confirmer: Confirmer,
-        progress: Option<(Peer<RoleServer>, ProgressToken)>,
-        cancel: Option<CancellationToken>,
+        steering: Steering,
     ) -> Outcome {
         let mut args = Value::Object(arguments.unwrap_or_default());
         super::catalog::strip_null_members(&mut args);
@@ -170,14 +160,7 @@ impl Gate {
         .recording();
         let tool = self.catalog.get(name);
         let result = self
-            .run(
-                tool,
-                name,
-                &args,
-                client,
-                confirmer,
-                Signals { progress, cancel },
-            )
+            .run(tool, name, &args, client, confirmer, steering)
             .await;
         let outcome = self.finish(result, tool);
         if let Some(tool) = tool
@@ -211,7 +194,7 @@ impl Gate {
         args: &Value,
         client: fly::Client,
         confirmer: Confirmer,
-        signals: Signals,
+        steering: Steering,
     ) -> Result<Rendered, GateStop> {
         let Some(tool) = tool else {
             return Err(ToolError::UnknownTool {
@@ -240,20 +223,15 @@ impl Gate {
             };
             self.policy.scope.check_org(&org)?;
         }
-        let mut ctx = ToolContext::new(
+        let ctx = ToolContext::new(
             client,
             Arc::new(self.policy.scope.clone()),
             self.policy.owned_only,
             self.default_org.clone(),
             self.redactor.clone(),
         )
-        .with_literal_secrets(self.policy.allow_literal_secrets);
-        if let Some((peer, token)) = signals.progress {
-            ctx = ctx.with_progress(peer, token);
-        }
-        if let Some(cancel) = signals.cancel {
-            ctx = ctx.with_cancellation(cancel);
-        }
+        .with_literal_secrets(self.policy.allow_literal_secrets)
+        .with_steering(steering);
         let prepared = tool.prepare(ctx.clone(), args.clone()).await?;
         if let Some(request) = &prepared.confirm {
             let given = args.get(CONFIRM_ARG).and_then(Value::as_str);

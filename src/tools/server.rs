@@ -17,7 +17,11 @@ use rmcp::{
     service::{ElicitationMode, RequestContext},
 };
 
-use super::gate::{Caller, Confirmer, Gate, Outcome};
+use super::{
+    context::Steering,
+    gate::{Caller, Confirmer, Gate, Outcome},
+    progress::Reporter,
+};
 
 /// The server name clients see.
 pub const SERVER_NAME: &str = "fly-machines-mcp";
@@ -147,10 +151,13 @@ impl ServerHandler for McpServer {
     ) -> Result<CallToolResponse, McpError> {
         let caller = caller_of(&context);
         let confirmer = confirmer_of(&context, &request);
-        let progress = context
-            .meta
-            .get_progress_token()
-            .map(|token| (context.peer.clone(), token));
+        let reporter = match context.meta.get_progress_token() {
+            Some(token) => {
+                Reporter::notifications(context.peer.clone(), token, self.gate.redactor().clone())
+            }
+            None => Reporter::silent(),
+        };
+        let steering = Steering::new(reporter.clone(), context.ct.clone());
         let outcome = self
             .gate
             .call(
@@ -158,10 +165,10 @@ impl ServerHandler for McpServer {
                 request.arguments,
                 &caller,
                 confirmer,
-                progress,
-                Some(context.ct.clone()),
+                steering,
             )
             .await;
+        reporter.close();
         match outcome {
             Outcome::Ok(rendered) => {
                 let mut result = CallToolResult::structured(rendered.structured);
