@@ -11,10 +11,16 @@ use super::client::{Req, RetryMode};
 use super::pacing::PaceClass;
 use super::{Client, Error, LeaseNonce, Machine, MachineConfig, MachineEvent, null_as_default};
 
-/// Signals the signal endpoint accepts.
+/// Signals the signal endpoint accepts (the spec's `SignalRequest.signal` enum).
 pub const SIGNALS: [&str; 14] = [
     "SIGABRT", "SIGALRM", "SIGFPE", "SIGHUP", "SIGILL", "SIGINT", "SIGKILL", "SIGPIPE", "SIGQUIT",
     "SIGSEGV", "SIGTERM", "SIGTRAP", "SIGUSR1", "SIGUSR2",
+];
+
+/// Signals stop and restart accept: the spec's `StopRequest.signal` and restart
+/// `signal` query enums (also `fly.StopConfig.signal`) list only these seven.
+pub const STOP_SIGNALS: [&str; 7] = [
+    "SIGHUP", "SIGINT", "SIGQUIT", "SIGKILL", "SIGUSR1", "SIGUSR2", "SIGTERM",
 ];
 
 /// Body of a machine update.
@@ -182,15 +188,28 @@ fn go_duration(d: Duration) -> String {
     }
 }
 
-fn check_signal(signal: &str) -> Result<(), Error> {
-    if SIGNALS.contains(&signal) {
+fn check_signal(signal: &str, allowed: &[&str]) -> Result<(), Error> {
+    if allowed.contains(&signal) {
         Ok(())
     } else {
         Err(Error::invalid(
             "signal",
-            format!("must be one of {}", SIGNALS.join(", ")),
+            format!("must be one of {}", allowed.join(", ")),
         ))
     }
+}
+
+/// The exec answer when `body` is the `flydv1.ExecResponse` document: a JSON object
+/// with at least one of its fields (so a command whose raw output happens to be some
+/// other JSON is not mistaken for it).
+fn exec_document(body: &[u8]) -> Option<ExecResult> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let object = value.as_object()?;
+    let known = ["exit_code", "exit_signal", "stdout", "stderr"];
+    if !known.iter().any(|k| object.contains_key(*k)) {
+        return None;
+    }
+    serde_json::from_value(value).ok()
 }
 
 fn machine_path<'a>(app: &'a str, id: &'a str, action: &'a str) -> [&'a str; 5] {
@@ -222,7 +241,9 @@ impl Client {
         self.send(req).await?.json()
     }
 
-    /// Destroy Machine: `DELETE /v1/apps/{app_name}/machines/{machine_id}` (`?force=true` kills a running one).
+    /// Destroy Machine: `DELETE /v1/apps/{app_name}/machines/{machine_id}`; to kill a
+    /// running one it sends `?force=true&kill=true`: the spec and docs name the flag
+    /// `force`, fly-go (`flaps/flaps_machines.go`, `Destroy`) sends `kill`, so both go.
     pub async fn destroy_machine(
         &self,
         app: &str,
@@ -238,7 +259,7 @@ impl Client {
         .nonce(nonce)
         .pace(PaceClass::Action, machine_id);
         if force {
-            req = req.query("force", "true");
+            req = req.query("force", "true").query("kill", "true");
         }
         self.send(req).await?;
         Ok(())
@@ -275,7 +296,7 @@ impl Client {
         nonce: Option<&LeaseNonce>,
     ) -> Result<(), Error> {
         if let Some(sig) = &opts.signal {
-            check_signal(sig)?;
+            check_signal(sig, &STOP_SIGNALS)?;
         }
         let body = WireStop {
             signal: opts.signal.as_deref(),
@@ -314,7 +335,7 @@ impl Client {
         nonce: Option<&LeaseNonce>,
     ) -> Result<(), Error> {
         if let Some(sig) = &opts.signal {
-            check_signal(sig)?;
+            check_signal(sig, &STOP_SIGNALS)?;
         }
         let req = Req::machines(
             "restart_machine",
@@ -338,7 +359,7 @@ impl Client {
         signal: &str,
         nonce: Option<&LeaseNonce>,
     ) -> Result<(), Error> {
-        check_signal(signal)?;
+        check_signal(signal, &SIGNALS)?;
         let req = Req::machines(
             "signal_machine",
             Method::POST,
@@ -433,7 +454,11 @@ impl Client {
     }
 
     /// Execute Command: `POST /v1/apps/{app_name}/machines/{machine_id}/exec`
-    /// (body `{command: [...], timeout}`; a non-JSON answer is taken as stdout).
+    /// (body `{command: [...], timeout}`). The answer is decoded as the
+    /// `flydv1.ExecResponse` JSON document whatever its content type: the spec lists
+    /// that schema under both `application/octet-stream` and `application/json`, and
+    /// fly-go (`flaps/flaps_machines.go`, `Exec`) decodes JSON without looking at the
+    /// type. Only bytes that are not that document are taken as raw stdout.
     pub async fn exec(
         &self,
         app: &str,
@@ -455,10 +480,14 @@ impl Client {
             .timeout(Duration::from_secs(secs) + self.default_timeout())
             .pace(PaceClass::Action, machine_id);
         let resp = self.send(req).await?;
+        if let Some(result) = exec_document(&resp.body) {
+            return Ok(result);
+        }
         let is_json = resp
             .header("content-type")
-            .is_none_or(|ct| ct.contains("json"));
+            .is_some_and(|ct| ct.contains("json"));
         if is_json {
+            // A JSON answer that is not the exec document: name the mismatch.
             resp.json()
         } else {
             Ok(ExecResult {

@@ -120,10 +120,43 @@ pub enum Error {
     },
 }
 
+/// Fly's error codes (`status` in the body) that are a definitive answer whatever the
+/// HTTP status: the request was refused and repeating it will not help. fly-go's
+/// classifiers read the code, not the status (`flaps/flaps_error.go`: `StatusCode`,
+/// `IsNameTakenError` — "a status code, whatever it says, means the API classified
+/// this failure"), and its tests model `insufficient_capacity` as a 503
+/// (`flaps/flaps_error_test.go`). The spec's `ErrorResponse.status` enum lists them.
+pub const DEFINITIVE_CODES: [&str; 3] = [
+    "insufficient_capacity",
+    "volume_placement_capacity",
+    "name_taken",
+];
+
 impl Error {
+    /// True when Fly classified the failure with one of `DEFINITIVE_CODES`: the
+    /// request had no effect and repeating it will not help, even under a 5xx.
+    pub fn is_definitive(&self) -> bool {
+        match self {
+            Error::Api { code, .. } => code
+                .as_deref()
+                .is_some_and(|c| DEFINITIVE_CODES.contains(&c)),
+            Error::GraphQl { .. }
+            | Error::Transport { .. }
+            | Error::Decode { .. }
+            | Error::Timeout { .. }
+            | Error::Invalid { .. }
+            | Error::NoToken { .. }
+            | Error::Build { .. } => false,
+        }
+    }
+
     /// True when repeating the same request may succeed: 408, 429, 5xx and
-    /// transport errors. Never other 4xx.
+    /// transport errors. Never other 4xx, and never a definitive code
+    /// (`DEFINITIVE_CODES`) whatever the status.
     pub fn is_retryable(&self) -> bool {
+        if self.is_definitive() {
+            return false;
+        }
         match self {
             Error::Api { status, .. } => matches!(*status, 408 | 429 | 500..=599),
             Error::Transport { .. } => true,
@@ -138,7 +171,11 @@ impl Error {
 
     /// True when the request may have taken effect although it failed
     /// (timeouts, 408, 5xx, resets): a non-idempotent call must look before retrying.
+    /// A definitive code (`DEFINITIVE_CODES`) is never ambiguous: Fly refused.
     pub fn is_ambiguous(&self) -> bool {
+        if self.is_definitive() {
+            return false;
+        }
         match self {
             Error::Api { status, .. } => matches!(*status, 408 | 500..=599),
             Error::Transport { kind, .. } => match kind {

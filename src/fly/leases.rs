@@ -14,8 +14,9 @@ use super::{Client, Error, LeaseNonce, null_as_default};
 /// A lease on a machine.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Lease {
-    /// The nonce to send as `fly-machine-lease-nonce` (absent when someone
-    /// else's lease is shown).
+    /// The nonce to send as `fly-machine-lease-nonce`. Fly shows it to anyone who may
+    /// read the app (`GET …/lease`; fly-go `MachineLeaseData`), so it proves nothing
+    /// about who holds the lease; compare it with the nonce you were given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<LeaseNonce>,
     /// Expiry, unix seconds.
@@ -88,7 +89,9 @@ impl Client {
     }
 
     /// Create Lease: `POST /v1/apps/{app_name}/machines/{machine_id}/lease`
-    /// (body `{ttl, description}`; 409 when someone else holds it).
+    /// (`?ttl=` and body `{ttl, description}`; 409 when someone else holds it). The
+    /// spec puts `ttl` in the body, fly-go (`flaps/flaps_machines.go`, `AcquireLease`,
+    /// `RefreshLease`) in the query: both are sent, so either reading gets our TTL.
     pub async fn acquire_lease(
         &self,
         app: &str,
@@ -101,6 +104,7 @@ impl Client {
             Method::POST,
             &["apps", app, "machines", machine_id, "lease"],
         )
+        .query("ttl", ttl_secs.max(1))
         .json(&WireAcquire {
             ttl: ttl_secs.max(1),
             description,
@@ -118,7 +122,8 @@ impl Client {
         Ok(lease)
     }
 
-    /// Refresh Lease: `POST /v1/apps/{app_name}/machines/{machine_id}/lease` with the nonce header.
+    /// Refresh Lease: `POST /v1/apps/{app_name}/machines/{machine_id}/lease?ttl=` with the
+    /// nonce header (and `ttl` in the body too, as for an acquire).
     pub async fn refresh_lease(
         &self,
         app: &str,
@@ -131,6 +136,7 @@ impl Client {
             Method::POST,
             &["apps", app, "machines", machine_id, "lease"],
         )
+        .query("ttl", ttl_secs.max(1))
         .json(&WireAcquire {
             ttl: ttl_secs.max(1),
             description: "",
@@ -209,12 +215,6 @@ impl Client {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -1,6 +1,11 @@
 //! The logs API used by `fly logs` (`GET {FLY_API_BASE_URL}/api/v1/apps/{app}/logs`):
-//! one page per call, `next_token` (a nanosecond timestamp) as the cursor,
-//! optional `instance` and `region` filters. Polling policy belongs to callers.
+//! one page per call, `meta.next_token` as the cursor, optional `instance` and `region`
+//! filters. Polling policy belongs to callers.
+//!
+//! The cursor is the server's `meta.next_token`, never one made from the entries'
+//! timestamps (they may be rounded, and several lines share one): flyctl pages with
+//! `next_token` only and keeps the token it had when a page comes back empty
+//! (`logs/polling.go`, `Poll`; fly-go `resource_logs.go`, `GetAppLogs`).
 
 use http::Method;
 use serde::{Deserialize, Serialize};
@@ -11,8 +16,8 @@ use super::{Client, Error, null_as_default};
 /// Filters and cursor of a logs call.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LogQuery {
-    /// Return entries after this token (nanoseconds since the epoch); `None` for
-    /// the latest lines.
+    /// Return entries after this token (a `next_token` from an earlier page, or a
+    /// Unix time in nanoseconds to start from); `None` for the latest lines.
     pub next_token: Option<String>,
     /// Only this machine.
     pub instance: Option<String>,
@@ -51,7 +56,8 @@ pub struct LogEntry {
 pub struct LogPage {
     /// Entries, oldest first as the API sends them.
     pub entries: Vec<LogEntry>,
-    /// Pass back to get what comes after.
+    /// Pass back to get what comes after: the server's `meta.next_token`, or the
+    /// token of the request when the page was empty (or gave none).
     pub next_token: Option<String>,
 }
 
@@ -106,7 +112,7 @@ impl Client {
         .query_opt("instance", query.instance.as_deref())
         .query_opt("region", query.region.as_deref());
         let wire: WireLogs = self.send(req).await?.json()?;
-        let entries = wire
+        let entries: Vec<LogEntry> = wire
             .data
             .into_iter()
             .map(|item| {
@@ -128,11 +134,17 @@ impl Client {
                 }
             })
             .collect();
-        let next_token = wire
+        let given = wire
             .meta
             .and_then(|m| m.next_token)
-            .filter(|t| !t.is_empty())
-            .or_else(|| query.next_token.clone());
+            .filter(|t| !t.is_empty());
+        // flyctl (`logs/polling.go`) takes a new token only from a page with entries,
+        // and only a non-empty one; otherwise it keeps the one it had. With none yet,
+        // the server's is the only cursor there is.
+        let next_token = match (entries.is_empty(), &query.next_token) {
+            (true, Some(previous)) => Some(previous.clone()),
+            _ => given.or_else(|| query.next_token.clone()),
+        };
         Ok(LogPage {
             entries,
             next_token,

@@ -593,9 +593,15 @@ pub struct Machine {
     pub created_at: String,
     /// Last update time (RFC 3339).
     pub updated_at: String,
-    /// The config (absent in `summary` listings).
+    /// The config (absent in `summary` listings, and while the host is not reachable).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<MachineConfig>,
+    /// What Fly could tell of the config while the machine's host is not reachable
+    /// (`host_status` not `ok`): API-NOTES and the spec's `fly.Machine.incomplete_config`
+    /// say it is filled only then. For display only — never a base for an update or a
+    /// clone (posting it back would drop whatever it lacks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incomplete_config: Option<MachineConfig>,
     /// Resolved image.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image_ref: Option<ImageRef>,
@@ -617,12 +623,26 @@ pub struct Machine {
 }
 
 impl Machine {
-    /// The config's metadata value for `key`, if any.
+    /// The config's metadata value for `key`, if any (read from `incomplete_config`
+    /// while the host is unreachable: reading it is harmless).
     pub fn metadata(&self, key: &str) -> Option<&str> {
-        self.config
-            .as_ref()
+        self.shown_config()
             .and_then(|c| c.metadata.get(key))
             .map(String::as_str)
+    }
+
+    /// The config to show: the full one, else what Fly could tell while the host is
+    /// unreachable. Never post this back: use `config`.
+    pub fn shown_config(&self) -> Option<&MachineConfig> {
+        self.config.as_ref().or(self.incomplete_config.as_ref())
+    }
+
+    /// False when Fly says the machine's host is not reachable (`host_status`
+    /// `unreachable` or `unknown`); true for `ok` or when not given.
+    pub fn host_reachable(&self) -> bool {
+        self.host_status
+            .as_deref()
+            .is_none_or(|h| h.is_empty() || h == "ok")
     }
 }
 
@@ -682,7 +702,9 @@ impl From<WireMachine> for Machine {
             private_ip: w.private_ip,
             created_at: w.created_at,
             updated_at: w.updated_at,
-            config: w.config.or(w.incomplete_config),
+            // Never folded together: the incomplete config lacks parts of the real one.
+            config: w.config,
+            incomplete_config: w.incomplete_config,
             image_ref: w.image_ref,
             events: w.events,
             checks: w.checks,

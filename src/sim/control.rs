@@ -1,5 +1,5 @@
-//! The control API under `/__sim/`: inspect the world and the request log, set faults
-//! and rate limits, reset, move the stepped clock, and inject events tests need
+//! The control API under `/__sim/`: inspect the world and the request log, set faults,
+//! rate limits and realism, reset, move the stepped clock, and inject events tests need
 //! (capacity failures, OOM kills, volume usage). Never faulted, never rate limited,
 //! no auth.
 
@@ -24,9 +24,24 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/__sim/reset", post(reset))
         .route("/__sim/clock/advance", post(advance))
         .route("/__sim/rate-limits", post(rate_limits))
+        .route("/__sim/realism", post(realism))
         .route("/__sim/capacity", post(capacity))
         .route("/__sim/machines/{id}/crash", post(crash))
+        .route("/__sim/machines/{id}/host", post(host))
         .route("/__sim/volumes/{id}/usage", post(volume_usage))
+        .route("/__sim/tokens", post(tokens))
+}
+
+/// `{"org": "slug"}`: an org token minted with the simulator's key; `{}`: the viewer's.
+async fn tokens(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
+    let body = parse_body(&body)?;
+    let token = match body.get("org").and_then(Value::as_str) {
+        Some(org) => s
+            .org_token(org)
+            .ok_or_else(|| ApiError::not_found(format!("organization {org} not found")))?,
+        None => s.viewer_token(),
+    };
+    ok_json(200, json!({"token": token}))
 }
 
 async fn state(State(s): State<Arc<Shared>>) -> ApiResult {
@@ -103,7 +118,27 @@ async fn rate_limits(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
     ok_json(200, json!({"ok": true, "enabled": on}))
 }
 
-/// `{"region": "iad", "failures": N}`: the next N creates there answer `insufficient_capacity`.
+/// `{"enabled": bool}`: the realistic profile (`Realism::realistic`) or the ideal
+/// platform (`Realism::off`), for what happens from now on.
+async fn realism(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
+    let body = parse_body(&body)?;
+    let on = body
+        .get("enabled")
+        .and_then(Value::as_bool)
+        .ok_or_else(|| ApiError::bad_request("give {\"enabled\": bool}"))?;
+    s.with_world(|w, _| {
+        w.realism = if on {
+            super::Realism::realistic()
+        } else {
+            super::Realism::off()
+        };
+    });
+    ok_json(200, json!({"ok": true, "enabled": on}))
+}
+
+/// `{"region": "iad", "failures": N, "volume_failures": M}`: the next N machine
+/// creates there answer `insufficient_capacity`, the next M volume creates
+/// `volume_placement_capacity` (both as 503s; `failures` defaults to 1 when neither is given).
 async fn capacity(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
     let body = parse_body(&body)?;
     let region = body
@@ -111,15 +146,53 @@ async fn capacity(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_owned();
-    let n = body.get("failures").and_then(Value::as_u64).unwrap_or(1);
+    let volumes = body.get("volume_failures").and_then(Value::as_u64);
+    let n = body
+        .get("failures")
+        .and_then(Value::as_u64)
+        .or(volumes.is_none().then_some(1));
     if super::platform::region(&region).is_none() {
         return Err(ApiError::bad_request(format!("unknown region {region:?}")));
     }
     s.with_world(|w, _| {
-        w.capacity_failures
-            .insert(region.clone(), u32::try_from(n).unwrap_or(u32::MAX));
+        if let Some(n) = n {
+            w.capacity_failures
+                .insert(region.clone(), u32::try_from(n).unwrap_or(u32::MAX));
+        }
+        if let Some(m) = volumes {
+            w.volume_capacity_failures
+                .insert(region.clone(), u32::try_from(m).unwrap_or(u32::MAX));
+        }
     });
-    ok_json(200, json!({"ok": true, "region": region, "failures": n}))
+    ok_json(
+        200,
+        json!({"ok": true, "region": region, "failures": n, "volume_failures": volumes}),
+    )
+}
+
+/// `{"status": "unreachable" | "unknown" | "ok"}`: the machine's host as Fly sees it.
+/// While it is not `ok` the machine shows `incomplete_config` instead of `config`, and
+/// updates and lifecycle actions answer 503 (flyd cannot be reached).
+async fn host(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> ApiResult {
+    let body = parse_body(&body)?;
+    let status = body
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or("unreachable")
+        .to_owned();
+    if !["ok", "unreachable", "unknown"].contains(&status.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "host status {status:?}: expected ok, unreachable or unknown"
+        )));
+    }
+    s.with_world(|w, now| {
+        let app = find_machine_app(w, &id)?;
+        let m = w.machine_mut(&app, &id)?;
+        m.host_status.clone_from(&status);
+        m.updated_ms = now;
+        w.touch();
+        ok_json(200, json!({"ok": true, "id": id, "host_status": status}))
+    })
 }
 
 fn find_machine_app(w: &World, id: &str) -> Result<String, ApiError> {

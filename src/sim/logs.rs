@@ -1,6 +1,8 @@
 //! The logs API Fly's CLI polls: `GET /api/v1/apps/{app}/logs?next_token=&instance=&region=`,
 //! a JSON:API document whose `meta.next_token` is a Unix timestamp in nanoseconds.
 //! With no token: the latest 100 lines of the last 24 h; with one: what came after it.
+//! Timestamps show milliseconds; the token carries the nanoseconds (see
+//! `LogLine::unique_ns`); an empty page answers an empty token.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -55,7 +57,7 @@ async fn logs(
         let mut lines: Vec<&LogLine> = a
             .logs
             .iter()
-            .filter(|l| l.ts_ns <= now_ns)
+            .filter(|l| l.ts_ns <= now_ns.saturating_add(999_999))
             .filter(|l| instance.is_empty() || l.instance == instance)
             .filter(|l| region.is_empty() || l.region == region)
             .collect();
@@ -74,11 +76,15 @@ async fn logs(
                 recent.into_iter().skip(skip).collect()
             }
         };
-        let next = page.last().map(|l| l.ts_ns).or(token).unwrap_or(now_ns);
+        // The token of a page is the last entry's nanosecond time, which no timestamp
+        // shows (they are rounded to the millisecond). An empty page gives no token:
+        // flyctl keeps the one it had (`logs/polling.go` only takes a token from a page
+        // with entries, and only a non-empty one), so a client must too.
+        let next = page.last().map(|l| l.ts_ns.to_string()).unwrap_or_default();
         ok_json(
             200,
             json!({"data": page.iter().map(|l| entry(&app, l)).collect::<Vec<_>>(),
-            "meta": {"next_token": next.to_string()}}),
+            "meta": {"next_token": next}}),
         )
     })
 }

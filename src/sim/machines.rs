@@ -195,6 +195,7 @@ async fn update(
     s.with_world(|w, now| {
         visible_app(w, &scope, &app)?;
         w.check_lease(&app, &id, n.as_deref(), now)?;
+        w.check_host(&app, &id)?;
         ok_json(200, w.update_machine(&app, &id, &body, now)?)
     })
 }
@@ -228,6 +229,7 @@ fn action(
     s.with_world(|w, now| {
         visible_app(w, scope, app)?;
         w.check_lease(app, id, n.as_deref(), now)?;
+        w.check_host(app, id)?;
         ok_json(200, f(w, now)?)
     })
 }
@@ -256,8 +258,10 @@ async fn stop(
         .and_then(Value::as_str)
         .unwrap_or("SIGTERM")
         .to_owned();
-    if platform::signal_number(&sig).is_none() {
-        return Err(ApiError::bad_request(format!("invalid signal {sig:?}")));
+    if platform::stop_signal_number(&sig).is_none() {
+        return Err(ApiError::bad_request(format!(
+            "invalid signal {sig:?}: stop takes SIGHUP, SIGINT, SIGQUIT, SIGKILL, SIGUSR1, SIGUSR2 or SIGTERM"
+        )));
     }
     action(&s, &scope, &app, &id, &headers, |w, now| {
         w.stop_machine(&app, &id, &sig, now)
@@ -280,7 +284,16 @@ async fn restart(
     Extension(scope): Extension<Scope>,
     Path((app, id)): Ids,
     headers: HeaderMap,
+    Query(q): Pairs,
 ) -> ApiResult {
+    // The spec's restart `signal` query enum: the seven stop signals.
+    if let Some(sig) = param(&q, "signal")
+        && platform::stop_signal_number(sig).is_none()
+    {
+        return Err(ApiError::bad_request(format!(
+            "invalid signal {sig:?}: restart takes SIGHUP, SIGINT, SIGQUIT, SIGKILL, SIGUSR1, SIGUSR2 or SIGTERM"
+        )));
+    }
     action(&s, &scope, &app, &id, &headers, |w, now| {
         w.restart_machine(&app, &id, now)
     })
@@ -294,13 +307,9 @@ async fn signal(
     body: Bytes,
 ) -> ApiResult {
     let body = parse_body(&body)?;
-    let sig = body
-        .get("signal")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    let signo = platform::signal_number(&sig)
-        .ok_or_else(|| ApiError::bad_request(format!("invalid signal {sig:?}")))?;
+    let raw = body.get("signal").cloned().unwrap_or(Value::Null);
+    let signo = platform::signal_from_json(&raw)
+        .ok_or_else(|| ApiError::bad_request(format!("invalid signal {raw}")))?;
     action(&s, &scope, &app, &id, &headers, |w, now| {
         if matches!(signo, 2 | 3 | 6 | 9 | 11 | 15) {
             w.kill_process(&app, &id, signo, false, now)
@@ -660,22 +669,29 @@ async fn exec(
             Some(cmd) => (127, String::new(), format!("sh: {cmd}: not found\n")),
             None => (0, String::new(), String::new()),
         };
-        ok_json(
-            200,
-            json!({"exit_code": code, "exit_signal": 0, "stdout": out, "stderr": err}),
-        )
+        // The spec lists the exec answer under `application/octet-stream` first (and
+        // `application/json`), with the same `flydv1.ExecResponse` document: answer with
+        // the octet-stream type, so a client that trusts the type over the body fails here.
+        let body = json!({"exit_code": code, "exit_signal": 0, "stdout": out, "stderr": err});
+        let mut resp = axum::Json(body).into_response();
+        resp.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        Ok(resp)
     })
 }
 
-fn lease_body(l: &super::model::Lease, with_nonce: bool) -> Value {
-    let mut data = json!({"owner": l.owner, "description": l.description,
-        "expires_at": l.expires_ms / 1000, "version": l.version});
-    if with_nonce && let Some(o) = data.as_object_mut() {
-        o.insert("nonce".into(), json!(l.nonce));
-    }
-    json!({"status": "success", "data": data})
+fn lease_body(l: &super::model::Lease) -> Value {
+    json!({"status": "success", "data": {"nonce": l.nonce, "owner": l.owner,
+        "description": l.description, "expires_at": l.expires_ms / 1000, "version": l.version}})
 }
 
+/// `GET …/lease`: the lease *with its nonce*, to anyone who may read the app, as Fly
+/// answers it: fly-go's `MachineLeaseData` carries `nonce` (`machine_types.go`), and
+/// `fly machine leases clear` reads it there to release someone else's lease (flyctl
+/// `internal/command/machine/leases.go`, `runLeaseClear`). A client must therefore
+/// expect its lease to be taken from it.
 async fn get_lease(
     State(s): State<Arc<Shared>>,
     Extension(scope): Extension<Scope>,
@@ -687,7 +703,7 @@ async fn get_lease(
         let l = m
             .live_lease(now)
             .ok_or_else(|| ApiError::not_found("lease not found"))?;
-        ok_json(200, lease_body(l, false))
+        ok_json(200, lease_body(l))
     })
 }
 
@@ -716,7 +732,7 @@ async fn acquire_lease(
     s.with_world(|w, now| {
         visible_app(w, &scope, &app)?;
         let l = w.acquire_lease(&app, &id, ttl, &description, n.as_deref(), now)?;
-        ok_json(201, lease_body(&l, true))
+        ok_json(201, lease_body(&l))
     })
 }
 

@@ -14,7 +14,7 @@ use super::faults::FaultConfig;
 use super::ids::SimRng;
 use super::latency::{LatencyModel, scaled};
 use super::ratelimit::RateLimiter;
-use super::{SimConfig, SimError};
+use super::{Realism, SimConfig, SimError};
 
 /// Machine states, as API-NOTES §2 lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,6 +212,9 @@ pub(crate) struct Machine {
     pub host_status: String,
     /// How many processes the guest runs (`ps`); 0 when not started.
     pub pid_base: u32,
+    /// The app secrets version the current version booted with (see
+    /// [`App::launch_secrets_version`]); shown in `/__sim/state` only.
+    pub secrets_version: u64,
 }
 
 impl Machine {
@@ -245,6 +248,11 @@ impl Machine {
         self.lease.as_ref().filter(|l| l.expires_ms > now)
     }
 
+    /// False while `host_status` is `unreachable` or `unknown`.
+    pub(crate) fn host_reachable(&self) -> bool {
+        self.host_status == "ok"
+    }
+
     pub(crate) fn to_json(&self, summary: bool, include_lease: bool, now: u64) -> Value {
         let mut m = serde_json::Map::new();
         m.insert("id".into(), json!(self.id));
@@ -258,8 +266,16 @@ impl Machine {
         m.insert("updated_at".into(), json!(rfc3339(self.updated_ms)));
         m.insert("host_status".into(), json!(self.host_status));
         m.insert("cordoned".into(), json!(self.cordoned));
-        if !summary {
+        if !summary && !self.host_reachable() {
+            // The host is not reachable: Fly fills only `incomplete_config` (API-NOTES
+            // §3, the spec's `fly.Machine`). Here it keeps the image, guest and
+            // metadata and drops the rest, so a client that posts it back as the
+            // config loses env, services, mounts and checks.
+            m.insert("incomplete_config".into(), incomplete(self.config()));
+        } else if !summary {
             m.insert("config".into(), self.config().clone());
+        }
+        if !summary {
             m.insert("image_ref".into(), image_ref(self.config()));
             let events: Vec<Value> = self
                 .events
@@ -291,6 +307,17 @@ impl Machine {
         }
         Value::Object(m)
     }
+}
+
+/// What an unreachable host's machine shows of its config: image, guest, metadata.
+fn incomplete(config: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    for key in ["image", "guest", "metadata"] {
+        if let Some(v) = config.get(key) {
+            out.insert(key.into(), v.clone());
+        }
+    }
+    Value::Object(out)
 }
 
 /// `image_ref` derived from `config.image`, as Fly resolves it.
@@ -350,6 +377,25 @@ pub(crate) struct Volume {
     pub snapshots: Vec<Snapshot>,
     /// `restoring` → `created` at this time.
     pub ready_at: Option<u64>,
+    /// After a destroy under the realistic profile: the states still to come, each with
+    /// when it begins; the last is `destroyed` (the volume is then gone).
+    pub destroy_plan: VecDeque<(u64, &'static str)>,
+}
+
+/// Volume states of a volume on its way out: fly-go `flaps/flaps_volumes.go`
+/// (`destroyedVolumeStates`), plus `destroyed` itself.
+pub(crate) const VOLUME_DESTROY_STATES: [&str; 6] = [
+    "scheduling_destroy",
+    "fork_cleanup",
+    "waiting_for_detach",
+    "pending_destroy",
+    "destroying",
+    "destroyed",
+];
+
+/// Whether a volume in `state` is being (or has been) destroyed.
+pub(crate) fn volume_is_going(state: &str) -> bool {
+    VOLUME_DESTROY_STATES.contains(&state)
 }
 
 impl Volume {
@@ -404,12 +450,27 @@ pub(crate) struct Certificate {
 
 #[derive(Debug, Clone)]
 pub(crate) struct LogLine {
+    /// Unique per line, below the millisecond the line's timestamp shows (see
+    /// [`LogLine::unique_ns`]).
     pub ts_ns: u64,
     pub instance: String,
     pub region: String,
     pub level: String,
     pub message: String,
     pub id: String,
+}
+
+impl LogLine {
+    /// The nanosecond time of the `n`-th line of an app logged at `ts_ms`: inside that
+    /// millisecond, above its first nanosecond, distinct for lines of the same
+    /// millisecond and in logging order. The logs API shows timestamps to the
+    /// millisecond while `next_token` carries nanoseconds, so a cursor made from a
+    /// timestamp repeats lines: clients must page with `meta.next_token`, as flyctl
+    /// does (`logs/polling.go`).
+    pub(crate) fn unique_ns(ts_ms: u64, n: usize) -> u64 {
+        let within = u64::try_from(n % 999_983).unwrap_or(0) + 1;
+        ts_ms.saturating_mul(1_000_000).saturating_add(within)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -426,11 +487,67 @@ pub(crate) struct App {
     pub shared_ip: Option<String>,
     pub secrets: BTreeMap<String, Secret>,
     pub secrets_version: u64,
+    /// Every secrets version with when it was written, oldest first.
+    pub secrets_history: Vec<(u64, u64)>,
     pub certificates: BTreeMap<String, Certificate>,
     pub logs: Vec<LogLine>,
+    /// Realism: the app answers 404 until this time (see `Realism::new_app_hidden_ms`).
+    pub hidden_until_ms: u64,
 }
 
 impl App {
+    /// An app with nothing in it, created at `now`.
+    pub(crate) fn new(id: String, name: String, org: String, now: u64, numeric: u64) -> App {
+        App {
+            id,
+            name,
+            org,
+            created_ms: now,
+            internal_numeric_id: numeric,
+            network: "default".into(),
+            machines: BTreeMap::new(),
+            volumes: BTreeMap::new(),
+            ips: Vec::new(),
+            shared_ip: None,
+            secrets: BTreeMap::new(),
+            secrets_version: 0,
+            secrets_history: Vec::new(),
+            certificates: BTreeMap::new(),
+            logs: Vec::new(),
+            hidden_until_ms: 0,
+        }
+    }
+
+    /// Whether the app answers yet (a new app is hidden for a moment under realism).
+    pub(crate) fn is_visible(&self, now: u64) -> bool {
+        self.hidden_until_ms <= now
+    }
+
+    /// Bumps the secrets version after a write at `now`; returns the new version.
+    pub(crate) fn bump_secrets(&mut self, now: u64) -> u64 {
+        self.secrets_version += 1;
+        self.secrets_history.push((self.secrets_version, now));
+        self.secrets_version
+    }
+
+    /// The secrets version a machine launched at `now` boots with: at least `min`
+    /// (`min_secrets_version`), otherwise the newest version written at least
+    /// `propagation_ms` ago (a host has not yet seen a newer write).
+    pub(crate) fn launch_secrets_version(
+        &self,
+        min: Option<u64>,
+        now: u64,
+        propagation_ms: u64,
+    ) -> u64 {
+        let seen = self
+            .secrets_history
+            .iter()
+            .rev()
+            .find(|(_, at)| at.saturating_add(propagation_ms) <= now)
+            .map_or(0, |(v, _)| *v);
+        seen.max(min.unwrap_or(0)).min(self.secrets_version)
+    }
+
     pub(crate) fn status(&self) -> &'static str {
         let live: Vec<&Machine> = self
             .machines
@@ -494,6 +611,9 @@ pub(crate) struct World {
     pub latency: LatencyModel,
     pub time_scale: f64,
     pub faults: FaultConfig,
+    pub realism: Realism,
+    /// The time of the call being handled (set by `Shared::with_world`).
+    pub now_ms: u64,
     pub rate_limits_on: bool,
     pub limiter: RateLimiter,
     pub viewer: Viewer,
@@ -502,11 +622,13 @@ pub(crate) struct World {
     pub apps: BTreeMap<String, App>,
     /// Region → how many upcoming creates fail with `insufficient_capacity`.
     pub capacity_failures: HashMap<String, u32>,
+    /// Region → how many upcoming volume creates fail with `volume_placement_capacity`.
+    pub volume_capacity_failures: HashMap<String, u32>,
     pub requests: VecDeque<RequestRecord>,
     pub due: BinaryHeap<Reverse<(u64, u64, Target)>>,
     pub due_seq: u64,
-    /// `idempotency_key` → app name.
-    pub idempotency: HashMap<String, String>,
+    /// `idempotency_key` → (app name, when the key was first used).
+    pub idempotency: HashMap<String, (String, u64)>,
     pub next_numeric_id: u64,
     pub next_ip: u32,
     /// Deploy tokens minted through the API (token without scheme → app).
@@ -524,6 +646,8 @@ impl World {
             latency: cfg.latency.clone(),
             time_scale: cfg.time_scale,
             faults: cfg.faults.clone(),
+            realism: cfg.realism.clone(),
+            now_ms: now,
             rate_limits_on: cfg.rate_limits,
             limiter: RateLimiter::default(),
             viewer: Viewer {
@@ -535,6 +659,7 @@ impl World {
             orgs: BTreeMap::new(),
             apps: BTreeMap::new(),
             capacity_failures: HashMap::new(),
+            volume_capacity_failures: HashMap::new(),
             requests: VecDeque::new(),
             due: BinaryHeap::new(),
             due_seq: 0,
@@ -600,8 +725,9 @@ impl World {
                 .get(instance)
                 .map(|m| m.region.clone())
                 .unwrap_or_default();
+            let ts_ns = LogLine::unique_ns(ts_ms, a.logs.len());
             a.logs.push(LogLine {
-                ts_ns: ts_ms.saturating_mul(1_000_000),
+                ts_ns,
                 instance: instance.to_owned(),
                 region,
                 level: "info".into(),
@@ -639,6 +765,7 @@ impl World {
                                         "versions".into(),
                                         json!(m.versions.iter().map(|v| json!({"version": v.id, "created_at": rfc3339(v.created_ms)})).collect::<Vec<_>>()),
                                     );
+                                    o.insert("secrets_version".into(), json!(m.secrets_version));
                                     o.insert(
                                         "pending_transitions".into(),
                                         json!(m.plan.iter().map(|s| json!({"due_ms": s.due, "state": s.state.as_str()})).collect::<Vec<_>>()),
@@ -668,6 +795,7 @@ impl World {
                             .collect(),
                     );
                     obj.insert("secrets_version".into(), json!(a.secrets_version));
+                    obj.insert("visible".into(), json!(a.is_visible(now)));
                     obj.insert(
                         "certificates".into(),
                         a.certificates.keys().cloned().collect(),
@@ -683,7 +811,14 @@ impl World {
             "orgs": orgs,
             "apps": apps,
             "capacity_failures": self.capacity_failures,
+            "volume_capacity_failures": self.volume_capacity_failures,
             "rate_limits": self.rate_limits_on,
+            "realism": {
+                "new_app_hidden_ms": self.realism.new_app_hidden_ms,
+                "secrets_propagation_ms": self.realism.secrets_propagation_ms,
+                "volume_destroy_step_ms": self.realism.volume_destroy_step_ms,
+                "idempotency_key_ttl_ms": self.realism.idempotency_key_ttl_ms,
+            },
             "faults": {
                 "5xx": self.faults.server_error, "reset": self.faults.reset,
                 "latency_ms": self.faults.latency.map(|(d, _)| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),

@@ -366,6 +366,17 @@ pub(crate) fn vm_sizes() -> Vec<Value> {
 /// (shared, 1 CPU, 256 MB). 422 with a message naming the limit.
 pub(crate) fn validate_guest(guest: Option<&Value>) -> Result<Value, ApiError> {
     let g = guest.cloned().unwrap_or_else(|| json!({}));
+    // GPU Machines are no longer offered and the API rejects a GPU guest with a 400
+    // (flyctl `internal/flag/machines.go`: "GPU machines are no longer supported";
+    // `internal/command/platform/vmsizes.go` filters fly-go's GPU presets out).
+    let gpu_kind = g.get("gpu_kind").and_then(Value::as_str).unwrap_or("");
+    let gpus = g.get("gpus").and_then(Value::as_u64).unwrap_or(0);
+    if !gpu_kind.is_empty() || gpus > 0 {
+        return Err(ApiError::new(
+            400,
+            "invalid guest: GPU machines are no longer supported (gpu_kind, gpus)",
+        ));
+    }
     let kind = g
         .get("cpu_kind")
         .and_then(Value::as_str)
@@ -437,17 +448,37 @@ pub(crate) fn signal_number(name: &str) -> Option<i64> {
     SIGNALS.iter().find(|s| s.0 == name).map(|s| s.1)
 }
 
+/// The signals stop and restart take: the spec's `StopRequest.signal`, restart
+/// `signal` query and `fly.StopConfig.signal` enums list only these seven (the
+/// signal endpoint's `SignalRequest` takes all fourteen of [`SIGNALS`]).
+const STOP_SIGNALS: &[&str] = &[
+    "SIGHUP", "SIGINT", "SIGQUIT", "SIGKILL", "SIGUSR1", "SIGUSR2", "SIGTERM",
+];
+
+/// The number of a signal stop or restart accepts; `None` for any other name.
+pub(crate) fn stop_signal_number(name: &str) -> Option<i64> {
+    STOP_SIGNALS
+        .contains(&name)
+        .then(|| signal_number(name))
+        .flatten()
+}
+
+/// The `signal` of a `POST …/signal` body: one of the spec's fourteen names, or the
+/// number of one of them — fly-go's `Kill` (`flaps/flaps_machines.go`) sends
+/// `{"signal": 9}`, an integer, so real Fly takes both.
+pub(crate) fn signal_from_json(v: &serde_json::Value) -> Option<i64> {
+    match v {
+        serde_json::Value::String(name) => signal_number(name),
+        serde_json::Value::Number(n) => n.as_i64().filter(|n| SIGNALS.iter().any(|s| s.1 == *n)),
+        _ => None,
+    }
+}
+
 pub(crate) fn signal_name(n: i64) -> &'static str {
     SIGNALS.iter().find(|s| s.1 == n).map_or("UNKNOWN", |s| s.0)
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
 
@@ -473,6 +504,11 @@ mod tests {
             .is_err()
         );
         assert!(validate_guest(Some(&json!({"cpu_kind":"gpu"}))).is_err());
+        let gpu = validate_guest(Some(
+            &json!({"cpu_kind":"performance","cpus":8,"memory_mb":32768,"gpu_kind":"a100-pcie-40gb","gpus":1}),
+        ))
+        .unwrap_err();
+        assert_eq!(gpu.status, 400);
         assert!(REGIONS.len() >= 35);
         assert_eq!(signal_number("SIGKILL"), Some(9));
     }

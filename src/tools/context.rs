@@ -18,7 +18,11 @@ use tokio_util::sync::CancellationToken;
 use super::{error::ToolError, progress::Reporter, redact::Redactor, safety::Scope};
 use crate::{
     fly,
-    workflows::sched::{Control, Progress},
+    workflows::{
+        pool::PoolListings,
+        sched::{Control, Progress},
+        secret_refs::RefPolicy,
+    },
 };
 
 /// How one call is steered: where its progress goes and how the caller cancels it.
@@ -45,7 +49,8 @@ pub struct ToolContext {
     owned_only: bool,
     default_org: Arc<str>,
     redactor: Redactor,
-    allow_literal_secrets: bool,
+    secret_refs: Arc<RefPolicy>,
+    pool_listings: Arc<PoolListings>,
     steering: Steering,
 }
 
@@ -64,20 +69,34 @@ impl ToolContext {
             owned_only,
             default_org,
             redactor,
-            allow_literal_secrets: false,
+            secret_refs: Arc::new(RefPolicy::default()),
+            pool_listings: Arc::default(),
             steering: Steering::default(),
         }
     }
 
-    /// `--allow-literal-secrets`: `set_secrets` may take `literal:VALUE`.
-    pub fn with_literal_secrets(mut self, allow: bool) -> Self {
-        self.allow_literal_secrets = allow;
+    /// What secret references may read (`--secret-env`, `--secrets-dir`,
+    /// `--allow-literal-secrets`); nothing by default.
+    pub fn with_secret_refs(mut self, policy: Arc<RefPolicy>) -> Self {
+        self.secret_refs = policy;
         self
     }
 
-    /// Whether `set_secrets` may take literal values.
-    pub fn allow_literal_secrets(&self) -> bool {
-        self.allow_literal_secrets
+    /// The pool listings claims share: the gate's, so one per server process (a
+    /// context of its own otherwise).
+    pub fn with_pool_listings(mut self, listings: Arc<PoolListings>) -> Self {
+        self.pool_listings = listings;
+        self
+    }
+
+    /// The pool listings claims share.
+    pub fn pool_listings(&self) -> &PoolListings {
+        &self.pool_listings
+    }
+
+    /// What secret references may read and where key files may be written.
+    pub fn secret_refs(&self) -> &RefPolicy {
+        &self.secret_refs
     }
 
     /// Steers the call: its progress goes to `steering.reporter`, and its waits on

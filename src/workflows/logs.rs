@@ -1,7 +1,7 @@
 //! Reading an app's logs the way an agent needs them: filtered by machine, region,
 //! time (`since`) and text (`grep`), newest last, bounded in lines and bytes, with a
 //! cursor to continue. Owns the filter parsing and the paging over Fly's logs API
-//! (which pages forward only, from a nanosecond cursor); knows nothing of MCP.
+//! (which pages forward only, with its own `next_token`); knows nothing of MCP.
 
 use regex::{Regex, RegexBuilder};
 
@@ -234,19 +234,72 @@ fn fly_query(q: &LogsQuery, token: Option<String>) -> fly::LogQuery {
     }
 }
 
-fn parse_cursor(cursor: &str) -> Result<i64, Error> {
-    cursor.trim().parse::<i64>().map_err(|_| Error::Invalid {
-        field: "next".to_owned(),
-        rule: "not a cursor from an earlier app_logs answer".to_owned(),
-    })
+/// Where an `app_logs` answer's `next` points: the logs API's own `next_token` of a
+/// page, plus how many entries of that page were already returned (when a call
+/// stopped inside it). Written `TOKEN` or `TOKEN+SKIP`.
+///
+/// The token is the server's, never one made from the entries' timestamps: flyctl
+/// pages with `meta.next_token` only (`logs/polling.go`), and a timestamp (rounded, or
+/// shared by several lines) would repeat or lose lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogCursor {
+    /// A `next_token` the logs API gave (or a Unix time in nanoseconds to start from).
+    pub token: String,
+    /// Entries of the page at `token` already returned.
+    pub skip: usize,
+}
+
+/// Largest `skip` a cursor may carry (a page holds about 100 entries).
+const MAX_SKIP: usize = 10_000;
+
+impl LogCursor {
+    /// Parses a `next` from an earlier answer.
+    pub fn parse(cursor: &str) -> Result<LogCursor, Error> {
+        let invalid = || Error::Invalid {
+            field: "next".to_owned(),
+            rule: "not a cursor from an earlier app_logs answer".to_owned(),
+        };
+        let cursor = cursor.trim();
+        let (token, skip) = match cursor.split_once('+') {
+            Some((t, n)) => (t, n.parse::<usize>().map_err(|_| invalid())?),
+            None => (cursor, 0),
+        };
+        if token.is_empty() || token.len() > 40 || !token.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid());
+        }
+        if skip > MAX_SKIP {
+            return Err(invalid());
+        }
+        Ok(LogCursor {
+            token: token.to_owned(),
+            skip,
+        })
+    }
+
+    fn at(token: &str, skip: usize) -> LogCursor {
+        LogCursor {
+            token: token.to_owned(),
+            skip,
+        }
+    }
+}
+
+impl std::fmt::Display for LogCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.skip == 0 {
+            f.write_str(&self.token)
+        } else {
+            write!(f, "{}+{}", self.token, self.skip)
+        }
+    }
 }
 
 /// Reads logs of `app`.
 ///
 /// Without `since` or a cursor: the latest page the logs API gives (up to its last 100
 /// lines of the past day), filtered, the newest `tail` kept. With `since` or a cursor:
-/// pages forward from there, returning the first `tail` matching lines and a `next`
-/// cursor to continue; at most [`MAX_PAGES`] pages per call.
+/// pages forward from there with the API's `next_token`, returning the first `tail`
+/// matching lines and a `next` cursor to continue; at most [`MAX_PAGES`] pages per call.
 pub async fn read_logs(
     client: &fly::Client,
     app: &str,
@@ -270,29 +323,33 @@ pub async fn read_logs(
             }
         }
     };
-    let start_ns = match (&q.cursor, q.since_ms) {
-        (Some(c), _) => Some(parse_cursor(c)?),
-        (None, Some(ms)) => Some(ms.saturating_mul(1_000_000).saturating_sub(1)),
+    let start = match (&q.cursor, q.since_ms) {
+        (Some(c), _) => Some(LogCursor::parse(c)?),
+        // `next_token` also works as a "start from" time (Unix nanoseconds): the
+        // first page holds what came after it.
+        (None, Some(ms)) => Some(LogCursor::at(
+            &ms.saturating_mul(1_000_000).saturating_sub(1).to_string(),
+            0,
+        )),
         (None, None) => None,
     };
-    let Some(start_ns) = start_ns else {
+    let Some(start) = start else {
         let page = client
             .app_logs(app, &fly_query(q, None))
             .await
             .map_err(step("latest lines"))?;
         let scanned = page.entries.len();
-        let mut lines: Vec<LogLine> = page
+        let lines: Vec<LogLine> = page
             .entries
             .into_iter()
             .filter_map(LogLine::from_entry)
             .filter(|l| keep(l, q, None))
             .collect();
-        lines.sort_by_key(|l| l.ts_ns);
         let (kept, left_out) = newest_within(lines, tail, q.max_bytes);
-        let next = kept.last().map(|l| l.ts_ns.to_string()).or(page.next_token);
+        // Everything on this page was looked at; what was left out is older.
         return Ok(LogsResult {
             lines: kept,
-            next,
+            next: page.next_token,
             complete: true,
             scanned,
             left_out,
@@ -302,52 +359,61 @@ pub async fn read_logs(
 
     let mut out = LogsResult::default();
     let mut bytes = 0usize;
-    let mut token_ns = start_ns;
+    let mut token = start.token;
+    let mut skip = start.skip;
     for _ in 0..MAX_PAGES {
         let page = client
-            .app_logs(app, &fly_query(q, Some(token_ns.to_string())))
+            .app_logs(app, &fly_query(q, Some(token.clone())))
             .await
             .map_err(step("paging"))?;
-        out.scanned += page.entries.len();
-        let mut lines: Vec<LogLine> = page
-            .entries
-            .into_iter()
-            .filter_map(LogLine::from_entry)
-            .filter(|l| l.ts_ns > token_ns)
-            .collect();
-        lines.sort_by_key(|l| l.ts_ns);
-        let Some(last_ns) = lines.last().map(|l| l.ts_ns) else {
+        let entries: Vec<fly::LogEntry> = page.entries.into_iter().skip(skip).collect();
+        if entries.is_empty() {
+            // Nothing after this token yet: keep it (flyctl does the same).
             out.complete = true;
-            out.next = Some(token_ns.to_string());
+            out.next = Some(LogCursor::at(&token, skip).to_string());
             return Ok(out);
-        };
-        let mut iter = lines.into_iter();
-        for line in iter.by_ref() {
-            if !keep(&line, q, None) {
-                token_ns = line.ts_ns;
+        }
+        out.scanned += entries.len();
+        let lines: Vec<Option<LogLine>> = entries.into_iter().map(LogLine::from_entry).collect();
+        for (i, line) in lines.iter().enumerate() {
+            let Some(line) = line.as_ref().filter(|l| keep(l, q, None)) else {
                 continue;
-            }
+            };
             let len = line.rendered_len();
             if out.lines.len() >= tail || (bytes + len > q.max_bytes && !out.lines.is_empty()) {
-                out.left_out += 1;
-                out.next = Some(token_ns.to_string());
-                // Count the rest of this page's matches as left out too: they are
-                // what `next` returns first.
-                out.left_out += iter.filter(|l| keep(l, q, None)).count();
+                // Stop inside the page: the next call asks for the same page and skips
+                // what was returned.
+                out.next = Some(LogCursor::at(&token, skip + i).to_string());
+                out.left_out += lines
+                    .iter()
+                    .skip(i)
+                    .flatten()
+                    .filter(|l| keep(l, q, None))
+                    .count();
                 return Ok(out);
             }
             bytes += len;
-            token_ns = line.ts_ns;
-            out.lines.push(line);
+            out.lines.push(line.clone());
         }
-        token_ns = token_ns.max(last_ns);
+        match page.next_token {
+            Some(next) if next != token => {
+                token = next;
+                skip = 0;
+            }
+            // A full page without a new token: nothing else can be asked for now.
+            _ => {
+                out.complete = true;
+                out.next = Some(LogCursor::at(&token, skip + lines.len()).to_string());
+                return Ok(out);
+            }
+        }
     }
-    out.next = Some(token_ns.to_string());
+    out.next = Some(LogCursor::at(&token, 0).to_string());
     Ok(out)
 }
 
 /// Reads the lines of one machine between `from_ms` and `to_ms` (inclusive), paging
-/// forward, at most `max_pages` pages. Oldest first.
+/// forward with the logs API's `next_token`, at most `max_pages` pages. Oldest first.
 pub async fn read_window(
     client: &fly::Client,
     app: &str,
@@ -356,33 +422,38 @@ pub async fn read_window(
     to_ms: i64,
     max_pages: usize,
 ) -> Result<Vec<LogLine>, Error> {
-    let to_ns = to_ms.saturating_mul(1_000_000);
-    let mut token_ns = from_ms.saturating_mul(1_000_000).saturating_sub(1);
+    let from_ns = from_ms.saturating_mul(1_000_000);
+    let to_ns = to_ms.saturating_mul(1_000_000).saturating_add(999_999);
+    let mut token = from_ns.saturating_sub(1).to_string();
     let mut out = Vec::new();
     for _ in 0..max_pages {
         let q = fly::LogQuery {
-            next_token: Some(token_ns.to_string()),
+            next_token: Some(token.clone()),
             instance: Some(machine.to_owned()),
             region: None,
         };
         let page = client.app_logs(app, &q).await.map_err(Error::fly(format!(
             "reading logs of machine {machine} (app {app})"
         )))?;
-        let mut lines: Vec<LogLine> = page
+        if page.entries.is_empty() {
+            break;
+        }
+        let lines: Vec<LogLine> = page
             .entries
             .into_iter()
             .filter_map(LogLine::from_entry)
-            .filter(|l| l.ts_ns > token_ns && l.instance == machine)
+            .filter(|l| l.instance == machine)
             .collect();
-        lines.sort_by_key(|l| l.ts_ns);
-        let Some(last) = lines.last().map(|l| l.ts_ns) else {
-            break;
-        };
-        out.extend(lines.into_iter().filter(|l| l.ts_ns <= to_ns));
-        if last >= to_ns {
-            break;
+        let past_window = lines.last().is_some_and(|l| l.ts_ns > to_ns);
+        out.extend(
+            lines
+                .into_iter()
+                .filter(|l| l.ts_ns >= from_ns && l.ts_ns <= to_ns),
+        );
+        match page.next_token {
+            Some(next) if next != token && !past_window => token = next,
+            _ => break,
         }
-        token_ns = last;
     }
     Ok(out)
 }
@@ -413,12 +484,6 @@ pub fn line_clock(line: &LogLine) -> String {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
 

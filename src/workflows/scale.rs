@@ -116,15 +116,16 @@ pub async fn plan_scale(
                 ),
             })?,
     };
-    let Some(mut template_config) = template.config.clone() else {
-        return Err(Error::Invalid {
-            field: "template_machine_id".to_owned(),
-            rule: format!("machine {} came back without a config", template.id),
-        });
-    };
+    let mut template_config = super::full_config(&template, "be cloned as a template")?;
     template_config
         .metadata
         .remove(fly::IDEMPOTENCY_KEY_METADATA);
+    // A clone launches with at least the secrets any machine of the app was given
+    // (flyctl `internal/command/machine/clone.go` and `scale/count_machines.go` pass
+    // `min_secrets_version` on every clone).
+    if let Some(v) = super::secrets_floor(&machines) {
+        super::record_secrets_version(&mut template_config, v);
+    }
     let mut mounts = Vec::new();
     for m in &template_config.mounts {
         let (size_gb, volume_name) = match client.get_volume(app, &m.volume).await {
@@ -397,6 +398,7 @@ async fn make_clone(
     }
     config.mounts = mounts;
     let body = CreateMachine {
+        min_secrets_version: super::recorded_secrets_version(&config),
         config,
         region: Some(job.region.clone()),
         ..CreateMachine::default()

@@ -115,14 +115,12 @@ impl MachineRow {
             host_status: m.host_status.clone().filter(|h| !h.is_empty()),
             cordoned: m.cordoned,
             image: m
-                .config
-                .as_ref()
+                .shown_config()
                 .map(|c| c.image.clone())
                 .unwrap_or_default(),
             process_group: m.metadata("fly_process_group").unwrap_or("app").to_owned(),
             guest: m
-                .config
-                .as_ref()
+                .shown_config()
                 .and_then(|c| c.guest.as_ref())
                 .map(|g| format!("{}-cpu-{}x {}MB", g.cpu_kind, g.cpus, g.memory_mb)),
             updated_ms: super::observe::parse_rfc3339_ms(&m.updated_at),
@@ -359,7 +357,7 @@ pub async fn app_status(
         Ok(v) => {
             out.volumes = v
                 .into_iter()
-                .filter(|v| v.state != "destroyed")
+                .filter(|v| !v.is_going())
                 .map(VolumeFact::from)
                 .collect();
         }
@@ -713,7 +711,7 @@ pub async fn machine_detail(
             .filter(|d| !d.is_empty()),
         ..MachineDetail::default()
     };
-    if let Some(c) = &m.config {
+    if let Some(c) = m.shown_config() {
         d.cmd = c
             .init
             .as_ref()
@@ -800,12 +798,6 @@ pub async fn machine_detail(
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
 

@@ -650,8 +650,8 @@ fn requests_are_checked_against_parameters_and_bodies() {
 
     let bad: Vec<(CapturedRequest, &str)> = vec![
         (
-            CapturedRequest::new("DELETE", &format!("{m}?kill=true")),
-            "request.query.kill: query parameter not documented",
+            CapturedRequest::new("DELETE", &format!("{m}?nuke=true")),
+            "request.query.nuke: query parameter not documented",
         ),
         (
             CapturedRequest::new("GET", "/v1/apps"),
@@ -826,6 +826,29 @@ fn the_committed_divergence_list_parses() {
             ids.contains(&d.operation),
             "divergence names unknown operation {}",
             d.operation
+        );
+    }
+}
+
+/// Every simulator rule that is not known to be Fly's is listed with what Fly does, what
+/// the simulator does and why (issue 18: the simulator only ever gets stricter, and
+/// where it must guess, the guess is written down).
+#[test]
+fn the_simulator_rules_that_differ_from_fly_are_listed_with_reasons() {
+    let rules = divergences::load_simulator_rules(&divergences::divergences_path()).unwrap();
+    let names: Vec<&str> = rules.iter().map(|r| r.rule.as_str()).collect();
+    for expected in [
+        "new app hidden",
+        "secrets propagation",
+        "volume destroy states",
+        "idempotency key lifetime",
+        "idempotency key with another name",
+        "volume name in mounts",
+        "organizations for an app-scoped token",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
         );
     }
 }

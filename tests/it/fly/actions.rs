@@ -263,3 +263,100 @@ async fn metadata_get_and_patch() {
         .unwrap_err();
     assert!(err.is_conflict() && err.status() == Some(412));
 }
+
+/// Issue 18 item 12: the spec names the destroy flag `force`, fly-go sends `kill`
+/// (`flaps/flaps_machines.go`, `Destroy`): a forced destroy sends both.
+#[tokio::test]
+async fn item12_forced_destroy_sends_force_and_kill() {
+    let (server, client) = stub().await;
+    Mock::given(method("DELETE"))
+        .and(path(M))
+        .and(query_param("force", "true"))
+        .and(query_param("kill", "true"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    client
+        .destroy_machine("web", "m1", true, None)
+        .await
+        .unwrap();
+}
+
+/// Issue 18 item 14: stop and restart take only the seven signals the spec's
+/// `StopRequest`/restart `signal` enum lists; `/signal` takes all fourteen.
+#[tokio::test]
+async fn item14_stop_and_restart_refuse_signals_outside_the_spec() {
+    let (server, client) = stub().await;
+    let stop = client
+        .stop_machine(
+            "web",
+            "m1",
+            &StopOptions {
+                signal: Some("SIGSEGV".into()),
+                timeout: None,
+            },
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(stop.to_string().contains("SIGHUP"), "{stop}");
+    assert!(!stop.to_string().contains("SIGSEGV"), "{stop}");
+    let restart = client
+        .restart_machine(
+            "web",
+            "m1",
+            &RestartOptions {
+                signal: Some("SIGABRT".into()),
+                timeout: None,
+            },
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(restart.to_string().contains("invalid signal"), "{restart}");
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
+
+/// Issue 18 item 13: the spec lists the exec answer under both
+/// `application/octet-stream` and `application/json` with the same `flydv1.ExecResponse`
+/// schema, and fly-go (`flaps/flaps_machines.go`, `Exec`) decodes JSON whatever the
+/// content type: an octet-stream answer holding that JSON is decoded, exit code included.
+#[tokio::test]
+async fn item13_exec_answer_under_octet_stream_is_decoded_as_json() {
+    let (server, client) = stub().await;
+    Mock::given(method("POST"))
+        .and(path(format!("{M}/exec")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw(
+                br#"{"exit_code": 3, "exit_signal": 0, "stdout": "partial\n", "stderr": "boom\n"}"#
+                    .to_vec(),
+                "application/octet-stream",
+            ),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/apps/web/machines/m2/exec"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            b"raw bytes, not JSON\n".to_vec(),
+            "application/octet-stream",
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let req = ExecRequest {
+        command: vec!["false".into()],
+        timeout: Duration::from_secs(5),
+        ..ExecRequest::default()
+    };
+    let out = client.exec("web", "m1", &req).await.unwrap();
+    assert_eq!(
+        (out.exit_code, out.stdout.as_str(), out.stderr.as_str()),
+        (3, "partial\n", "boom\n")
+    );
+    // Bytes that are not the JSON document stay stdout (older flyd answers).
+    let raw = client.exec("web", "m2", &req).await.unwrap();
+    assert_eq!(raw.stdout, "raw bytes, not JSON\n");
+}

@@ -128,3 +128,59 @@ async fn failure_before_create_is_retried_and_still_one_machine() {
     assert_eq!(fleet.machines.lock().unwrap().len(), 1);
     assert_eq!(*fleet.creates.lock().unwrap(), 3);
 }
+
+/// Issue 18 item 7: `insufficient_capacity` is final whatever the HTTP status —
+/// fly-go reads the code, not the status (`flaps/flaps_error.go`), and its tests model
+/// the capacity error as a 503 (`flaps/flaps_error_test.go`). No look-and-retry: one
+/// create, and the error carries the code.
+#[tokio::test]
+async fn item7_capacity_503_is_final_no_relist_no_recreate() {
+    let (server, client) = stub().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/apps/web/machines"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/apps/web/machines"))
+        .respond_with(ResponseTemplate::new(503).set_body_json(json!({
+            "error": "insufficient resources to create new machine", "status": "insufficient_capacity"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let body = CreateMachine {
+        config: MachineConfig {
+            image: "nginx".into(),
+            ..MachineConfig::default()
+        },
+        ..CreateMachine::default()
+    };
+    let err = client
+        .create_machine_idempotent("web", &body, "k1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("insufficient_capacity"));
+    assert!(err.is_definitive() && !err.is_ambiguous() && !err.is_retryable());
+    let lists = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.method.as_str() == "GET")
+        .count();
+    assert_eq!(lists, 1, "only the look before the first create");
+    // The other definitive codes, on a request that is otherwise safe to repeat.
+    for code in ["volume_placement_capacity", "name_taken"] {
+        let (server, client) = stub().await;
+        Mock::given(method("GET"))
+            .and(path("/v1/apps/x"))
+            .respond_with(
+                ResponseTemplate::new(503).set_body_json(json!({"error": "no", "status": code})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let err = client.get_app("x").await.unwrap_err();
+        assert_eq!(err.code(), Some(code));
+    }
+}

@@ -1,5 +1,5 @@
 use serde_json::json;
-use wiremock::matchers::{body_json, header, method, path};
+use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, ResponseTemplate};
 
 use fly_machines_mcp::fly::LeaseNonce;
@@ -84,4 +84,42 @@ async fn held_lease_is_a_conflict_and_get_lease_reports_holder_or_none() {
     assert_eq!(held.owner, "other@example.com");
     assert!(held.nonce.is_none());
     assert!(client.get_lease("web", "free").await.unwrap().is_none());
+}
+
+/// Issue 18 item 12: the spec puts the lease `ttl` in the body, fly-go
+/// (`flaps/flaps_machines.go`, `AcquireLease`/`RefreshLease`) in the query: both go.
+#[tokio::test]
+async fn item12_lease_ttl_is_sent_in_the_query_and_the_body() {
+    let (server, client) = stub().await;
+    Mock::given(method("POST"))
+        .and(path(L))
+        .and(query_param("ttl", "30"))
+        .and(body_json(json!({"ttl": 30, "description": "why"})))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(json!({"nonce": "n1", "expires_at": 1})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(L))
+        .and(query_param("ttl", "45"))
+        .and(header("fly-machine-lease-nonce", "n1"))
+        .and(body_json(json!({"ttl": 45})))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(json!({"nonce": "n1", "expires_at": 2})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let lease = client.acquire_lease("web", "m1", 30, "why").await.unwrap();
+    let nonce = lease.nonce.unwrap();
+    assert_eq!(
+        client
+            .refresh_lease("web", "m1", &nonce, 45)
+            .await
+            .unwrap()
+            .expires_at,
+        2
+    );
 }

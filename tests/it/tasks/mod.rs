@@ -28,7 +28,10 @@ pub fn gate(env: &Env, confirm: ConfirmMode, dir: &tempfile::TempDir) -> (Arc<Ga
             ..Selection::default()
         },
         confirm,
-        allow_literal_secrets: true,
+        secret_refs: fly_machines_mcp::workflows::secret_refs::RefPolicyOptions {
+            allow_literal: true,
+            ..Default::default()
+        },
         ..PolicyOptions::default()
     };
     let redactor = Redactor::new();
