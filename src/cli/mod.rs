@@ -19,7 +19,7 @@ use crate::{
     fly, sim,
     tools::{
         Caller, Catalog, ConfirmMode, Confirmer, Gate, McpServer, Outcome, Policy, PolicyOptions,
-        Redactor, Selection, audit::AuditLog,
+        Redactor, Selection, Steering, audit::AuditLog,
     },
     workflows::secret_refs::RefPolicyOptions,
 };
@@ -523,8 +523,7 @@ async fn call(args: CallArgs, redactor: Redactor) -> ExitCode {
             Some(arguments),
             &Caller::default(),
             Confirmer::ArgumentOnly,
-            None,
-            None,
+            Steering::default(),
         )
         .await;
     if let Some(sim) = backend.sandbox {

@@ -173,6 +173,7 @@ pub struct Client {
     shared: Arc<Shared>,
     pub(crate) token: Option<Token>,
     recorder: Option<RequestIds>,
+    pub(crate) wait_observer: Option<super::wait::WaitObserver>,
     /// The attenuation policy and this clone's call scope.
     pub(crate) attn: super::attenuate::Scope,
     /// Recorded as the creator in the metadata of every machine this clone creates
@@ -484,6 +485,7 @@ impl Client {
             }),
             token: cfg.token,
             recorder: None,
+            wait_observer: None,
             attn: super::attenuate::Scope::new(cfg.attenuation),
             creator: None,
         })
@@ -495,6 +497,7 @@ impl Client {
             shared: Arc::clone(&self.shared),
             token: Some(token),
             recorder: self.recorder.clone(),
+            wait_observer: self.wait_observer.clone(),
             attn: self.attn.clone(),
             creator: self.creator.clone(),
         }
@@ -507,6 +510,7 @@ impl Client {
             shared: Arc::clone(&self.shared),
             token: self.token.clone(),
             recorder: Some(ids.clone()),
+            wait_observer: self.wait_observer.clone(),
             attn: self.attn.clone(),
             creator: self.creator.clone(),
         };

@@ -57,7 +57,7 @@ pub use token::{AuthScheme, MacaroonSummary, Token};
 pub use volumes::{
     CreateVolume, ExtendedVolume, Snapshot, UpdateVolume, VOLUME_GOING_STATES, Volume,
 };
-pub use wait::{WaitOutcome, WaitParams, WaitTarget};
+pub use wait::{OBSERVED_WAIT_CALL, WaitObserver, WaitOutcome, WaitParams, WaitTarget, WaitTick};
 
 /// The nonce of a lease held on a machine; sent as `fly-machine-lease-nonce` on
 /// every mutating call made under the lease.

@@ -1,9 +1,16 @@
 //! Waiting for a machine state: one `GET …/wait` call ([`Client::wait_once`], at
 //! most 60 s, Fly's proxy limit) and the loop over it under a caller's deadline
 //! ([`Client::wait_for_state`]), pinned with `version` / `from_event_id`,
-//! tolerating 408 ("not yet") and a 404 just after create.
+//! tolerating 408 ("not yet") and a 404 just after create. A client with a
+//! [`WaitObserver`] ([`Client::observing_waits`]) waits in calls of at most
+//! [`OBSERVED_WAIT_CALL`] and tells the observer after each one that ended "not yet",
+//! so a caller upstream can say the call is still alive.
 
-use std::time::{Duration, Instant};
+use std::{
+    fmt,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use http::Method;
 use serde::{Deserialize, Serialize};
@@ -14,8 +21,39 @@ use super::{Client, Error, MachineState};
 
 /// Longest single wait call Fly accepts.
 pub const MAX_WAIT_CALL: Duration = Duration::from_secs(60);
+/// Longest single wait call of a client with a [`WaitObserver`]: below the 10 s after
+/// which MCP clients that reset their timeout on progress may give up on a silent call.
+pub const OBSERVED_WAIT_CALL: Duration = Duration::from_secs(8);
 /// How long after the wait starts a 404 is taken as "not visible yet".
 const NOT_FOUND_GRACE: Duration = Duration::from_secs(10);
+
+/// One wait call ended without the state being reached ("not yet", 408).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitTick {
+    pub app: String,
+    pub machine_id: String,
+    /// The states waited for, comma-joined as the API takes them.
+    pub wanted: String,
+    /// How long the server has waited so far (the calls that ended "not yet").
+    pub waited: Duration,
+}
+
+/// Told about every [`WaitTick`] of the client it is attached to. Cheap to clone.
+#[derive(Clone)]
+pub struct WaitObserver(Arc<dyn Fn(WaitTick) + Send + Sync>);
+
+impl WaitObserver {
+    /// An observer calling `f` (which must not block).
+    pub fn new(f: impl Fn(WaitTick) + Send + Sync + 'static) -> WaitObserver {
+        WaitObserver(Arc::new(f))
+    }
+}
+
+impl fmt::Debug for WaitObserver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WaitObserver")
+    }
+}
 
 /// A state the wait endpoint can wait for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -103,6 +141,14 @@ pub struct WaitOutcome {
 }
 
 impl Client {
+    /// A clone whose waits ([`Client::wait_for_state`]) are cut into calls of at most
+    /// [`OBSERVED_WAIT_CALL`], each "not yet" reported to `observer`.
+    pub fn observing_waits(&self, observer: WaitObserver) -> Client {
+        let mut client = self.clone();
+        client.wait_observer = Some(observer);
+        client
+    }
+
     /// Wait for Machine State: `GET /v1/apps/{app_name}/machines/{machine_id}/wait`
     /// (one call, at most 60 s). A 408 means "not reached yet" and is returned as
     /// an error with status 408, not retried.
@@ -163,6 +209,8 @@ impl Client {
             .collect::<Vec<_>>()
             .join(",");
         let mut pause = Duration::from_millis(50);
+        // What the server says it waited: the sum of the calls that ended "not yet".
+        let mut waited = Duration::ZERO;
         loop {
             let elapsed = started.elapsed();
             let Some(remaining) = deadline.checked_sub(elapsed).filter(|r| !r.is_zero()) else {
@@ -179,9 +227,14 @@ impl Client {
                     last_state,
                 });
             };
+            let longest = if self.wait_observer.is_some() {
+                OBSERVED_WAIT_CALL
+            } else {
+                MAX_WAIT_CALL
+            };
             let params = WaitParams {
                 states: targets.clone(),
-                timeout: remaining.min(MAX_WAIT_CALL),
+                timeout: remaining.min(longest),
                 version: version.map(str::to_owned),
                 from_event_id: from_event_id.map(str::to_owned),
             };
@@ -205,6 +258,16 @@ impl Client {
                 Ok(Err(e)) => e,
             };
             if err.status() == Some(408) {
+                waited +=
+                    Duration::from_secs(params.timeout.as_secs().clamp(1, MAX_WAIT_CALL.as_secs()));
+                if let Some(observer) = &self.wait_observer {
+                    (observer.0)(WaitTick {
+                        app: app.to_owned(),
+                        machine_id: machine_id.to_owned(),
+                        wanted: wanted.clone(),
+                        waited,
+                    });
+                }
                 // "Not yet": the call itself took its time; a short pause keeps a
                 // server that answers 408 at once from being hammered.
                 tokio::time::sleep(pause.min(remaining)).await;

@@ -370,6 +370,22 @@ enum WaitCheck {
     Pending,
 }
 
+/// Counts a wait call as blocked while it lives.
+struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a std::sync::atomic::AtomicUsize) -> InFlight<'a> {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlight(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// `GET …/wait`: blocks until the state is reached, 408 after `timeout` (≤60 s).
 async fn wait(
     State(s): State<Arc<Shared>>,
@@ -413,6 +429,7 @@ async fn wait(
         .to_owned();
     let from_event = param(&q, "from_event_id").unwrap_or("").to_owned();
     let deadline = s.clock.now_ms().saturating_add(timeout_s * 1000);
+    let _parked = InFlight::enter(&s.waits_in_flight);
     loop {
         let mut rx = s.changed.subscribe();
         let check = s.with_world(|w, _| {

@@ -275,6 +275,9 @@ pub(crate) struct Shared {
     pub(crate) changed: tokio::sync::watch::Sender<u64>,
     /// Wakes the automatic-mode ticker when a transition is scheduled.
     pub(crate) wake: tokio::sync::Notify,
+    /// `GET …/wait` calls blocked right now (stepped tests move the clock only while a
+    /// call is parked on it).
+    pub(crate) waits_in_flight: std::sync::atomic::AtomicUsize,
     pub(crate) cfg: SimConfig,
     /// The root key the simulator mints and verifies macaroons with.
     pub(crate) keys: authz::Keys,
@@ -369,6 +372,7 @@ pub async fn start(cfg: SimConfig, addr: SocketAddr) -> Result<SimHandle, SimErr
         clock,
         changed,
         wake: tokio::sync::Notify::new(),
+        waits_in_flight: std::sync::atomic::AtomicUsize::new(0),
         keys: authz::Keys::new(cfg.seed),
         cfg,
     });
@@ -410,6 +414,15 @@ impl SimHandle {
     pub fn advance(&self, d: Duration) {
         let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         self.shared.advance_ms(ms);
+    }
+
+    /// How many `GET …/wait` calls are blocked in the simulator right now, waiting for
+    /// a state or their timeout. Stepped tests that measure what a client does per
+    /// second of simulated wait move the clock only while a call is parked.
+    pub fn waits_in_flight(&self) -> usize {
+        self.shared
+            .waits_in_flight
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The simulator's current time in Unix milliseconds.

@@ -1,23 +1,45 @@
 //! What a tool body gets: the Fly client (already switched to the caller's token in
 //! passthrough mode, and recording request ids for the audit log), the scope rules,
-//! the secret registry and a progress reporter. Built per call by the gate; the
-//! server keeps no other state between calls.
+//! the secret registry, and how the call is steered: where its progress goes and the
+//! token that says the caller cancelled. Built per call by the gate; the server keeps
+//! no other state between calls.
+//!
+//! [`ToolContext::steer`] is the one bridge between a workflow's
+//! [`Control`](crate::workflows::sched::Control) and the caller: every long workflow
+//! runs under it, so `notifications/cancelled` and `tasks/cancel` reach every tool the
+//! same way, and progress (MCP notifications or a task's status) is reported the same
+//! way.
 
 use std::sync::Arc;
 
-use rmcp::{
-    RoleServer,
-    model::{ProgressNotificationParam, ProgressToken},
-    service::Peer,
-};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
-use super::{error::ToolError, redact::Redactor, safety::Scope};
+use super::{error::ToolError, progress::Reporter, redact::Redactor, safety::Scope};
 use crate::{
     fly,
-    workflows::{pool::PoolListings, secret_refs::RefPolicy},
+    workflows::{
+        pool::PoolListings,
+        sched::{Control, Progress},
+        secret_refs::RefPolicy,
+    },
 };
+
+/// How one call is steered: where its progress goes and how the caller cancels it.
+#[derive(Debug, Clone, Default)]
+pub struct Steering {
+    /// Progress notifications, a task's status line, or nothing.
+    pub reporter: Reporter,
+    /// Cancelled by `notifications/cancelled` (the request's token) or `tasks/cancel`.
+    pub cancel: CancellationToken,
+}
+
+impl Steering {
+    /// Steering with both parts.
+    pub fn new(reporter: Reporter, cancel: CancellationToken) -> Steering {
+        Steering { reporter, cancel }
+    }
+}
 
 /// Per-call context handed to tool bodies. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -27,16 +49,9 @@ pub struct ToolContext {
     owned_only: bool,
     default_org: Arc<str>,
     redactor: Redactor,
-    progress: Option<Progress>,
     secret_refs: Arc<RefPolicy>,
     pool_listings: Arc<PoolListings>,
-    cancel: CancellationToken,
-}
-
-#[derive(Debug, Clone)]
-struct Progress {
-    peer: Peer<RoleServer>,
-    token: ProgressToken,
+    steering: Steering,
 }
 
 impl ToolContext {
@@ -54,10 +69,9 @@ impl ToolContext {
             owned_only,
             default_org,
             redactor,
-            progress: None,
             secret_refs: Arc::new(RefPolicy::default()),
             pool_listings: Arc::default(),
-            cancel: CancellationToken::new(),
+            steering: Steering::default(),
         }
     }
 
@@ -85,39 +99,59 @@ impl ToolContext {
         &self.secret_refs
     }
 
-    /// A workflow [`Control`](crate::workflows::sched::Control) whose progress reports
-    /// become this call's progress notifications (a no-op when the caller asked for
-    /// none). The forwarding task ends when the workflow drops its progress sink.
-    pub fn control(&self) -> crate::workflows::sched::Control {
-        use crate::workflows::sched::{CancellationToken, Control, Progress as Sink};
-        if self.progress.is_none() {
-            return Control::detached();
+    /// Steers the call: its progress goes to `steering.reporter`, and its waits on
+    /// Fly report "still waiting" there too (the client cuts them into short calls);
+    /// long workflows stop (and roll back) when `steering.cancel` fires.
+    pub fn with_steering(mut self, steering: Steering) -> Self {
+        if !steering.reporter.is_silent() {
+            let reporter = steering.reporter.clone();
+            self.client = self
+                .client
+                .observing_waits(fly::WaitObserver::new(move |tick| {
+                    reporter.tick(format!(
+                        "waiting for machine {} to be {} ({} s so far)",
+                        tick.machine_id,
+                        tick.wanted,
+                        tick.waited.as_secs()
+                    ));
+                }));
         }
-        let (sink, mut updates) = Sink::channel();
-        let ctx = self.clone();
-        tokio::spawn(async move {
-            while let Some(u) = updates.recv().await {
-                ctx.progress(u.done, u.total, u.message).await;
+        self.steering = steering;
+        self
+    }
+
+    /// Runs `work` with a workflow [`Control`] steered by this call: its progress
+    /// reports become the call's progress (values only grow), and its cancellation
+    /// is the call's. The one bridge every tool uses.
+    pub async fn steer<T, Fut>(&self, work: impl FnOnce(Control) -> Fut) -> T
+    where
+        Fut: std::future::Future<Output = T>,
+    {
+        let (progress, mut updates) = Progress::channel();
+        let ctl = Control::new(progress, self.steering.cancel.clone());
+        let work = work(ctl);
+        tokio::pin!(work);
+        let mut open = true;
+        loop {
+            tokio::select! {
+                biased;
+                update = updates.recv(), if open => match update {
+                    Some(u) => self.steering.reporter.step(u.done, u.total, u.message),
+                    None => open = false,
+                },
+                out = &mut work => {
+                    while let Ok(u) = updates.try_recv() {
+                        self.steering.reporter.step(u.done, u.total, u.message);
+                    }
+                    return out;
+                }
             }
-        });
-        Control::new(sink, CancellationToken::new())
-    }
-
-    /// Sends progress notifications to `peer` under `token`.
-    pub fn with_progress(mut self, peer: Peer<RoleServer>, token: ProgressToken) -> Self {
-        self.progress = Some(Progress { peer, token });
-        self
-    }
-
-    /// Cancelled when the client cancels this call (`notifications/cancelled`).
-    pub fn with_cancellation(mut self, cancel: CancellationToken) -> Self {
-        self.cancel = cancel;
-        self
+        }
     }
 
     /// The call's cancellation token: long workflows stop (and roll back) when it fires.
     pub fn cancellation(&self) -> CancellationToken {
-        self.cancel.clone()
+        self.steering.cancel.clone()
     }
 
     /// The Fly client for this call.
@@ -157,16 +191,7 @@ impl ToolContext {
     }
 
     /// Reports progress if the caller asked for it (a no-op otherwise).
-    pub async fn progress(&self, done: u32, total: Option<u32>, message: impl Into<String>) {
-        if let Some(p) = &self.progress {
-            let mut param = ProgressNotificationParam::new(p.token.clone(), f64::from(done))
-                .with_message(self.redactor.redact(&message.into()).into_owned());
-            if let Some(total) = total {
-                param = param.with_total(f64::from(total));
-            }
-            if let Err(e) = p.peer.notify_progress(param).await {
-                tracing::debug!(error = %e, "progress notification not delivered");
-            }
-        }
+    pub fn progress(&self, done: u32, total: Option<u32>, message: impl Into<String>) {
+        self.steering.reporter.step(done, total, message);
     }
 }

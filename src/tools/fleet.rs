@@ -18,7 +18,7 @@ use super::{
     render::table,
 };
 use crate::workflows::pool::{self as wf, ClaimOutcome, ClaimRequest, FillOptions};
-use crate::workflows::sched::{CancellationToken, Control, Progress};
+use crate::workflows::sched::Control;
 
 /// The tools of this toolset.
 pub fn tools() -> Result<Vec<ToolDef>, DeclarationError> {
@@ -340,24 +340,6 @@ impl ToolOutput for PoolFillOut {
     }
 }
 
-/// Runs `work` with a [`Control`] whose progress reports are forwarded to the caller.
-async fn with_progress<T, F, Fut>(ctx: &ToolContext, work: F) -> T
-where
-    F: FnOnce(Control) -> Fut,
-    Fut: std::future::Future<Output = T>,
-{
-    let (progress, mut rx) = Progress::channel();
-    let ctl = Control::new(progress, CancellationToken::new());
-    let run = work(ctl);
-    let drain = async {
-        while let Some(u) = rx.recv().await {
-            ctx.progress(u.done, u.total, u.message).await;
-        }
-    };
-    let (out, ()) = tokio::join!(run, drain);
-    out
-}
-
 async fn pool_fill(ctx: ToolContext, args: PoolFillArgs) -> Result<PoolFillOut, ToolError> {
     let spec = wf::PoolSpec {
         app: args.app.clone(),
@@ -376,10 +358,9 @@ async fn pool_fill(ctx: ToolContext, args: PoolFillArgs) -> Result<PoolFillOut, 
     };
     let opts = FillOptions::default();
     let client = ctx.client().clone();
-    let report = with_progress(&ctx, |ctl| async move {
-        wf::fill(&client, &spec, args.size, &opts, &ctl).await
-    })
-    .await?;
+    let report = ctx
+        .steer(|ctl| async move { wf::fill(&client, &spec, args.size, &opts, &ctl).await })
+        .await?;
     let out = PoolFillOut {
         app: report.app,
         pool: report.pool,
@@ -761,10 +742,9 @@ async fn reap_expired(
 ) -> Result<ReapOut, ToolError> {
     let client = ctx.client().clone();
     let wf_plan = plan.plan.clone();
-    let reaped = with_progress(&ctx, |ctl| async move {
-        wf::reap(&client, &wf_plan, &ctl).await
-    })
-    .await;
+    let reaped = ctx
+        .steer(|ctl| async move { wf::reap(&client, &wf_plan, &ctl).await })
+        .await;
     let machines: Vec<ReapedOut> = reaped
         .into_iter()
         .map(|r| ReapedOut {

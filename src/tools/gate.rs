@@ -14,20 +14,18 @@ use rmcp::{
     RoleServer,
     model::{
         ElicitRequest, ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationSchema,
-        InputRequest, InputRequests, InputRequiredResult, InputResponses, JsonObject,
-        ProgressToken, Tool,
+        InputRequest, InputRequests, InputRequiredResult, InputResponses, JsonObject, Tool,
     },
     service::Peer,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tokio_util::sync::CancellationToken;
 
 use super::{
     audit::{AuditLog, AuditRecord},
     catalog::{CONFIRM_ARG, Catalog, ConfirmRequest, Rendered, ToolDef, ToolKind},
     confirm_token::{self, Verdict},
-    context::ToolContext,
+    context::{Steering, ToolContext},
     error::ToolError,
     redact::Redactor,
     render::cap_text,
@@ -58,19 +56,6 @@ pub struct Caller {
     /// The caller's session has already received app-controlled text (logs, check or
     /// exec output, …), so a destructive request may originate from it.
     pub saw_app_text: bool,
-}
-
-/// Where a call's progress goes and how the caller cancels it.
-#[derive(Debug, Default)]
-struct Signals {
-    progress: Option<(Peer<RoleServer>, ProgressToken)>,
-    cancel: Option<CancellationToken>,
-    /// The session has received app-controlled text (see [`Caller::saw_app_text`]).
-    saw_app_text: bool,
-    /// The caller's narrowing.
-    caller_policy: Option<Arc<super::auth::CallerPolicy>>,
-    /// The caller's id as machines it creates record it (usage caps).
-    creator: Option<String>,
 }
 
 /// How the gate can ask the user to confirm a destructive call.
@@ -182,16 +167,15 @@ impl Gate {
             .map(ToolDef::to_mcp)
     }
 
-    /// Runs one tool call through every gate. `progress` and `cancel` come from the
-    /// request (the `call` command has neither).
+    /// Runs one tool call through every gate. `steering` says where progress goes
+    /// and carries the caller's cancellation (the `call` command has neither).
     pub async fn call(
         &self,
         name: &str,
         arguments: Option<JsonObject>,
         caller: &Caller,
         confirmer: Confirmer,
-        progress: Option<(Peer<RoleServer>, ProgressToken)>,
-        cancel: Option<CancellationToken>,
+        steering: Steering,
     ) -> Outcome {
         let mut args = Value::Object(arguments.unwrap_or_default());
         super::catalog::strip_null_members(&mut args);
@@ -207,20 +191,7 @@ impl Gate {
         };
         let (client, request_ids) = client.recording();
         let result = self
-            .run(
-                tool,
-                name,
-                &args,
-                client,
-                confirmer,
-                Signals {
-                    progress,
-                    cancel,
-                    saw_app_text: caller.saw_app_text,
-                    caller_policy: caller.policy.clone(),
-                    creator: super::auth::caps::creator_label(caller),
-                },
-            )
+            .run(tool, name, &args, client, confirmer, (steering, caller))
             .await;
         let outcome = self.finish(result, tool);
         if let Some(tool) = tool
@@ -256,7 +227,7 @@ impl Gate {
         args: &Value,
         client: fly::Client,
         confirmer: Confirmer,
-        signals: Signals,
+        (steering, caller): (Steering, &Caller),
     ) -> Result<Rendered, GateStop> {
         let Some(tool) = tool else {
             return Err(ToolError::UnknownTool {
@@ -265,7 +236,7 @@ impl Gate {
             .into());
         };
         self.policy.check_enabled(tool)?;
-        let caller_policy = signals.caller_policy.as_ref();
+        let caller_policy = caller.policy.as_ref();
         if let Some(p) = caller_policy {
             p.check_tool(tool)?;
         }
@@ -293,14 +264,15 @@ impl Gate {
             };
             scope.check_org(&org)?;
         }
-        if let (Some(p), Some(label)) = (caller_policy, &signals.creator) {
+        let creator = super::auth::caps::creator_label(caller);
+        if let (Some(p), Some(label)) = (caller_policy, &creator) {
             super::auth::caps::check(&client, tool, args, p, label, &self.default_org).await?;
         }
-        let client = match &signals.creator {
+        let client = match &creator {
             Some(label) => client.with_creator(label),
             None => client,
         };
-        let mut ctx = ToolContext::new(
+        let ctx = ToolContext::new(
             client,
             Arc::new(scope),
             self.policy.owned_only,
@@ -308,17 +280,12 @@ impl Gate {
             self.redactor.clone(),
         )
         .with_secret_refs(self.policy.secret_refs.clone())
-        .with_pool_listings(self.pool_listings.clone());
-        if let Some((peer, token)) = signals.progress {
-            ctx = ctx.with_progress(peer, token);
-        }
-        if let Some(cancel) = signals.cancel {
-            ctx = ctx.with_cancellation(cancel);
-        }
+        .with_pool_listings(self.pool_listings.clone())
+        .with_steering(steering);
         let prepared = tool.prepare(ctx.clone(), args.clone()).await?;
         if let Some(request) = &prepared.confirm {
             let given = args.get(CONFIRM_ARG).and_then(Value::as_str);
-            self.confirm(name, request, given, confirmer, signals.saw_app_text)
+            self.confirm(name, request, given, confirmer, caller.saw_app_text)
                 .await?;
         }
         Ok(prepared.execute(ctx).await?)

@@ -223,10 +223,11 @@ async fn deploy_mcp_server(
     }
     let env = wf::env_spec(&spec, &key);
     let client = ctx.client().clone();
-    let provisioned = super::provision::steered(&ctx, |ctl| async move {
-        provision::provision_environment(&client, &env, true, &ctl).await
-    })
-    .await;
+    let provisioned = ctx
+        .steer(
+            |ctl| async move { provision::provision_environment(&client, &env, true, &ctl).await },
+        )
+        .await;
     let done = match provisioned {
         Ok(done) => done,
         Err(failure) => {

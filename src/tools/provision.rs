@@ -16,9 +16,7 @@ use crate::workflows::{
     destroy as wf, lifecycle as life,
     observe::MachineSummary,
     provision::{self as prov, EnvSpec, Resource},
-    scale,
-    sched::{Control, Progress},
-    teardown as down, update as upd,
+    scale, teardown as down, update as upd,
 };
 
 /// The tools of this toolset.
@@ -216,8 +214,7 @@ async fn destroy_machines(
 ) -> Result<DestroyMachinesReport, ToolError> {
     let app = plan.app.clone();
     let total = u32::try_from(plan.machines.len()).unwrap_or(u32::MAX);
-    ctx.progress(0, Some(total), format!("destroying {total} machine(s)"))
-        .await;
+    ctx.progress(0, Some(total), format!("destroying {total} machine(s)"));
     let outcomes = wf::destroy_planned_machines(ctx.client(), plan.plan).await;
     let machines: Vec<MachineDestroyed> = outcomes
         .into_iter()
@@ -490,10 +487,11 @@ async fn update_machines(
     };
     let plan =
         upd::plan_update(ctx.client(), &args.app, &args.machine_ids, opts.owned_only).await?;
-    let report: UpdateMachinesReport =
-        upd::run_update(ctx.client(), &plan, &change, &opts, &ctx.control())
-            .await?
-            .into();
+    let client = ctx.client();
+    let report: UpdateMachinesReport = ctx
+        .steer(|ctl| async move { upd::run_update(client, &plan, &change, &opts, &ctl).await })
+        .await?
+        .into();
     if report.failed > 0 || report.reverted > 0 {
         return Err(ToolError::Incomplete {
             summary: report.render_text(),
@@ -707,7 +705,10 @@ async fn scale_machines(
     plan: ScaleMachinesPlan,
 ) -> Result<ScaleMachinesReport, ToolError> {
     let timeout = Duration::from_secs(u64::from(args.start_timeout_secs.unwrap_or(300)));
-    let r = scale::run_scale(ctx.client(), &plan.plan, timeout, &ctx.control()).await;
+    let client = ctx.client();
+    let r = ctx
+        .steer(|ctl| async move { scale::run_scale(client, &plan.plan, timeout, &ctl).await })
+        .await;
     let report = ScaleMachinesReport {
         created: count(r.count("created")),
         destroyed: count(r.count("destroyed")),
@@ -737,30 +738,6 @@ async fn scale_machines(
 // ---------------------------------------------------------------------------
 // provision_environment, machine_action, teardown_environment
 // ---------------------------------------------------------------------------
-
-/// Runs `work` with a workflow [`Control`] whose progress reports become MCP progress
-/// notifications (strictly increasing, as the protocol asks) and whose cancellation
-/// is the call's.
-pub(super) async fn steered<T, Fut>(ctx: &ToolContext, work: impl FnOnce(Control) -> Fut) -> T
-where
-    Fut: std::future::Future<Output = T>,
-{
-    let (progress, mut updates) = Progress::channel();
-    let ctl = Control::new(progress, ctx.cancellation());
-    let forward = async {
-        let mut last: u32 = 0;
-        let mut first = true;
-        while let Some(u) = updates.recv().await {
-            let value = if first { u.done } else { u.done.max(last + 1) };
-            first = false;
-            last = value;
-            let total = u.total.map(|t| t.max(value));
-            ctx.progress(value, total, u.message).await;
-        }
-    };
-    let (out, ()) = tokio::join!(work(ctl), forward);
-    out
-}
 
 fn resource_out(r: &Resource) -> ResourceOut {
     ResourceOut {
@@ -1232,10 +1209,11 @@ async fn provision_environment(
     }
     let rollback = args.rollback.unwrap_or(true);
     let client = ctx.client().clone();
-    let result = steered(&ctx, |ctl| async move {
-        prov::provision_environment(&client, &spec, rollback, &ctl).await
-    })
-    .await;
+    let result = ctx
+        .steer(
+            |ctl| async move { prov::provision_environment(&client, &spec, rollback, &ctl).await },
+        )
+        .await;
     match result {
         Ok(p) => Ok(ProvisionReport {
             app: p.app,
@@ -1386,10 +1364,11 @@ async fn machine_action(
     };
     let client = ctx.client().clone();
     let owned_only = ctx.owned_only();
-    let outcomes = steered(&ctx, |ctl| async move {
-        life::run_machine_action(&client, &spec, owned_only, &ctl).await
-    })
-    .await?;
+    let outcomes = ctx
+        .steer(
+            |ctl| async move { life::run_machine_action(&client, &spec, owned_only, &ctl).await },
+        )
+        .await?;
     let count = |label: &str| {
         u32::try_from(outcomes.iter().filter(|o| o.outcome == label).count()).unwrap_or(u32::MAX)
     };
@@ -1547,10 +1526,9 @@ async fn teardown_environment(
     let wait = Duration::from_secs(u64::from(args.timeout_s.unwrap_or(120)));
     let client = ctx.client().clone();
     let app = plan.app.clone();
-    let report = steered(&ctx, |ctl| async move {
-        down::teardown(&client, &app, wait, &ctl).await
-    })
-    .await?;
+    let report = ctx
+        .steer(|ctl| async move { down::teardown(&client, &app, wait, &ctl).await })
+        .await?;
     Ok(TeardownReportOut {
         app: plan.app,
         app_deleted: report.app_deleted,

@@ -250,14 +250,12 @@ async fn set_secrets(
         start_timeout: Duration::from_secs(300),
         ..upd::UpdateOptions::default()
     };
-    let r = wf::apply_secrets(
-        ctx.client(),
-        &plan.plan,
-        plan.resolved,
-        &opts,
-        &ctx.control(),
-    )
-    .await?;
+    let client = ctx.client();
+    let r = ctx
+        .steer(|ctl| async move {
+            wf::apply_secrets(client, &plan.plan, plan.resolved, &opts, &ctl).await
+        })
+        .await?;
     let report = SetSecretsReport {
         app: r.app,
         version: r.version,

@@ -20,7 +20,11 @@ use rmcp::{
     service::{ElicitationMode, RequestContext},
 };
 
-use super::gate::{Caller, Confirmer, Gate, Outcome};
+use super::{
+    context::Steering,
+    gate::{Caller, Confirmer, Gate, Outcome},
+    progress::Reporter,
+};
 
 /// The server name clients see.
 pub const SERVER_NAME: &str = "fly-machines-mcp";
@@ -178,10 +182,13 @@ impl ServerHandler for McpServer {
         let mut caller = caller_of(&context);
         caller.saw_app_text = self.saw_app_text.load(Ordering::Relaxed);
         let confirmer = confirmer_of(&context, &request);
-        let progress = context
-            .meta
-            .get_progress_token()
-            .map(|token| (context.peer.clone(), token));
+        let reporter = match context.meta.get_progress_token() {
+            Some(token) => {
+                Reporter::notifications(context.peer.clone(), token, self.gate.redactor().clone())
+            }
+            None => Reporter::silent(),
+        };
+        let steering = Steering::new(reporter.clone(), context.ct.clone());
         let outcome = self
             .gate
             .call(
@@ -189,10 +196,10 @@ impl ServerHandler for McpServer {
                 request.arguments,
                 &caller,
                 confirmer,
-                progress,
-                Some(context.ct.clone()),
+                steering,
             )
             .await;
+        reporter.close();
         match outcome {
             Outcome::Ok(rendered) => {
                 if rendered

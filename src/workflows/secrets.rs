@@ -307,6 +307,7 @@ pub async fn apply_secrets(
     for name in &plan.unset {
         changes.insert(name.clone(), None);
     }
+    ctl.check(&format!("setting secrets of app {app}"))?;
     let version = if changes.is_empty() {
         None
     } else {

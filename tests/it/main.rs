@@ -21,4 +21,5 @@ mod provision;
 mod server;
 mod sim;
 mod support;
+mod tasks;
 mod update;

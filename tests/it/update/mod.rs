@@ -36,7 +36,7 @@ impl Env {
         Env::start(SimConfig::stepped()).await
     }
 
-    async fn start(cfg: SimConfig) -> Env {
+    pub async fn start(cfg: SimConfig) -> Env {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let sim = sim::start(cfg, "127.0.0.1:0".parse().unwrap())
             .await
