@@ -5,7 +5,7 @@
 //! no other state between calls.
 //!
 //! [`ToolContext::steer`] is the one bridge between a workflow's
-//! [`Control`](crate::workflows::sched::Control) and the caller: every long workflow
+//! [`Control`] and the caller: every long workflow
 //! runs under it, so `notifications/cancelled` and `tasks/cancel` reach every tool the
 //! same way, and progress (MCP notifications or a task's status) is reported the same
 //! way.
