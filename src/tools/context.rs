@@ -33,6 +33,36 @@ pub struct ToolContext {
 struct Progress {
     peer: Peer<RoleServer>,
     token: ProgressToken,
+    /// The last progress value sent: MCP wants each notification's value above the
+    /// one before, and retry notices come between the workflow's own steps.
+    last: Arc<std::sync::Mutex<f64>>,
+}
+
+impl Progress {
+    /// The value to send for a workflow step `done`, or (`None`) for a note between
+    /// steps: always above the last one sent.
+    fn next_value(&self, done: Option<u32>) -> f64 {
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let value = match done.map(f64::from) {
+            Some(d) if d > *last => d,
+            // Halfway to the next whole step: never reaches it.
+            _ => last.floor() + (last.fract() + 1.0) / 2.0,
+        };
+        *last = value;
+        value
+    }
+
+    fn notify(&self, value: f64, total: Option<u32>, message: String) -> ProgressNotificationParam {
+        let mut param =
+            ProgressNotificationParam::new(self.token.clone(), value).with_message(message);
+        if let Some(total) = total {
+            param = param.with_total(f64::from(total));
+        }
+        param
+    }
 }
 
 impl ToolContext {
@@ -85,9 +115,33 @@ impl ToolContext {
         Control::new(sink, CancellationToken::new())
     }
 
-    /// Sends progress notifications to `peer` under `token`.
+    /// Sends progress notifications to `peer` under `token`. The transient answers the
+    /// Fly client waits out (429s, 5xx, resets) are reported there too, so a slow
+    /// call says why it is slow.
     pub fn with_progress(mut self, peer: Peer<RoleServer>, token: ProgressToken) -> Self {
-        self.progress = Some(Progress { peer, token });
+        let progress = Progress {
+            peer,
+            token,
+            last: Arc::default(),
+        };
+        let sink = progress.clone();
+        let redactor = self.redactor.clone();
+        self.client = self
+            .client
+            .with_notices(fly::RetryNotices::new(move |message: &str| {
+                let param = sink.notify(
+                    sink.next_value(None),
+                    None,
+                    redactor.redact(message).into_owned(),
+                );
+                let peer = sink.peer.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = peer.notify_progress(param).await {
+                        tracing::debug!(error = %e, "progress notification not delivered");
+                    }
+                });
+            }));
+        self.progress = Some(progress);
         self
     }
 
@@ -141,11 +195,11 @@ impl ToolContext {
     /// Reports progress if the caller asked for it (a no-op otherwise).
     pub async fn progress(&self, done: u32, total: Option<u32>, message: impl Into<String>) {
         if let Some(p) = &self.progress {
-            let mut param = ProgressNotificationParam::new(p.token.clone(), f64::from(done))
-                .with_message(self.redactor.redact(&message.into()).into_owned());
-            if let Some(total) = total {
-                param = param.with_total(f64::from(total));
-            }
+            let param = p.notify(
+                p.next_value(Some(done)),
+                total,
+                self.redactor.redact(&message.into()).into_owned(),
+            );
             if let Err(e) = p.peer.notify_progress(param).await {
                 tracing::debug!(error = %e, "progress notification not delivered");
             }
