@@ -32,7 +32,7 @@ use std::{
 
 use fly_machines_mcp::{
     fly,
-    sim::{self, LatencyModel, SimConfig},
+    sim::{self, LatencyModel, Realism, SimConfig},
     workflows::{
         pool::{self, ClaimOutcome, ClaimRequest, FillOptions, Park, PoolSpec},
         sched::Control,
@@ -291,6 +291,9 @@ async fn clear_requests(http: &reqwest::Client, base: &str) {
 
 /// Starts `fly-machines-mcp sim` as its own process (so the simulator's work is not
 /// done on this process's runtime) and waits until it answers.
+/// Starts `sim` with `--realism off`: the benchmark measures the workflows against the
+/// latency model's critical path, and the realistic profile's consistency windows (a
+/// new app hidden for a moment, …) are not part of that model.
 fn spawn_sim(rt: &tokio::runtime::Runtime, args: &[&str]) -> (Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -298,7 +301,13 @@ fn spawn_sim(rt: &tokio::runtime::Runtime, args: &[&str]) -> (Child, String) {
         .unwrap()
         .port();
     let child = Command::new(BIN)
-        .args(["sim", "--addr", &format!("127.0.0.1:{port}")])
+        .args([
+            "sim",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--realism",
+            "off",
+        ])
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -855,7 +864,9 @@ async fn fleet_rows(size: u32, runs: usize) -> Vec<Row> {
         let sim = sim::start(
             SimConfig {
                 time_scale: scale,
-                ..SimConfig::for_tests().with_rate_limits(true)
+                ..SimConfig::for_tests()
+                    .with_rate_limits(true)
+                    .with_realism(Realism::off())
             },
             "127.0.0.1:0".parse().unwrap(),
         )
@@ -925,9 +936,12 @@ async fn drive<T>(
 /// answers take no simulated time, only the platform's transitions do), against the
 /// model's resume latency: what the claim workflow adds to the resume itself.
 async fn stepped_claim_row(claims: u32) -> Row {
-    let sim = sim::start(SimConfig::stepped(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let sim = sim::start(
+        SimConfig::stepped().with_realism(Realism::off()),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
     let app = "stepped-pool";
     let (c, spec) = pool_app(&sim, app).await;
     let opts = FillOptions {
@@ -944,6 +958,7 @@ async fn stepped_claim_row(claims: u32) -> Row {
     .await
     .unwrap();
     assert!(filled.failed.is_empty(), "{:?}", filled.failed);
+    let listings = pool::PoolListings::new();
     let mut ms = Vec::new();
     for i in 0..claims {
         let req = ClaimRequest {
@@ -954,9 +969,13 @@ async fn stepped_claim_row(claims: u32) -> Row {
             start_timeout: Duration::from_secs(120),
         };
         let t0 = sim.now_ms();
-        match drive(&sim, 5, pool::claim(&c, &req, jiff::Timestamp::now()))
-            .await
-            .unwrap()
+        match drive(
+            &sim,
+            5,
+            pool::claim(&c, &listings, &req, jiff::Timestamp::now()),
+        )
+        .await
+        .unwrap()
         {
             ClaimOutcome::Claimed(env) => assert_eq!(env.started_from, "suspended"),
             ClaimOutcome::Empty { .. } => panic!("the stepped pool ran dry"),

@@ -11,6 +11,9 @@
 //! 3. Filling a pool of 200 at a time scale: elapsed, the bound the create rate limit
 //!    allows (printed with its formula), the ratio, failures and 429s.
 //!
+//! The simulator runs with realism off: these figures are held to the latency model and
+//! the rate-limit bound, which the realistic profile's consistency windows are not part of.
+//!
 //! `cargo run --example bench_fleet -- [CLAIMS] [FILL]` (defaults 15 and 200).
 #![allow(
     clippy::unwrap_used,
@@ -24,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use fly_machines_mcp::{
     fly,
-    sim::{self, LatencyModel, SimConfig, SimHandle},
+    sim::{self, LatencyModel, Realism, SimConfig, SimHandle},
     workflows::{
         pool::{self, ClaimOutcome, ClaimRequest, FillOptions, Park, PoolSpec},
         provision::{self, EnvSpec, GuestSpec, VolumeSpec},
@@ -112,7 +115,9 @@ async fn cold_start(c: &fly::Client, app: &str) {
 async fn scaled_sim(scale: f64) -> SimHandle {
     let cfg = SimConfig {
         time_scale: scale,
-        ..SimConfig::for_tests().with_rate_limits(true)
+        ..SimConfig::for_tests()
+            .with_rate_limits(true)
+            .with_realism(Realism::off())
     };
     sim::start(cfg, "127.0.0.1:0".parse().unwrap())
         .await
@@ -146,12 +151,15 @@ fn claimed(o: ClaimOutcome) {
 
 async fn sim_clock_part(claims: u32, l: &LatencyModel) {
     let s = sim::start(
-        SimConfig::stepped().with_rate_limits(true),
+        SimConfig::stepped()
+            .with_rate_limits(true)
+            .with_realism(Realism::off()),
         "127.0.0.1:0".parse().unwrap(),
     )
     .await
     .unwrap();
     let c = client(&s);
+    let listings = pool::PoolListings::new();
     create_app(&c, "simclock").await;
     // Filling is measured in part 3; here it only sets the stage, so the limits are off
     // while the stepped clock crawls through it, and back on for the claims.
@@ -182,6 +190,7 @@ async fn sim_clock_part(claims: u32, l: &LatencyModel) {
             5,
             pool::claim(
                 &c,
+                &listings,
                 &claim_req("simclock", &format!("u{i}")),
                 Timestamp::now(),
             ),
@@ -218,6 +227,7 @@ async fn sim_clock_part(claims: u32, l: &LatencyModel) {
 async fn real_time_part(claims: u32, l: &LatencyModel, scale: f64) {
     let s = scaled_sim(scale).await;
     let c = client(&s);
+    let listings = pool::PoolListings::new();
     create_app(&c, "wall").await;
     let opts = FillOptions {
         concurrency: 8,
@@ -233,9 +243,14 @@ async fn real_time_part(claims: u32, l: &LatencyModel, scale: f64) {
     for i in 0..claims {
         let t0 = Instant::now();
         claimed(
-            pool::claim(&c, &claim_req("wall", &format!("u{i}")), Timestamp::now())
-                .await
-                .unwrap(),
+            pool::claim(
+                &c,
+                &listings,
+                &claim_req("wall", &format!("u{i}")),
+                Timestamp::now(),
+            )
+            .await
+            .unwrap(),
         );
         claim_ms.push(t0.elapsed().as_secs_f64() * 1000.0 / scale);
     }

@@ -78,6 +78,10 @@ unset FLY_MCP_ACCESS_TOKEN FLY_ACCESS_TOKEN FLY_MCP_SANDBOX FLY_MCP_TOOLSETS FLY
 export FLY_API_HOSTNAME="$base" FLY_API_BASE_URL="$base" FLY_API_TOKEN="$token"
 export FLY_MCP_ALLOW_APP='preview-*'          # this bot touches preview apps only
 export FLY_MCP_AUDIT_LOG="$work/audit.jsonl"  # one JSON line per write/destructive call
+# Signs confirmation tokens: each `call` is its own process, so both calls of a
+# confirmed destruction need the same key (a CI secret in real use).
+FLY_MCP_CONFIRM_KEY=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+export FLY_MCP_CONFIRM_KEY
 
 # call TOOL ARGS_JSON: runs one tool; sets $out (the JSON it printed) and $rc.
 call() {
@@ -123,13 +127,16 @@ kind=$(sed -nE 's/^    "kind": "([a-z_]+)",?$/\1/p' <<<"$out")
 [ "$rc" -ne 0 ] && [ "$kind" = "refused" ] || die "an app outside preview-* was not refused: $out"
 say "outside its scope (production-api): exit $rc, error kind $kind"
 
-# 5. tear down: without confirm nothing happens; confirmed by the app name it goes
+# 5. tear down: without confirm nothing happens; the plan's token (both calls share the
+#    bot's FLY_MCP_CONFIRM_KEY) confirms exactly that plan
 call teardown_environment "{\"app\":\"$app\"}"
 kind=$(sed -nE 's/^    "kind": "([a-z_]+)",?$/\1/p' <<<"$out")
 [ "$rc" -eq 1 ] && [ "$kind" = "confirmation_required" ] ||
   die "teardown without confirm did not ask for confirmation (exit $rc): $out"
 say "teardown unconfirmed: exit $rc, error kind $kind (nothing changed)"
-call teardown_environment "{\"app\":\"$app\",\"confirm\":\"$app\"}"
+token=$(sed -nE 's/^      "confirm": "(cfm-[0-9]+-[0-9a-f]+)",?$/\1/p' <<<"$out")
+[ -n "$token" ] || die "the plan gave no confirmation token: $out"
+call teardown_environment "{\"app\":\"$app\",\"confirm\":\"$token\"}"
 [ "$rc" -eq 0 ] || die "teardown exited $rc: $out"
 [ "$(field app_deleted)" = "true" ] || die "app not deleted: $out"
 removed=$(grep -c '"kind":' <<<"$out" || true)

@@ -24,6 +24,16 @@ curl -sS -i -X POST \
     }"
 echo
 
+# A new app can answer 404 for a moment: wait until it answers, as fly-go's
+# WaitForApp does after every create (flaps/flaps_apps.go).
+for _ in $(seq 1 100); do
+  code=$(curl -sS -o /dev/null -w '%{http_code}' \
+    -H "Authorization: Bearer ${FLY_API_TOKEN}" \
+    "${FLY_API_HOSTNAME}/v1/apps/${APP_NAME}")
+  [ "$code" = 200 ] && break
+  sleep 0.1
+done
+
 curl -sS -i -X POST \
   -H "Authorization: Bearer ${FLY_API_TOKEN}" \
   -H "Content-Type: application/json" \

@@ -172,23 +172,21 @@ pub async fn run(opts: &Options, out: &mut dyn Write) -> Result<(), mcp::Error> 
     let would: Vec<&str> = asked
         .text
         .lines()
+        .skip_while(|l| !l.starts_with("This call would destroy"))
         .skip(1)
         .take_while(|l| !l.starts_with("Nothing has been changed"))
         .collect();
     writeln!(
         out,
         "teardown          ← {}: would destroy {}",
-        asked
-            .first_line()
-            .trim_end_matches(" This call would destroy:")
-            .trim_end_matches('.'),
+        asked.first_line().trim_end_matches('.'),
         would.join("; ")
     )?;
 
     let gone = mcp::call_ok(
         &client,
         "teardown_environment",
-        json!({ "app": app, "confirm": app }),
+        json!({ "app": app, "confirm": mcp::confirm_token(&asked.text).ok_or("the plan gave no confirmation token")? }),
     )
     .await?;
     writeln!(

@@ -178,9 +178,10 @@ pub async fn run(opts: &Options, out: &mut dyn Write) -> Result<(), mcp::Error> 
     writeln!(
         out,
         "reap_expired      ← {}",
-        asked.text.lines().nth(1).unwrap_or(asked.first_line())
+        asked.text.lines().nth(2).unwrap_or(asked.first_line())
     )?;
-    let confirmed = mcp::with_arg(&pool, "confirm", APP);
+    let token = mcp::confirm_token(&asked.text).ok_or("the plan gave no confirmation token")?;
+    let confirmed = mcp::with_arg(&pool, "confirm", token);
     let reaped = mcp::call_ok(&client, "reap_expired", confirmed).await?;
     writeln!(
         out,

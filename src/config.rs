@@ -222,13 +222,27 @@ pub fn stored_token_path_in(
     Some(base.join(APP_DIR).join(TOKEN_FILE))
 }
 
+/// Where this server's token can be read from on disk: this project's config
+/// directory (the stored token), flyctl's directory `~/.fly` (its `config.yml` holds a
+/// login token) — both with everything under them. Secret references never read
+/// these, whatever the operator's allowlists say.
+pub fn credential_paths(env: &dyn Fn(&str) -> Option<String>, home: Option<&Path>) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = stored_token_path_in(env, home)
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .into_iter()
+        .collect();
+    if env("XDG_CONFIG_HOME").is_none()
+        && let Some(dir) = dirs::config_dir()
+    {
+        paths.push(dir.join(APP_DIR));
+    }
+    if let Some(home) = home {
+        paths.push(home.join(".fly"));
+    }
+    paths
+}
+
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
     use std::collections::HashMap;

@@ -155,6 +155,14 @@ pub fn with_arg(args: &Value, key: &str, value: impl Into<Value>) -> Value {
     args
 }
 
+/// The confirmation token a destructive tool's plan asks to repeat the call with
+/// (argument confirmation: `"confirm": "cfm-…"`).
+pub fn confirm_token(plan_text: &str) -> Option<String> {
+    let start = plan_text.find("\"confirm\": \"cfm-")? + "\"confirm\": \"".len();
+    let rest = plan_text.get(start..)?;
+    Some(rest.get(..rest.find('"')?)?.to_owned())
+}
+
 /// `tools/call` with a JSON object of arguments. A protocol failure is an `Err`; a
 /// tool that ran and failed is an `Ok` with `is_error` set.
 pub async fn call(client: &Client, tool: &str, args: Value) -> Result<Reply, Error> {

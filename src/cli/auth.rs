@@ -5,10 +5,12 @@
 //! with Fly (`GET /v1/tokens/current`), and writes it to [`config::stored_token_path_in`]
 //! with mode 0600 in a 0700 directory; `status` resolves the token the way `serve` does
 //! and reports its source and what it reaches (org slugs, app scope, user), never the
-//! token or any part of it; `logout` removes the file.
+//! token or any part of it; `logout` removes the file. A token that is not a macaroon
+//! is checked through GraphQL `viewer` when `tokens/current` will not describe it.
 //!
 //! Where the file lives and how tokens resolve belong to [`crate::config`]; the API calls
-//! to [`crate::fly`]. The environment and home directory are injected ([`AuthContext`])
+//! to [`crate::fly`]. `status` also decodes the token's macaroons locally and lists
+//! their caveats in words (org, apps, actions, expiry). The environment and home directory are injected ([`AuthContext`])
 //! so tests run against a temporary directory and the simulator.
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -191,6 +193,39 @@ pub struct StatusReport {
     pub organizations_error: Option<String>,
     /// The default org for calls that name none (`FLY_ORG`, else `personal`).
     pub default_org: String,
+    /// The caveats of each macaroon of the token, in words (decoded here, from the
+    /// token itself; empty for a token that is not a macaroon).
+    pub caveats: Vec<MacaroonCaveats>,
+}
+
+/// One macaroon of the token and what its caveats allow.
+#[derive(Debug, Clone, Serialize)]
+pub struct MacaroonCaveats {
+    /// `permission` (a Fly permission token, at `https://api.fly.io/v1`) or `other`
+    /// (a discharge of a third-party caveat, or a token for another location).
+    pub kind: &'static str,
+    /// Its location.
+    pub location: String,
+    /// Each caveat in words, oldest first.
+    pub caveats: Vec<String>,
+}
+
+/// The token's macaroons and their caveats in words; org ids named by `orgs`.
+pub fn describe_caveats(token: &fly::Token, orgs: &[fly::Organization]) -> Vec<MacaroonCaveats> {
+    let org_name = |id: u64| {
+        orgs.iter()
+            .find(|o| o.internal_numeric_id.and_then(|i| u64::try_from(i).ok()) == Some(id))
+            .map(|o| o.slug.clone())
+    };
+    token
+        .macaroons()
+        .into_iter()
+        .map(|m| MacaroonCaveats {
+            kind: if m.permission { "permission" } else { "other" },
+            location: m.location,
+            caveats: m.caveats.iter().map(|c| c.describe(&org_name)).collect(),
+        })
+        .collect()
 }
 
 /// One token's reach.
@@ -235,18 +270,43 @@ fn client(settings: &FlySettings) -> Result<fly::Client, AuthError> {
     })
 }
 
-/// Asks Fly what the token reaches: `GET /v1/tokens/current`.
-async fn token_scopes(client: &fly::Client) -> Result<Vec<TokenScope>, AuthError> {
-    let info = client
-        .current_token()
-        .await
-        .map_err(|source| match source.status() {
+/// Asks Fly what the token reaches: `GET /v1/tokens/current`, which describes the
+/// macaroons of the header. A token that is not a macaroon (an OAuth or personal
+/// token, sent as `Bearer`) is not described there, so a refusal of it falls back to
+/// GraphQL `viewer`, which any user token may read.
+async fn token_scopes(
+    client: &fly::Client,
+    scheme: fly::AuthScheme,
+) -> Result<Vec<TokenScope>, AuthError> {
+    let rejected = |op: &'static str| {
+        move |source: fly::Error| match source.status() {
             Some(status @ (401 | 403)) => AuthError::Rejected { status },
             _ => AuthError::Fly {
-                op: "checking the token (GET /v1/tokens/current)",
+                op,
                 source: Box::new(source),
             },
-        })?;
+        }
+    };
+    let info = match client.current_token().await {
+        Ok(info) => info,
+        Err(e)
+            if scheme == fly::AuthScheme::Bearer
+                && e.status().is_some_and(|s| (400..500).contains(&s)) =>
+        {
+            tracing::debug!(error = %e, "tokens/current does not describe this token; asking GraphQL viewer");
+            let viewer = client
+                .viewer()
+                .await
+                .map_err(rejected("checking the token (GraphQL viewer)"))?;
+            return Ok(vec![TokenScope {
+                org: None,
+                user: Some(viewer.email).filter(|e| !e.is_empty()),
+                apps: Vec::new(),
+                machine: None,
+            }]);
+        }
+        Err(e) => return Err(rejected("checking the token (GET /v1/tokens/current)")(e)),
+    };
     Ok(info
         .tokens
         .into_iter()
@@ -335,7 +395,11 @@ async fn login(
     let mut verified = None;
     if !args.no_verify {
         let (settings, _) = settings(ctx, Some(token.clone()))?;
-        verified = Some(token_scopes(&client(&settings)?).await?);
+        let scheme = settings
+            .token
+            .as_ref()
+            .map_or(fly::AuthScheme::Bearer, fly::Token::scheme);
+        verified = Some(token_scopes(&client(&settings)?, scheme).await?);
     }
     write_token_file(&path, &token)?;
     let mut text = format!("Token stored in {} (mode 0600).\n", path.display());
@@ -393,10 +457,14 @@ pub async fn status_report(ctx: &AuthContext) -> Result<StatusReport, AuthError>
     };
     let scheme = token.scheme().as_str().to_owned();
     let client = client(&settings)?;
-    let tokens = token_scopes(&client).await?;
-    let (organizations, organizations_error) = match client.organizations().await {
-        Ok(orgs) => (Some(orgs.into_iter().map(|o| o.slug).collect()), None),
-        Err(err) => (None, Some(err.to_string())),
+    let tokens = token_scopes(&client, token.scheme()).await?;
+    let (organizations, organizations_error, caveats) = match client.organizations().await {
+        Ok(orgs) => (
+            Some(orgs.iter().map(|o| o.slug.clone()).collect()),
+            None,
+            describe_caveats(token, &orgs),
+        ),
+        Err(err) => (None, Some(err.to_string()), describe_caveats(token, &[])),
     };
     Ok(StatusReport {
         token_source: source_name(source).to_owned(),
@@ -406,6 +474,7 @@ pub async fn status_report(ctx: &AuthContext) -> Result<StatusReport, AuthError>
         organizations,
         organizations_error,
         default_org: settings.default_org,
+        caveats,
     })
 }
 
@@ -422,6 +491,16 @@ fn render_status(report: &StatusReport) -> String {
         (Some(orgs), _) => text.push_str(&format!("Organizations: {}\n", orgs.join(", "))),
         (None, Some(err)) => text.push_str(&format!("Organizations: not listed ({err})\n")),
         (None, None) => text.push_str("Organizations: not listed\n"),
+    }
+    for mac in &report.caveats {
+        if mac.caveats.is_empty() {
+            text.push_str(&format!("Caveats:       {} token: none\n", mac.kind));
+            continue;
+        }
+        text.push_str(&format!("Caveats:       {} token:\n", mac.kind));
+        for caveat in &mac.caveats {
+            text.push_str(&format!("                 - {caveat}\n"));
+        }
     }
     text
 }

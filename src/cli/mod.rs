@@ -21,6 +21,7 @@ use crate::{
         Caller, Catalog, ConfirmMode, Confirmer, Gate, McpServer, Outcome, Policy, PolicyOptions,
         Redactor, Selection, audit::AuditLog,
     },
+    workflows::secret_refs::RefPolicyOptions,
 };
 
 /// Exit code of a tool error (`call`).
@@ -105,10 +106,34 @@ pub struct SafetyArgs {
     /// Off: values only by reference, `env:VAR` or `file:PATH` read on this server.
     #[arg(long, env = "FLY_MCP_ALLOW_LITERAL_SECRETS")]
     pub allow_literal_secrets: bool,
+    /// Environment variables `env:NAME` references may read (comma-separated globs,
+    /// e.g. `APP_*`). Default none. Never the token's sources or `FLY_MCP_*`.
+    #[arg(long, env = "FLY_MCP_SECRET_ENV", value_delimiter = ',')]
+    pub secret_env: Vec<String>,
+    /// The directory `file:PATH` references may read, and `deploy_mcp_server` may
+    /// write key files to. Default none. Never the server's credential files.
+    #[arg(long, env = "FLY_MCP_SECRETS_DIR")]
+    pub secrets_dir: Option<PathBuf>,
+    /// Key that signs argument-confirmation tokens; replicas given the same key accept
+    /// each other's tokens (default: a random key per process).
+    #[arg(long, env = "FLY_MCP_CONFIRM_KEY", hide_env_values = true)]
+    pub confirm_key: Option<String>,
+    /// Send the Fly token as it is. By default a macaroon token is narrowed before
+    /// every call (read-only, org, app, actions, a few minutes) so Fly refuses the rest.
+    #[arg(long, env = "FLY_MCP_NO_ATTENUATE")]
+    pub no_attenuate: bool,
 }
 
 impl SafetyArgs {
-    fn policy_options(&self) -> PolicyOptions {
+    /// The policy these flags describe; `credentials` are the server's own credential
+    /// files beyond those every server has (e.g. the server keys file).
+    fn policy_options(&self, credentials: &[PathBuf]) -> PolicyOptions {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let mut all = crate::config::credential_paths(&env, dirs::home_dir().as_deref());
+        all.extend(credentials.iter().cloned());
+        // A keys file named in the environment is closed to every command, `call`
+        // included, not only to the `serve` that reads it.
+        all.extend(env("FLY_MCP_AUTH_KEYS").map(PathBuf::from));
         PolicyOptions {
             selection: Selection {
                 toolsets: self.toolsets.clone(),
@@ -122,7 +147,15 @@ impl SafetyArgs {
             allow_app: self.allow_app.clone(),
             owned_only: self.owned_only,
             max_output: self.max_output.map(|m| m as usize),
-            allow_literal_secrets: self.allow_literal_secrets,
+            secret_refs: RefPolicyOptions {
+                env_globs: self.secret_env.clone(),
+                dir: self.secrets_dir.clone(),
+                allow_literal: self.allow_literal_secrets,
+                credentials: all,
+            },
+            confirm_key: self.confirm_key.clone().map(SecretString::from),
+            confirm_ttl: None,
+            no_attenuate: self.no_attenuate,
         }
     }
 }
@@ -342,13 +375,23 @@ pub async fn backend(fly_args: &FlyArgs, redactor: &Redactor) -> Result<Backend,
 }
 
 /// Builds the gate from the safety flags.
+/// `credentials` are credential files of this server beyond the token's own sources
+/// (the server keys file), which no secret reference may read.
 pub fn build_gate(
     safety: &SafetyArgs,
     backend: &Backend,
     redactor: &Redactor,
+    credentials: &[PathBuf],
 ) -> Result<Gate, String> {
     let catalog = Catalog::all().map_err(|e| e.to_string())?;
-    let policy = Policy::new(&catalog, &safety.policy_options())?;
+    let policy = Policy::new(&catalog, &safety.policy_options(credentials))?;
+    if policy.attenuation.enabled
+        && let Some(problem) = backend.client.attenuation_problem()
+    {
+        tracing::warn!(
+            "{problem}: it is sent as it is, so only this server's own checks narrow what it may do (see `auth status`)"
+        );
+    }
     let audit = match &safety.audit_log {
         Some(path) => Some(
             AuditLog::open(path, redactor.clone())
@@ -383,7 +426,8 @@ async fn serve(args: ServeArgs, redactor: Redactor) -> ExitCode {
             "no Fly token found (--access-token, FLY_API_TOKEN, `auth login`, ~/.fly/config.yml): tool calls will fail"
         );
     }
-    let gate = match build_gate(&args.safety, &backend, &redactor) {
+    let keys_file: Vec<PathBuf> = args.http.auth_keys.iter().cloned().collect();
+    let gate = match build_gate(&args.safety, &backend, &redactor, &keys_file) {
         Ok(g) => Arc::new(g),
         Err(e) => {
             eprintln!("fly-machines-mcp: {e}");
@@ -440,7 +484,7 @@ async fn call(args: CallArgs, redactor: Redactor) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let gate = match build_gate(&args.safety, &backend, &redactor) {
+    let gate = match build_gate(&args.safety, &backend, &redactor, &[]) {
         Ok(g) => g,
         Err(e) => {
             eprintln!("fly-machines-mcp: {e}");
@@ -469,6 +513,12 @@ async fn call(args: CallArgs, redactor: Redactor) -> ExitCode {
             plan,
         } => {
             eprintln!("fly-machines-mcp: {message}");
+            if kind == "confirmation_required" && args.safety.confirm_key.is_none() {
+                eprintln!(
+                    "fly-machines-mcp: each `call` signs confirmation tokens with a key of its own; \
+                     give both calls the same --confirm-key (FLY_MCP_CONFIRM_KEY) to confirm with a second call"
+                );
+            }
             let mut err = serde_json::json!({ "kind": kind, "message": message });
             if let (Some(plan), Some(obj)) = (plan, err.as_object_mut()) {
                 obj.insert("plan".to_owned(), plan);
@@ -498,7 +548,7 @@ fn tools(args: &ToolsArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let policy = match Policy::new(&catalog, &args.safety.policy_options()) {
+    let policy = match Policy::new(&catalog, &args.safety.policy_options(&[])) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("fly-machines-mcp: {e}");

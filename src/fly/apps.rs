@@ -1,6 +1,10 @@
-//! Apps: list (all pages), get, create (with `idempotency_key`), delete; the `App`
-//! and `Organization` domain types. Wire envelopes stay private to this file.
+//! Apps: list (all pages), get, create (`?wait=true`, with `idempotency_key`, then a
+//! wait until the new app answers), delete; the `App` and `Organization` domain
+//! types. Wire envelopes stay private to this file.
 
+use std::time::{Duration, Instant};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
 use http::Method;
 use serde::{Deserialize, Serialize};
 
@@ -112,6 +116,10 @@ struct WireCreatedApp {
     created_at: Option<i64>,
 }
 
+/// How long a new app may answer 404 before `create_app` gives up: fly-go's
+/// `WaitForApp` retries for one minute (`flaps/retry.go`).
+pub const APP_VISIBLE_WITHIN: Duration = Duration::from_secs(60);
+
 /// Guard against a server that keeps handing out cursors.
 pub(crate) const MAX_PAGES: usize = 1000;
 
@@ -142,22 +150,62 @@ impl Client {
         self.send(req).await?.json()
     }
 
-    /// Create App: `POST /v1/apps`. Retried after an ambiguous failure only when an
-    /// `idempotency_key` makes that safe.
+    /// Create App: `POST /v1/apps?wait=true`, then [`Client::wait_for_app`], as fly-go's
+    /// `CreateApp` and every flyctl caller after it do (`flaps/flaps_apps.go`;
+    /// flyctl `internal/command/apps/create.go`): a new app can answer 404 for a
+    /// while, and the calls that follow (secrets, IPs, machines) must not see that.
+    /// Retried after an ambiguous failure only when an `idempotency_key` makes that
+    /// safe.
     pub async fn create_app(&self, body: &CreateApp) -> Result<CreatedApp, Error> {
         super::validate::app_name(&body.name)?;
         let mut req = Req::machines("create_app", Method::POST, &["apps"])
+            .query("wait", "true")
             .json(body)?
             .pace(PaceClass::Action, &body.org_slug);
         if body.idempotency_key.is_some() {
             req = req.retry(super::client::RetryMode::Safe);
         }
         let wire: WireCreatedApp = self.send(req).await?.json()?;
+        self.wait_for_app(&body.name, APP_VISIBLE_WITHIN).await?;
         Ok(CreatedApp {
             id: wire.id,
             name: body.name.clone(),
             created_at: wire.created_at,
         })
+    }
+
+    /// Waits until `GET /v1/apps/{app_name}` answers: fly-go's `WaitForApp`
+    /// (`flaps/flaps_apps.go`) retries a 404 or 401 with backoff (`flaps/retry.go`:
+    /// from 100 ms, at most 500 ms apart) for up to a minute, and gives up at once on
+    /// anything else. Here a transient failure (429, 5xx, a reset) also keeps waiting,
+    /// since `send` already retried it and the deadline still has time.
+    pub async fn wait_for_app(&self, app: &str, within: Duration) -> Result<(), Error> {
+        let started = Instant::now();
+        let mut delays = ExponentialBuilder::new()
+            .with_jitter()
+            .with_min_delay(self.retry_min_delay().min(Duration::from_millis(100)))
+            .with_max_delay(self.retry_max_delay().min(Duration::from_millis(500)))
+            .without_max_times()
+            .build();
+        loop {
+            let req = Req::machines("wait_for_app", Method::GET, &["apps", app])
+                .pace(PaceClass::Action, app);
+            let err = match self.send(req).await {
+                Ok(_) => return Ok(()),
+                Err(e) => e,
+            };
+            let waitable = matches!(err.status(), Some(404 | 401)) || err.is_retryable();
+            let elapsed = started.elapsed();
+            if !waitable || elapsed >= within {
+                return Err(err);
+            }
+            let pause = delays
+                .next()
+                .unwrap_or(Duration::from_millis(500))
+                .min(within.saturating_sub(elapsed));
+            tracing::debug!(app, error = %err, ?pause, "new app not visible yet");
+            tokio::time::sleep(pause).await;
+        }
     }
 
     /// Destroy App: `DELETE /v1/apps/{app_name}` (`?force=true` stops its machines first).

@@ -209,6 +209,11 @@ pub struct ClientConfig {
     pub pacing: bool,
     /// Per-request timeout (wait calls get their own, longer one).
     pub timeout: Duration,
+    /// How the token is narrowed before each call (on by default for macaroons).
+    pub attenuation: super::Attenuation,
+    /// Where "now" comes from for the validity window of attenuated tokens
+    /// (`None`: the system clock).
+    pub clock: Option<super::UnixClock>,
 }
 
 impl ClientConfig {
@@ -222,6 +227,8 @@ impl ClientConfig {
             retry: RetryPolicy::default(),
             pacing: true,
             timeout: Duration::from_secs(30),
+            attenuation: super::Attenuation::default(),
+            clock: None,
         })
     }
 
@@ -271,6 +278,8 @@ struct Shared {
     retry: RetryPolicy,
     pacer: Option<Pacer>,
     timeout: Duration,
+    /// App and org ids learnt for attenuation, and the clock it uses.
+    pub(crate) attn: super::attenuate::Shared,
 }
 
 /// The Fly API client. Cheap to clone (an `Arc` inside); clones share the
@@ -278,9 +287,11 @@ struct Shared {
 #[derive(Debug, Clone)]
 pub struct Client {
     shared: Arc<Shared>,
-    token: Option<Token>,
+    pub(crate) token: Option<Token>,
     recorder: Option<RequestIds>,
     notices: Option<RetryNotices>,
+    /// The attenuation policy and this clone's call scope.
+    pub(crate) attn: super::attenuate::Scope,
 }
 
 /// Which base URL a call goes to.
@@ -307,11 +318,11 @@ pub(crate) enum RetryMode {
 /// One request to make. `Debug` leaves the body out (it may hold secret values).
 pub(crate) struct Req {
     pub(crate) op: &'static str,
-    method: Method,
-    api: Api,
-    segments: Vec<String>,
-    query: Vec<(String, String)>,
-    body: Option<serde_json::Value>,
+    pub(crate) method: Method,
+    pub(crate) api: Api,
+    pub(crate) segments: Vec<String>,
+    pub(crate) query: Vec<(String, String)>,
+    pub(crate) body: Option<serde_json::Value>,
     nonce: Option<String>,
     pace: Option<(PaceClass, String)>,
     retry: RetryMode,
@@ -583,10 +594,12 @@ impl Client {
                 retry: cfg.retry,
                 pacer: cfg.pacing.then(Pacer::new),
                 timeout: cfg.timeout,
+                attn: super::attenuate::Shared::new(cfg.clock),
             }),
             token: cfg.token,
             recorder: None,
             notices: None,
+            attn: super::attenuate::Scope::new(cfg.attenuation),
         })
     }
 
@@ -597,6 +610,7 @@ impl Client {
             token: Some(token),
             recorder: self.recorder.clone(),
             notices: self.notices.clone(),
+            attn: self.attn.clone(),
         }
     }
 
@@ -608,6 +622,7 @@ impl Client {
             token: self.token.clone(),
             recorder: Some(ids.clone()),
             notices: self.notices.clone(),
+            attn: self.attn.clone(),
         };
         (client, ids)
     }
@@ -623,6 +638,16 @@ impl Client {
     /// Whether a token is configured.
     pub fn has_token(&self) -> bool {
         self.token.is_some()
+    }
+
+    /// Whether `text` carries this client's token (see [`Token::appears_in`]).
+    pub fn token_appears_in(&self, text: &str) -> bool {
+        self.token.as_ref().is_some_and(|t| t.appears_in(text))
+    }
+
+    /// What attenuation learnt, shared by every clone (see `attenuate.rs`).
+    pub(crate) fn learnt(&self) -> &super::attenuate::Shared {
+        &self.shared.attn
     }
 
     /// The Machines REST base URL.
@@ -647,6 +672,16 @@ impl Client {
             (n.0)(&notice(op, err, delay));
         }
         tokio::time::sleep(delay).await;
+    }
+
+    /// The retry policy's first delay.
+    pub(crate) fn retry_min_delay(&self) -> Duration {
+        self.shared.retry.min_delay
+    }
+
+    /// The retry policy's largest delay.
+    pub(crate) fn retry_max_delay(&self) -> Duration {
+        self.shared.retry.max_delay
     }
 
     pub(crate) fn default_timeout(&self) -> Duration {
@@ -685,7 +720,7 @@ impl Client {
             if let (Some(pacer), Some((class, key))) = (&self.shared.pacer, &req.pace) {
                 pacer.until_ready(*class, key).await;
             }
-            let err = match self.attempt(&req).await {
+            let err = match self.attenuated_attempt(&req).await {
                 Ok(resp) => return Ok(resp),
                 Err(e) => e,
             };
@@ -708,15 +743,19 @@ impl Client {
         }
     }
 
-    async fn attempt(&self, req: &Req) -> Result<Resp, Error> {
+    /// One attempt with an `Authorization` header already built (see `attenuate.rs`).
+    pub(crate) async fn attempt(
+        &self,
+        req: &Req,
+        authorization: http::HeaderValue,
+    ) -> Result<Resp, Error> {
         let op = req.op;
-        let token = self.token.as_ref().ok_or(Error::NoToken { op })?;
         let url = self.url(req)?;
         let mut rb = self
             .shared
             .http
             .request(req.method.clone(), url)
-            .header(http::header::AUTHORIZATION, token.authorization()?)
+            .header(http::header::AUTHORIZATION, authorization)
             .header(http::header::ACCEPT, "application/json");
         if let Some(nonce) = &req.nonce {
             rb = rb.header("fly-machine-lease-nonce", nonce);

@@ -133,7 +133,7 @@ pub const DEFINITIVE_CODES: [&str; 3] = [
 ];
 
 impl Error {
-    /// True when Fly classified the failure with one of [`DEFINITIVE_CODES`]: the
+    /// True when Fly classified the failure with one of `DEFINITIVE_CODES`: the
     /// request had no effect and repeating it will not help, even under a 5xx.
     pub fn is_definitive(&self) -> bool {
         match self {
@@ -152,7 +152,7 @@ impl Error {
 
     /// True when repeating the same request may succeed: 408, 429, 5xx and
     /// transport errors. Never other 4xx, and never a definitive code
-    /// ([`DEFINITIVE_CODES`]) whatever the status.
+    /// (`DEFINITIVE_CODES`) whatever the status.
     pub fn is_retryable(&self) -> bool {
         if self.is_definitive() {
             return false;
@@ -171,7 +171,7 @@ impl Error {
 
     /// True when the request may have taken effect although it failed
     /// (timeouts, 408, 5xx, resets): a non-idempotent call must look before retrying.
-    /// A definitive code ([`DEFINITIVE_CODES`]) is never ambiguous: Fly refused.
+    /// A definitive code (`DEFINITIVE_CODES`) is never ambiguous: Fly refused.
     pub fn is_ambiguous(&self) -> bool {
         if self.is_definitive() {
             return false;

@@ -14,8 +14,9 @@ use super::{Client, Error, LeaseNonce, null_as_default};
 /// A lease on a machine.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Lease {
-    /// The nonce to send as `fly-machine-lease-nonce` (absent when someone
-    /// else's lease is shown).
+    /// The nonce to send as `fly-machine-lease-nonce`. Fly shows it to anyone who may
+    /// read the app (`GET …/lease`; fly-go `MachineLeaseData`), so it proves nothing
+    /// about who holds the lease; compare it with the nonce you were given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<LeaseNonce>,
     /// Expiry, unix seconds.
@@ -214,12 +215,6 @@ impl Client {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
     use serde_json::json;

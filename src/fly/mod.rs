@@ -6,13 +6,16 @@
 
 mod actions;
 mod apps;
+mod attenuate;
 mod certificates;
 mod client;
 mod error;
 mod graphql;
+mod identity;
 mod ips;
 mod leases;
 mod logs;
+pub mod macaroon;
 mod machines;
 mod pacing;
 mod platform;
@@ -27,6 +30,7 @@ pub use actions::{
     STOP_SIGNALS, StartResult, StopOptions, UpdateMachine,
 };
 pub use apps::{App, CreateApp, CreatedApp, Organization};
+pub use attenuate::{Attenuation, CallAccess, UnixClock};
 pub use certificates::{
     Certificate, CertificateEntry, CertificateValidation, CertificateValidationError,
     DnsRequirements, DnsTarget, OwnershipRecord,
@@ -37,6 +41,7 @@ pub use client::{
 };
 pub use error::{Error, GraphQlError, TransportKind};
 pub use graphql::VmSize;
+pub use identity::Viewer;
 pub use ips::{AllocateIp, AppIps, IpAssignment, IpNetwork, IpPair, IpType};
 pub use leases::Lease;
 pub use logs::{LogEntry, LogPage, LogQuery};
@@ -47,8 +52,10 @@ pub use machines::{
 };
 pub use platform::{Region, TokenDetail, TokenInfo};
 pub use secrets::{Secret, SecretsVersion};
-pub use token::{AuthScheme, Token};
-pub use volumes::{CreateVolume, ExtendedVolume, Snapshot, UpdateVolume, Volume};
+pub use token::{AuthScheme, MacaroonSummary, Token};
+pub use volumes::{
+    CreateVolume, ExtendedVolume, Snapshot, UpdateVolume, VOLUME_GOING_STATES, Volume,
+};
 pub use wait::{WaitOutcome, WaitParams, WaitTarget};
 
 /// The nonce of a lease held on a machine; sent as `fly-machine-lease-nonce` on

@@ -8,8 +8,6 @@ use super::{Error, GuestConfig, Region};
 const SHARED_CPUS: [u32; 5] = [1, 2, 4, 6, 8];
 /// Performance-CPU preset sizes (`performance-Nx`).
 const PERFORMANCE_CPUS: [u32; 9] = [1, 2, 4, 6, 8, 10, 12, 14, 16];
-/// GPU presets: 8 performance CPUs and 32 GB with the named GPU.
-const GPU_PRESETS: [&str; 4] = ["a10", "l40s", "a100-40gb", "a100-80gb"];
 
 /// App names (one global namespace, also a DNS label): 1–63 characters of
 /// lowercase letters, digits and dashes, not starting or ending with a dash.
@@ -39,6 +37,14 @@ pub fn app_name(name: &str) -> Result<(), Error> {
 /// Guest limits: memory a multiple of 256 MB; per-CPU memory 256–2048 MB for
 /// shared CPUs and 2048–8192 MB for performance CPUs; CPU counts as in Fly's presets.
 pub fn guest(g: &GuestConfig) -> Result<(), Error> {
+    // Fly no longer offers GPU Machines; the API answers a GPU guest with a 400
+    // (flyctl `internal/flag/machines.go`).
+    if g.gpu_kind.as_deref().is_some_and(|k| !k.is_empty()) || g.gpus.is_some_and(|n| n > 0) {
+        return Err(Error::invalid(
+            "guest.gpu_kind",
+            "GPU machines are no longer offered by Fly",
+        ));
+    }
     let (per_cpu_min, per_cpu_max, cpus_ok): (u32, u32, &[u32]) = match g.cpu_kind.as_str() {
         "shared" | "" => (256, 2048, &SHARED_CPUS),
         "performance" => (2048, 8192, &PERFORMANCE_CPUS),
@@ -79,15 +85,17 @@ pub fn guest(g: &GuestConfig) -> Result<(), Error> {
     Ok(())
 }
 
-/// A preset name (`shared-cpu-1x`, `performance-2x`, `a10`, …) as a guest:
-/// shared presets get 256 MB per CPU, performance presets 2048 MB per CPU.
+/// A preset name (`shared-cpu-1x`, `performance-2x`, …) as a guest: shared presets
+/// get 256 MB per CPU, performance presets 2048 MB per CPU. There are no GPU presets:
+/// Fly no longer offers GPU Machines and the API refuses a GPU guest (flyctl
+/// `internal/flag/machines.go`; `internal/command/platform/vmsizes.go` drops fly-go's
+/// `a10`, `l40s`, `a100-40gb`, `a100-80gb` presets from `fly platform vm-sizes`).
 pub fn preset(name: &str) -> Result<GuestConfig, Error> {
     let unknown = || {
         Error::invalid(
             "size",
             format!(
-                "unknown preset `{name}`; use shared-cpu-{{1,2,4,6,8}}x, performance-{{1,2,4,6,8,10,12,14,16}}x or one of {}",
-                GPU_PRESETS.join(", ")
+                "unknown preset `{name}`; use shared-cpu-{{1,2,4,6,8}}x or performance-{{1,2,4,6,8,10,12,14,16}}x (GPU machines are no longer offered)"
             ),
         )
     };
@@ -109,12 +117,6 @@ pub fn preset(name: &str) -> Result<GuestConfig, Error> {
             .contains(&n)
             .then(|| guest("performance", n, 2048))
             .ok_or_else(unknown);
-    }
-    if GPU_PRESETS.contains(&name) {
-        let mut g = guest("performance", 8, 4096);
-        g.gpu_kind = Some(name.to_owned());
-        g.gpus = Some(1);
-        return Ok(g);
     }
     Err(unknown())
 }
@@ -180,12 +182,6 @@ pub fn volume_name(name: &str) -> Result<(), Error> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
 
@@ -232,6 +228,15 @@ mod tests {
                 .to_string()
                 .contains("guest.cpu_kind")
         );
+        let mut with_gpu = g("performance", 8, 32768);
+        with_gpu.gpu_kind = Some("a100-pcie-40gb".into());
+        with_gpu.gpus = Some(1);
+        assert!(
+            guest(&with_gpu)
+                .unwrap_err()
+                .to_string()
+                .contains("GPU machines are no longer offered")
+        );
     }
 
     #[test]
@@ -247,8 +252,16 @@ mod tests {
             ("performance", 4, 8192)
         );
         assert!(guest(&g).is_ok());
-        assert_eq!(preset("a10").unwrap().gpu_kind.as_deref(), Some("a10"));
-        for bad in ["shared-cpu-3x", "performance-0x", "huge", "shared-cpu-x"] {
+        for bad in [
+            "shared-cpu-3x",
+            "performance-0x",
+            "huge",
+            "shared-cpu-x",
+            "a10",
+            "l40s",
+            "a100-40gb",
+            "a100-80gb",
+        ] {
             assert!(
                 preset(bad)
                     .unwrap_err()

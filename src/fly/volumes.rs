@@ -74,7 +74,26 @@ pub struct Volume {
     pub host_status: Option<String>,
 }
 
+/// The states of a volume on its way out, as fly-go lists them
+/// (`flaps/flaps_volumes.go`, `destroyedVolumeStates`, which `GetVolumes` filters out
+/// of every listing), plus `destroyed`. A destroyed volume stays listed in these
+/// states for a while (flyctl `test/preflight/fly_volume_test.go`).
+pub const VOLUME_GOING_STATES: [&str; 6] = [
+    "scheduling_destroy",
+    "fork_cleanup",
+    "waiting_for_detach",
+    "pending_destroy",
+    "destroying",
+    "destroyed",
+];
+
 impl Volume {
+    /// Whether the volume is being destroyed (or is): not live, not to be reused,
+    /// mounted, counted or destroyed again. The one predicate every workflow uses.
+    pub fn is_going(&self) -> bool {
+        VOLUME_GOING_STATES.contains(&self.state.as_str())
+    }
+
     /// Whether a machine uses the volume.
     pub fn is_attached(&self) -> bool {
         self.attached_machine_id

@@ -1,5 +1,5 @@
-//! The control API under `/__sim/`: inspect the world and the request log, set faults
-//! and rate limits, reset, move the stepped clock, and inject events tests need
+//! The control API under `/__sim/`: inspect the world and the request log, set faults,
+//! rate limits and realism, reset, move the stepped clock, and inject events tests need
 //! (capacity failures, OOM kills, volume usage). Never faulted, never rate limited,
 //! no auth.
 
@@ -24,10 +24,24 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/__sim/reset", post(reset))
         .route("/__sim/clock/advance", post(advance))
         .route("/__sim/rate-limits", post(rate_limits))
+        .route("/__sim/realism", post(realism))
         .route("/__sim/capacity", post(capacity))
         .route("/__sim/machines/{id}/crash", post(crash))
         .route("/__sim/machines/{id}/host", post(host))
         .route("/__sim/volumes/{id}/usage", post(volume_usage))
+        .route("/__sim/tokens", post(tokens))
+}
+
+/// `{"org": "slug"}`: an org token minted with the simulator's key; `{}`: the viewer's.
+async fn tokens(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
+    let body = parse_body(&body)?;
+    let token = match body.get("org").and_then(Value::as_str) {
+        Some(org) => s
+            .org_token(org)
+            .ok_or_else(|| ApiError::not_found(format!("organization {org} not found")))?,
+        None => s.viewer_token(),
+    };
+    ok_json(200, json!({"token": token}))
 }
 
 async fn state(State(s): State<Arc<Shared>>) -> ApiResult {
@@ -100,6 +114,24 @@ async fn rate_limits(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
     s.with_world(|w, _| {
         w.rate_limits_on = on;
         w.limiter.clear();
+    });
+    ok_json(200, json!({"ok": true, "enabled": on}))
+}
+
+/// `{"enabled": bool}`: the realistic profile (`Realism::realistic`) or the ideal
+/// platform (`Realism::off`), for what happens from now on.
+async fn realism(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
+    let body = parse_body(&body)?;
+    let on = body
+        .get("enabled")
+        .and_then(Value::as_bool)
+        .ok_or_else(|| ApiError::bad_request("give {\"enabled\": bool}"))?;
+    s.with_world(|w, _| {
+        w.realism = if on {
+            super::Realism::realistic()
+        } else {
+            super::Realism::off()
+        };
     });
     ok_json(200, json!({"ok": true, "enabled": on}))
 }

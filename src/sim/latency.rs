@@ -77,12 +77,6 @@ pub(crate) fn scaled_duration(base: u64, scale: f64) -> Duration {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
 

@@ -206,16 +206,39 @@ impl World {
                     let Some(step) = step else { break };
                     self.apply_step(&app, &id, step);
                 },
-                Target::Volume { app, id } => {
-                    if let Some(v) = self.apps.get_mut(&app).and_then(|a| a.volumes.get_mut(&id))
-                        && v.ready_at.is_some_and(|t| t <= now)
-                    {
-                        v.ready_at = None;
-                        v.state = "created".into();
-                        self.touch();
-                    }
-                }
+                Target::Volume { app, id } => self.run_volume_due(&app, &id, now),
             }
+        }
+    }
+
+    /// A volume's due transitions: `restoring` → `created`, and the states of a destroy
+    /// under realism (the volume is removed when it reaches `destroyed`).
+    fn run_volume_due(&mut self, app: &str, id: &str, now: u64) {
+        let Some(a) = self.apps.get_mut(app) else {
+            return;
+        };
+        let Some(v) = a.volumes.get_mut(id) else {
+            return;
+        };
+        let mut changed = false;
+        if v.ready_at.is_some_and(|t| t <= now) {
+            v.ready_at = None;
+            v.state = "created".into();
+            changed = true;
+        }
+        while let Some((due, state)) = v.destroy_plan.front().copied() {
+            if due > now {
+                break;
+            }
+            v.destroy_plan.pop_front();
+            v.state = state.to_owned();
+            changed = true;
+        }
+        if v.state == "destroyed" {
+            a.volumes.remove(id);
+        }
+        if changed {
+            self.touch();
         }
     }
 
@@ -660,129 +683,6 @@ impl World {
         Ok(lease)
     }
 
-    /// Validates a create/update request and returns the normalised config and region.
-    pub(crate) fn normalise_config(
-        &mut self,
-        app: &str,
-        machine_id: &str,
-        mut config: Value,
-        region: &str,
-        current_mounts: &[String],
-    ) -> Result<Value, ApiError> {
-        let obj = config.as_object_mut().ok_or_else(|| {
-            ApiError::new(400, "invalid machine config: config must be an object")
-        })?;
-        match obj.get("image").and_then(Value::as_str) {
-            Some(s) if !s.trim().is_empty() => {}
-            _ => {
-                return Err(ApiError::new(
-                    400,
-                    "invalid machine config: config.image is required",
-                ));
-            }
-        }
-        let guest = platform::validate_guest(obj.get("guest"))?;
-        obj.insert("guest".into(), guest);
-        let mounts = obj
-            .get("mounts")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let mut resolved = Vec::new();
-        let a = self
-            .apps
-            .get(app)
-            .ok_or_else(|| ApiError::not_found("app not found"))?;
-        let mut taken: Vec<String> = Vec::new();
-        for mount in mounts {
-            let mut mount = mount;
-            let wanted = mount
-                .get("volume")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned();
-            if wanted.is_empty() {
-                return Err(ApiError::new(400, "invalid mount: volume is required"));
-            }
-            if mount
-                .get("path")
-                .and_then(Value::as_str)
-                .is_none_or(str::is_empty)
-            {
-                return Err(ApiError::new(400, "invalid mount: path is required"));
-            }
-            let usable = |v: &&super::model::Volume| {
-                v.attached_machine_id.is_none()
-                    || v.attached_machine_id.as_deref() == Some(machine_id)
-                    || current_mounts.contains(&v.id)
-            };
-            let vol = if wanted.starts_with("vol_") {
-                let v = a.volumes.get(&wanted).ok_or_else(|| {
-                    ApiError::new(400, format!("volume {wanted} not found in app {app}"))
-                })?;
-                if v.region != region {
-                    return Err(ApiError::new(
-                        400,
-                        format!(
-                            "volume {wanted} is in region {} but the machine is in {region}: a volume must be in the machine's region",
-                            v.region
-                        ),
-                    ));
-                }
-                if !usable(&v) {
-                    return Err(ApiError::new(
-                        409,
-                        format!(
-                            "volume {wanted} is already attached to machine {}",
-                            v.attached_machine_id.as_deref().unwrap_or("")
-                        ),
-                    ));
-                }
-                v
-            } else {
-                a.volumes
-                    .values()
-                    .filter(|v| v.name == wanted && v.region == region && !taken.contains(&v.id))
-                    .find(usable)
-                    .ok_or_else(|| {
-                        ApiError::new(
-                            400,
-                            format!(
-                                "no unattached volume named {wanted:?} in region {region}; create one first or pick the region it is in"
-                            ),
-                        )
-                    })?
-            };
-            if v_state_blocks(&vol.state) {
-                return Err(ApiError::new(
-                    412,
-                    format!("volume {} is not ready (state {})", vol.id, vol.state),
-                ));
-            }
-            taken.push(vol.id.clone());
-            if let Some(m) = mount.as_object_mut() {
-                m.insert("volume".into(), json!(vol.id));
-                m.insert("name".into(), json!(vol.name));
-            }
-            resolved.push((mount, vol.zone.clone()));
-        }
-        if let Some((_, first_zone)) = resolved.first()
-            && resolved.iter().any(|(_, z)| z != first_zone)
-        {
-            return Err(ApiError::new(
-                400,
-                "mounted volumes must all be in the same zone (they would be on different hosts)",
-            ));
-        }
-        if !resolved.is_empty() {
-            obj.insert(
-                "mounts".into(),
-                Value::Array(resolved.into_iter().map(|(m, _)| m).collect()),
-            );
-        }
-        Ok(config)
-    }
-
     /// Marks the volumes in `config.mounts` attached to `id`, releasing any others.
     pub(crate) fn attach_mounts(&mut self, app: &str, id: &str) {
         let (ids, version): (Vec<String>, String) = match self.machine(app, id) {
@@ -858,17 +758,7 @@ impl World {
                 ),
             ));
         }
-        let secrets_version = self.apps.get(app).map_or(0, |a| a.secrets_version);
-        if let Some(min) = body.get("min_secrets_version").and_then(Value::as_u64)
-            && min > secrets_version
-        {
-            return Err(ApiError::new(
-                400,
-                format!(
-                    "min_secrets_version {min} is newer than the app's secrets version {secrets_version}"
-                ),
-            ));
-        }
+        let booted_secrets = self.launch_secrets(app, body, now)?;
         let id = self.rng.machine_id();
         let config = self.normalise_config(app, &id, config, &region, &[])?;
         if let Some(n) = self.capacity_failures.get_mut(&region)
@@ -920,6 +810,7 @@ impl World {
             plan: Default::default(),
             host_status: "ok".into(),
             pid_base: 600,
+            secrets_version: booted_secrets,
         };
         self.app_mut(app)?.machines.insert(id.clone(), machine);
         self.attach_mounts(app, &id);
@@ -1006,6 +897,7 @@ impl World {
             .cloned()
             .ok_or_else(|| ApiError::new(400, "invalid request: config is required"))?;
         let config = self.normalise_config(app, id, config, &region, &current_mounts)?;
+        let booted_secrets = self.launch_secrets(app, body, now)?;
         let version = self.rng.ulid(now);
         let skip_launch = body
             .get("skip_launch")
@@ -1017,6 +909,7 @@ impl World {
                 config,
                 created_ms: now,
             });
+            m.secrets_version = booted_secrets;
             m.state = MState::Replacing;
             m.updated_ms = now;
         }
@@ -1056,13 +949,6 @@ impl World {
         }
         Ok(self.machine(app, id)?.to_json(false, false, now))
     }
-}
-
-fn v_state_blocks(state: &str) -> bool {
-    matches!(
-        state,
-        "restoring" | "destroying" | "destroyed" | "pending_destroy"
-    )
 }
 
 /// Automatic mode: runs transitions as they fall due (real time), then tells waiters.

@@ -665,15 +665,16 @@ async fn exec(
     })
 }
 
-fn lease_body(l: &super::model::Lease, with_nonce: bool) -> Value {
-    let mut data = json!({"owner": l.owner, "description": l.description,
-        "expires_at": l.expires_ms / 1000, "version": l.version});
-    if with_nonce && let Some(o) = data.as_object_mut() {
-        o.insert("nonce".into(), json!(l.nonce));
-    }
-    json!({"status": "success", "data": data})
+fn lease_body(l: &super::model::Lease) -> Value {
+    json!({"status": "success", "data": {"nonce": l.nonce, "owner": l.owner,
+        "description": l.description, "expires_at": l.expires_ms / 1000, "version": l.version}})
 }
 
+/// `GET …/lease`: the lease *with its nonce*, to anyone who may read the app, as Fly
+/// answers it: fly-go's `MachineLeaseData` carries `nonce` (`machine_types.go`), and
+/// `fly machine leases clear` reads it there to release someone else's lease (flyctl
+/// `internal/command/machine/leases.go`, `runLeaseClear`). A client must therefore
+/// expect its lease to be taken from it.
 async fn get_lease(
     State(s): State<Arc<Shared>>,
     Extension(scope): Extension<Scope>,
@@ -685,7 +686,7 @@ async fn get_lease(
         let l = m
             .live_lease(now)
             .ok_or_else(|| ApiError::not_found("lease not found"))?;
-        ok_json(200, lease_body(l, false))
+        ok_json(200, lease_body(l))
     })
 }
 
@@ -714,7 +715,7 @@ async fn acquire_lease(
     s.with_world(|w, now| {
         visible_app(w, &scope, &app)?;
         let l = w.acquire_lease(&app, &id, ttl, &description, n.as_deref(), now)?;
-        ok_json(201, lease_body(&l, true))
+        ok_json(201, lease_body(&l))
     })
 }
 

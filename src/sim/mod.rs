@@ -8,7 +8,7 @@
 //! and `FLY_API_BASE_URL=<base_url>`.
 //!
 //! # Time
-//! The simulator keeps its own clock ([`clock`]). In *automatic* mode it follows real
+//! The simulator keeps its own clock (`clock`). In *automatic* mode it follows real
 //! time and a background task runs machine transitions when they fall due. In *stepped*
 //! mode (tests) it only moves when [`SimHandle::advance`] or
 //! `POST /__sim/clock/advance` is called; ids come from a seeded generator, so a run is
@@ -17,6 +17,12 @@
 //! # Latency model
 //! See [`LatencyModel`]: every transition's default duration, scaled by
 //! [`SimConfig::time_scale`] (`0` = instant).
+//!
+//! # Realism
+//! See [`Realism`]: Fly's eventual consistency (a new app answering 404 for a moment,
+//! secrets reaching hosts late, destroyed volumes lingering in transitional states,
+//! idempotency keys that expire), on by default; `sim --realism off` (or
+//! `POST /__sim/realism {"enabled": false}`) gives the ideal platform.
 //!
 //! # Test conventions
 //! An image whose tag starts with `unhealthy` (e.g. `app:unhealthy-2`) boots, but its
@@ -31,12 +37,24 @@
 //! | POST | `/__sim/reset` | reload the scenario, clear the request log |
 //! | POST | `/__sim/clock/advance` | `{"ms": N}` or `{"seconds": N}`; runs due transitions |
 //! | POST | `/__sim/rate-limits` | `{"enabled": bool}` |
+//! | POST | `/__sim/realism` | `{"enabled": bool}`: the realistic profile, or the ideal platform |
 //! | POST | `/__sim/capacity` | `{"region": "iad", "failures": N, "volume_failures": M}`: the next N machine / M volume creates there fail (503 `insufficient_capacity` / `volume_placement_capacity`) |
 //! | POST | `/__sim/machines/{id}/crash` | `{"oom": true}` kill the machine's process (exit event) |
 //! | POST | `/__sim/machines/{id}/host` | `{"status": "unreachable"}`: only `incomplete_config` shown; updates and actions answer 503 |
 //! | POST | `/__sim/volumes/{id}/usage` | `{"bytes_used": N}` |
+//! | POST | `/__sim/tokens` | `{"org": "slug"}`: an org token; `{}`: the viewer's tokens (`{"token": "FlyV1 …"}`) |
+//!
+//! # Tokens
+//! The simulator is a macaroon verifier (`authz`): it mints its tokens with its own
+//! root key ([`SimHandle::org_token`], [`SimHandle::viewer_token`], `/__sim/tokens`),
+//! checks the signature chain of every macaroon it is sent and enforces the
+//! Organization, Apps, Action, ValidityWindow and IfPresent caveats, answering
+//! `403 {"error":"unauthorized"}` as Fly does. A token it cannot decode as macaroons is
+//! accepted as before (`required_token`, app tokens).
 
+mod authz;
 mod clock;
+mod config;
 mod control;
 mod faults;
 mod graphql;
@@ -45,11 +63,13 @@ mod ids;
 mod latency;
 mod lifecycle;
 mod logs;
+mod macaroon;
 mod machines;
 mod model;
 mod orgs;
 mod platform;
 mod ratelimit;
+mod realism;
 mod rest;
 mod scenario;
 mod volumes;
@@ -61,6 +81,7 @@ use std::time::Duration;
 
 pub use faults::FaultConfig;
 pub use latency::LatencyModel;
+pub use realism::Realism;
 
 use clock::Clock;
 use model::World;
@@ -117,6 +138,8 @@ pub struct SimConfig {
     /// Fly's documented per-action token buckets (429 when exhausted).
     pub rate_limits: bool,
     pub faults: FaultConfig,
+    /// Fly's eventual consistency and lingering states ([`Realism`]); on by default.
+    pub realism: Realism,
     /// The clock only moves through [`SimHandle::advance`].
     pub stepped: bool,
     /// Seeds ids and fault draws.
@@ -135,6 +158,7 @@ impl std::fmt::Debug for SimConfig {
             .field("time_scale", &self.time_scale)
             .field("rate_limits", &self.rate_limits)
             .field("faults", &self.faults)
+            .field("realism", &self.realism)
             .field("stepped", &self.stepped)
             .field("seed", &self.seed)
             .field(
@@ -148,7 +172,7 @@ impl std::fmt::Debug for SimConfig {
 
 impl SimConfig {
     /// The demo scenario with Fly-like latencies, in real time, for a human to explore
-    /// (`serve --sandbox`). No rate limits, no faults.
+    /// (`serve --sandbox`). No rate limits, no faults; the realistic profile.
     pub fn sandbox() -> Self {
         SimConfig {
             scenario: Scenario::Demo,
@@ -156,6 +180,7 @@ impl SimConfig {
             time_scale: 1.0,
             rate_limits: false,
             faults: FaultConfig::default(),
+            realism: Realism::realistic(),
             stepped: false,
             seed: 0x5eed_f1f0,
             required_token: None,
@@ -165,7 +190,8 @@ impl SimConfig {
 
     /// An empty world in automatic mode with a tiny time scale (a machine create
     /// reaches `started` in a few milliseconds), a fixed seed, no rate limits and no
-    /// faults: convenient for tests of code that calls the API and waits.
+    /// faults, under the realistic profile ([`Realism::realistic`], whose windows are
+    /// not scaled): convenient for tests of code that calls the API and waits.
     /// For deterministic lifecycle tests use [`SimConfig::stepped`].
     pub fn for_tests() -> Self {
         SimConfig {
@@ -174,6 +200,7 @@ impl SimConfig {
             time_scale: 0.001,
             rate_limits: false,
             faults: FaultConfig::default(),
+            realism: Realism::realistic(),
             stepped: false,
             seed: 42,
             required_token: None,
@@ -200,6 +227,12 @@ impl SimConfig {
     /// Builder: turn Fly's rate limits on or off.
     pub fn with_rate_limits(mut self, on: bool) -> Self {
         self.rate_limits = on;
+        self
+    }
+
+    /// Builder: another realism profile ([`Realism::off`] for the ideal platform).
+    pub fn with_realism(mut self, realism: Realism) -> Self {
+        self.realism = realism;
         self
     }
 
@@ -243,9 +276,36 @@ pub(crate) struct Shared {
     /// Wakes the automatic-mode ticker when a transition is scheduled.
     pub(crate) wake: tokio::sync::Notify,
     pub(crate) cfg: SimConfig,
+    /// The root key the simulator mints and verifies macaroons with.
+    pub(crate) keys: authz::Keys,
 }
 
 impl Shared {
+    pub(crate) fn org_token(&self, org: &str) -> Option<String> {
+        let id =
+            self.with_world(|w, _| rest::resolve_org(w, org).map(|o| o.internal_numeric_id))?;
+        Some(format!("FlyV1 {}", self.mint_org(id)))
+    }
+
+    pub(crate) fn viewer_token(&self) -> String {
+        let ids: Vec<u64> = self.with_world(|w, _| {
+            w.orgs
+                .values()
+                .filter(|o| o.member)
+                .map(|o| o.internal_numeric_id)
+                .collect()
+        });
+        let tokens: Vec<String> = ids.into_iter().map(|id| self.mint_org(id)).collect();
+        format!("FlyV1 {}", tokens.join(","))
+    }
+
+    fn mint_org(&self, id: u64) -> String {
+        self.keys.mint(&[macaroon::SimCaveat::Organization {
+            id,
+            mask: authz::ALL,
+        }])
+    }
+
     /// Runs `f` on the world after running every transition that is due.
     /// Never held across an await.
     pub(crate) fn with_world<R>(&self, f: impl FnOnce(&mut World, u64) -> R) -> R {
@@ -254,6 +314,7 @@ impl Shared {
             let mut w = self.world.lock().unwrap_or_else(PoisonError::into_inner);
             let before = w.generation;
             let sched_before = w.scheduled_count;
+            w.now_ms = now;
             w.run_due(now);
             let out = f(&mut w, now);
             w.run_due(now);
@@ -308,6 +369,7 @@ pub async fn start(cfg: SimConfig, addr: SocketAddr) -> Result<SimHandle, SimErr
         clock,
         changed,
         wake: tokio::sync::Notify::new(),
+        keys: authz::Keys::new(cfg.seed),
         cfg,
     });
     let listener = tokio::net::TcpListener::bind(addr)
@@ -355,6 +417,26 @@ impl SimHandle {
         self.shared.clock.now_ms()
     }
 
+    /// The simulator's clock, in Unix seconds, for a client that must agree with it
+    /// (the validity windows of attenuated tokens).
+    pub fn unix_clock(&self) -> impl Fn() -> i64 + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move || i64::try_from(shared.clock.now_ms() / 1000).unwrap_or(i64::MAX)
+    }
+
+    /// An org token minted with the simulator's root key (`FlyV1 fm2_…`): one
+    /// permission macaroon with an `Organization {org id, rwcdC}` caveat, as Fly's org
+    /// tokens carry. `None` when the viewer is not a member of `org` (`personal` works).
+    pub fn org_token(&self, org: &str) -> Option<String> {
+        self.shared.org_token(org)
+    }
+
+    /// The viewer's macaroons: one org token per org the viewer belongs to, comma-joined
+    /// as a user's login holds them (`FlyV1 fm2_…,fm2_…`).
+    pub fn viewer_token(&self) -> String {
+        self.shared.viewer_token()
+    }
+
     /// Every resource, as `GET /__sim/state` shows it.
     pub fn state_json(&self) -> serde_json::Value {
         self.shared.with_world(|w, now| w.state_json(now))
@@ -363,6 +445,11 @@ impl SimHandle {
     /// Replaces the fault configuration.
     pub fn set_faults(&self, faults: FaultConfig) {
         self.shared.with_world(|w, _| w.faults = faults);
+    }
+
+    /// Replaces the realism profile (new rules apply to what happens from now on).
+    pub fn set_realism(&self, realism: Realism) {
+        self.shared.with_world(|w, _| w.realism = realism);
     }
 
     /// Turns rate limits on or off.
@@ -398,6 +485,11 @@ pub struct SimArgs {
     /// Faults, e.g. `5xx=0.05,reset=0.02,latency=200ms@0.5`.
     #[arg(long, env = "FLY_MCP_FAULTS", default_value = "")]
     pub faults: String,
+    /// Fly's eventual consistency (a new app hidden for a moment, secrets that reach
+    /// hosts late, volumes lingering after destroy, idempotency keys that expire);
+    /// `off` gives an ideal platform.
+    #[arg(long, env = "FLY_MCP_REALISM", default_value = "on", value_parser = ["on", "off"])]
+    pub realism: String,
     /// Require this token (otherwise any token is accepted).
     #[arg(long, env = "FLY_MCP_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -418,6 +510,7 @@ impl SimArgs {
             time_scale: self.time_scale,
             rate_limits: self.rate_limits == "on",
             faults: self.faults.parse()?,
+            realism: self.realism.parse()?,
             stepped: self.stepped,
             seed: self.seed,
             required_token: self.token.clone(),

@@ -14,7 +14,7 @@ use super::faults::FaultConfig;
 use super::ids::SimRng;
 use super::latency::{LatencyModel, scaled};
 use super::ratelimit::RateLimiter;
-use super::{SimConfig, SimError};
+use super::{Realism, SimConfig, SimError};
 
 /// Machine states, as API-NOTES §2 lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,6 +212,9 @@ pub(crate) struct Machine {
     pub host_status: String,
     /// How many processes the guest runs (`ps`); 0 when not started.
     pub pid_base: u32,
+    /// The app secrets version the current version booted with (see
+    /// [`App::launch_secrets_version`]); shown in `/__sim/state` only.
+    pub secrets_version: u64,
 }
 
 impl Machine {
@@ -374,6 +377,25 @@ pub(crate) struct Volume {
     pub snapshots: Vec<Snapshot>,
     /// `restoring` → `created` at this time.
     pub ready_at: Option<u64>,
+    /// After a destroy under the realistic profile: the states still to come, each with
+    /// when it begins; the last is `destroyed` (the volume is then gone).
+    pub destroy_plan: VecDeque<(u64, &'static str)>,
+}
+
+/// Volume states of a volume on its way out: fly-go `flaps/flaps_volumes.go`
+/// (`destroyedVolumeStates`), plus `destroyed` itself.
+pub(crate) const VOLUME_DESTROY_STATES: [&str; 6] = [
+    "scheduling_destroy",
+    "fork_cleanup",
+    "waiting_for_detach",
+    "pending_destroy",
+    "destroying",
+    "destroyed",
+];
+
+/// Whether a volume in `state` is being (or has been) destroyed.
+pub(crate) fn volume_is_going(state: &str) -> bool {
+    VOLUME_DESTROY_STATES.contains(&state)
 }
 
 impl Volume {
@@ -465,11 +487,67 @@ pub(crate) struct App {
     pub shared_ip: Option<String>,
     pub secrets: BTreeMap<String, Secret>,
     pub secrets_version: u64,
+    /// Every secrets version with when it was written, oldest first.
+    pub secrets_history: Vec<(u64, u64)>,
     pub certificates: BTreeMap<String, Certificate>,
     pub logs: Vec<LogLine>,
+    /// Realism: the app answers 404 until this time (see `Realism::new_app_hidden_ms`).
+    pub hidden_until_ms: u64,
 }
 
 impl App {
+    /// An app with nothing in it, created at `now`.
+    pub(crate) fn new(id: String, name: String, org: String, now: u64, numeric: u64) -> App {
+        App {
+            id,
+            name,
+            org,
+            created_ms: now,
+            internal_numeric_id: numeric,
+            network: "default".into(),
+            machines: BTreeMap::new(),
+            volumes: BTreeMap::new(),
+            ips: Vec::new(),
+            shared_ip: None,
+            secrets: BTreeMap::new(),
+            secrets_version: 0,
+            secrets_history: Vec::new(),
+            certificates: BTreeMap::new(),
+            logs: Vec::new(),
+            hidden_until_ms: 0,
+        }
+    }
+
+    /// Whether the app answers yet (a new app is hidden for a moment under realism).
+    pub(crate) fn is_visible(&self, now: u64) -> bool {
+        self.hidden_until_ms <= now
+    }
+
+    /// Bumps the secrets version after a write at `now`; returns the new version.
+    pub(crate) fn bump_secrets(&mut self, now: u64) -> u64 {
+        self.secrets_version += 1;
+        self.secrets_history.push((self.secrets_version, now));
+        self.secrets_version
+    }
+
+    /// The secrets version a machine launched at `now` boots with: at least `min`
+    /// (`min_secrets_version`), otherwise the newest version written at least
+    /// `propagation_ms` ago (a host has not yet seen a newer write).
+    pub(crate) fn launch_secrets_version(
+        &self,
+        min: Option<u64>,
+        now: u64,
+        propagation_ms: u64,
+    ) -> u64 {
+        let seen = self
+            .secrets_history
+            .iter()
+            .rev()
+            .find(|(_, at)| at.saturating_add(propagation_ms) <= now)
+            .map_or(0, |(v, _)| *v);
+        seen.max(min.unwrap_or(0)).min(self.secrets_version)
+    }
+
     pub(crate) fn status(&self) -> &'static str {
         let live: Vec<&Machine> = self
             .machines
@@ -533,6 +611,9 @@ pub(crate) struct World {
     pub latency: LatencyModel,
     pub time_scale: f64,
     pub faults: FaultConfig,
+    pub realism: Realism,
+    /// The time of the call being handled (set by `Shared::with_world`).
+    pub now_ms: u64,
     pub rate_limits_on: bool,
     pub limiter: RateLimiter,
     pub viewer: Viewer,
@@ -546,8 +627,8 @@ pub(crate) struct World {
     pub requests: VecDeque<RequestRecord>,
     pub due: BinaryHeap<Reverse<(u64, u64, Target)>>,
     pub due_seq: u64,
-    /// `idempotency_key` → app name.
-    pub idempotency: HashMap<String, String>,
+    /// `idempotency_key` → (app name, when the key was first used).
+    pub idempotency: HashMap<String, (String, u64)>,
     pub next_numeric_id: u64,
     pub next_ip: u32,
     /// Deploy tokens minted through the API (token without scheme → app).
@@ -565,6 +646,8 @@ impl World {
             latency: cfg.latency.clone(),
             time_scale: cfg.time_scale,
             faults: cfg.faults.clone(),
+            realism: cfg.realism.clone(),
+            now_ms: now,
             rate_limits_on: cfg.rate_limits,
             limiter: RateLimiter::default(),
             viewer: Viewer {
@@ -682,6 +765,7 @@ impl World {
                                         "versions".into(),
                                         json!(m.versions.iter().map(|v| json!({"version": v.id, "created_at": rfc3339(v.created_ms)})).collect::<Vec<_>>()),
                                     );
+                                    o.insert("secrets_version".into(), json!(m.secrets_version));
                                     o.insert(
                                         "pending_transitions".into(),
                                         json!(m.plan.iter().map(|s| json!({"due_ms": s.due, "state": s.state.as_str()})).collect::<Vec<_>>()),
@@ -711,6 +795,7 @@ impl World {
                             .collect(),
                     );
                     obj.insert("secrets_version".into(), json!(a.secrets_version));
+                    obj.insert("visible".into(), json!(a.is_visible(now)));
                     obj.insert(
                         "certificates".into(),
                         a.certificates.keys().cloned().collect(),
@@ -728,6 +813,12 @@ impl World {
             "capacity_failures": self.capacity_failures,
             "volume_capacity_failures": self.volume_capacity_failures,
             "rate_limits": self.rate_limits_on,
+            "realism": {
+                "new_app_hidden_ms": self.realism.new_app_hidden_ms,
+                "secrets_propagation_ms": self.realism.secrets_propagation_ms,
+                "volume_destroy_step_ms": self.realism.volume_destroy_step_ms,
+                "idempotency_key_ttl_ms": self.realism.idempotency_key_ttl_ms,
+            },
             "faults": {
                 "5xx": self.faults.server_error, "reset": self.faults.reset,
                 "latency_ms": self.faults.latency.map(|(d, _)| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),

@@ -366,6 +366,17 @@ pub(crate) fn vm_sizes() -> Vec<Value> {
 /// (shared, 1 CPU, 256 MB). 422 with a message naming the limit.
 pub(crate) fn validate_guest(guest: Option<&Value>) -> Result<Value, ApiError> {
     let g = guest.cloned().unwrap_or_else(|| json!({}));
+    // GPU Machines are no longer offered and the API rejects a GPU guest with a 400
+    // (flyctl `internal/flag/machines.go`: "GPU machines are no longer supported";
+    // `internal/command/platform/vmsizes.go` filters fly-go's GPU presets out).
+    let gpu_kind = g.get("gpu_kind").and_then(Value::as_str).unwrap_or("");
+    let gpus = g.get("gpus").and_then(Value::as_u64).unwrap_or(0);
+    if !gpu_kind.is_empty() || gpus > 0 {
+        return Err(ApiError::new(
+            400,
+            "invalid guest: GPU machines are no longer supported (gpu_kind, gpus)",
+        ));
+    }
     let kind = g
         .get("cpu_kind")
         .and_then(Value::as_str)
@@ -468,12 +479,6 @@ pub(crate) fn signal_name(n: i64) -> &'static str {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
 
@@ -499,6 +504,11 @@ mod tests {
             .is_err()
         );
         assert!(validate_guest(Some(&json!({"cpu_kind":"gpu"}))).is_err());
+        let gpu = validate_guest(Some(
+            &json!({"cpu_kind":"performance","cpus":8,"memory_mb":32768,"gpu_kind":"a100-pcie-40gb","gpus":1}),
+        ))
+        .unwrap_err();
+        assert_eq!(gpu.status, 400);
         assert!(REGIONS.len() >= 35);
         assert_eq!(signal_number("SIGKILL"), Some(9));
     }

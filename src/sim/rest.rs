@@ -89,7 +89,7 @@ async fn list_apps(
         .clone();
     let limit = q.get("limit").and_then(|v| v.parse::<usize>().ok());
     let cursor = q.get("cursor").cloned().unwrap_or_default();
-    s.with_world(|w, _| {
+    s.with_world(|w, now| {
         let org = resolve_org(w, &org_slug)
             .ok_or_else(|| ApiError::not_found(format!("organization {org_slug} not found")))?
             .slug
@@ -97,7 +97,7 @@ async fn list_apps(
         let all: Vec<&App> = w
             .apps
             .values()
-            .filter(|a| a.org == org && scope.allows(&a.name))
+            .filter(|a| a.org == org && scope.allows(&a.name) && a.is_visible(now))
             .collect();
         let total = all.len();
         let after: Vec<&App> = all
@@ -121,7 +121,12 @@ async fn list_apps(
     })
 }
 
-/// `POST /v1/apps`: 201 `{id, created_at}`; 422 `name_taken`.
+/// `POST /v1/apps` (`?wait=true` as fly-go sends it, or without): 201
+/// `{id, created_at}`; 422 `name_taken`. A reused `idempotency_key` returns the first
+/// app for the same name (or no name) and is rejected with another name (the spec's
+/// `CreateAppRequest.idempotency_key`); keys are forgotten after
+/// `Realism::idempotency_key_ttl_ms`. Under realism the new app answers 404 for
+/// `Realism::new_app_hidden_ms` (fly-go `flaps/flaps_apps.go` `WaitForApp`).
 async fn create_app(
     State(s): State<Arc<Shared>>,
     Extension(scope): Extension<Scope>,
@@ -156,10 +161,29 @@ async fn create_app(
         .unwrap_or("")
         .to_owned();
     s.with_world(|w, now| {
-        if let Some(k) = &key
-            && let Some(existing) = w.idempotency.get(k).and_then(|n| w.apps.get(n))
-        {
-            return ok_json(201, json!({"id": existing.id, "created_at": existing.created_ms}));
+        if let Some(k) = &key {
+            let ttl = w.realism.idempotency_key_ttl_ms;
+            let expired = w
+                .idempotency
+                .get(k)
+                .is_some_and(|(_, at)| ttl.is_some_and(|t| at.saturating_add(t) <= now));
+            if expired {
+                w.idempotency.remove(k);
+            }
+            if let Some((first, _)) = w.idempotency.get(k)
+                && let Some(existing) = w.apps.get(first)
+            {
+                if !name.is_empty() && name != existing.name {
+                    return Err(ApiError::new(
+                        422,
+                        format!(
+                            "Validation failed: idempotency_key was already used to create app {:?}; a create with the same key and another name is rejected",
+                            existing.name
+                        ),
+                    ));
+                }
+                return ok_json(201, json!({"id": existing.id, "created_at": existing.created_ms}));
+            }
         }
         if !valid_app_name(&name) {
             return Err(ApiError::new(
@@ -180,27 +204,14 @@ async fn create_app(
         }
         let id = w.rng.app_id();
         let numeric = w.numeric_id();
-        w.apps.insert(
-            name.clone(),
-            App {
-                id: id.clone(),
-                name: name.clone(),
-                org,
-                created_ms: now,
-                internal_numeric_id: numeric,
-                network: if network.is_empty() { "default".into() } else { network },
-                machines: Default::default(),
-                volumes: Default::default(),
-                ips: Vec::new(),
-                shared_ip: None,
-                secrets: Default::default(),
-                secrets_version: 0,
-                certificates: Default::default(),
-                logs: Vec::new(),
-            },
-        );
+        let mut app = App::new(id.clone(), name.clone(), org, now, numeric);
+        if !network.is_empty() {
+            app.network = network;
+        }
+        app.hidden_until_ms = now.saturating_add(w.realism.new_app_hidden_ms);
+        w.apps.insert(name.clone(), app);
         if let Some(k) = key {
-            w.idempotency.insert(k, name);
+            w.idempotency.insert(k, (name, now));
         }
         w.touch();
         ok_json(201, json!({"id": id, "created_at": now}))
@@ -231,7 +242,7 @@ async fn delete_app(
     s.with_world(|w, _| {
         visible_app(w, &scope, &app)?;
         w.apps.remove(&app);
-        w.idempotency.retain(|_, v| v != &app);
+        w.idempotency.retain(|_, (v, _)| v != &app);
         w.touch();
         Ok(axum::response::IntoResponse::into_response(
             axum::http::StatusCode::ACCEPTED,
@@ -501,8 +512,7 @@ async fn update_secrets(
                 }
             }
         }
-        a.secrets_version += 1;
-        let version = a.secrets_version;
+        let version = a.bump_secrets(now);
         let list: Vec<Value> = a
             .secrets
             .iter()
@@ -556,10 +566,10 @@ async fn set_secret(
             updated_ms: now,
         };
         a.secrets.insert(name.clone(), sec.clone());
-        a.secrets_version += 1;
+        let version = a.bump_secrets(now);
         let mut v = secret_json(&name, &sec, false);
         if let Some(o) = v.as_object_mut() {
-            o.insert("version".into(), json!(a.secrets_version));
+            o.insert("version".into(), json!(version));
         }
         w.touch();
         ok_json(201, v)
@@ -571,14 +581,13 @@ async fn delete_secret(
     Extension(scope): Extension<Scope>,
     Path((app, name)): Path<(String, String)>,
 ) -> ApiResult {
-    s.with_world(|w, _| {
+    s.with_world(|w, now| {
         visible_app(w, &scope, &app)?;
         let a = w.app_mut(&app)?;
         if a.secrets.remove(&name).is_none() {
             return Err(ApiError::not_found(format!("secret {name} not found")));
         }
-        a.secrets_version += 1;
-        let version = a.secrets_version;
+        let version = a.bump_secrets(now);
         w.touch();
         ok_json(200, json!({"version": version}))
     })

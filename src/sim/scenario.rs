@@ -318,22 +318,10 @@ impl ScenarioFile {
                 )));
             }
             let created = at(now, a.created_at.unwrap_or(-30.0 * 86_400.0));
-            let mut app = App {
-                id: w.rng.app_id(),
-                name: a.name.clone(),
-                org,
-                created_ms: created,
-                internal_numeric_id: w.numeric_id(),
-                network: "default".into(),
-                machines: BTreeMap::new(),
-                volumes: BTreeMap::new(),
-                ips: Vec::new(),
-                shared_ip: a.shared_ip,
-                secrets: BTreeMap::new(),
-                secrets_version: 0,
-                certificates: BTreeMap::new(),
-                logs: Vec::new(),
-            };
+            let id = w.rng.app_id();
+            let numeric = w.numeric_id();
+            let mut app = App::new(id, a.name.clone(), org, created, numeric);
+            app.shared_ip = a.shared_ip;
             for m in a.machines {
                 let id = m.id.unwrap_or_else(|| w.rng.machine_id());
                 let state = MState::parse(&m.state)
@@ -448,6 +436,7 @@ impl ScenarioFile {
                     plan: Default::default(),
                     host_status: "ok".into(),
                     pid_base: 600,
+                    secrets_version: 0,
                 };
                 app.machines.insert(id, machine);
             }
@@ -478,6 +467,7 @@ impl ScenarioFile {
                         bytes_used: v.bytes_used,
                         snapshots: Vec::new(),
                         ready_at: None,
+                        destroy_plan: Default::default(),
                     },
                 );
             }
@@ -514,7 +504,12 @@ impl ScenarioFile {
                 );
             }
             if !app.secrets.is_empty() {
+                // Written when the app was, long since seen by every host.
                 app.secrets_version = 1;
+                app.secrets_history.push((1, created));
+                for m in app.machines.values_mut() {
+                    m.secrets_version = 1;
+                }
             }
             let mut lines: Vec<(u64, String, String, String)> = a
                 .logs
@@ -569,12 +564,6 @@ impl ScenarioFile {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
 

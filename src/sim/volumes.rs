@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::Shared;
 use super::http::{ApiError, ApiResult, Scope, ok_json, parse_body, visible_app};
-use super::model::{MState, Snapshot, Volume, World};
+use super::model::{MState, Snapshot, Volume, World, volume_is_going};
 use super::platform;
 
 type Ids = Path<(String, String)>;
@@ -240,6 +240,7 @@ async fn create(
                 bytes_used: snapshot.as_ref().map_or(0, |s| s.size),
                 snapshots: Vec::new(),
                 ready_at: restoring.then_some(ready),
+                destroy_plan: Default::default(),
             };
             let out = vol.to_json();
             w.app_mut(&app)?.volumes.insert(id.clone(), vol);
@@ -301,16 +302,24 @@ async fn update(
     })
 }
 
-/// `DELETE`: refuses while attached, naming the machine.
+/// `DELETE`: refuses while attached, naming the machine. Under realism the volume
+/// stays listed in `scheduling_destroy` → `pending_destroy` → `destroying` for
+/// `Realism::volume_destroy_step_ms` each before it is gone (fly-go
+/// `flaps/flaps_volumes.go` `destroyedVolumeStates`); a second destroy on the way
+/// answers the volume as it is.
 async fn destroy(
     State(s): State<Arc<Shared>>,
     Extension(scope): Extension<Scope>,
     Path((app, id)): Ids,
 ) -> ApiResult {
-    s.with_world(|w, _| {
+    s.with_world(|w, now| {
         visible_app(w, &scope, &app)?;
+        let step = w.realism.volume_destroy_step_ms;
         let a = w.app_mut(&app)?;
         let v = a.volumes.get(&id).ok_or_else(|| ApiError::not_found("volume not found"))?;
+        if volume_is_going(&v.state) {
+            return ok_json(200, v.to_json());
+        }
         if let Some(mid) = &v.attached_machine_id {
             let live = a.machines.get(mid).is_some_and(|m| m.state != MState::Destroyed);
             if live {
@@ -320,10 +329,29 @@ async fn destroy(
                 ));
             }
         }
-        let mut v = a.volumes.remove(&id).ok_or_else(|| ApiError::not_found("volume not found"))?;
-        v.state = "destroyed".into();
+        if step == 0 {
+            let mut v = a.volumes.remove(&id).ok_or_else(|| ApiError::not_found("volume not found"))?;
+            v.state = "destroyed".into();
+            w.touch();
+            return ok_json(200, v.to_json());
+        }
+        let v = a.volumes.get_mut(&id).ok_or_else(|| ApiError::not_found("volume not found"))?;
+        v.state = "scheduling_destroy".into();
+        v.attached_machine_id = None;
+        v.attached_alloc_id = None;
+        v.ready_at = None;
+        v.destroy_plan = ["pending_destroy", "destroying", "destroyed"]
+            .into_iter()
+            .zip(1u64..)
+            .map(|(state, n)| (now.saturating_add(step.saturating_mul(n)), state))
+            .collect();
+        let out = v.to_json();
+        let dues: Vec<u64> = v.destroy_plan.iter().map(|(due, _)| *due).collect();
+        for due in dues {
+            w.schedule_volume(&app, &id, due);
+        }
         w.touch();
-        ok_json(200, v.to_json())
+        ok_json(200, out)
     })
 }
 

@@ -141,6 +141,11 @@ pub trait DestroyPlan: Serialize + Send + 'static {
     fn confirm_token(&self) -> &str;
     /// Exactly what will be destroyed, one line per resource, with ids.
     fn describe(&self) -> String;
+    /// What a confirmation token is bound to: the plan's targets and versions, without
+    /// fields that change by themselves between two calls (a clock).
+    fn binding(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
 }
 
 /// A rendered tool result, before redaction and the output cap.
@@ -148,6 +153,8 @@ pub trait DestroyPlan: Serialize + Send + 'static {
 pub struct Rendered {
     pub structured: Value,
     pub text: String,
+    /// The result's `_meta` (set by the gate: which fields are app-controlled).
+    pub meta: Option<serde_json::Map<String, Value>>,
 }
 
 /// A confirmation the gate must obtain before a destructive tool runs.
@@ -159,6 +166,9 @@ pub struct ConfirmRequest {
     pub description: String,
     /// The plan as JSON (for `call` and the audit log).
     pub plan: Value,
+    /// What confirmation is bound to: the arguments (without `confirm`) and the plan's
+    /// [`DestroyPlan::binding`].
+    pub binding: Value,
 }
 
 type Exec = Box<dyn FnOnce(ToolContext) -> BoxFuture<'static, Result<Rendered, ToolError>> + Send>;
@@ -361,14 +371,18 @@ impl ToolDef {
 
     /// The MCP `Tool` as `tools/list` shows it.
     pub fn to_mcp(&self) -> Tool {
-        Tool::new_with_raw(
+        let tool = Tool::new_with_raw(
             self.info.name,
             Some(self.info.description.into()),
             self.input_schema.clone(),
         )
         .with_title(self.info.title)
         .with_raw_output_schema(self.output_schema.clone())
-        .with_annotations(self.annotations())
+        .with_annotations(self.annotations());
+        match tool_search_meta(self.info.name) {
+            Some(meta) => tool.with_meta(rmcp::model::MetaObject(meta)),
+            None => tool,
+        }
     }
 
     /// Checks `args` against the input schema. The error names the failing field.
@@ -460,9 +474,11 @@ where
             if let Some(obj) = args.as_object_mut() {
                 obj.remove(CONFIRM_ARG);
             }
+            let bound_args = args.clone();
             let parsed: A = parse_args(args)?;
             let plan = plan_fn(ctx, parsed.clone()).await?;
             let confirm = ConfirmRequest {
+                binding: serde_json::json!({"args": bound_args, "plan": plan.binding()}),
                 token: plan.confirm_token().to_owned(),
                 description: plan.describe(),
                 plan: serde_json::to_value(&plan).map_err(|e| ToolError::Internal {
@@ -504,6 +520,7 @@ fn render<O: ToolOutput>(out: &O) -> Result<Rendered, ToolError> {
     Ok(Rendered {
         structured,
         text: out.render_text(),
+        meta: None,
     })
 }
 
@@ -810,7 +827,7 @@ fn add_confirm_property(schema: &mut JsonObject) {
             serde_json::json!({
                 "type": "string",
                 "maxLength": 100,
-                "description": "The app name, to go ahead. Leave out at first: the reply lists what would be destroyed."
+                "description": "Leave out at first: the reply lists what would be destroyed and a token; pass that token to go ahead."
             }),
         );
     }
@@ -860,4 +877,46 @@ impl Catalog {
     pub fn get(&self, name: &str) -> Option<&ToolDef> {
         self.tools.iter().find(|t| t.info.name == name)
     }
+}
+
+/// The tools an agent needs first: Claude Code's tool search loads them with the prompt
+/// instead of deferring them until searched for.
+const ALWAYS_LOAD: [&str; 3] = ["list_apps", "app_status", "diagnose"];
+
+/// Short search hints for tools outside the default toolsets. The default tools carry
+/// none: their descriptions are what the search matches, and the default `tools/list`
+/// has no room left in its 6,000-token budget for more.
+const SEARCH_HINTS: [(&str, &str); 11] = [
+    ("allocate_ip", "give an app a public or private IP address"),
+    ("release_ip", "release an app's IP address"),
+    ("certificate_action", "TLS certificate for a custom domain"),
+    ("remove_certificate", "remove a custom domain's certificate"),
+    ("pool_status", "warm pool of per-user environments"),
+    ("pool_fill", "pre-create warm pool environments"),
+    ("claim_environment", "hand a pooled environment to a user"),
+    (
+        "release_environment",
+        "give back a user's pooled environment",
+    ),
+    ("reap_expired", "destroy expired pool claims"),
+    ("exec_command", "run a command inside a machine"),
+    ("deploy_mcp_server", "host an npx/uvx MCP server on Fly"),
+];
+
+/// `_meta` for Claude Code's MCP tool search: `anthropic/alwaysLoad` (never deferred) or
+/// `anthropic/searchHint` (extra words the search matches for a deferred tool). Key names
+/// as Claude Code reads them (code.claude.com/docs/en/mcp, "Tool search"; checked in the
+/// 2.1.328 binary, which maps them to its own `alwaysLoad` and `searchHint`). Other
+/// clients ignore `_meta` keys they do not know.
+fn tool_search_meta(name: &str) -> Option<JsonObject> {
+    let mut meta = JsonObject::new();
+    if ALWAYS_LOAD.contains(&name) {
+        meta.insert("anthropic/alwaysLoad".to_owned(), Value::Bool(true));
+    } else if let Some((_, hint)) = SEARCH_HINTS.iter().find(|(tool, _)| *tool == name) {
+        meta.insert(
+            "anthropic/searchHint".to_owned(),
+            Value::String((*hint).to_owned()),
+        );
+    }
+    (!meta.is_empty()).then_some(meta)
 }

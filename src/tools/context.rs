@@ -14,7 +14,10 @@ use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 use super::{error::ToolError, redact::Redactor, safety::Scope};
-use crate::fly;
+use crate::{
+    fly,
+    workflows::{pool::PoolListings, secret_refs::RefPolicy},
+};
 
 /// Per-call context handed to tool bodies. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -25,7 +28,8 @@ pub struct ToolContext {
     default_org: Arc<str>,
     redactor: Redactor,
     progress: Option<Progress>,
-    allow_literal_secrets: bool,
+    secret_refs: Arc<RefPolicy>,
+    pool_listings: Arc<PoolListings>,
     cancel: CancellationToken,
 }
 
@@ -81,20 +85,34 @@ impl ToolContext {
             default_org,
             redactor,
             progress: None,
-            allow_literal_secrets: false,
+            secret_refs: Arc::new(RefPolicy::default()),
+            pool_listings: Arc::default(),
             cancel: CancellationToken::new(),
         }
     }
 
-    /// `--allow-literal-secrets`: `set_secrets` may take `literal:VALUE`.
-    pub fn with_literal_secrets(mut self, allow: bool) -> Self {
-        self.allow_literal_secrets = allow;
+    /// What secret references may read (`--secret-env`, `--secrets-dir`,
+    /// `--allow-literal-secrets`); nothing by default.
+    pub fn with_secret_refs(mut self, policy: Arc<RefPolicy>) -> Self {
+        self.secret_refs = policy;
         self
     }
 
-    /// Whether `set_secrets` may take literal values.
-    pub fn allow_literal_secrets(&self) -> bool {
-        self.allow_literal_secrets
+    /// The pool listings claims share: the gate's, so one per server process (a
+    /// context of its own otherwise).
+    pub fn with_pool_listings(mut self, listings: Arc<PoolListings>) -> Self {
+        self.pool_listings = listings;
+        self
+    }
+
+    /// The pool listings claims share.
+    pub fn pool_listings(&self) -> &PoolListings {
+        &self.pool_listings
+    }
+
+    /// What secret references may read and where key files may be written.
+    pub fn secret_refs(&self) -> &RefPolicy {
+        &self.secret_refs
     }
 
     /// A workflow [`Control`](crate::workflows::sched::Control) whose progress reports

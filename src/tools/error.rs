@@ -23,9 +23,15 @@ pub enum ToolError {
     Refused { rule: String, message: String },
     /// A destructive call needs confirmation; the plan says what would be destroyed.
     #[error(
-        "confirmation required. This call would destroy:\n{description}\nNothing has been changed. To go ahead, repeat the same call with \"confirm\": \"{token}\"."
+        "confirmation required{note}\nThis call would destroy:\n{description}\nNothing has been changed. To go ahead, repeat the same call with \"confirm\": \"{token}\" (valid {valid_for_s} s, for exactly this plan)."
     )]
-    ConfirmationRequired { token: String, description: String },
+    ConfirmationRequired {
+        token: String,
+        description: String,
+        /// Why an earlier `confirm` did not go ahead, and warnings.
+        note: String,
+        valid_for_s: u64,
+    },
     /// The user declined (or cancelled) the confirmation.
     #[error("not confirmed ({reason}); nothing was destroyed")]
     NotConfirmed { reason: String },

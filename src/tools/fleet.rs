@@ -484,7 +484,7 @@ async fn claim_environment(ctx: ToolContext, args: ClaimArgs) -> Result<Environm
         ttl: Duration::from_secs(u64::from(args.ttl_minutes) * 60),
         start_timeout: Duration::from_secs(60),
     };
-    match wf::claim(ctx.client(), &req, Timestamp::now()).await? {
+    match wf::claim(ctx.client(), ctx.pool_listings(), &req, Timestamp::now()).await? {
         ClaimOutcome::Claimed(env) => {
             let refilling = args.refill && !env.renewed;
             if refilling {
@@ -679,6 +679,11 @@ impl DestroyPlan for ReapPlanOut {
         &self.app
     }
 
+    fn binding(&self) -> serde_json::Value {
+        // `now` moves by itself; what is expired is the plan.
+        serde_json::json!({"app": self.app, "pool": self.pool, "expired": self.expired})
+    }
+
     fn describe(&self) -> String {
         if self.expired.is_empty() {
             return format!(
@@ -783,12 +788,6 @@ async fn reap_expired(
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
 

@@ -23,7 +23,7 @@ use super::{
     context::ToolContext,
     error::ToolError,
 };
-use crate::workflows::{hosting as wf, provision};
+use crate::workflows::{hosting as wf, provision, secret_refs::RefPolicy};
 
 /// The tools of this toolset.
 pub fn tools() -> Result<Vec<ToolDef>, DeclarationError> {
@@ -74,6 +74,8 @@ pub enum IdleArg {
 /// Arguments of `deploy_mcp_server`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+// The field docs are the tool's argument descriptions (what the model reads), not rustdoc.
+#[allow(rustdoc::bare_urls, rustdoc::broken_intra_doc_links)]
 pub struct DeployMcpServerArgs {
     /// Name of the new app (global across Fly); the server is at https://APP.fly.dev/.
     #[schemars(length(min = 2, max = 63), regex(pattern = APP_PATTERN))]
@@ -105,8 +107,9 @@ pub struct DeployMcpServerArgs {
     /// When idle: stop (default) or suspend.
     #[serde(default)]
     pub when_idle: IdleArg,
-    /// Absolute path of a new `.key` file (mode 0600) to write the bearer key to; it must
-    /// not exist. Without it the key is returned in this result, once.
+    /// Path of a new `.key` file (mode 0600) to write the bearer key to, under the
+    /// operator's --secrets-dir; it must not exist. Without it the key is returned in
+    /// this result, once.
     #[schemars(length(min = 2, max = 1024))]
     pub key_file: Option<String>,
     /// The app name, to confirm what the first call showed would become public.
@@ -194,7 +197,11 @@ async fn deploy_mcp_server(
         wait_timeout: Duration::from_secs(120),
     };
     let exposure = wf::plan_exposure(&spec)?;
-    let key_path = args.key_file.as_deref().map(key_path).transpose()?;
+    let key_path = args
+        .key_file
+        .as_deref()
+        .map(|raw| key_path(ctx.secret_refs(), raw))
+        .transpose()?;
     wf::check_app_is_new(ctx.client(), &spec.app).await?;
     if args.confirm_public.as_deref() != Some(spec.app.as_str()) {
         return Err(ToolError::Refused {
@@ -262,24 +269,19 @@ async fn deploy_mcp_server(
     })
 }
 
-/// The key file's path: absolute, and not there yet.
-fn key_path(raw: &str) -> Result<PathBuf, ToolError> {
-    let path = PathBuf::from(raw);
-    if !path.is_absolute() {
-        return Err(ToolError::InvalidArgument {
-            field: "key_file".to_owned(),
-            message: format!("{raw} is not an absolute path"),
-        });
-    }
+/// The key file's path: under the operator's secrets directory once symlinks and `..`
+/// are resolved, never one of the server's credential files, and not there yet.
+fn key_path(policy: &RefPolicy, raw: &str) -> Result<PathBuf, ToolError> {
     // The name is constrained so that a caller cannot use the key file to plant a
     // file that some other program reads by name (the content is random, the name is not).
-    if path.extension().and_then(|e| e.to_str()) != Some("key") {
+    if Path::new(raw).extension().and_then(|e| e.to_str()) != Some("key") {
         return Err(ToolError::InvalidArgument {
             field: "key_file".to_owned(),
             message: format!("{raw}: the file name must end in .key"),
         });
     }
-    if path.exists() {
+    let path = policy.check_write("key_file", raw)?;
+    if path.symlink_metadata().is_ok() {
         return Err(ToolError::InvalidArgument {
             field: "key_file".to_owned(),
             message: format!("{raw} exists already; name a new file"),

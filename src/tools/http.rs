@@ -295,7 +295,7 @@ async fn guard(State(state): State<AuthState>, mut req: Request<Body>, next: Nex
             match keys.lookup(presented) {
                 Ok(Some(id)) => Caller {
                     key_id: Some(id),
-                    fly_token: None,
+                    ..Caller::default()
                 },
                 Ok(None) => return reject(StatusCode::UNAUTHORIZED, "invalid bearer token"),
                 Err(e) => {
@@ -322,8 +322,8 @@ async fn guard(State(state): State<AuthState>, mut req: Request<Body>, next: Nex
                 );
             };
             Caller {
-                key_id: None,
                 fly_token: Some(token),
+                ..Caller::default()
             }
         }
     };
@@ -433,12 +433,6 @@ fn parse_keys(text: &str) -> BTreeMap<[u8; 32], String> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
 

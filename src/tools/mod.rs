@@ -14,6 +14,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod confirm_token;
 pub mod context;
 pub mod error;
 pub mod exec;
@@ -31,6 +32,7 @@ pub mod safety;
 pub mod secrets;
 pub mod server;
 pub mod storage;
+pub mod untrusted;
 
 pub use catalog::{Catalog, DestroyPlan, ToolDef, ToolInfo, ToolKind, ToolOutput, Toolset};
 pub use context::ToolContext;

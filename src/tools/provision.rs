@@ -99,6 +99,17 @@ impl DestroyPlan for DestroyMachinesPlan {
         &self.app
     }
 
+    fn binding(&self) -> serde_json::Value {
+        // The exact targets: each machine's version, not only its id.
+        let machines: Vec<serde_json::Value> = self
+            .plan
+            .machines
+            .iter()
+            .map(|m| serde_json::json!([m.id, m.version, m.state]))
+            .collect();
+        serde_json::json!({"app": self.app, "force": self.force, "machines": machines})
+    }
+
     fn describe(&self) -> String {
         let rows: Vec<Vec<String>> = self
             .machines

@@ -1,16 +1,23 @@
 //! The safety policy a server instance runs with: which tools are offered
 //! (toolsets, `--tools`, `--exclude-tools`, `--read-only`, `--no-destroy`), how
-//! destructive calls are confirmed, which orgs and apps may be touched, and the
-//! output cap. Pure data and checks; the gate in [`super::dispatch`] applies them.
+//! destructive calls are confirmed, which orgs and apps may be touched, the output cap,
+//! what secret references may read, and the part of all this that Fly itself enforces:
+//! the attenuation the Fly client applies to its token ([`Policy::attenuation`]). Pure
+//! data and checks; the gate in
+//! [`super::gate`] applies them.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
+use super::confirm_token::ConfirmKey;
 use super::{
     catalog::{Catalog, ToolDef, ToolKind, Toolset},
     error::ToolError,
 };
+use crate::workflows::secret_refs::{RefPolicy, RefPolicyOptions};
+use secrecy::SecretString;
 
 /// How destructive calls are confirmed (`--confirm`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
@@ -19,7 +26,8 @@ pub enum ConfirmMode {
     /// Ask the user through elicitation; without it, fall back to `argument`.
     #[default]
     Elicit,
-    /// Always return the plan first; the call is repeated with `confirm` = app name.
+    /// Always return the plan first, with a token bound to it; the call is repeated
+    /// with `confirm` = that token.
     Argument,
     /// No confirmation (CI that has been told what it is doing).
     Never,
@@ -135,8 +143,13 @@ pub struct Policy {
     pub owned_only: bool,
     /// Text cap per result, in bytes.
     pub max_output: usize,
-    /// `set_secrets` may take literal values.
-    pub allow_literal_secrets: bool,
+    /// What `set_secrets` references may read and where key files may be written.
+    pub secret_refs: Arc<RefPolicy>,
+    /// Signs the tokens of argument confirmation.
+    pub confirm_key: Arc<ConfirmKey>,
+    /// How the Fly client narrows its token (from `--read-only`, `--allow-org` and
+    /// `--no-attenuate`), so that Fly refuses what the gate would.
+    pub attenuation: crate::fly::Attenuation,
     enabled: BTreeSet<&'static str>,
     selected: BTreeSet<&'static str>,
 }
@@ -152,8 +165,16 @@ pub struct PolicyOptions {
     pub allow_app: Vec<String>,
     pub owned_only: bool,
     pub max_output: Option<usize>,
-    /// `--allow-literal-secrets`: `set_secrets` may take `literal:VALUE`.
-    pub allow_literal_secrets: bool,
+    /// `--secret-env`, `--secrets-dir`, `--allow-literal-secrets` and the server's
+    /// credential paths: what secret references may read.
+    pub secret_refs: RefPolicyOptions,
+    /// `--confirm-key`: replicas sharing it accept each other's confirmation tokens
+    /// (else a random key per process).
+    pub confirm_key: Option<SecretString>,
+    /// Lifetime of a confirmation token (default 5 minutes).
+    pub confirm_ttl: Option<std::time::Duration>,
+    /// `--no-attenuate`: send the token as it is (no caveats appended).
+    pub no_attenuate: bool,
 }
 
 impl Policy {
@@ -205,7 +226,23 @@ impl Policy {
             scope: Scope::new(&opts.allow_org, &opts.allow_app)?,
             owned_only: opts.owned_only,
             max_output: opts.max_output.unwrap_or(DEFAULT_MAX_OUTPUT).max(256),
-            allow_literal_secrets: opts.allow_literal_secrets,
+            secret_refs: Arc::new(RefPolicy::new(&opts.secret_refs)?),
+            confirm_key: Arc::new({
+                let key = opts
+                    .confirm_key
+                    .as_ref()
+                    .map_or_else(ConfirmKey::random, ConfirmKey::shared);
+                key.with_ttl(
+                    opts.confirm_ttl
+                        .unwrap_or(super::confirm_token::DEFAULT_TTL),
+                )
+            }),
+            attenuation: crate::fly::Attenuation {
+                enabled: !opts.no_attenuate,
+                read_only: opts.read_only,
+                allow_orgs: opts.allow_org.clone(),
+                ..crate::fly::Attenuation::default()
+            },
             enabled: BTreeSet::new(),
             selected,
         };
@@ -226,6 +263,15 @@ impl Policy {
             ToolKind::Destructive if self.read_only => Some("the server runs with --read-only"),
             ToolKind::Destructive if self.no_destroy => Some("the server runs with --no-destroy"),
             ToolKind::Write | ToolKind::Destructive => None,
+        }
+    }
+
+    /// What the Fly client of a call on `tool` may do: its kind's access.
+    pub fn call_access(tool: &ToolDef) -> crate::fly::CallAccess {
+        match tool.kind {
+            ToolKind::Read => crate::fly::CallAccess::Read,
+            ToolKind::Write => crate::fly::CallAccess::Write,
+            ToolKind::Destructive => crate::fly::CallAccess::Destroy,
         }
     }
 

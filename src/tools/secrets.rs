@@ -32,8 +32,8 @@ const SET_SECRETS: ToolInfo = ToolInfo {
     title: "Set or unset app secrets (by reference)",
     toolset: Toolset::Secrets,
     idempotent: true,
-    description: "Set and unset an app's secrets in one call. Values are references the server reads: \
-`env:VAR` or `file:PATH` (`literal:VALUE` if the operator allows it). Returns names, digests \
+    description: "Set and unset an app's secrets in one call. Values are references the server reads, \
+as far as its operator allows: `env:VAR` or `file:PATH` (`literal:VALUE` if allowed). Returns names, digests \
 and the new version, never values. `rollout: true` updates every machine to use them. \
 Confirmed first.",
     narrow_hint: "set fewer secrets per call",
@@ -205,7 +205,14 @@ async fn plan_set_secrets(
     // Every value is registered with the redactor inside `resolve`, as it is read,
     // before any Fly call below.
     let register = |value: &SecretString| ctx.register_secret(value);
-    let resolved = wf::resolve(&refs, &args.unset, ctx.allow_literal_secrets(), &register)?;
+    let is_credential = |value: &str| ctx.client().token_appears_in(value);
+    let resolved = wf::resolve(
+        &refs,
+        &args.unset,
+        ctx.secret_refs(),
+        &is_credential,
+        &register,
+    )?;
     let plan = wf::plan_secrets(
         ctx.client(),
         &args.app,

@@ -167,12 +167,6 @@ pub fn cut(text: String, budget: usize) -> StreamOutput {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
 

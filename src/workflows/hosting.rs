@@ -243,12 +243,6 @@ pub fn client_config(name: &str, url: &str, key: &str) -> serde_json::Value {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
 

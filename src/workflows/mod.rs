@@ -3,6 +3,7 @@
 //!
 //! Never sees reqwest, rmcp or generated GraphQL types.
 
+pub mod cleanup;
 pub mod destroy;
 pub mod diagnose;
 mod error;
@@ -16,6 +17,7 @@ pub mod pool;
 pub mod provision;
 pub mod scale;
 pub mod sched;
+pub mod secret_refs;
 pub mod secrets;
 pub mod status;
 pub mod teardown;
@@ -29,6 +31,43 @@ pub use error::Error;
 pub const OWNER_METADATA_KEY: &str = "fly_mcp_owner";
 /// The value of [`OWNER_METADATA_KEY`] this server writes.
 pub const OWNER_METADATA_VALUE: &str = "fly-machines-mcp";
+
+/// Machine metadata key: the app secrets version this machine was launched with at
+/// least (`min_secrets_version`), written whenever this server creates or updates a
+/// machine knowing that version. Fly keeps no record of it a client can read back, and
+/// the server is stateless, so a later clone (scale, pool fill, refill, wipe) takes its
+/// `min_secrets_version` from here, as flyctl takes it from the version it remembers
+/// after a secrets write (`internal/appsecrets/minvers.go`).
+pub const SECRETS_VERSION_METADATA_KEY: &str = "fly_mcp_secrets_version";
+
+/// The secrets version recorded in a config's metadata ([`SECRETS_VERSION_METADATA_KEY`]).
+pub fn recorded_secrets_version(config: &crate::fly::MachineConfig) -> Option<u64> {
+    config
+        .metadata
+        .get(SECRETS_VERSION_METADATA_KEY)
+        .and_then(|v| v.parse().ok())
+}
+
+/// The highest secrets version recorded on any of `machines`: the floor a new machine
+/// of their app must launch with (`min_secrets_version`) so it boots with the secrets
+/// the others were given.
+pub fn secrets_floor<'a>(
+    machines: impl IntoIterator<Item = &'a crate::fly::Machine>,
+) -> Option<u64> {
+    machines
+        .into_iter()
+        .filter_map(|m| m.config.as_ref().and_then(recorded_secrets_version))
+        .max()
+}
+
+/// Records `version` in `config` (see [`SECRETS_VERSION_METADATA_KEY`]); keeps a higher
+/// one already there.
+pub fn record_secrets_version(config: &mut crate::fly::MachineConfig, version: u64) {
+    let version = recorded_secrets_version(config).map_or(version, |v| v.max(version));
+    config
+        .metadata
+        .insert(SECRETS_VERSION_METADATA_KEY.to_owned(), version.to_string());
+}
 
 /// The full config of `m`, to base an update or a clone on. Refused while its host is
 /// not reachable: Fly then fills only `incomplete_config` (API-NOTES §3; the spec's

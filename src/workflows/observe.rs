@@ -91,6 +91,8 @@ pub struct MachineSummary {
     pub name: String,
     pub region: String,
     pub state: String,
+    /// Its current version (a confirmation is bound to it).
+    pub version: String,
     /// Created by this server (ownership metadata present).
     pub owned: bool,
 }
@@ -120,6 +122,7 @@ pub async fn machines_by_id(
             name: m.name,
             region: m.region,
             state: m.state.as_str().to_owned(),
+            version: m.version,
             owned,
         });
     }
@@ -192,12 +195,6 @@ pub async fn app_org(client: &fly::Client, app: &str) -> Result<Option<String>, 
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
 

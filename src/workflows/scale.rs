@@ -120,6 +120,12 @@ pub async fn plan_scale(
     template_config
         .metadata
         .remove(fly::IDEMPOTENCY_KEY_METADATA);
+    // A clone launches with at least the secrets any machine of the app was given
+    // (flyctl `internal/command/machine/clone.go` and `scale/count_machines.go` pass
+    // `min_secrets_version` on every clone).
+    if let Some(v) = super::secrets_floor(&machines) {
+        super::record_secrets_version(&mut template_config, v);
+    }
     let mut mounts = Vec::new();
     for m in &template_config.mounts {
         let (size_gb, volume_name) = match client.get_volume(app, &m.volume).await {
@@ -392,6 +398,7 @@ async fn make_clone(
     }
     config.mounts = mounts;
     let body = CreateMachine {
+        min_secrets_version: super::recorded_secrets_version(&config),
         config,
         region: Some(job.region.clone()),
         ..CreateMachine::default()

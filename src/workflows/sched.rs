@@ -394,12 +394,6 @@ fn place<K, T>(slots: &mut [Option<ItemReport<K, T>>], index: usize, report: Ite
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use std::sync::{
         Arc,

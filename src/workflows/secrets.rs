@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::fly;
 
-use super::Error;
+use super::{Error, secret_refs::RefPolicy};
 
 /// Largest value read from a file (Fly's own limit is far below this).
 const MAX_FILE_BYTES: u64 = 64 * 1024;
@@ -65,15 +65,19 @@ fn check_name(name: &str) -> Result<(), Error> {
     }
 }
 
-/// Reads every reference in `set` (name → `env:VAR`, `file:PATH` or `literal:VALUE`).
-/// Each value is passed to `register` as soon as it exists — before anything else is
-/// done with it, including validating the next one. A literal value is registered even
-/// when literals are refused, so the refusal can never echo it. Also checks `unset`
-/// names and that no name is both set and unset.
+/// Reads every reference in `set` (name → `env:VAR`, `file:PATH` or `literal:VALUE`)
+/// within what `policy` allows (see [`super::secret_refs`]). Each value is passed to
+/// `register` as soon as it exists — before anything else is done with it, including
+/// validating the next one. A literal value is registered even when literals are
+/// refused, so the refusal can never echo it. A value that carries a server
+/// credential (`is_credential`, e.g. the server's own Fly token found under another
+/// variable's name) is refused. Also checks `unset` names and that no name is both
+/// set and unset.
 pub fn resolve(
     set: &BTreeMap<String, SecretString>,
     unset: &[String],
-    allow_literal: bool,
+    policy: &RefPolicy,
+    is_credential: &dyn Fn(&str) -> bool,
     register: &dyn Fn(&SecretString),
 ) -> Result<Vec<ResolvedSecret>, Error> {
     // Register first: nothing below may run with an unregistered value in hand.
@@ -92,16 +96,22 @@ pub fn resolve(
     for (name, reference) in set {
         check_name(name)?;
         let reference = reference.expose_secret();
+        let field = format!("set.{name}");
         let (source, value) = if let Some(var) = reference.strip_prefix("env:") {
+            policy.check_env(&field, var)?;
             let value = std::env::var(var).map_err(|_| Error::Invalid {
-                field: format!("set.{name}"),
+                field: field.clone(),
                 rule: format!("environment variable {var} is not set (or not UTF-8) on the server"),
             })?;
             (SecretSource::Env(var.to_owned()), SecretString::from(value))
         } else if let Some(path) = reference.strip_prefix("file:") {
-            (SecretSource::File(path.to_owned()), read_file(name, path)?)
+            let canonical = policy.check_read(&field, path)?;
+            (
+                SecretSource::File(path.to_owned()),
+                read_file(name, path, &canonical)?,
+            )
         } else if let Some(literal) = reference.strip_prefix("literal:") {
-            if !allow_literal {
+            if !policy.allow_literal() {
                 return Err(Error::Refused {
                     rule: "secrets by reference".to_owned(),
                     message: format!(
@@ -120,6 +130,14 @@ pub fn resolve(
             });
         };
         register(&value);
+        if is_credential(value.expose_secret()) {
+            return Err(Error::Refused {
+                rule: super::secret_refs::RULE.to_owned(),
+                message: format!(
+                    "{field}: {source} holds this server's own Fly token, which never leaves the server"
+                ),
+            });
+        }
         if value.expose_secret().is_empty() {
             return Err(Error::Invalid {
                 field: format!("set.{name}"),
@@ -144,33 +162,48 @@ pub fn resolve(
     Ok(out)
 }
 
-fn read_file(name: &str, path: &str) -> Result<SecretString, Error> {
+/// Reads `canonical` (already judged by the policy; `shown` is the path as the
+/// caller wrote it). The file opened must be the one judged: a path swapped for a
+/// link between the check and the read is refused.
+fn read_file(name: &str, shown: &str, canonical: &std::path::Path) -> Result<SecretString, Error> {
+    use std::io::Read;
     let invalid = |rule: String| Error::Invalid {
         field: format!("set.{name}"),
         rule,
     };
-    let meta = std::fs::metadata(path).map_err(|e| {
+    let cannot = |e: std::io::Error| {
         invalid(format!(
-            "cannot read file {path} on the server: {}",
+            "cannot read file {shown} on the server: {}",
             e.kind()
         ))
-    })?;
+    };
+    let judged = std::fs::symlink_metadata(canonical).map_err(cannot)?;
+    if !judged.is_file() {
+        return Err(invalid(format!("{shown} is not a regular file")));
+    }
+    let file = std::fs::File::open(canonical).map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if (meta.dev(), meta.ino()) != (judged.dev(), judged.ino()) {
+            return Err(invalid(format!("{shown} changed while it was being read")));
+        }
+    }
     if !meta.is_file() {
-        return Err(invalid(format!("{path} is not a regular file")));
+        return Err(invalid(format!("{shown} is not a regular file")));
     }
     if meta.len() > MAX_FILE_BYTES {
         return Err(invalid(format!(
-            "{path} is larger than {MAX_FILE_BYTES} bytes"
+            "{shown} is larger than {MAX_FILE_BYTES} bytes"
         )));
     }
-    let bytes = std::fs::read(path).map_err(|e| {
-        invalid(format!(
-            "cannot read file {path} on the server: {}",
-            e.kind()
-        ))
-    })?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
     let mut text =
-        String::from_utf8(bytes).map_err(|_| invalid(format!("{path} is not UTF-8 text")))?;
+        String::from_utf8(bytes).map_err(|_| invalid(format!("{shown} is not UTF-8 text")))?;
     // One trailing newline is how files end, not part of the value.
     if text.ends_with('\n') {
         text.pop();
@@ -346,12 +379,6 @@ pub async fn apply_secrets(
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use std::sync::Mutex;
 
@@ -364,15 +391,28 @@ mod tests {
             .collect()
     }
 
+    fn open_policy(dir: Option<&std::path::Path>, literal: bool) -> RefPolicy {
+        RefPolicy::new(&super::super::secret_refs::RefPolicyOptions {
+            env_globs: vec!["*".to_owned()],
+            dir: dir.map(std::path::Path::to_path_buf),
+            allow_literal: literal,
+            credentials: vec![],
+        })
+        .unwrap()
+    }
+
+    const NO_CREDENTIAL: &dyn Fn(&str) -> bool = &|_| false;
+
     #[test]
     fn file_references_are_read_and_registered_before_use() {
         let dir = tempfile::tempdir().unwrap();
+        let policy = open_policy(Some(dir.path()), false);
         let path = dir.path().join("token");
         std::fs::write(&path, "file-secret-value-123\n").unwrap();
         let seen = Mutex::new(Vec::new());
         let register = |s: &SecretString| seen.lock().unwrap().push(s.expose_secret().to_owned());
         let set = refs(&[("API_TOKEN", &format!("file:{}", path.display()))]);
-        let out = resolve(&set, &["OLD".to_owned()], false, &register).unwrap();
+        let out = resolve(&set, &["OLD".to_owned()], &policy, NO_CREDENTIAL, &register).unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].value.expose_secret(), "file-secret-value-123");
         assert_eq!(
@@ -387,36 +427,88 @@ mod tests {
         let seen = Mutex::new(Vec::new());
         let register = |s: &SecretString| seen.lock().unwrap().push(s.expose_secret().to_owned());
         let set = refs(&[("K", "literal:lit-value-987")]);
-        let err = resolve(&set, &[], false, &register).unwrap_err();
+        let err = resolve(
+            &set,
+            &[],
+            &open_policy(None, false),
+            NO_CREDENTIAL,
+            &register,
+        )
+        .unwrap_err();
         let text = err.source_text();
         assert!(text.contains("--allow-literal-secrets"), "{text}");
         assert!(!text.contains("lit-value-987"), "{text}");
         assert!(seen.lock().unwrap().contains(&"lit-value-987".to_owned()));
-        let ok = resolve(&set, &[], true, &register).unwrap();
+        let ok = resolve(
+            &set,
+            &[],
+            &open_policy(None, true),
+            NO_CREDENTIAL,
+            &register,
+        )
+        .unwrap();
         assert_eq!(ok[0].source, SecretSource::Literal);
     }
 
     #[test]
     fn bare_values_bad_names_and_conflicts_are_rejected_without_echo() {
         let register = |_: &SecretString| {};
-        let err = resolve(&refs(&[("K", "bare-value-555")]), &[], true, &register).unwrap_err();
+        let (open, literal) = (open_policy(None, false), open_policy(None, true));
+        let err = resolve(
+            &refs(&[("K", "bare-value-555")]),
+            &[],
+            &literal,
+            NO_CREDENTIAL,
+            &register,
+        )
+        .unwrap_err();
         assert!(!err.source_text().contains("bare-value-555"));
-        assert!(resolve(&refs(&[("1BAD", "env:HOME")]), &[], false, &register).is_err());
+        assert!(
+            resolve(
+                &refs(&[("1BAD", "env:HOME")]),
+                &[],
+                &open,
+                NO_CREDENTIAL,
+                &register
+            )
+            .is_err()
+        );
         let both = resolve(
             &refs(&[("HOME_X", "env:PATH")]),
             &["HOME_X".to_owned()],
-            false,
+            &open,
+            NO_CREDENTIAL,
             &register,
         );
         assert!(both.is_err());
-        assert!(resolve(&BTreeMap::new(), &[], false, &register).is_err());
+        assert!(resolve(&BTreeMap::new(), &[], &open, NO_CREDENTIAL, &register).is_err());
         let missing = resolve(
-            &refs(&[("K", "env:FLY_MCP_TEST_SURELY_UNSET_VAR")]),
+            &refs(&[("K", "env:SECRET_REFS_TEST_SURELY_UNSET_VAR")]),
             &[],
-            false,
+            &open,
+            NO_CREDENTIAL,
             &register,
         )
         .unwrap_err();
         assert!(missing.source_text().contains("not set"));
+    }
+
+    #[test]
+    fn a_value_carrying_the_server_token_is_refused_without_echo() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("copy"), "prefix fm2_canary_token_7781").unwrap();
+        let register = |_: &SecretString| {};
+        let holds = |v: &str| v.contains("fm2_canary_token_7781");
+        let err = resolve(
+            &refs(&[("K", "file:copy")]),
+            &[],
+            &open_policy(Some(dir.path()), false),
+            &holds,
+            &register,
+        )
+        .unwrap_err();
+        let text = err.source_text();
+        assert!(text.contains("own Fly token"), "{text}");
+        assert!(!text.contains("canary"), "{text}");
     }
 }

@@ -357,7 +357,7 @@ pub async fn app_status(
         Ok(v) => {
             out.volumes = v
                 .into_iter()
-                .filter(|v| v.state != "destroyed")
+                .filter(|v| !v.is_going())
                 .map(VolumeFact::from)
                 .collect();
         }
@@ -798,12 +798,6 @@ pub async fn machine_detail(
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
 

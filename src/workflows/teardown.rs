@@ -14,9 +14,8 @@ use std::time::Duration;
 
 use super::{
     Error, OWNER_METADATA_KEY, OWNER_METADATA_VALUE,
-    provision::{
-        Resource, delete_app_fully, destroy_machine_fully, destroy_volume_retrying, release_ip,
-    },
+    cleanup::{delete_app_fully, destroy_machine_fully, destroy_volume_retrying, release_ip},
+    provision::Resource,
     sched::{BulkOptions, Control, ItemOutcome, run_bulk},
 };
 use crate::fly;
@@ -126,10 +125,7 @@ async fn list_machines(client: &fly::Client, app: &str) -> Result<Vec<fly::Machi
 
 async fn list_volumes(client: &fly::Client, app: &str) -> Result<Vec<fly::Volume>, Error> {
     match client.list_volumes(app).await {
-        Ok(vs) => Ok(vs
-            .into_iter()
-            .filter(|v| !matches!(v.state.as_str(), "destroyed" | "destroying"))
-            .collect()),
+        Ok(vs) => Ok(vs.into_iter().filter(|v| !v.is_going()).collect()),
         Err(e) if e.is_not_found() => Ok(Vec::new()),
         Err(e) => Err(Error::fly(format!("listing volumes of app {app}"))(e)),
     }

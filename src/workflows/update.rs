@@ -561,7 +561,12 @@ async fn change_machine(
             return;
         }
     };
-    let new = change.apply(&old);
+    let mut new = change.apply(&old);
+    // The version goes into the config's metadata too, so a later clone of this
+    // machine launches with it (see `SECRETS_VERSION_METADATA_KEY`).
+    if let Some(v) = opts.min_secrets_version {
+        super::record_secrets_version(&mut new, v);
+    }
     // With `min_secrets_version` an unchanged config is still re-sent: that is how a
     // machine picks up new secrets.
     if new == old && opts.min_secrets_version.is_none() {
@@ -585,10 +590,13 @@ async fn change_machine(
         Err(e) => {
             report.outcome = Outcome::Failed;
             report.error = Some(if e.is_conflict() {
-                format!(
-                    "machine {id} changed since it was read (version {} is no longer current); nothing was changed: {e}",
-                    machine.version
-                )
+                match lease_state(client, app, id, nonce).await {
+                    LeaseState::Ours => format!(
+                        "machine {id} changed since it was read (version {} is no longer current); nothing was changed: {e}",
+                        machine.version
+                    ),
+                    lost => format!("{}; nothing was changed on it: {e}", lost.describe(id)),
+                }
             } else {
                 Error::fly(format!("updating machine {id}"))(e).source_text()
             });
@@ -630,9 +638,17 @@ async fn change_machine(
     let reverted = match client.update_machine(app, id, &back, Some(nonce)).await {
         Ok(m) => m,
         Err(e) => {
+            let lost = if e.is_conflict() {
+                match lease_state(client, app, id, nonce).await {
+                    LeaseState::Ours => String::new(),
+                    lost => format!(" ({})", lost.describe(id)),
+                }
+            } else {
+                String::new()
+            };
             report.outcome = Outcome::RevertFailed;
             report.error = Some(format!(
-                "{why}; reverting to version {} failed: {}",
+                "{why}; reverting to version {} failed{lost}: {}",
                 machine.version,
                 Error::fly(format!("reverting machine {id}"))(e).source_text()
             ));
@@ -739,6 +755,54 @@ pub async fn wait_healthy(
     }
 }
 
+/// Whose lease a machine is under, after a 409: ours (so the conflict was a stale
+/// `current_version`), someone else's, or none (ours expired or was released). Fly
+/// shows a lease's nonce to anyone who may read the app (fly-go `MachineLeaseData`,
+/// `machine_types.go`), and `fly machine leases clear` releases any lease with it
+/// (flyctl `internal/command/machine/leases.go`), so a lease can be taken from us.
+enum LeaseState {
+    Ours,
+    Taken { owner: String, until: String },
+    Gone,
+    Unknown(String),
+}
+
+impl LeaseState {
+    fn describe(&self, id: &str) -> String {
+        match self {
+            LeaseState::Ours => format!("machine {id} is still under our lease"),
+            LeaseState::Taken { owner, until } => format!(
+                "our lease on machine {id} was taken: it is now held by {owner} until {until}, and another operation may be changing the machine"
+            ),
+            LeaseState::Gone => format!(
+                "our lease on machine {id} is gone (it expired or someone released it), so the update was refused"
+            ),
+            LeaseState::Unknown(why) => {
+                format!("machine {id} refused the update and its lease could not be read ({why})")
+            }
+        }
+    }
+}
+
+async fn lease_state(
+    client: &fly::Client,
+    app: &str,
+    id: &str,
+    nonce: &fly::LeaseNonce,
+) -> LeaseState {
+    match client.get_lease(app, id).await {
+        Ok(Some(l)) if l.nonce.as_ref() == Some(nonce) => LeaseState::Ours,
+        Ok(Some(l)) => LeaseState::Taken {
+            until: jiff::Timestamp::from_second(l.expires_at)
+                .map(|t| t.to_string())
+                .unwrap_or_else(|_| l.expires_at.to_string()),
+            owner: l.owner,
+        },
+        Ok(None) => LeaseState::Gone,
+        Err(e) => LeaseState::Unknown(e.to_string()),
+    }
+}
+
 /// The message for a lease we could not take: who holds it and until when.
 async fn lease_error(client: &fly::Client, app: &str, id: &str, err: fly::Error) -> String {
     if !err.is_conflict() {
@@ -766,12 +830,6 @@ async fn lease_error(client: &fly::Client, app: &str, id: &str, err: fly::Error)
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
 

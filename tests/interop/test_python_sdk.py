@@ -2,6 +2,7 @@
 and over Streamable HTTP with a server key, in both protocol eras: the initialize era
 (`legacy`, up to 2025-11-25) and the stateless 2026-07-28 revision."""
 
+import re
 import contextlib
 from typing import Any
 
@@ -114,8 +115,9 @@ def _text(result: types.CallToolResult) -> str:
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_destructive_call_without_elicitation_needs_the_confirm_argument(server_for, needs_sandbox, mode):
-    """A client that cannot elicit gets the plan as an error result and repeats the call
-    with `confirm` = the app name (stdio: a fresh sandbox per session)."""
+    """A client that cannot elicit gets the plan as an error result with a token bound to
+    it, and repeats the call with `confirm` = that token; the app name does not confirm
+    (stdio: a fresh sandbox per session)."""
     args: dict[str, Any] = {"app": STOPPED_APP, "machine_ids": [STOPPED_MACHINE]}
     async with server_for("stdio", mode) as client:
         plan = await client.call_tool("destroy_machines", args)
@@ -123,10 +125,14 @@ async def test_destructive_call_without_elicitation_needs_the_confirm_argument(s
         plan_text = _text(plan)
         assert STOPPED_MACHINE in plan_text and "confirm" in plan_text, plan_text
 
-        wrong = await client.call_tool("destroy_machines", {**args, "confirm": "some-other-app"})
-        assert wrong.is_error
+        token = re.search(r'"confirm": "(cfm-[0-9]+-[0-9a-f]+)"', plan_text)
+        assert token, plan_text
 
-        done = await client.call_tool("destroy_machines", {**args, "confirm": STOPPED_APP})
+        for wrong_value in ["some-other-app", STOPPED_APP]:
+            wrong = await client.call_tool("destroy_machines", {**args, "confirm": wrong_value})
+            assert wrong.is_error and STOPPED_MACHINE in _text(wrong), _text(wrong)
+
+        done = await client.call_tool("destroy_machines", {**args, "confirm": token.group(1)})
         assert not done.is_error, _text(done)
         assert STOPPED_MACHINE in str(done.structured_content)
 

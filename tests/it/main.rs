@@ -1,4 +1,5 @@
 //! One integration-test binary (keeps link time down on small machines).
+// Helpers outside `#[test]` functions unwrap too; clippy.toml covers the tests themselves.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -6,6 +7,7 @@
     clippy::indexing_slicing
 )]
 
+mod attenuation;
 mod cli;
 mod contract;
 mod docs;

@@ -50,11 +50,7 @@ impl Harness {
         )
         .await
         .unwrap();
-        let cfg = fly::ClientConfig::local(
-            sim.base_url().parse().unwrap(),
-            fly::Token::parse(SIM_TOKEN),
-        )
-        .unwrap();
+        let cfg = attenuating_config(&sim);
         let audit = dir.path().join("audit.jsonl");
         let redactor = Redactor::new();
         let gate = gate_with(
@@ -99,6 +95,13 @@ impl Harness {
         (text, structured)
     }
 
+    /// Calls a destructive tool the way argument confirmation asks: once for the plan,
+    /// then again with its token; the second call must succeed.
+    pub async fn confirmed(&self, tool: &'static str, args: Value) -> (String, Value) {
+        let plan = self.err(tool, args.clone()).await;
+        self.ok(tool, with_confirm(&args, &plan)).await
+    }
+
     /// Calls a tool that must fail; returns the error text.
     pub async fn err(&self, tool: &'static str, args: Value) -> String {
         let r = self.call(tool, args).await;
@@ -119,6 +122,25 @@ impl Harness {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     }
+}
+
+/// A client config for `sim` holding the viewer's macaroons minted by the simulator
+/// (one org token per org), with a clock that agrees with the simulator's: every
+/// request the client makes is attenuated (the default), and the simulator verifies
+/// and enforces what it was sent.
+pub fn attenuating_config(sim: &SimHandle) -> fly::ClientConfig {
+    let mut cfg = fly::ClientConfig::local(
+        sim.base_url().parse().unwrap(),
+        fly::Token::parse(sim.viewer_token()),
+    )
+    .unwrap();
+    cfg.clock = Some(fly::UnixClock::new(sim.unix_clock()));
+    cfg
+}
+
+/// A Fly client of [`attenuating_config`].
+pub fn attenuating_client(sim: &SimHandle) -> fly::Client {
+    fly::Client::new(attenuating_config(sim)).unwrap()
 }
 
 /// The text blocks of a result, joined.
@@ -165,6 +187,37 @@ where
         );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
+}
+
+/// A raw POST of `body` to a simulator, with its token: status and JSON answer.
+pub async fn post_json(base: &str, token: &str, path: &str, body: Value) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{}{path}", base.trim_end_matches('/')))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// The confirmation token a plan's text asks to repeat the call with.
+pub fn confirm_token_in(text: &str) -> String {
+    regex::Regex::new(r#""confirm": "(cfm-[0-9]+-[0-9a-f]+)""#)
+        .unwrap()
+        .captures(text)
+        .and_then(|c| c.get(1))
+        .unwrap_or_else(|| panic!("no confirmation token in: {text}"))
+        .as_str()
+        .to_owned()
+}
+
+/// `args` with `confirm` set to the token that `plan_text` gave.
+pub fn with_confirm(args: &Value, plan_text: &str) -> Value {
+    let mut args = args.clone();
+    args["confirm"] = Value::String(confirm_token_in(plan_text));
+    args
 }
 
 /// A client that answers confirmations (elicitations): `Some(text)` accepts typing

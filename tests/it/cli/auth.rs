@@ -287,3 +287,145 @@ async fn against_the_simulator_an_app_token_shows_its_app_scope() {
     assert!(!out.contains("appscoped"), "token never shown: {out}");
     sim.shutdown().await;
 }
+
+/// A stub of Fly where `tokens/current` speaks of macaroons only: a `Bearer` (OAuth or
+/// personal) token is refused there, and known to GraphQL `viewer`.
+async fn user_token_stub(user_token: &str) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/tokens/current"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(json!({"error": "Authenticate: token validation error"})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/graphql"))
+        .and(header(
+            "authorization",
+            format!("Bearer {user_token}").as_str(),
+        ))
+        .and(wiremock::matchers::body_partial_json(
+            json!({"operationName": "Viewer"}),
+        ))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"data": {"viewer": {
+            "__typename": "User", "email": "alice@example.com", "name": "Alice"}}})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/graphql"))
+        .and(header(
+            "authorization",
+            format!("Bearer {user_token}").as_str(),
+        ))
+        .and(wiremock::matchers::body_partial_json(
+            json!({"operationName": "Organizations"}),
+        ))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"data": {"organizations": {
+            "nodes": [{"id": "o1", "slug": "personal", "rawSlug": "personal", "name": "Me",
+                       "type": "PERSONAL", "paidPlan": false, "viewerRole": "admin",
+                       "internalNumericId": "1"}],
+            "pageInfo": {"endCursor": null, "hasNextPage": false}}}})),
+        )
+        .mount(&server)
+        .await;
+    // GraphQL refuses any other token.
+    Mock::given(method("POST"))
+        .and(path("/graphql"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"errors": [
+            {"message": "You must be authenticated to view this."}]})))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// Issue 18 item 9: `auth login` and `auth status` with a `Bearer` token that
+/// `/v1/tokens/current` does not describe fall back to GraphQL `viewer`. Before, both
+/// failed with "Fly rejected the token (401)".
+#[tokio::test]
+async fn a_user_token_is_checked_through_graphql_viewer() {
+    let user_token = "fo1_useroauthtoken0123456789";
+    let fly = user_token_stub(user_token).await;
+    let dir = tempfile::tempdir().unwrap();
+    let user_ctx = ctx(dir.path(), &fly.uri(), &[]);
+    let (result, out) = run(&["login"], &user_ctx, Some(user_token)).await;
+    result.unwrap();
+    assert!(out.contains("Verified: user alice@example.com"), "{out}");
+    assert!(!out.contains("useroauth"), "token never shown: {out}");
+
+    let (result, out) = run(&["status"], &user_ctx, None).await;
+    result.unwrap();
+    assert!(out.contains("Scheme:        Bearer"), "{out}");
+    assert!(
+        out.contains("Reaches:       user alice@example.com"),
+        "{out}"
+    );
+    assert!(out.contains("Organizations: personal"), "{out}");
+    assert!(!out.contains("useroauth"), "token never shown: {out}");
+
+    // A user token GraphQL does not know either is still refused, and not stored.
+    let other = tempfile::tempdir().unwrap();
+    let other_ctx = ctx(other.path(), &fly.uri(), &[]);
+    let (result, _) = run(&["login"], &other_ctx, Some("fo1_someoneelse")).await;
+    assert!(
+        matches!(result, Err(AuthError::Rejected { status: 401 })),
+        "{result:?}"
+    );
+    assert!(!other_ctx.token_path().unwrap().exists());
+}
+
+/// `auth status` lists the token's caveats in words, decoded from the token itself,
+/// org ids named by their slugs; never the token.
+#[tokio::test]
+async fn status_shows_the_caveats_in_words() {
+    let vectors: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!(
+            "{}/tests/it/fly/fixtures/macaroon-vectors.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    // A token with one caveat: Organization {id 123, mask rwcdC}.
+    let token = vectors["macaroons"]["Organization"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fly = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/tokens/current"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"tokens": [
+            {"org_slug": "acme", "organization": "Acme", "apps": [], "token_id": "tok_1"}]})))
+        .mount(&fly)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/graphql"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {"organizations": {
+            "nodes": [{"id": "o2", "slug": "acme", "rawSlug": "acme", "name": "Acme", "type": "SHARED",
+                       "paidPlan": true, "viewerRole": "admin", "internalNumericId": 123}],
+            "pageInfo": {"endCursor": null, "hasNextPage": false}}}})))
+        .mount(&fly)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = ctx(dir.path(), &fly.uri(), &[("FLY_API_TOKEN", token.as_str())]);
+    let (result, out) = run(&["status"], &ctx, None).await;
+    result.unwrap();
+    assert!(
+        out.contains(
+            "only organization acme (#123); actions: read, write, create, delete, control"
+        ),
+        "{out}"
+    );
+    let secret = token.trim_start_matches("FlyV1 fm2_");
+    assert!(!out.contains(&secret[..16]), "token never shown: {out}");
+
+    let (result, out) = run(&["status", "--json"], &ctx, None).await;
+    result.unwrap();
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["caveats"][0]["caveats"].as_array().unwrap().len(), 1);
+    assert!(!out.contains(&secret[..16]), "token never shown: {out}");
+}

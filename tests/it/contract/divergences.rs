@@ -42,11 +42,29 @@ impl Divergence {
     }
 }
 
+/// A rule of the simulator that is not (or not known to be) Fly's: a value Fly does not
+/// document, a shape chosen where Fly's is unverified. Not checked against traffic; the
+/// list says what the simulator assumes, so a reader of a passing test knows.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatorRule {
+    /// A short name.
+    pub rule: String,
+    /// What Fly does, as far as it is known, with its source.
+    pub fly: String,
+    /// What the simulator does.
+    pub simulator: String,
+    /// Why the simulator does it so.
+    pub reason: String,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
     #[serde(default)]
     divergences: Vec<Divergence>,
+    #[serde(default)]
+    simulator_rules: Vec<SimulatorRule>,
 }
 
 pub fn divergences_path() -> PathBuf {
@@ -68,6 +86,31 @@ pub fn load(path: &Path) -> Result<Vec<Divergence>, String> {
         }
     }
     Ok(file.divergences)
+}
+
+/// Loads the `simulator_rules` of `openapi/divergences.yaml`; every field must be
+/// filled and every name unique.
+pub fn load_simulator_rules(path: &Path) -> Result<Vec<SimulatorRule>, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+    let file: File =
+        serde_yaml::from_str(&text).map_err(|e| format!("parse {}: {e}", path.display()))?;
+    let mut seen = std::collections::BTreeSet::new();
+    for r in &file.simulator_rules {
+        if [&r.rule, &r.fly, &r.simulator, &r.reason]
+            .iter()
+            .any(|f| f.trim().is_empty())
+        {
+            return Err(format!(
+                "simulator rule {:?} needs rule, fly, simulator and reason",
+                r.rule
+            ));
+        }
+        if !seen.insert(r.rule.clone()) {
+            return Err(format!("simulator rule {:?} is listed twice", r.rule));
+        }
+    }
+    Ok(file.simulator_rules)
 }
 
 /// The outcome of holding one run's violations to the list.

@@ -2,18 +2,11 @@
 //! and the client's requests are validated against it, with the strict list of known
 //! divergences in `openapi/divergences.yaml`. The validator here knows neither side.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
 mod client;
 mod divergences;
 mod harness;
-mod openapi;
-mod proxy;
-mod recorder;
+pub(crate) mod openapi;
+pub(crate) mod proxy;
+pub(crate) mod recorder;
 mod sim;
 mod validator;

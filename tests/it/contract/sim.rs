@@ -47,7 +47,15 @@ async fn wait_for(t: &Tour, m: &str, state: &str, exp: &mut Expectations) {
 async fn every_simulator_response_matches_the_spec() {
     let spec = Spec::load().unwrap();
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let handle = sim::start(SimConfig::for_tests(), addr).await.unwrap();
+    // A long new-app window, moved past with the clock: the 404 is certain however
+    // slow the machine running the tour.
+    let hidden = sim::Realism {
+        new_app_hidden_ms: 600_000,
+        ..sim::Realism::realistic()
+    };
+    let handle = sim::start(SimConfig::for_tests().with_realism(hidden.clone()), addr)
+        .await
+        .unwrap();
     let t = Tour::new(&handle.base_url(), Some("contract-token"));
     let mut exp = Expectations::default();
 
@@ -68,6 +76,10 @@ async fn every_simulator_response_matches_the_spec() {
         .post("/v1/apps", json!({"name": APP, "org_slug": "personal"}))
         .await;
     exp.status("create app again", &r, &[422]);
+    // Realistic profile: a new app answers 404 for a moment (fly-go WaitForApp).
+    let r = t.get(&format!("/v1/apps/{APP}")).await;
+    exp.status("get app just created", &r, &[404]);
+    handle.advance(std::time::Duration::from_millis(hidden.new_app_hidden_ms));
     let r = t.get("/v1/apps?org_slug=personal").await;
     exp.status("list apps", &r, &[200]);
     let r = t.get("/v1/apps?org_slug=personal&limit=1").await;

@@ -829,3 +829,26 @@ fn the_committed_divergence_list_parses() {
         );
     }
 }
+
+/// Every simulator rule that is not known to be Fly's is listed with what Fly does, what
+/// the simulator does and why (issue 18: the simulator only ever gets stricter, and
+/// where it must guess, the guess is written down).
+#[test]
+fn the_simulator_rules_that_differ_from_fly_are_listed_with_reasons() {
+    let rules = divergences::load_simulator_rules(&divergences::divergences_path()).unwrap();
+    let names: Vec<&str> = rules.iter().map(|r| r.rule.as_str()).collect();
+    for expected in [
+        "new app hidden",
+        "secrets propagation",
+        "volume destroy states",
+        "idempotency key lifetime",
+        "idempotency key with another name",
+        "volume name in mounts",
+        "organizations for an app-scoped token",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+}

@@ -12,7 +12,7 @@ use std::time::Duration;
 use fly_machines_mcp::{
     fly,
     sim::{self, SimConfig, SimHandle},
-    workflows::pool::{Park, PoolSpec},
+    workflows::pool::{Park, PoolListings, PoolSpec},
 };
 use serde_json::{Value, json};
 
@@ -23,6 +23,8 @@ pub const TOKEN: &str = "fleet-tests-token";
 pub struct Fleet {
     pub sim: SimHandle,
     pub client: fly::Client,
+    /// The pool listings `client`'s claims share (one server process's).
+    pub listings: PoolListings,
 }
 
 impl Fleet {
@@ -46,19 +48,22 @@ impl Fleet {
             .await
             .unwrap();
         let client = self::client(&sim);
-        Fleet { sim, client }
+        Fleet {
+            sim,
+            client,
+            listings: PoolListings::new(),
+        }
     }
 
-    /// Creates `app` in the personal org.
+    /// Creates `app` in the personal org (moving a stepped clock while the client
+    /// waits for the new app to answer).
     pub async fn app(&self, app: &str) {
-        self.client
-            .create_app(&fly::CreateApp {
-                name: app.to_owned(),
-                org_slug: "personal".to_owned(),
-                ..fly::CreateApp::default()
-            })
-            .await
-            .unwrap();
+        let body = fly::CreateApp {
+            name: app.to_owned(),
+            org_slug: "personal".to_owned(),
+            ..fly::CreateApp::default()
+        };
+        self.drive(50, self.client.create_app(&body)).await.unwrap();
     }
 
     /// The machines of `app` in the simulator's own state.
@@ -101,9 +106,7 @@ impl Fleet {
 
 /// A client of its own (its own connection pool): what a second server process has.
 pub fn client(sim: &SimHandle) -> fly::Client {
-    let base = url::Url::parse(&sim.base_url()).unwrap();
-    let cfg = fly::ClientConfig::local(base, fly::Token::parse(TOKEN)).unwrap();
-    fly::Client::new(cfg).unwrap()
+    crate::support::attenuating_client(sim)
 }
 
 /// A pool template: nginx in iad, parked as `park`.

@@ -55,17 +55,27 @@ async fn fill_claim_release_and_reap_exactly_the_expired() {
 
     // Claims: the fast path resumes a suspended environment.
     let alice = claimed(
-        pool::claim(&f.client, &claim("envs", "dev", "alice", 3600), now)
-            .await
-            .unwrap(),
+        pool::claim(
+            &f.client,
+            &f.listings,
+            &claim("envs", "dev", "alice", 3600),
+            now,
+        )
+        .await
+        .unwrap(),
     );
     assert_eq!(alice.started_from, "suspended");
     assert!(!alice.renewed);
     assert_eq!(alice.url, "https://envs.fly.dev");
     let again = claimed(
-        pool::claim(&f.client, &claim("envs", "dev", "alice", 3600), now)
-            .await
-            .unwrap(),
+        pool::claim(
+            &f.client,
+            &f.listings,
+            &claim("envs", "dev", "alice", 3600),
+            now,
+        )
+        .await
+        .unwrap(),
     );
     assert_eq!(
         again.machine_id, alice.machine_id,
@@ -73,19 +83,34 @@ async fn fill_claim_release_and_reap_exactly_the_expired() {
     );
     assert!(again.renewed);
     let bob = claimed(
-        pool::claim(&f.client, &claim("envs", "dev", "bob", 3600), now)
-            .await
-            .unwrap(),
+        pool::claim(
+            &f.client,
+            &f.listings,
+            &claim("envs", "dev", "bob", 3600),
+            now,
+        )
+        .await
+        .unwrap(),
     );
     let carol = claimed(
-        pool::claim(&f.client, &claim("envs", "dev", "carol", 3 * 3600), now)
-            .await
-            .unwrap(),
+        pool::claim(
+            &f.client,
+            &f.listings,
+            &claim("envs", "dev", "carol", 3 * 3600),
+            now,
+        )
+        .await
+        .unwrap(),
     );
     let dave = claimed(
-        pool::claim(&f.client, &claim("envs", "dev", "dave", 1800), now)
-            .await
-            .unwrap(),
+        pool::claim(
+            &f.client,
+            &f.listings,
+            &claim("envs", "dev", "dave", 1800),
+            now,
+        )
+        .await
+        .unwrap(),
     );
     let ids = [
         &alice.machine_id,
@@ -146,9 +171,14 @@ async fn fill_claim_release_and_reap_exactly_the_expired() {
     assert_eq!(hib.user.as_deref(), Some("alice"));
     // Her next claim resumes the same one.
     let back = claimed(
-        pool::claim(&f.client, &claim("envs", "dev", "alice", 3600), now)
-            .await
-            .unwrap(),
+        pool::claim(
+            &f.client,
+            &f.listings,
+            &claim("envs", "dev", "alice", 3600),
+            now,
+        )
+        .await
+        .unwrap(),
     );
     assert_eq!(back.machine_id, alice.machine_id);
     assert_eq!(back.started_from, "suspended");
@@ -195,9 +225,14 @@ async fn wipe_replaces_the_environment_in_its_slot() {
     }
     let now = Timestamp::now();
     let env = claimed(
-        pool::claim(&f.client, &claim("wipes", "w", "erin", 600), now)
-            .await
-            .unwrap(),
+        pool::claim(
+            &f.client,
+            &f.listings,
+            &claim("wipes", "w", "erin", 600),
+            now,
+        )
+        .await
+        .unwrap(),
     );
     assert_eq!(env.started_from, "created");
     let r = pool::release(
@@ -310,7 +345,12 @@ async fn a_claim_costs_one_resume_on_the_simulator_clock() {
     let env = f
         .drive(
             5,
-            pool::claim(&f.client, &claim("fast", "p", "zoe", 600), Timestamp::now()),
+            pool::claim(
+                &f.client,
+                &f.listings,
+                &claim("fast", "p", "zoe", 600),
+                Timestamp::now(),
+            ),
         )
         .await
         .unwrap();
@@ -380,9 +420,14 @@ async fn refill_after_a_claim_keeps_the_free_count() {
         .unwrap();
     let now = Timestamp::now();
     let env = claimed(
-        pool::claim(&f.client, &claim("refill", "f", "uma", 600), now)
-            .await
-            .unwrap(),
+        pool::claim(
+            &f.client,
+            &f.listings,
+            &claim("refill", "f", "uma", 600),
+            now,
+        )
+        .await
+        .unwrap(),
     );
     let report = pool::refill_after_claim(&f.client, &env, &fill_opts(0.002), &Control::detached())
         .await
@@ -403,4 +448,61 @@ async fn refill_after_a_claim_keeps_the_free_count() {
         .find(|m| m["id"] == fresh.machine_id.as_str())
         .unwrap();
     assert_eq!(m["config"]["image"], "nginx:1");
+}
+
+/// Issue 18 item 2: pool members made after the app's secrets were set launch with
+/// that secrets version (`min_secrets_version`, flyctl passes it on every launch,
+/// `internal/appsecrets/minvers.go`), taken from the environment provisioned with the
+/// secrets; so do the fresh members a refill makes.
+#[tokio::test]
+async fn pool_members_launch_with_the_secrets_the_app_was_given() {
+    use fly_machines_mcp::workflows::provision::{
+        AppSecrets, EnvSpec, GuestSpec, provision_environment,
+    };
+    let f = Fleet::scaled(0.002).await;
+    let mut secrets = std::collections::BTreeMap::new();
+    secrets.insert(
+        "API_TOKEN".to_owned(),
+        secrecy::SecretString::from("pool-secret-value".to_owned()),
+    );
+    let env = EnvSpec {
+        app: "pool-secrets".into(),
+        org: "personal".into(),
+        region: "iad".into(),
+        image: "nginx:1".into(),
+        cmd: None,
+        guest: GuestSpec::Default,
+        volume: None,
+        services: Vec::new(),
+        checks: Default::default(),
+        env: Default::default(),
+        user: None,
+        expires_at: None,
+        machine_name: "seed".into(),
+        public_ips: false,
+        idempotency_key: None,
+        wait_timeout: Duration::from_secs(20),
+        secrets: AppSecrets(secrets),
+    };
+    provision_environment(&f.client, &env, true, &Control::detached())
+        .await
+        .unwrap();
+    let s = spec("pool-secrets", "p", Park::Stopped);
+    let report = pool::fill(&f.client, &s, 3, &fill_opts(0.002), &Control::detached())
+        .await
+        .unwrap();
+    assert_eq!(report.created, 3, "{report:?}");
+    let want = f.sim.state_json()["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "pool-secrets")
+        .unwrap()["secrets_version"]
+        .clone();
+    assert_eq!(want, 1);
+    let machines = f.machines("pool-secrets");
+    assert_eq!(machines.len(), 4);
+    for m in &machines {
+        assert_eq!(m["secrets_version"], want, "{m}");
+    }
 }

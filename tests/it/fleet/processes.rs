@@ -146,7 +146,7 @@ async fn two_server_processes_forty_users_twenty_environments() {
     let done = s
         .call_tool(call(
             "reap_expired",
-            json!({"app": "procs", "pool": "p", "confirm": "procs"}),
+            crate::support::with_confirm(&json!({"app": "procs", "pool": "p"}), &text(&plan)),
         ))
         .await
         .unwrap();

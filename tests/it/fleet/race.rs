@@ -3,9 +3,12 @@
 //! another one in flight.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
-use fly_machines_mcp::workflows::pool::{self, ClaimOutcome, ClaimRequest, FillOptions, Park};
+use fly_machines_mcp::workflows::pool::{
+    self, ClaimOutcome, ClaimRequest, FillOptions, Park, PoolListings,
+};
 use fly_machines_mcp::workflows::sched::Control;
 use jiff::Timestamp;
 
@@ -34,11 +37,17 @@ async fn two_stacks_forty_users_twenty_environments_no_double_claim() {
     .unwrap();
     assert_eq!(report.created, 20, "{report:?}");
 
-    let stacks = [client(&f.sim), client(&f.sim)];
+    // Two client stacks of one server process, sharing its pool listings (separate
+    // processes are the multi-process claim tests').
+    let listings = Arc::new(PoolListings::new());
+    let stacks = [
+        (client(&f.sim), listings.clone()),
+        (client(&f.sim), listings),
+    ];
     let now = Timestamp::now();
     let mut tasks = Vec::new();
     for u in 0..40 {
-        let c = stacks[u % 2].clone();
+        let (c, listings) = stacks[u % 2].clone();
         tasks.push(tokio::spawn(async move {
             let req = ClaimRequest {
                 app: "race".into(),
@@ -47,7 +56,10 @@ async fn two_stacks_forty_users_twenty_environments_no_double_claim() {
                 ttl: Duration::from_secs(600),
                 start_timeout: Duration::from_secs(20),
             };
-            (req.user.clone(), pool::claim(&c, &req, now).await)
+            (
+                req.user.clone(),
+                pool::claim(&c, &listings, &req, now).await,
+            )
         }));
     }
     let mut winners = Vec::new();
@@ -139,7 +151,7 @@ async fn a_claim_in_flight_is_not_taken_for_an_empty_pool() {
             ttl: Duration::from_secs(600),
             start_timeout: Duration::from_secs(20),
         };
-        pool::claim(&c, &req, Timestamp::now()).await
+        pool::claim(&c, &PoolListings::new(), &req, Timestamp::now()).await
     });
     // Once the late claim has listed the pool (and seen the member in flight), the
     // other claim finishes: tagged, lease released.

@@ -78,6 +78,7 @@ async fn create_app_sends_body_and_name_taken_is_a_conflict() {
     let (server, client) = stub().await;
     Mock::given(method("POST"))
         .and(path("/v1/apps"))
+        .and(query_param("wait", "true"))
         .and(header("content-type", "application/json"))
         .and(body_json(
             json!({"name": "dev-alice", "org_slug": "personal", "idempotency_key": "k1"}),
@@ -85,6 +86,14 @@ async fn create_app_sends_body_and_name_taken_is_a_conflict() {
         .respond_with(
             ResponseTemplate::new(201)
                 .set_body_json(json!({"id": "z4k69", "created_at": 1708631799000_i64})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/apps/dev-alice"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"id": "z4k69", "name": "dev-alice"})),
         )
         .expect(1)
         .mount(&server)
@@ -122,6 +131,70 @@ async fn create_app_sends_body_and_name_taken_is_a_conflict() {
     assert!(err.is_conflict());
     assert_eq!(err.code(), Some("name_taken"));
     assert_eq!(err.status(), Some(422));
+}
+
+/// Issue 18 item 1: fly-go creates with `POST /apps?wait=true` and then `WaitForApp`
+/// (`flaps/flaps_apps.go`), retrying 404 and 401 for up to a minute; a new app does
+/// answer 404 for a while. Anything else ends the wait at once.
+#[tokio::test]
+async fn create_app_sends_wait_true_then_waits_out_404_and_401() {
+    let (server, client) = stub().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/apps"))
+        .and(query_param("wait", "true"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "n3w"})))
+        .mount(&server)
+        .await;
+    for status in [404, 404, 401] {
+        Mock::given(method("GET"))
+            .and(path("/v1/apps/fresh"))
+            .respond_with(
+                ResponseTemplate::new(status).set_body_json(json!({"error": "app not found"})),
+            )
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path("/v1/apps/fresh"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"id": "n3w", "name": "fresh"})),
+        )
+        .with_priority(2)
+        .expect(1)
+        .mount(&server)
+        .await;
+    let created = client
+        .create_app(&CreateApp {
+            name: "fresh".into(),
+            org_slug: "personal".into(),
+            ..CreateApp::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(created.id, "n3w");
+    let gets = server
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.method.as_str() == "GET")
+        .count();
+    assert_eq!(gets, 4, "three not-yet answers, then the app");
+
+    // A refusal that is not "not yet" ends the wait at once.
+    Mock::given(method("GET"))
+        .and(path("/v1/apps/walled"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({"error": "unauthorized"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = client
+        .wait_for_app("walled", std::time::Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(403));
 }
 
 #[tokio::test]

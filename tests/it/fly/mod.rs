@@ -15,6 +15,7 @@ mod resilience;
 mod secrecy;
 mod secrets;
 mod storage;
+mod token_parts;
 
 use fly_machines_mcp::fly::{Client, ClientConfig, Token};
 use wiremock::MockServer;

@@ -3,6 +3,7 @@
 //! long logs). Output sizes are measured against the default 16 KiB cap.
 
 mod diagnose;
+mod injection;
 mod logs;
 mod status;
 
@@ -43,6 +44,8 @@ pub fn stable(text: &str) -> String {
         (r"\b\d+[smhd] ago\b", "[AGE] ago"),
         // Machine versions are ULIDs, whose first characters are the clock.
         (r"\b[0-9A-HJKMNP-TV-Z]{26}\b", "[ULID]"),
+        // The fence around app-controlled text is random per result.
+        (r"app:[0-9a-f]{8}", "app:[FENCE]"),
     ];
     let mut out = text.to_owned();
     for (pattern, with) in rules {

@@ -15,8 +15,7 @@ async fn exec_returns_exit_code_and_streams_after_confirmation() {
     assert!(err.contains("confirmation required"), "{err}");
     assert!(err.contains("echo hello world"), "{err}");
 
-    let mut confirmed = args.clone();
-    confirmed["confirm"] = json!(DEMO_APP);
+    let confirmed = crate::support::with_confirm(&args, &err);
     let (text, out) = h.ok("exec_command", confirmed).await;
     assert_eq!(out["exit_code"], 0);
     assert_eq!(out["stdout"]["text"], "hello world\n");
@@ -24,10 +23,9 @@ async fn exec_returns_exit_code_and_streams_after_confirmation() {
     assert!(text.contains("exit 0"), "{text}");
 
     let (text, out) = h
-        .ok(
+        .confirmed(
             "exec_command",
-            json!({"app": DEMO_APP, "machine_id": id, "command": ["no-such-tool", "-x"],
-                   "confirm": DEMO_APP}),
+            json!({"app": DEMO_APP, "machine_id": id, "command": ["no-such-tool", "-x"]}),
         )
         .await;
     assert_eq!(out["exit_code"], 127);
@@ -45,14 +43,16 @@ async fn exec_returns_exit_code_and_streams_after_confirmation() {
         .iter()
         .filter(|r| r["tool"] == "exec_command")
         .collect();
-    assert_eq!(execs.len(), 3, "{records:?}");
+    // Each confirmed call is two: the plan (with its token), then the call.
+    assert_eq!(execs.len(), 4, "{records:?}");
     assert_eq!(execs[0]["outcome"], "confirmation_required");
     assert_eq!(execs[1]["outcome"], "ok");
     assert_eq!(
         execs[1]["args"]["command"],
         json!(["echo", "hello", "world"])
     );
-    assert_eq!(execs[2]["args"]["command"][0], "no-such-tool");
+    assert_eq!(execs[2]["outcome"], "confirmation_required");
+    assert_eq!(execs[3]["args"]["command"][0], "no-such-tool");
 }
 
 #[tokio::test]
@@ -64,10 +64,10 @@ async fn exec_output_is_bounded_by_the_budget_and_the_cap() {
     argv.extend((0..15).map(|_| "x".repeat(4000)));
     argv.push("END".to_owned());
     let (text, out) = h
-        .ok(
+        .confirmed(
             "exec_command",
             json!({"app": DEMO_APP, "machine_id": id, "command": argv,
-                   "max_output_bytes": 2048, "confirm": DEMO_APP}),
+                   "max_output_bytes": 2048}),
         )
         .await;
     let stdout = &out["stdout"];
@@ -82,10 +82,10 @@ async fn exec_output_is_bounded_by_the_budget_and_the_cap() {
 
     // The largest budget still leaves the text under the cap.
     let (text, out) = h
-        .ok(
+        .confirmed(
             "exec_command",
             json!({"app": DEMO_APP, "machine_id": id, "command": argv,
-                   "max_output_bytes": 65536, "confirm": DEMO_APP}),
+                   "max_output_bytes": 65536}),
         )
         .await;
     assert_eq!(out["stdout"]["truncated"], false);

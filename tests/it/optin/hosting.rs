@@ -27,9 +27,11 @@ fn sha256(s: &str) -> String {
 
 #[tokio::test]
 async fn deploy_creates_exactly_the_recipe_behind_a_key_and_teardown_removes_it() {
-    let h = Harness::opt_in().await;
     let dir = tempfile::tempdir().unwrap();
-    let key_file = dir.path().join("mcp-files-demo.key");
+    let h = Harness::opt_in_writing_to(dir.path()).await;
+    let key_file = std::fs::canonicalize(dir.path())
+        .unwrap()
+        .join("mcp-files-demo.key");
     let args = json!({"app": APP, "region": "iad", "command": command(),
                       "key_file": key_file.display().to_string()});
 
@@ -101,6 +103,17 @@ async fn deploy_creates_exactly_the_recipe_behind_a_key_and_teardown_removes_it(
     assert_eq!(secrets.len(), 1, "{app:#}");
     assert_eq!(secrets[0]["name"], "FLY_MCP_BEARER_TOKEN");
     assert_eq!(secrets[0]["digest"], sha256(&key));
+    // Issue 18 item 2: the machine was created with the secrets write's version as
+    // `min_secrets_version` (flyctl does so on every launch), so it booted with the
+    // key; without it, it would have booted before its host saw the write.
+    assert_eq!(
+        machines[0]["secrets_version"], app["secrets_version"],
+        "{app:#}"
+    );
+    assert_eq!(
+        config["metadata"]["fly_mcp_secrets_version"],
+        app["secrets_version"].to_string()
+    );
 
     // A second deployment of the same app is refused (its key would never reach the
     // running machine); the key file is not touched.
@@ -116,12 +129,13 @@ async fn deploy_creates_exactly_the_recipe_behind_a_key_and_teardown_removes_it(
     assert!(!audit.contains(&key));
 
     // teardown_environment (confirmed) removes every resource with the app.
-    let err = h.err("teardown_environment", json!({"app": APP})).await;
+    let args = json!({"app": APP, "timeout_s": 30});
+    let err = h.err("teardown_environment", args.clone()).await;
     assert!(err.contains("confirmation required"), "{err}");
     assert!(h.app_state(APP).is_some());
     h.ok(
         "teardown_environment",
-        json!({"app": APP, "confirm": APP, "timeout_s": 30}),
+        crate::support::with_confirm(&args, &err),
     )
     .await;
     assert!(h.app_state(APP).is_none());
@@ -148,18 +162,23 @@ async fn without_a_key_file_the_key_is_returned_once_and_matches_the_secret() {
 }
 
 #[tokio::test]
-async fn the_key_file_must_be_a_new_absolute_key_file() {
-    let h = Harness::opt_in().await;
-    let dir = tempfile::tempdir().unwrap();
-    let existing = dir.path().join("old.key");
+async fn the_key_file_must_be_a_new_key_file_under_the_secrets_directory() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("keys");
+    std::fs::create_dir(&dir).unwrap();
+    let h = Harness::opt_in_writing_to(&dir).await;
+    let existing = dir.join("old.key");
     std::fs::write(&existing, "x").unwrap();
+    std::os::unix::fs::symlink(root.path(), dir.join("up")).unwrap();
     for (path, why) in [
-        ("relative.key".to_owned(), "absolute"),
-        (
-            dir.path().join("authorized_keys").display().to_string(),
-            ".key",
-        ),
+        (dir.join("authorized_keys").display().to_string(), ".key"),
         (existing.display().to_string(), "exists already"),
+        ("../escape.key".to_owned(), "outside the secrets directory"),
+        ("up/escape.key".to_owned(), "outside the secrets directory"),
+        (
+            root.path().join("elsewhere.key").display().to_string(),
+            "outside the secrets directory",
+        ),
     ] {
         let err = h
             .err(
@@ -171,7 +190,19 @@ async fn the_key_file_must_be_a_new_absolute_key_file() {
         assert!(err.contains(why), "{why}: {err}");
     }
     assert_eq!(std::fs::read_to_string(&existing).unwrap(), "x");
+    assert!(!root.path().join("escape.key").exists());
     assert!(h.app_state("mcp-key-demo").is_none());
+    // Without --secrets-dir the server writes no file at all.
+    let closed = Harness::opt_in().await;
+    let err = closed
+        .err(
+            "deploy_mcp_server",
+            json!({"app": "mcp-key-demo", "region": "iad", "command": command(),
+                   "key_file": dir.join("new.key").display().to_string(),
+                   "confirm_public": "mcp-key-demo"}),
+        )
+        .await;
+    assert!(err.contains("--secrets-dir"), "{err}");
 }
 
 #[tokio::test]

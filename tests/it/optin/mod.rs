@@ -11,6 +11,7 @@ mod toolsets;
 use fly_machines_mcp::{
     sim::Scenario,
     tools::{ConfirmMode, PolicyOptions, Selection},
+    workflows::secret_refs::RefPolicyOptions,
 };
 use serde_json::Value;
 
@@ -19,12 +20,26 @@ pub use crate::support::{CAP, Harness};
 impl Harness {
     /// The demo world, `--toolsets all`, `--confirm argument`, an audit log.
     pub async fn opt_in() -> Harness {
+        Harness::opt_in_with(RefPolicyOptions::default()).await
+    }
+
+    /// [`Harness::opt_in`] with key files written (and secret files read) under `dir`.
+    pub async fn opt_in_writing_to(dir: &std::path::Path) -> Harness {
+        Harness::opt_in_with(RefPolicyOptions {
+            dir: Some(dir.to_path_buf()),
+            ..RefPolicyOptions::default()
+        })
+        .await
+    }
+
+    async fn opt_in_with(secret_refs: RefPolicyOptions) -> Harness {
         let opts = PolicyOptions {
             selection: Selection {
                 toolsets: Some(vec!["all".into()]),
                 ..Selection::default()
             },
             confirm: ConfirmMode::Argument,
+            secret_refs,
             ..PolicyOptions::default()
         };
         Harness::start(Scenario::Demo, &opts, tempfile::tempdir().unwrap()).await

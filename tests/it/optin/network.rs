@@ -48,10 +48,7 @@ async fn allocate_then_release_an_ip_only_once_confirmed() {
     assert!(addresses(&h).contains(&address));
 
     let (text, out) = h
-        .ok(
-            "release_ip",
-            json!({"app": DEMO_APP, "address": address, "confirm": DEMO_APP}),
-        )
+        .confirmed("release_ip", json!({"app": DEMO_APP, "address": address}))
         .await;
     assert_eq!(out["released"]["address"], address.as_str());
     assert!(text.contains("released"), "{text}");
@@ -177,7 +174,7 @@ async fn a_certificate_shows_its_dns_requirements_until_it_is_active() {
     assert!(err.contains(host), "{err}");
     h.ok(
         "remove_certificate",
-        json!({"app": DEMO_APP, "hostname": host, "confirm": DEMO_APP}),
+        crate::support::with_confirm(&json!({"app": DEMO_APP, "hostname": host}), &err),
     )
     .await;
     let certs = h.app_state(DEMO_APP).unwrap()["certificates"].clone();

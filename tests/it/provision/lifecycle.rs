@@ -164,9 +164,11 @@ async fn cancelling_during_the_wait_rolls_back() {
         }
         seen
     });
+    let reveal = super::reveal_new_app(&sim);
     let failure = provision_environment(&client, &spec, true, &ctl)
         .await
         .unwrap_err();
+    reveal.await.unwrap();
     drop(ctl);
     assert!(
         matches!(failure.error, Error::Cancelled { .. }),
@@ -217,11 +219,13 @@ async fn over_mcp_progress_arrives_and_a_cancelled_call_rolls_back() {
     let request = rmcp::model::ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(
         call("provision_environment", args),
     ));
+    let reveal = super::reveal_new_app(&sim);
     let handle = client
         .peer()
         .send_cancellable_request(request, rmcp::service::PeerRequestOptions::no_options())
         .await
         .unwrap();
+    reveal.await.unwrap();
     tokio::time::timeout(Duration::from_secs(20), handler.waiting.notified())
         .await
         .expect("a progress notification saying the call waits for the machine");

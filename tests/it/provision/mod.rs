@@ -31,10 +31,40 @@ pub async fn start_sim(cfg: SimConfig) -> SimHandle {
     .unwrap()
 }
 
+/// Stepped mode: a task that waits (bounded) for the first app still hidden after its
+/// create (realistic profile) and moves the clock past that window, as time would pass
+/// while the client waits for it. Through the control API, so it needs no handle.
+pub fn reveal_new_app(sim: &SimHandle) -> tokio::task::JoinHandle<()> {
+    let base = sim.base_url();
+    let ms = sim::Realism::realistic().new_app_hidden_ms;
+    tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        let hidden = || async {
+            let state: Value = http
+                .get(format!("{base}/__sim/state"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            state["apps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["visible"] == json!(false))
+        };
+        crate::support::eventually("a new app to be created", hidden).await;
+        http.post(format!("{base}/__sim/clock/advance"))
+            .json(&json!({ "ms": ms }))
+            .send()
+            .await
+            .unwrap();
+    })
+}
+
 pub fn client_for(sim: &SimHandle) -> fly::Client {
-    let cfg = fly::ClientConfig::local(sim.base_url().parse().unwrap(), fly::Token::parse(TOKEN))
-        .unwrap();
-    fly::Client::new(cfg).unwrap()
+    crate::support::attenuating_client(sim)
 }
 
 pub fn gate(sim: &SimHandle, confirm: ConfirmMode) -> Arc<Gate> {

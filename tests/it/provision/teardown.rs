@@ -29,33 +29,88 @@ async fn teardown_by_confirm_argument_removes_everything() {
         .unwrap();
     assert_eq!(r.is_error, Some(true));
     let plan = text_of(&r);
-    for needle in [
-        machine.as_str(),
-        volume.as_str(),
-        "app dev-frank",
-        "\"confirm\": \"dev-frank\"",
-    ] {
+    for needle in [machine.as_str(), volume.as_str(), "app dev-frank"] {
         assert!(plan.contains(needle), "missing {needle}: {plan}");
     }
+    let stale = crate::support::confirm_token_in(&plan);
     let app = app_state(&sim, "dev-frank").expect("nothing destroyed");
     assert_eq!(app["machines"].as_array().unwrap().len(), 1);
 
-    // A wrong confirmation is refused too.
+    // A wrong confirmation is refused too, and so is the app name, which an injected
+    // instruction could hand the agent as a one-shot destructive call.
+    for wrong in ["dev-other", "dev-frank"] {
+        let r = client
+            .call_tool(call(
+                "teardown_environment",
+                json!({"app": "dev-frank", "confirm": wrong}),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(r.is_error, Some(true));
+        assert!(
+            text_of(&r).contains("confirmation required"),
+            "{}",
+            text_of(&r)
+        );
+        assert_eq!(
+            app_state(&sim, "dev-frank").unwrap()["machines"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    // A machine appears after the plan was shown: the plan's token no longer matches,
+    // and the new plan names the new machine.
+    let (st, added) = crate::support::post_json(
+        &sim.base_url(),
+        super::TOKEN,
+        "/v1/apps/dev-frank/machines",
+        json!({"region": "iad", "config": {"image": "nginx:1"}}),
+    )
+    .await;
+    assert_eq!(st, 200, "{added}");
+    let added = added["id"].as_str().unwrap().to_owned();
+    crate::support::eventually("the new machine to start", || {
+        let state = app_state(&sim, "dev-frank");
+        let added = added.clone();
+        async move {
+            state.is_some_and(|a| {
+                a["machines"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|m| m["id"] == added.as_str() && m["state"] == "started")
+            })
+        }
+    })
+    .await;
     let r = client
         .call_tool(call(
             "teardown_environment",
-            json!({"app": "dev-frank", "confirm": "dev-other"}),
+            json!({"app": "dev-frank", "confirm": stale}),
         ))
         .await
         .unwrap();
-    assert_eq!(r.is_error, Some(true));
-    assert!(app_state(&sim, "dev-frank").is_some());
+    let plan = text_of(&r);
+    assert!(
+        plan.contains("not this plan's") && plan.contains(&added),
+        "{plan}"
+    );
+    assert_eq!(
+        app_state(&sim, "dev-frank").unwrap()["machines"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 
-    // Confirmed: everything removed and reported.
+    // Confirmed with the new plan's token: everything removed and reported.
     let r = client
         .call_tool(call(
             "teardown_environment",
-            json!({"app": "dev-frank", "confirm": "dev-frank"}),
+            json!({"app": "dev-frank", "confirm": crate::support::confirm_token_in(&plan)}),
         ))
         .await
         .unwrap();
@@ -75,7 +130,8 @@ async fn teardown_by_confirm_argument_removes_everything() {
         })
         .collect();
     assert!(
-        removed.contains(&("machine".into(), machine.clone())),
+        removed.contains(&("machine".into(), machine.clone()))
+            && removed.contains(&("machine".into(), added.clone())),
         "{removed:?}"
     );
     assert!(
@@ -157,4 +213,68 @@ async fn teardown_by_elicitation_declined_then_accepted() {
     assert!(app_state(&sim, "dev-gina").is_none());
     client.cancel().await.unwrap();
     sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_confirmation_token_is_bound_to_the_machines_versions() {
+    let sim = start_sim(SimConfig::for_tests()).await;
+    let gate = gate(&sim, ConfirmMode::Argument);
+    let client = connect(gate.clone(), Confirming::default()).await;
+    let r = client
+        .call_tool(call("provision_environment", env_args("dev-vera")))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    let machine = r.structured_content.unwrap()["machine_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let args = json!({"app": "dev-vera", "machine_ids": [machine], "force": true});
+    let r = client
+        .call_tool(call("destroy_machines", args.clone()))
+        .await
+        .unwrap();
+    let stale = crate::support::with_confirm(&args, &text_of(&r));
+
+    // The machine gets a new version (same id, same state) after the plan was shown.
+    let version = |sim: &fly_machines_mcp::sim::SimHandle| {
+        app_state(sim, "dev-vera").unwrap()["machines"][0]["version"].clone()
+    };
+    let before = version(&sim);
+    let (st, body) = crate::support::post_json(
+        &sim.base_url(),
+        super::TOKEN,
+        &format!("/v1/apps/dev-vera/machines/{machine}"),
+        json!({"config": {"image": "nginx:1.28"}}),
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    crate::support::eventually("the update to settle", || {
+        let m = app_state(&sim, "dev-vera").unwrap()["machines"][0].clone();
+        async move { m["state"] == "started" }
+    })
+    .await;
+    assert_ne!(version(&sim), before);
+
+    let r = client
+        .call_tool(call("destroy_machines", stale))
+        .await
+        .unwrap();
+    let plan = text_of(&r);
+    assert!(plan.contains("not this plan's"), "{plan}");
+    assert_eq!(
+        app_state(&sim, "dev-vera").unwrap()["machines"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let r = client
+        .call_tool(call(
+            "destroy_machines",
+            crate::support::with_confirm(&args, &plan),
+        ))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
 }

@@ -173,3 +173,27 @@ fn input_schemas_keep_bounds_and_required_fields_without_noise() {
     let env = &update.input_schema["properties"]["env"]["additionalProperties"];
     assert!(env.to_string().contains("null"), "{env}");
 }
+
+/// Claude Code's tool search: the tools an agent needs first always load; the tools
+/// outside the default toolsets carry a short search hint; none carries both.
+#[test]
+fn tool_search_meta_marks_the_first_tools_and_hints_the_optional_ones() {
+    let catalog = Catalog::all().unwrap();
+    for tool in catalog.tools() {
+        let mcp = tool.to_mcp();
+        let meta = mcp.meta.as_ref().map(|m| m.0.clone()).unwrap_or_default();
+        let always = meta.get("anthropic/alwaysLoad");
+        let hint = meta.get("anthropic/searchHint");
+        let name = tool.info.name;
+        if ["list_apps", "app_status", "diagnose"].contains(&name) {
+            assert_eq!(always, Some(&serde_json::Value::Bool(true)), "{name}");
+            assert!(hint.is_none(), "{name}");
+        } else {
+            assert!(always.is_none(), "{name}");
+        }
+        if !Toolset::DEFAULT.contains(&tool.info.toolset) {
+            let hint = hint.and_then(|h| h.as_str()).unwrap_or_default();
+            assert!(!hint.is_empty() && hint.len() <= 60, "{name}: {hint:?}");
+        }
+    }
+}

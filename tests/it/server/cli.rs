@@ -138,8 +138,7 @@ async fn the_token_never_reaches_stdout_stderr_or_the_audit_log() {
         ids
     };
     let id = ids.first().expect("a demo machine");
-    let call_args =
-        format!(r#"{{"app":"cdn-demo","machine_ids":["{id}"],"force":true,"confirm":"cdn-demo"}}"#);
+    let call_args = format!(r#"{{"app":"cdn-demo","machine_ids":["{id}"],"force":true}}"#);
     let audit_arg = audit.display().to_string();
     let mut outputs = Vec::new();
     for a in [
@@ -147,6 +146,8 @@ async fn the_token_never_reaches_stdout_stderr_or_the_audit_log() {
         vec![
             "call".into(),
             "destroy_machines".into(),
+            "--confirm".into(),
+            "never".into(),
             "--audit-log".into(),
             audit_arg.clone(),
             "--args".into(),

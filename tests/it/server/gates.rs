@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::fixtures::{CANARY_SECRET, CANARY_TOKEN, Runs, catalog};
 use super::{gate_with, offline_client};
 
-use crate::support::Confirming;
+use crate::support::{Confirming, confirm_token_in};
 
 async fn connect<H: ClientHandler>(gate: Arc<Gate>, handler: H) -> RunningService<RoleClient, H> {
     let (server_io, client_io) = tokio::io::duplex(1 << 20);
@@ -164,35 +164,128 @@ async fn confirmation_by_argument_returns_the_plan_first() {
         t.contains("thing a1 of dev-1") && t.contains("thing b2 of dev-1"),
         "{t}"
     );
-    assert!(t.contains("\"confirm\": \"dev-1\""), "{t}");
+    let token = confirm_token_in(&t);
     assert_eq!(runs.get(), 0);
 
+    // The app name no longer confirms: a one-shot call with it destroys nothing and
+    // shows the plan (with a fresh token) again.
+    for wrong in ["dev-1", "dev-2", "cfm-1-00", &format!("{token}0")] {
+        let r = client
+            .call_tool(call(
+                "destroy_thing",
+                json!({"app": "dev-1", "ids": ["a1", "b2"], "confirm": wrong}),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(r.is_error, Some(true));
+        let t = text_of(&r);
+        assert!(
+            t.contains("confirmation required (") && t.contains("thing b2 of dev-1"),
+            "{wrong}: {t}"
+        );
+        assert_eq!(runs.get(), 0, "{wrong}");
+    }
+
+    // The targets changed since the plan: its token no longer matches.
     let r = client
         .call_tool(call(
             "destroy_thing",
-            json!({"app": "dev-1", "ids": ["a1"], "confirm": "dev-2"}),
+            json!({"app": "dev-1", "ids": ["a1", "b2", "c3"], "confirm": token}),
         ))
         .await
         .unwrap();
-    assert_eq!(r.is_error, Some(true));
+    let t = text_of(&r);
     assert!(
-        text_of(&r).contains("invalid argument 'confirm'"),
-        "{}",
-        text_of(&r)
+        t.contains("not this plan's") && t.contains("thing c3 of dev-1"),
+        "{t}"
     );
     assert_eq!(runs.get(), 0);
 
+    // Plan → token → confirm destroys exactly the plan.
     let r = client
         .call_tool(call(
             "destroy_thing",
-            json!({"app": "dev-1", "ids": ["a1"], "confirm": "dev-1"}),
+            json!({"app": "dev-1", "ids": ["a1", "b2"], "confirm": token}),
         ))
         .await
         .unwrap();
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
-    assert_eq!(r.structured_content, Some(json!({"destroyed": ["a1"]})));
+    assert_eq!(
+        r.structured_content,
+        Some(json!({"destroyed": ["a1", "b2"]}))
+    );
     assert_eq!(runs.get(), 1);
     client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn confirmation_tokens_expire_and_replicas_share_them_only_with_the_same_key() {
+    let with_key = |key: Option<&str>, ttl: u64| PolicyOptions {
+        confirm: ConfirmMode::Argument,
+        confirm_key: key.map(|k| secrecy::SecretString::from(k.to_owned())),
+        confirm_ttl: Some(std::time::Duration::from_secs(ttl)),
+        ..all_tools()
+    };
+    let runs = Runs::default();
+    let replica = |opts: PolicyOptions| {
+        gate_with(
+            catalog(runs.clone()),
+            &opts,
+            offline_client(),
+            Redactor::new(),
+            None,
+        )
+    };
+    let a = connect(replica(with_key(Some("shared-confirm-key"), 300)), ()).await;
+    let b = connect(replica(with_key(Some("shared-confirm-key"), 300)), ()).await;
+    let other = connect(replica(with_key(Some("another-key"), 300)), ()).await;
+    let args = json!({"app": "dev-1", "ids": ["a1"]});
+    let plan = text_of(
+        &a.call_tool(call("destroy_thing", args.clone()))
+            .await
+            .unwrap(),
+    );
+    let token = confirm_token_in(&plan);
+    let mut confirmed = args.clone();
+    confirmed["confirm"] = json!(token);
+    let r = other
+        .call_tool(call("destroy_thing", confirmed.clone()))
+        .await
+        .unwrap();
+    assert!(text_of(&r).contains("not this plan's"), "{}", text_of(&r));
+    assert_eq!(runs.get(), 0);
+    let r = b.call_tool(call("destroy_thing", confirmed)).await.unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    assert_eq!(runs.get(), 1);
+
+    // A token whose lifetime is over is refused with a new plan.
+    let expired = connect(replica(with_key(Some("k"), 0)), ()).await;
+    let token = confirm_token_in(&text_of(
+        &expired
+            .call_tool(call("destroy_thing", args.clone()))
+            .await
+            .unwrap(),
+    ));
+    let expiry: u64 = token.split('-').nth(1).unwrap().parse().unwrap();
+    crate::support::eventually("the token to expire", || async move {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            > expiry
+    })
+    .await;
+    let mut late = args.clone();
+    late["confirm"] = json!(token);
+    let r = expired
+        .call_tool(call("destroy_thing", late))
+        .await
+        .unwrap();
+    assert!(text_of(&r).contains("has expired"), "{}", text_of(&r));
+    assert_eq!(runs.get(), 1);
+    for c in [a, b, other, expired] {
+        c.cancel().await.unwrap();
+    }
 }
 
 #[tokio::test]

@@ -1,12 +1,6 @@
 //! Auth, apps, IPs, platform and tokens, GraphQL.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-use fly_machines_mcp::sim::{Scenario, SimConfig};
+use fly_machines_mcp::sim::{Realism, Scenario, SimConfig};
 use serde_json::json;
 
 use super::Sim;
@@ -97,6 +91,13 @@ async fn app_create_get_list_delete() {
     assert_eq!(st, 201);
     assert_eq!(a, b);
 
+    // A new app answers 404 and is left out of lists for a moment (realistic profile).
+    let (st, _) = sim.get("/v1/apps/my-app").await;
+    assert_eq!(st, 404);
+    let (_, all) = sim.get("/v1/apps?org_slug=personal").await;
+    assert_eq!(all["total_apps"], 1, "{all}");
+    sim.pass_new_app_window();
+
     let (st, app) = sim.get("/v1/apps/my-app").await;
     assert_eq!(st, 200);
     assert_eq!(app["name"], "my-app");
@@ -123,6 +124,82 @@ async fn app_create_get_list_delete() {
     assert_eq!(st, 202);
     let (st, _) = sim.get("/v1/apps/my-app").await;
     assert_eq!(st, 404);
+}
+
+/// Issue 18 item 1 (simulator side): a new app is invisible for a moment to every call
+/// naming it — REST, GraphQL `app` — while its name is taken (fly-go
+/// `flaps/flaps_apps.go` `WaitForApp`); with realism off it is visible at once.
+#[tokio::test]
+async fn a_new_app_answers_404_until_the_moment_passes() {
+    let sim = Sim::stepped().await;
+    let (st, _) = sim
+        .post(
+            "/v1/apps?wait=true",
+            json!({"name": "fresh", "org_slug": "personal"}),
+        )
+        .await;
+    assert_eq!(st, 201);
+    for path in [
+        "/v1/apps/fresh",
+        "/v1/apps/fresh/ip_assignments",
+        "/v1/apps/fresh/secrets",
+    ] {
+        let (st, e) = sim.get(path).await;
+        assert_eq!(st, 404, "{path}: {e}");
+    }
+    let (st, e) = sim
+        .post("/v1/apps/fresh/secrets", json!({"values": {"A": "b"}}))
+        .await;
+    assert_eq!(st, 404, "{e}");
+    let (_, r) = sim
+        .post(
+            "/graphql",
+            json!({"query": "query { app(name: \"fresh\") { name } }"}),
+        )
+        .await;
+    assert_eq!(r["errors"][0]["extensions"]["code"], "NOT_FOUND", "{r}");
+    let (st, e) = sim
+        .post("/v1/apps", json!({"name": "fresh", "org_slug": "personal"}))
+        .await;
+    assert_eq!((st, e["status"].as_str()), (422, Some("name_taken")));
+    sim.advance_ms(Realism::realistic().new_app_hidden_ms - 1);
+    assert_eq!(sim.get("/v1/apps/fresh").await.0, 404);
+    sim.advance_ms(1);
+    assert_eq!(sim.get("/v1/apps/fresh").await.0, 200);
+    assert_eq!(sim.get("/v1/apps/fresh/ip_assignments").await.0, 200);
+
+    let ideal = Sim::start(SimConfig::stepped().with_realism(Realism::off())).await;
+    ideal
+        .post("/v1/apps", json!({"name": "fresh", "org_slug": "personal"}))
+        .await;
+    assert_eq!(ideal.get("/v1/apps/fresh").await.0, 200);
+}
+
+/// Issue 18 item 15: a reused `idempotency_key` with another name is rejected (spec,
+/// `CreateAppRequest.idempotency_key`), not answered with the first app; and keys are
+/// forgotten after a while (realistic profile), after which the same create is a
+/// plain `name_taken`.
+#[tokio::test]
+async fn idempotency_keys_refuse_another_name_and_expire() {
+    let sim = Sim::stepped().await;
+    let body = json!({"name": "keyed", "org_slug": "personal", "idempotency_key": "k-1"});
+    let (st, first) = sim.post("/v1/apps", body.clone()).await;
+    assert_eq!(st, 201);
+    let (st, again) = sim.post("/v1/apps", body.clone()).await;
+    assert_eq!((st, &again), (201, &first));
+    let (st, e) = sim
+        .post(
+            "/v1/apps",
+            json!({"name": "other-name", "org_slug": "personal", "idempotency_key": "k-1"}),
+        )
+        .await;
+    assert_eq!(st, 422, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("keyed"), "{e}");
+    assert_eq!(sim.get("/v1/apps/other-name").await.0, 404);
+
+    sim.advance_ms(Realism::realistic().idempotency_key_ttl_ms.unwrap());
+    let (st, e) = sim.post("/v1/apps", body).await;
+    assert_eq!((st, e["status"].as_str()), (422, Some("name_taken")), "{e}");
 }
 
 #[tokio::test]

@@ -1,10 +1,4 @@
 //! The demo scenario tells the story of the blog post.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use fly_machines_mcp::sim::{Scenario, SimConfig};
 use serde_json::Value;

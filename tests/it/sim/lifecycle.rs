@@ -1,10 +1,4 @@
 //! Every lifecycle transition in stepped mode, with the latency model's durations.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use serde_json::json;
 

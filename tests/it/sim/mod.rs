@@ -8,10 +8,11 @@ mod lifecycle;
 mod parity;
 mod recipe;
 mod rules;
+mod tokens;
 
 use std::time::Duration;
 
-use fly_machines_mcp::sim::{self, SimConfig, SimHandle};
+use fly_machines_mcp::sim::{self, Realism, SimConfig, SimHandle};
 use serde_json::{Value, json};
 
 pub(crate) const TOKEN: &str = "Bearer test-token";
@@ -80,11 +81,19 @@ impl Sim {
         self.handle.advance(Duration::from_millis(ms));
     }
 
+    /// Creates an app and lets the clock pass the moment a new app stays hidden
+    /// (realistic profile), as a client waiting for it would.
     pub async fn create_app(&self, name: &str) {
         let (st, _) = self
             .post("/v1/apps", json!({"name": name, "org_slug": "personal"}))
             .await;
         assert_eq!(st, 201);
+        self.pass_new_app_window();
+    }
+
+    /// Moves the clock past the window in which a new app answers 404.
+    pub fn pass_new_app_window(&self) {
+        self.advance_ms(Realism::realistic().new_app_hidden_ms);
     }
 
     pub async fn create_machine(&self, app: &str, body: Value) -> Value {

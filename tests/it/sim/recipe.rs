@@ -1,11 +1,5 @@
 //! The per-user dev environment recipe from Fly's Machines API guide, request for
 //! request (same bodies, only the host changed): the machine reaches `started`.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use fly_machines_mcp::sim::SimConfig;
 use serde_json::{Value, json};
@@ -41,6 +35,9 @@ async fn curl_recipe_reaches_started() {
     )
     .await;
     assert_eq!(st, 201);
+    // A new app answers 404 for a moment (realistic profile); the guide's reader is
+    // slower than that, and a client waits for it (fly-go `WaitForApp`).
+    sim.pass_new_app_window();
 
     let (st, r) = call(&sim, post.clone(), format!("{host}/graphql"), json!({
         "query": "mutation($input: AllocateIPAddressInput!) { allocateIpAddress(input: $input) { app { sharedIpAddress } } }",

@@ -3,6 +3,7 @@
 //! first the workflow layer directly, then the MCP tools over an in-process rmcp pipe.
 //! Every test checks the simulator's own view (`/__sim/state`).
 
+mod secret_refs;
 mod tools;
 mod workflows;
 
@@ -80,11 +81,16 @@ impl Env {
         self.send(reqwest::Method::POST, path, Some(body)).await
     }
 
+    /// Creates an app and lets the clock pass the moment a new app stays hidden
+    /// (realistic profile), as a client waiting for it would.
     pub async fn create_app(&self, name: &str) {
         let (st, v) = self
             .post("/v1/apps", json!({"name": name, "org_slug": "personal"}))
             .await;
         assert_eq!(st, 201, "{v}");
+        self.sim.advance(Duration::from_millis(
+            sim::Realism::realistic().new_app_hidden_ms,
+        ));
     }
 
     /// Creates a machine with an HTTP service check and returns its id.
@@ -157,9 +163,7 @@ impl Env {
 
 /// The project's Fly client pointed at the simulator.
 pub fn client_for(sim: &SimHandle) -> fly::Client {
-    let base = url::Url::parse(&sim.base_url()).unwrap();
-    let cfg = fly::ClientConfig::local(base, fly::Token::parse(TOKEN)).unwrap();
-    fly::Client::new(cfg).unwrap()
+    crate::support::attenuating_client(sim)
 }
 
 /// An app in a `/__sim/state` document.

@@ -3,6 +3,7 @@
 
 use std::{process::Output, sync::Arc, time::Duration};
 
+use fly_machines_mcp::fly;
 use fly_machines_mcp::tools::{
     Catalog, ConfirmMode, Gate, McpServer, Policy, PolicyOptions, Redactor, Selection,
 };
@@ -17,7 +18,16 @@ use super::{Env, TOKEN, app_of, client_for};
 
 /// A gate over every tool, confirming by the `confirm` argument.
 fn gate(env: &Env) -> Arc<Gate> {
+    gate_reading(env, None)
+}
+
+/// [`gate`] whose secret references may read files under `secrets_dir`.
+fn gate_reading(env: &Env, secrets_dir: Option<&std::path::Path>) -> Arc<Gate> {
     let opts = PolicyOptions {
+        secret_refs: fly_machines_mcp::workflows::secret_refs::RefPolicyOptions {
+            dir: secrets_dir.map(std::path::Path::to_path_buf),
+            ..Default::default()
+        },
         selection: Selection {
             toolsets: Some(vec!["all".into()]),
             ..Selection::default()
@@ -58,6 +68,22 @@ async fn call(
 }
 
 use crate::support::text_of as text;
+
+/// A destructive call confirmed the way argument mode asks: plan, then its token.
+async fn confirmed(
+    client: &RunningService<RoleClient, ()>,
+    name: &'static str,
+    args: Value,
+) -> CallToolResult {
+    let plan = call(client, name, args.clone()).await;
+    assert!(is_error(&plan), "{name} went ahead without confirmation");
+    call(
+        client,
+        name,
+        crate::support::with_confirm(&args, &text(&plan)),
+    )
+    .await
+}
 
 fn is_error(r: &CallToolResult) -> bool {
     r.is_error == Some(true)
@@ -208,10 +234,10 @@ async fn scale_up_clones_with_a_volume_each_and_scale_down_destroys_after_confir
         1
     );
 
-    let up = call(
+    let up = confirmed(
         &client,
         "scale_machines",
-        json!({"app": "mcp-scale", "regions": {"iad": 2, "ams": 1}, "confirm": "mcp-scale"}),
+        json!({"app": "mcp-scale", "regions": {"iad": 2, "ams": 1}}),
     )
     .await;
     assert!(!is_error(&up), "{}", text(&up));
@@ -232,10 +258,10 @@ async fn scale_up_clones_with_a_volume_each_and_scale_down_destroys_after_confir
     assert_eq!(machines.iter().filter(|m| m["region"] == "ams").count(), 1);
 
     // Scale down: the surplus goes (never the template), after confirmation.
-    let down = call(
+    let down = confirmed(
         &client,
         "scale_machines",
-        json!({"app": "mcp-scale", "regions": {"iad": 1, "ams": 0}, "template_machine_id": template, "confirm": "mcp-scale"}),
+        json!({"app": "mcp-scale", "regions": {"iad": 1, "ams": 0}, "template_machine_id": template}),
     )
     .await;
     assert!(!is_error(&down), "{}", text(&down));
@@ -249,6 +275,47 @@ async fn scale_up_clones_with_a_volume_each_and_scale_down_destroys_after_confir
         .collect();
     assert_eq!(live.len(), 1, "{live:?}");
     assert_eq!(live[0]["id"], template.as_str());
+    let _ = client.cancel().await;
+}
+
+/// Issue 18 item 2: a clone made right after a secrets write launches with that
+/// secrets version (`min_secrets_version`, as flyctl's `machine clone` and
+/// `scale count` pass it), taken from what the rollout recorded on the template; it
+/// does not boot on the secrets its host had before the write.
+#[tokio::test]
+async fn a_clone_right_after_a_secrets_rollout_boots_with_the_new_secrets() {
+    let env = Env::fast().await;
+    env.create_app("mcp-clone-secrets").await;
+    let template = env
+        .create_machine("mcp-clone-secrets", "iad", "nginx:1")
+        .await;
+    env.until_started("mcp-clone-secrets", &template).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "clone-secret-value\n").unwrap();
+    let client = connect(gate_reading(&env, Some(dir.path()))).await;
+    let set = confirmed(
+        &client,
+        "set_secrets",
+        json!({"app": "mcp-clone-secrets", "rollout": true,
+            "set": {"TOKEN": format!("file:{}", file.display())}}),
+    )
+    .await;
+    assert!(!is_error(&set), "{}", text(&set));
+    let up = confirmed(
+        &client,
+        "scale_machines",
+        json!({"app": "mcp-clone-secrets", "regions": {"iad": 3}}),
+    )
+    .await;
+    assert!(!is_error(&up), "{}", text(&up));
+    let state = env.state();
+    let app = app_of(&state, "mcp-clone-secrets");
+    let machines = app["machines"].as_array().unwrap();
+    assert_eq!(machines.len(), 3);
+    for m in machines {
+        assert_eq!(m["secrets_version"], app["secrets_version"], "{m}");
+    }
     let _ = client.cancel().await;
 }
 
@@ -385,21 +452,33 @@ async fn volume_actions_and_destroy_volume_refusing_an_attached_volume() {
     let gone = call(
         &client,
         "destroy_volume",
-        json!({"app": "mcp-vol", "volume_id": fork_id, "confirm": "mcp-vol"}),
+        crate::support::with_confirm(
+            &json!({"app": "mcp-vol", "volume_id": fork_id}),
+            &text(&unconfirmed),
+        ),
     )
     .await;
     assert!(!is_error(&gone), "{}", text(&gone));
+    // Gone, or on its way out (realistic profile: listed in fly-go's destroy states).
     assert!(
-        !app_of(&env.state(), "mcp-vol")["volumes"]
+        app_of(&env.state(), "mcp-vol")["volumes"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|v| v["id"] == fork_id.as_str())
+            .filter(|v| v["id"] == fork_id.as_str())
+            .all(|v| fly::VOLUME_GOING_STATES.contains(&v["state"].as_str().unwrap()))
+    );
+    // app_status no longer shows it.
+    let status = call(&client, "app_status", json!({"app": "mcp-vol"})).await;
+    assert!(
+        !text(&status).contains(fork_id.as_str()),
+        "{}",
+        text(&status)
     );
     let _ = client.cancel().await;
 }
 
-async fn run_binary(args: Vec<String>, envs: Vec<(&'static str, String)>) -> Output {
+pub(super) async fn run_binary(args: Vec<String>, envs: Vec<(&'static str, String)>) -> Output {
     tokio::task::spawn_blocking(move || {
         let mut cmd = assert_cmd::Command::cargo_bin("fly-machines-mcp").unwrap();
         cmd.args(&args).timeout(Duration::from_secs(30));
@@ -437,9 +516,9 @@ async fn secret_values_by_reference_never_reach_output_logs_or_audit() {
         ("RUST_LOG", "debug".to_owned()),
         ("CANARY_FROM_ENV", CANARY_ENV.to_owned()),
     ];
-    let set = json!({"app": "mcp-secrets", "confirm": "mcp-secrets", "rollout": true,
+    let set = json!({"app": "mcp-secrets", "rollout": true,
         "set": {"API_KEY": "env:CANARY_FROM_ENV", "DB_PASSWORD": format!("file:{}", file.display())}});
-    let literal = json!({"app": "mcp-secrets", "confirm": "mcp-secrets",
+    let literal = json!({"app": "mcp-secrets",
         "set": {"LITERAL": format!("literal:{CANARY_LITERAL}")}});
     let audit_arg = audit.display().to_string();
     let mut outputs = Vec::new();
@@ -456,6 +535,12 @@ async fn secret_values_by_reference_never_reach_output_logs_or_audit() {
             "set_secrets".to_owned(),
             "--audit-log".to_owned(),
             audit_arg.clone(),
+            "--confirm".to_owned(),
+            "never".to_owned(),
+            "--secret-env".to_owned(),
+            "CANARY_*".to_owned(),
+            "--secrets-dir".to_owned(),
+            dir.path().display().to_string(),
         ];
         a.extend(extra.map(str::to_owned));
         a.extend(["--args".to_owned(), args]);

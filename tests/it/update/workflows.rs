@@ -242,6 +242,204 @@ async fn two_clients_on_one_machine_one_wins_the_other_sees_the_lease() {
     assert_eq!(env.version_count("race", &id).await, 2);
 }
 
+/// What another party does to a machine just before our update reaches Fly.
+#[derive(Clone, Copy)]
+enum Meddle {
+    /// Reads our lease's nonce (Fly shows it), releases the lease with it as
+    /// `fly machine leases clear` does, and takes a lease of its own.
+    TakeTheLease,
+    /// Reads the nonce and uses it to update the machine itself: our lease stays, our
+    /// `current_version` goes stale.
+    UpdateUnderOurLease,
+}
+
+/// A loopback proxy in front of the simulator that lets `meddle` act once, on the
+/// first machine update (`POST /v1/apps/{app}/machines/{id}`), before forwarding it.
+async fn interposer(upstream: String, meddle: Meddle) -> (String, tokio::task::JoinHandle<()>) {
+    use axum::body::Body;
+    use axum::extract::{Request, State};
+    use axum::response::Response;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[derive(Clone)]
+    struct Up {
+        base: String,
+        http: reqwest::Client,
+        done: Arc<AtomicBool>,
+        meddle: Meddle,
+    }
+    async fn act(up: &Up, path: &str) {
+        let auth = format!("Bearer {}", super::TOKEN);
+        let lease = format!("{}{path}/lease", up.base);
+        let seen: serde_json::Value = up
+            .http
+            .get(&lease)
+            .header("Authorization", &auth)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let nonce = seen["data"]["nonce"]
+            .as_str()
+            .expect("Fly shows the nonce")
+            .to_owned();
+        match up.meddle {
+            Meddle::TakeTheLease => {
+                let r = up
+                    .http
+                    .delete(&lease)
+                    .header("Authorization", &auth)
+                    .header("fly-machine-lease-nonce", &nonce)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+                let r = up
+                    .http
+                    .post(&lease)
+                    .header("Authorization", &auth)
+                    .json(&serde_json::json!({"ttl": 120, "description": "someone else"}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201);
+            }
+            Meddle::UpdateUnderOurLease => {
+                let m: serde_json::Value = up
+                    .http
+                    .get(format!("{}{path}", up.base))
+                    .header("Authorization", &auth)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let mut config = m["config"].clone();
+                config["env"]["MODE"] = serde_json::json!("meddled");
+                let r = up
+                    .http
+                    .post(format!("{}{path}", up.base))
+                    .header("Authorization", &auth)
+                    .header("fly-machine-lease-nonce", &nonce)
+                    .json(&serde_json::json!({"config": config}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+            }
+        }
+    }
+    async fn forward(State(up): State<Up>, req: Request) -> Response {
+        let (parts, body) = req.into_parts();
+        let path = parts.uri.path().to_owned();
+        let is_update = parts.method == http::Method::POST
+            && path.starts_with("/v1/apps/")
+            && path.split('/').count() == 6
+            && path.split('/').nth(4) == Some("machines");
+        if is_update && !up.done.swap(true, Ordering::SeqCst) {
+            act(&up, &path).await;
+        }
+        let bytes = axum::body::to_bytes(body, 1 << 24).await.unwrap();
+        let target = match parts.uri.query() {
+            Some(q) => format!("{}{path}?{q}", up.base),
+            None => format!("{}{path}", up.base),
+        };
+        let mut rb = up
+            .http
+            .request(parts.method.clone(), &target)
+            .body(bytes.to_vec());
+        for (k, v) in &parts.headers {
+            if !matches!(k.as_str(), "host" | "content-length" | "connection") {
+                rb = rb.header(k, v);
+            }
+        }
+        let resp = rb.send().await.unwrap();
+        let mut out = Response::builder().status(resp.status());
+        for (k, v) in resp.headers() {
+            if !matches!(
+                k.as_str(),
+                "content-length" | "transfer-encoding" | "connection"
+            ) {
+                out = out.header(k, v);
+            }
+        }
+        out.body(Body::from(resp.bytes().await.unwrap())).unwrap()
+    }
+    let up = Up {
+        base: upstream,
+        http: reqwest::Client::new(),
+        done: Arc::new(AtomicBool::new(false)),
+        meddle,
+    };
+    let app = axum::Router::new().fallback(forward).with_state(up);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}"), task)
+}
+
+/// Issue 18 item 5: a 409 on the update is told apart — our lease taken by someone
+/// who read its nonce (Fly shows it) versus our `current_version` gone stale while
+/// the lease is still ours. Today's client called both "changed since it was read".
+#[tokio::test]
+async fn a_lost_lease_is_told_apart_from_a_stale_version() {
+    for (meddle, expect, not) in [
+        (
+            Meddle::TakeTheLease,
+            "our lease on machine",
+            "changed since it was read",
+        ),
+        (
+            Meddle::UpdateUnderOurLease,
+            "changed since it was read",
+            "our lease on machine",
+        ),
+    ] {
+        let env = Env::fast().await;
+        let ids = env.app_with_machines("meddled", "iad", "nginx:1", 1).await;
+        let (proxy, task) = interposer(env.sim.base_url(), meddle).await;
+        let cfg = fly_machines_mcp::fly::ClientConfig::local(
+            proxy.parse().unwrap(),
+            fly_machines_mcp::fly::Token::parse(super::TOKEN),
+        )
+        .unwrap();
+        let client = fly_machines_mcp::fly::Client::new(cfg).unwrap();
+        let plan = update::plan_update(&client, "meddled", &[], false)
+            .await
+            .unwrap();
+        let report = update::run_update(
+            &client,
+            &plan,
+            &image("nginx:2"),
+            &quick(Strategy::Rolling { batch: 1 }),
+            &Control::detached(),
+        )
+        .await
+        .unwrap();
+        let m = &report.machines[0];
+        assert_eq!(m.outcome, Outcome::Failed, "{m:?}");
+        let why = m.error.as_deref().unwrap();
+        assert!(why.contains(expect) && !why.contains(not), "{why}");
+        if matches!(meddle, Meddle::TakeTheLease) {
+            assert!(
+                why.contains("someone else") || why.contains("held by"),
+                "{why}"
+            );
+        }
+        assert_eq!(
+            env.machine("meddled", &ids[0])["config"]["image"],
+            "nginx:1"
+        );
+        task.abort();
+    }
+}
+
 /// The requests the simulator logged with `method` and `path`.
 async fn logged(env: &Env, method: &str, path: &str) -> usize {
     let v: serde_json::Value = env

@@ -1,0 +1,167 @@
+//! `list_apps`: the orgs the token reaches and their apps.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::ROW_BUDGET;
+use crate::tools::{
+    catalog::{ToolInfo, ToolOutput, Toolset},
+    context::ToolContext,
+    error::ToolError,
+    render::table,
+};
+use crate::workflows::status;
+
+pub(super) const LIST_APPS: ToolInfo = ToolInfo {
+    name: "list_apps",
+    title: "Apps this token reaches",
+    toolset: Toolset::Observe,
+    idempotent: true,
+    description: "Who the token is, its orgs and their apps (status, machine and volume counts); filter by \
+`org` or `name`. Start here when the app name is unknown, then app_status or diagnose.",
+    narrow_hint: "set `org` or `name`",
+};
+
+/// Arguments of `list_apps`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListAppsArgs {
+    /// Only this org (slug, e.g. `personal`).
+    #[schemars(length(min = 1, max = 100))]
+    pub org: Option<String>,
+    /// Only apps whose name contains this (any case).
+    #[schemars(length(min = 1, max = 100))]
+    pub name: Option<String>,
+}
+
+// An org the token reaches.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct OrgOut {
+    pub slug: String,
+    pub name: String,
+    // `PERSONAL` or `SHARED`.
+    pub kind: String,
+    // Its apps could not be listed (why).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+// An app in the listing.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AppOut {
+    pub name: String,
+    pub org: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machines: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<u64>,
+}
+
+// Result of `list_apps`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ListAppsOut {
+    // Who the token is (one entry per token in the header).
+    pub identity: Vec<String>,
+    pub orgs: Vec<OrgOut>,
+    pub apps: Vec<AppOut>,
+    // Apps matching but left out to stay under the output cap.
+    pub left_out: usize,
+}
+
+impl ToolOutput for ListAppsOut {
+    fn render_text(&self) -> String {
+        let mut out = String::new();
+        if !self.identity.is_empty() {
+            out.push_str(&format!("token: {}\n", self.identity.join("; ")));
+        }
+        let orgs: Vec<String> = self
+            .orgs
+            .iter()
+            .map(|o| {
+                let kind = o.kind.to_lowercase();
+                match &o.error {
+                    Some(e) => format!("{} ({}, {kind}; apps not listed: {e})", o.slug, o.name),
+                    None => format!("{} ({}, {kind})", o.slug, o.name),
+                }
+            })
+            .collect();
+        out.push_str(&format!("orgs: {}\n", orgs.join(", ")));
+        if self.apps.is_empty() {
+            out.push_str("no apps\n");
+        } else {
+            let rows: Vec<Vec<String>> = self
+                .apps
+                .iter()
+                .map(|a| {
+                    let n = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
+                    vec![
+                        a.name.clone(),
+                        a.org.clone(),
+                        a.status.clone(),
+                        n(a.machines),
+                        n(a.volumes),
+                    ]
+                })
+                .collect();
+            out.push_str(&table(
+                &["APP", "ORG", "STATUS", "MACHINES", "VOLUMES"],
+                &rows,
+            ));
+        }
+        if self.left_out > 0 {
+            out.push_str(&format!(
+                "left out {} more apps; narrow with `org` or `name`\n",
+                self.left_out
+            ));
+        }
+        out
+    }
+}
+
+pub(super) async fn list_apps(
+    ctx: ToolContext,
+    args: ListAppsArgs,
+) -> Result<ListAppsOut, ToolError> {
+    let scope = ctx.scope();
+    let listing = status::list_apps(
+        ctx.client(),
+        args.org.as_deref(),
+        args.name.as_deref(),
+        &|o| scope.org_visible(o),
+        &|a| scope.app_visible(a),
+    )
+    .await?;
+    let mut apps = Vec::new();
+    let mut bytes = 0usize;
+    let total = listing.apps.len();
+    for a in listing.apps {
+        let cost = a.name.len() + a.org.len() + a.status.len() + 70;
+        if bytes + cost > ROW_BUDGET {
+            break;
+        }
+        bytes += cost;
+        apps.push(AppOut {
+            name: a.name,
+            org: a.org,
+            status: a.status,
+            machines: a.machines,
+            volumes: a.volumes,
+        });
+    }
+    Ok(ListAppsOut {
+        identity: listing.identity,
+        orgs: listing
+            .orgs
+            .into_iter()
+            .map(|o| OrgOut {
+                slug: o.slug,
+                name: o.name,
+                kind: o.kind,
+                error: o.error,
+            })
+            .collect(),
+        left_out: total.saturating_sub(apps.len()),
+        apps,
+    })
+}

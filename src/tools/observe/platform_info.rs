@@ -1,0 +1,172 @@
+//! `platform_info`: Fly regions and VM sizes with prices.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::tools::{
+    catalog::{ToolInfo, ToolOutput, Toolset},
+    context::ToolContext,
+    error::ToolError,
+    render::table,
+};
+use crate::workflows::observe as wf;
+
+pub(super) const PLATFORM_INFO: ToolInfo = ToolInfo {
+    name: "platform_info",
+    title: "Fly regions and VM sizes",
+    toolset: Toolset::Observe,
+    idempotent: true,
+    description: "Fly regions (code, name, paid-only, deprecated) and VM sizes (CPU, memory, monthly and \
+per-second price): to pick a region or a size, or to estimate cost.",
+    narrow_hint: "set `include` to `regions` or `vm_sizes`",
+};
+
+/// Which part of the platform facts to return.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PlatformPart {
+    #[default]
+    All,
+    Regions,
+    VmSizes,
+}
+
+/// Arguments of `platform_info`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformInfoArgs {
+    /// What to list: `all` (default), `regions` or `vm_sizes`.
+    #[serde(default)]
+    pub include: PlatformPart,
+    /// Also list deprecated regions.
+    #[serde(default)]
+    pub include_deprecated: bool,
+}
+
+/// A region.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RegionOut {
+    /// Region code, e.g. `ams`.
+    pub code: String,
+    pub name: String,
+    /// Only available on paid plans.
+    pub paid_only: bool,
+    /// Deprecated: avoid for new machines.
+    pub deprecated: bool,
+}
+
+/// A VM size preset.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct VmSizeOut {
+    /// Preset name for `guest` / `vm_size`, e.g. `shared-cpu-1x`.
+    pub name: String,
+    pub cpu_cores: f64,
+    /// Default memory in MB.
+    pub memory_mb: i64,
+    /// Largest memory in MB.
+    pub max_memory_mb: i64,
+    /// USD per month if running all month.
+    pub price_month: f64,
+    /// USD per second of running.
+    pub price_second: f64,
+}
+
+/// Result of `platform_info`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct PlatformInfo {
+    pub regions: Vec<RegionOut>,
+    pub vm_sizes: Vec<VmSizeOut>,
+}
+
+impl ToolOutput for PlatformInfo {
+    fn render_text(&self) -> String {
+        let mut out = String::new();
+        if !self.regions.is_empty() {
+            let rows: Vec<Vec<String>> = self
+                .regions
+                .iter()
+                .map(|r| {
+                    let mut flags = Vec::new();
+                    if r.paid_only {
+                        flags.push("paid-only");
+                    }
+                    if r.deprecated {
+                        flags.push("deprecated");
+                    }
+                    vec![r.code.clone(), r.name.clone(), flags.join(",")]
+                })
+                .collect();
+            out.push_str(&format!("{} regions\n", rows.len()));
+            out.push_str(&table(&["CODE", "NAME", "FLAGS"], &rows));
+        }
+        if !self.vm_sizes.is_empty() {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            let rows: Vec<Vec<String>> = self
+                .vm_sizes
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.name.clone(),
+                        format!("{}", s.cpu_cores),
+                        s.memory_mb.to_string(),
+                        s.max_memory_mb.to_string(),
+                        format!("${:.2}", s.price_month),
+                        format!("${:.8}", s.price_second),
+                    ]
+                })
+                .collect();
+            out.push_str(&format!("{} VM sizes\n", rows.len()));
+            out.push_str(&table(
+                &[
+                    "SIZE",
+                    "CPUS",
+                    "MEM_MB",
+                    "MAX_MB",
+                    "PER_MONTH",
+                    "PER_SECOND",
+                ],
+                &rows,
+            ));
+        }
+        out
+    }
+}
+
+pub(super) async fn platform_info(
+    ctx: ToolContext,
+    args: PlatformInfoArgs,
+) -> Result<PlatformInfo, ToolError> {
+    let (regions, sizes) = match args.include {
+        PlatformPart::All => (true, true),
+        PlatformPart::Regions => (true, false),
+        PlatformPart::VmSizes => (false, true),
+    };
+    let facts = wf::platform_facts(ctx.client(), regions, sizes).await?;
+    Ok(PlatformInfo {
+        regions: facts
+            .regions
+            .into_iter()
+            .filter(|r| args.include_deprecated || !r.deprecated)
+            .map(|r| RegionOut {
+                code: r.code,
+                name: r.name,
+                paid_only: r.paid_only,
+                deprecated: r.deprecated,
+            })
+            .collect(),
+        vm_sizes: facts
+            .vm_sizes
+            .into_iter()
+            .map(|s| VmSizeOut {
+                name: s.name,
+                cpu_cores: s.cpu_cores,
+                memory_mb: s.memory_mb,
+                max_memory_mb: s.max_memory_mb,
+                price_month: s.price_month,
+                price_second: s.price_second,
+            })
+            .collect(),
+    })
+}
