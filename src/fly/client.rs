@@ -714,18 +714,25 @@ impl Client {
     /// A DELETE repeated after an ambiguous failure that now answers 404 succeeded:
     /// the earlier attempt removed it and only its answer was lost.
     pub(crate) async fn send(&self, req: Req) -> Result<Resp, Error> {
+        self.send_noting_ambiguity(req).await.0
+    }
+
+    /// [`Client::send`], also telling whether an attempt failed ambiguously (5xx,
+    /// reset, timeout) before the final answer: then that answer may be about an
+    /// effect the lost attempt already had (a 409 for our own update).
+    pub(crate) async fn send_noting_ambiguity(&self, req: Req) -> (Result<Resp, Error>, bool) {
         let mut retrier = self.retrier();
         let mut ambiguous = false;
-        loop {
+        let result = loop {
             if let (Some(pacer), Some((class, key))) = (&self.shared.pacer, &req.pace) {
                 pacer.until_ready(*class, key).await;
             }
             let err = match self.attenuated_attempt(&req).await {
-                Ok(resp) => return Ok(resp),
+                Ok(resp) => break Ok(resp),
                 Err(e) => e,
             };
             if ambiguous && req.method == Method::DELETE && err.is_not_found() {
-                return Ok(Resp {
+                break Ok(Resp {
                     op: req.op,
                     headers: HeaderMap::new(),
                     body: Bytes::new(),
@@ -733,14 +740,15 @@ impl Client {
                 });
             }
             if !should_retry(req.retry, &err) {
-                return Err(err);
+                break Err(err);
             }
             let Some(delay) = retrier.next_delay(&err) else {
-                return Err(err);
+                break Err(err);
             };
             ambiguous |= err.is_ambiguous();
             self.wait_out(req.op, &err, delay).await;
-        }
+        };
+        (result, ambiguous)
     }
 
     /// One attempt with an `Authorization` header already built (see `attenuate.rs`).
