@@ -212,6 +212,35 @@ fn exec_document(body: &[u8]) -> Option<ExecResult> {
     serde_json::from_value(value).ok()
 }
 
+/// Whether `machine` carries the change `body` asked for: every field of the config we
+/// sent has the value we sent (Fly may add defaults to a stored config, so the read
+/// config is allowed to hold more).
+fn update_applied(machine: &Machine, body: &UpdateMachine) -> bool {
+    let (Some(config), Ok(sent)) = (&machine.config, serde_json::to_value(&body.config)) else {
+        return false;
+    };
+    let Ok(read) = serde_json::to_value(config) else {
+        return false;
+    };
+    json_within(&sent, &read)
+}
+
+/// `small` is contained in `big`: objects key by key (absent or null in `small` is
+/// no constraint), everything else equal.
+fn json_within(small: &serde_json::Value, big: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (small, big) {
+        (Value::Object(s), Value::Object(b)) => s.iter().all(|(k, v)| match b.get(k) {
+            Some(bv) => json_within(v, bv),
+            None => v.is_null() || v.as_object().is_some_and(serde_json::Map::is_empty),
+        }),
+        (Value::Array(s), Value::Array(b)) => {
+            s.len() == b.len() && s.iter().zip(b).all(|(x, y)| json_within(x, y))
+        }
+        _ => small == big,
+    }
+}
+
 fn machine_path<'a>(app: &'a str, id: &'a str, action: &'a str) -> [&'a str; 5] {
     ["apps", app, "machines", id, action]
 }
@@ -234,11 +263,33 @@ impl Client {
         .json(body)?
         .nonce(nonce)
         .pace(PaceClass::Action, machine_id);
-        if body.current_version.is_some() {
-            // A stale version answers 409 and changes nothing, so a retry is safe.
-            req = req.retry(RetryMode::Safe);
+        let Some(based_on) = body.current_version.as_deref() else {
+            return self.send(req).await?.json();
+        };
+        // A stale version answers 409 and changes nothing, so a retry is safe.
+        req = req.retry(RetryMode::Safe);
+        let (sent, ambiguous) = self.send_noting_ambiguity(req).await;
+        match sent {
+            Ok(resp) => resp.json(),
+            // A 409 after a retry that followed an ambiguous failure (5xx, reset,
+            // timeout) may be our own first attempt: it applied, bumped the version,
+            // and only its answer was lost. Read the machine and compare before saying
+            // nothing changed (issue 18 item 11).
+            Err(e) if ambiguous && e.status() == Some(409) => {
+                let now = self.get_machine(app, machine_id).await?;
+                if now.version != based_on && update_applied(&now, body) {
+                    tracing::debug!(
+                        app,
+                        machine_id,
+                        "409 after an ambiguous update: the first attempt applied"
+                    );
+                    Ok(now)
+                } else {
+                    Err(e)
+                }
+            }
+            Err(e) => Err(e),
         }
-        self.send(req).await?.json()
     }
 
     /// Destroy Machine: `DELETE /v1/apps/{app_name}/machines/{machine_id}`; to kill a

@@ -23,10 +23,18 @@ pub const DEFAULT_API_HOSTNAME: &str = "https://api.machines.dev";
 /// Default base for GraphQL and the logs API.
 pub const DEFAULT_API_BASE_URL: &str = "https://api.fly.io";
 
-/// How transient failures are retried.
+/// How transient failures are waited out.
+///
+/// A 429 is never a failure while the request's patience lasts: it is waited out
+/// (`Retry-After` when given, else the window of Fly's per-action limit), on any
+/// request. So are a 5xx, a 408 and a dropped connection on a request that is safe to
+/// repeat. Only when `patience` has run out does the failure reach the caller. Fly's
+/// production clients treat 429 and 5xx as transient too (API-NOTES §4: flyctl
+/// retries them with backoff; fly-go's transport retries 502/503 and, in
+/// `flaps/flaps.go` `do`, resets on GETs).
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
-    /// Retries after the first attempt (0 turns retries off).
+    /// Retries after the first attempt, at most (0 turns retries off).
     pub max_retries: usize,
     /// First backoff delay.
     pub min_delay: Duration,
@@ -34,15 +42,23 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// Largest `Retry-After` honoured; longer values are capped to this.
     pub max_retry_after: Duration,
+    /// How long one request keeps waiting out transient answers before the failure
+    /// is reported: the call's deadline for that request.
+    pub patience: Duration,
+    /// The wait after a 429 without `Retry-After`: the window of Fly's documented
+    /// per-action limit (1 request per second; API-NOTES §4).
+    pub rate_limit_wait: Duration,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            max_retries: 5,
+            max_retries: 1_000,
             min_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(8),
             max_retry_after: Duration::from_secs(30),
+            patience: Duration::from_secs(120),
+            rate_limit_wait: Duration::from_secs(1),
         }
     }
 }
@@ -56,13 +72,16 @@ impl RetryPolicy {
         }
     }
 
-    /// Millisecond delays, for tests against a local server.
+    /// Millisecond delays, for tests against a local server (whose rate-limit
+    /// windows are scaled down too).
     pub fn fast() -> Self {
         RetryPolicy {
-            max_retries: 5,
+            max_retries: 1_000,
             min_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(20),
             max_retry_after: Duration::from_millis(50),
+            patience: Duration::from_secs(5),
+            rate_limit_wait: Duration::from_millis(20),
         }
     }
 
@@ -74,6 +93,103 @@ impl RetryPolicy {
             .with_max_times(self.max_retries)
             .build()
     }
+}
+
+/// The retries of one request (or of one look-then-retry loop): a backoff schedule
+/// bounded by the policy's patience.
+pub(crate) struct Retrier {
+    policy: RetryPolicy,
+    delays: Box<dyn Iterator<Item = Duration> + Send>,
+    started: std::time::Instant,
+    refused: usize,
+}
+
+/// Connections refused in a row before the failure is reported: nothing listens
+/// there (a wrong `FLY_API_HOSTNAME`, or no network), which waiting rarely cures.
+const MAX_REFUSED: usize = 3;
+
+impl Retrier {
+    pub(crate) fn new(policy: &RetryPolicy) -> Retrier {
+        Retrier {
+            policy: policy.clone(),
+            delays: Box::new(policy.delays()),
+            started: std::time::Instant::now(),
+            refused: 0,
+        }
+    }
+
+    /// How long to wait before trying again after `err`, or `None` when the retries
+    /// or the patience are spent.
+    pub(crate) fn next_delay(&mut self, err: &Error) -> Option<Duration> {
+        if let Error::Transport {
+            kind: TransportKind::Connect,
+            ..
+        } = err
+        {
+            self.refused += 1;
+            if self.refused > MAX_REFUSED {
+                return None;
+            }
+        }
+        let backoff = self.delays.next()?;
+        let delay = match err {
+            Error::Api {
+                status: 429,
+                retry_after,
+                ..
+            } => retry_after
+                .map(|ra| ra.min(self.policy.max_retry_after))
+                .unwrap_or(self.policy.rate_limit_wait)
+                .max(backoff),
+            Error::Api {
+                retry_after: Some(ra),
+                ..
+            } => (*ra).min(self.policy.max_retry_after).max(backoff),
+            _ => backoff,
+        };
+        (self.started.elapsed() + delay < self.policy.patience).then_some(delay)
+    }
+}
+
+/// Where a client reports the transient answers it waits out (429s, 5xx, resets), so
+/// a long call can say why it is slow. Called synchronously; keep it cheap.
+#[derive(Clone)]
+pub struct RetryNotices(Arc<dyn Fn(&str) + Send + Sync>);
+
+impl RetryNotices {
+    /// Notices go to `f`.
+    pub fn new(f: impl Fn(&str) + Send + Sync + 'static) -> RetryNotices {
+        RetryNotices(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for RetryNotices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RetryNotices")
+    }
+}
+
+/// The one-line notice for a transient failure waited out.
+fn notice(op: &str, err: &Error, delay: Duration) -> String {
+    let what = match err {
+        Error::Api { status: 429, .. } => "Fly API rate limit (429)".to_owned(),
+        Error::Api { status, .. } => format!("Fly API answered {status}"),
+        Error::Transport {
+            kind: TransportKind::Timeout,
+            ..
+        } => "Fly API timed out".to_owned(),
+        Error::Transport { .. } => "connection to the Fly API failed".to_owned(),
+        Error::GraphQl { .. }
+        | Error::Decode { .. }
+        | Error::Timeout { .. }
+        | Error::Invalid { .. }
+        | Error::NoToken { .. }
+        | Error::Build { .. } => "Fly API call failed".to_owned(),
+    };
+    format!(
+        "{what} on {op}; waiting {:.1} s and trying again",
+        delay.as_secs_f64()
+    )
 }
 
 /// Everything a [`Client`] needs.
@@ -174,6 +290,7 @@ pub struct Client {
     pub(crate) token: Option<Token>,
     recorder: Option<RequestIds>,
     pub(crate) wait_observer: Option<super::wait::WaitObserver>,
+    notices: Option<RetryNotices>,
     /// The attenuation policy and this clone's call scope.
     pub(crate) attn: super::attenuate::Scope,
     /// Recorded as the creator in the metadata of every machine this clone creates
@@ -486,6 +603,7 @@ impl Client {
             token: cfg.token,
             recorder: None,
             wait_observer: None,
+            notices: None,
             attn: super::attenuate::Scope::new(cfg.attenuation),
             creator: None,
         })
@@ -498,6 +616,7 @@ impl Client {
             token: Some(token),
             recorder: self.recorder.clone(),
             wait_observer: self.wait_observer.clone(),
+            notices: self.notices.clone(),
             attn: self.attn.clone(),
             creator: self.creator.clone(),
         }
@@ -511,6 +630,7 @@ impl Client {
             token: self.token.clone(),
             recorder: Some(ids.clone()),
             wait_observer: self.wait_observer.clone(),
+            notices: self.notices.clone(),
             attn: self.attn.clone(),
             creator: self.creator.clone(),
         };
@@ -521,6 +641,14 @@ impl Client {
     /// corrected by the offset to Fly's `Date` header.
     pub fn fly_now(&self) -> i64 {
         self.shared.attn.now()
+    }
+
+    /// A clone that reports every transient answer it waits out to `notices`.
+    pub fn with_notices(&self, notices: RetryNotices) -> Client {
+        Client {
+            notices: Some(notices),
+            ..self.clone()
+        }
     }
 
     /// Whether a token is configured.
@@ -548,9 +676,18 @@ impl Client {
         &self.shared.api_base_url
     }
 
-    /// A fresh backoff schedule of this client's retry policy.
-    pub(crate) fn retry_delays(&self) -> impl Iterator<Item = Duration> + use<> {
-        self.shared.retry.delays()
+    /// A fresh retry schedule of this client's policy (for look-then-retry loops).
+    pub(crate) fn retrier(&self) -> Retrier {
+        Retrier::new(&self.shared.retry)
+    }
+
+    /// Waits `delay` after `err`, saying so to the notices sink.
+    pub(crate) async fn wait_out(&self, op: &str, err: &Error, delay: Duration) {
+        tracing::debug!(op, error = %err, ?delay, "retrying Fly API call");
+        if let Some(n) = &self.notices {
+            (n.0)(&notice(op, err, delay));
+        }
+        tokio::time::sleep(delay).await;
     }
 
     /// The retry policy's first delay.
@@ -589,32 +726,45 @@ impl Client {
     }
 
     /// Sends a request with pacing and retries; returns the successful response.
+    ///
+    /// A DELETE repeated after an ambiguous failure that now answers 404 succeeded:
+    /// the earlier attempt removed it and only its answer was lost.
     pub(crate) async fn send(&self, req: Req) -> Result<Resp, Error> {
-        let mut delays = self.shared.retry.delays();
-        loop {
+        self.send_noting_ambiguity(req).await.0
+    }
+
+    /// [`Client::send`], also telling whether an attempt failed ambiguously (5xx,
+    /// reset, timeout) before the final answer: then that answer may be about an
+    /// effect the lost attempt already had (a 409 for our own update).
+    pub(crate) async fn send_noting_ambiguity(&self, req: Req) -> (Result<Resp, Error>, bool) {
+        let mut retrier = self.retrier();
+        let mut ambiguous = false;
+        let result = loop {
             if let (Some(pacer), Some((class, key))) = (&self.shared.pacer, &req.pace) {
                 pacer.until_ready(*class, key).await;
             }
             let err = match self.attenuated_attempt(&req).await {
-                Ok(resp) => return Ok(resp),
+                Ok(resp) => break Ok(resp),
                 Err(e) => e,
             };
-            if !should_retry(req.retry, &err) {
-                return Err(err);
+            if ambiguous && req.method == Method::DELETE && err.is_not_found() {
+                break Ok(Resp {
+                    op: req.op,
+                    headers: HeaderMap::new(),
+                    body: Bytes::new(),
+                    request_id: err.request_id().map(str::to_owned),
+                });
             }
-            let Some(backoff) = delays.next() else {
-                return Err(err);
+            if !should_retry(req.retry, &err) {
+                break Err(err);
+            }
+            let Some(delay) = retrier.next_delay(&err) else {
+                break Err(err);
             };
-            let delay = match &err {
-                Error::Api {
-                    retry_after: Some(ra),
-                    ..
-                } => (*ra).min(self.shared.retry.max_retry_after).max(backoff),
-                _ => backoff,
-            };
-            tracing::debug!(op = req.op, error = %err, ?delay, "retrying Fly API call");
-            tokio::time::sleep(delay).await;
-        }
+            ambiguous |= err.is_ambiguous();
+            self.wait_out(req.op, &err, delay).await;
+        };
+        (result, ambiguous)
     }
 
     /// One attempt with an `Authorization` header already built (see `attenuate.rs`).

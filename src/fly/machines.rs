@@ -888,7 +888,7 @@ impl Client {
         if let Some(existing) = self.find_machine_by_idempotency_key(app, key).await? {
             return Ok(existing);
         }
-        let mut delays = self.retry_delays();
+        let mut retrier = self.retrier();
         loop {
             let err = match self.create_machine(app, &body).await {
                 Ok(m) => return Ok(m),
@@ -896,10 +896,10 @@ impl Client {
                 Err(e) => return Err(e),
             };
             tracing::debug!(app, error = %err, "ambiguous machine create; looking before retrying");
-            let Some(delay) = delays.next() else {
+            let Some(delay) = retrier.next_delay(&err) else {
                 return Err(err);
             };
-            tokio::time::sleep(delay).await;
+            self.wait_out("create_machine", &err, delay).await;
             match self.find_machine_by_idempotency_key(app, key).await {
                 Ok(Some(m)) => return Ok(m),
                 Ok(None) => {}

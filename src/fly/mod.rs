@@ -37,7 +37,8 @@ pub use certificates::{
     DnsRequirements, DnsTarget, OwnershipRecord,
 };
 pub use client::{
-    Client, ClientConfig, DEFAULT_API_BASE_URL, DEFAULT_API_HOSTNAME, RequestIds, RetryPolicy,
+    Client, ClientConfig, DEFAULT_API_BASE_URL, DEFAULT_API_HOSTNAME, RequestIds, RetryNotices,
+    RetryPolicy,
 };
 pub use error::{Error, GraphQlError, TransportKind};
 pub use graphql::VmSize;

@@ -210,6 +210,8 @@ enum Fault {
     None,
     ServerError(u16),
     Reset,
+    /// Run the handler, then answer this 5xx (`Some`) or drop the connection (`None`).
+    Applied(Option<u16>),
 }
 
 /// Request id, request log, faults and API latency.
@@ -225,7 +227,7 @@ async fn outer(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Respon
         let id = w.rng_request_id(now);
         let mut delay = None;
         let mut fault = Fault::None;
-        if !control && !w.faults.is_off() {
+        if !control && !w.faults.is_off() && w.faults.targets(&method, &path) {
             if let Some((d, p)) = w.faults.latency
                 && w.fault_rng.next_f64() < p
             {
@@ -237,6 +239,15 @@ async fn outer(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Respon
                 fault = Fault::ServerError(codes.get(pick).copied().unwrap_or(503));
             } else if w.fault_rng.next_f64() < w.faults.reset {
                 fault = Fault::Reset;
+            } else if w.fault_rng.next_f64() < w.faults.applied {
+                let codes = [500u16, 502, 503];
+                let pick = usize::try_from(w.fault_rng.next_u64() % 3).unwrap_or(0);
+                fault = Fault::Applied(Some(codes.get(pick).copied().unwrap_or(502)));
+            } else if w.fault_rng.next_f64() < w.faults.applied_reset {
+                fault = Fault::Applied(None);
+            }
+            if !matches!(fault, Fault::None) && !w.faults.take_one() {
+                fault = Fault::None;
             }
         }
         if !control && !s.cfg.stepped && w.latency.api_ms > 0 {
@@ -255,10 +266,18 @@ async fn outer(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Respon
         Fault::ServerError(code) => {
             ApiError::new(code, "internal error (injected fault)").into_response()
         }
-        Fault::Reset => {
-            let mut r = Response::new(axum::body::Body::empty());
-            r.extensions_mut().insert(DropConnection);
-            r
+        Fault::Reset => dropped(),
+        Fault::Applied(code) => {
+            // The effect happens; only the answer is lost.
+            let done = next.run(req).await;
+            drop(done);
+            match code {
+                Some(code) => {
+                    ApiError::new(code, "internal error (injected fault after the effect)")
+                        .into_response()
+                }
+                None => dropped(),
+            }
         }
     };
     if resp.status().as_u16() >= 400 && !is_json(&resp) {
@@ -286,6 +305,13 @@ async fn outer(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Respon
         });
     }
     resp
+}
+
+/// A response that makes the accept loop drop the connection without an answer.
+fn dropped() -> Response {
+    let mut r = Response::new(axum::body::Body::empty());
+    r.extensions_mut().insert(DropConnection);
+    r
 }
 
 fn is_json(resp: &Response) -> bool {

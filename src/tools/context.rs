@@ -115,6 +115,14 @@ impl ToolContext {
                         tick.waited.as_secs()
                     ));
                 }));
+            // The transient answers the client waits out (429s, 5xx, resets) say why a
+            // slow call is slow.
+            let reporter = steering.reporter.clone();
+            self.client = self
+                .client
+                .with_notices(fly::RetryNotices::new(move |message: &str| {
+                    reporter.tick(message.to_owned());
+                }));
         }
         self.steering = steering;
         self

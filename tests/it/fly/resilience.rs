@@ -31,15 +31,25 @@ async fn a_429_burst_is_absorbed_by_backoff_honouring_retry_after() {
 }
 
 #[tokio::test]
-async fn transient_5xx_retried_until_the_budget_runs_out() {
-    let (server, client) = stub().await;
+async fn transient_5xx_retried_until_the_patience_runs_out() {
+    let server = wiremock::MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/v1/apps/flaky"))
         .respond_with(ResponseTemplate::new(503).set_body_string("<html>upstream gone</html>"))
-        .expect(6) // first try + 5 retries (RetryPolicy::fast)
+        .expect(3..)
         .mount(&server)
         .await;
+    let mut cfg =
+        ClientConfig::local(url::Url::parse(&server.uri()).unwrap(), Token::parse("t")).unwrap();
+    cfg.retry.patience = Duration::from_millis(300);
+    let client = Client::new(cfg).unwrap();
+    let started = Instant::now();
     let err = client.get_app("flaky").await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(err.status(), Some(503));
     assert!(err.is_retryable());
     assert!(
@@ -147,4 +157,59 @@ async fn connection_refused_is_a_transport_error_not_ambiguous() {
         "{err:?}"
     );
     assert!(err.is_retryable() && !err.is_ambiguous());
+}
+
+/// Issue 18 item 17: a 429 is never a failure while the request's patience lasts —
+/// here twelve in a row, more than any fixed retry count allowed — and neither is a
+/// run of 5xx on a request that is safe to repeat. Each wait is reported to the
+/// client's notices (which the tool layer turns into progress notifications).
+#[tokio::test]
+async fn item17_429s_and_5xx_are_waited_out_and_said() {
+    let (server, client) = stub().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/apps/busy/machines"))
+        .respond_with(
+            ResponseTemplate::new(429).set_body_json(json!({"error": "rate limit exceeded"})),
+        )
+        .up_to_n_times(12)
+        .expect(12)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/apps/busy/machines"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/apps/busy"))
+        .respond_with(ResponseTemplate::new(502).set_body_string("bad gateway"))
+        .up_to_n_times(9)
+        .expect(9)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/apps/busy"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"name": "busy"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let said = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = said.clone();
+    let client = client.with_notices(fly_machines_mcp::fly::RetryNotices::new(move |m: &str| {
+        sink.lock().unwrap().push(m.to_owned());
+    }));
+    let listed = client
+        .list_machines("busy", &fly_machines_mcp::fly::MachineFilter::default())
+        .await
+        .unwrap();
+    assert!(listed.is_empty());
+    assert_eq!(client.get_app("busy").await.unwrap().name, "busy");
+    let said = said.lock().unwrap().clone();
+    assert_eq!(said.len(), 21, "{said:?}");
+    assert!(
+        said[0].contains("rate limit (429) on list_machines"),
+        "{said:?}"
+    );
+    assert!(said[20].contains("answered 502 on get_app"), "{said:?}");
 }

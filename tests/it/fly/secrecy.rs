@@ -43,7 +43,13 @@ async fn token_never_appears_in_debug_errors_or_logs() {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"name": "ok"})))
         .mount(&server)
         .await;
-    let client = client_for(&server, true);
+    let mut quick = ClientConfig::local(
+        url::Url::parse(&server.uri()).unwrap(),
+        Token::parse(CANARY),
+    )
+    .unwrap();
+    quick.retry.patience = std::time::Duration::from_millis(200);
+    let client = Client::new(quick).unwrap();
     let err = client.get_app("boom").await.unwrap_err();
     client.get_app("ok").await.unwrap();
 

@@ -183,6 +183,7 @@ async fn canaries_never_reach_error_paths_5xx_resets_and_401() {
         server_error: 0.6,
         reset: 0.2,
         latency: None,
+        ..FaultConfig::default()
     });
     let (_, client) = connect(sim_client(&sim, TOKEN), Some(audit)).await;
     let tools = client.list_all_tools().await.unwrap();

@@ -251,3 +251,44 @@ async fn over_mcp_progress_arrives_and_a_cancelled_call_rolls_back() {
     client.cancel().await.unwrap();
     sim.shutdown().await;
 }
+
+/// Issue 18 item 17: the transient answers a call waits out are said in its progress
+/// notifications (and the call still succeeds).
+#[tokio::test]
+async fn item17_waited_out_faults_are_said_in_progress() {
+    let sim = start_sim(SimConfig::for_tests()).await;
+    let gate = gate(&sim, ConfirmMode::Argument);
+    let handler = Watching::default();
+    let client = connect(gate.clone(), handler.clone()).await;
+    let r = client
+        .call_tool(call("provision_environment", env_args("dev-noisy")))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    sim.set_faults("5xx=0.5".parse().unwrap());
+    let request = rmcp::model::ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(
+        call("app_status", json!({"app": "dev-noisy"})),
+    ));
+    let handle = client
+        .peer()
+        .send_cancellable_request(request, rmcp::service::PeerRequestOptions::no_options())
+        .await
+        .unwrap();
+    let r = handle.await_response().await.unwrap();
+    sim.set_faults(Default::default());
+    let rmcp::model::ServerResult::CallToolResult(r) = r else {
+        panic!("not a tool result: {r:?}");
+    };
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    crate::support::eventually("a progress note about a waited-out 5xx", || async {
+        handler
+            .messages
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|m| m.contains("Fly API answered 5") && m.contains("trying again"))
+    })
+    .await;
+    client.cancel().await.unwrap();
+    sim.shutdown().await;
+}

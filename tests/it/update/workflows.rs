@@ -527,3 +527,50 @@ async fn item10_machine_on_an_unreachable_host_is_neither_updated_nor_cloned() {
     assert_eq!(m["config"]["env"]["MODE"], "one", "{m}");
     assert_eq!(m["config"]["image"], "nginx:1", "{m}");
 }
+
+/// Issue 18 item 11: the update reaches Fly, applies, and its answer is lost (the
+/// simulator's `applied` and `applied_reset` faults: a 5xx or a reset after the handler ran). The client
+/// repeats it with the same `current_version` and gets 409 — about its own first
+/// attempt. It reads the machine back, sees the change there, and reports the machine
+/// updated, not "nothing was changed".
+#[tokio::test]
+async fn item11_update_applied_then_answered_5xx_is_reported_updated() {
+    for fault in ["applied", "applied_reset"] {
+        let env = Env::fast().await;
+        let app = format!("item11-{}", fault.replace('_', "-"));
+        let ids = env.app_with_machines(&app, "iad", "nginx:1", 1).await;
+        let id = &ids[0];
+        let before = env.machine(&app, id)["version"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let path = format!("/v1/apps/{app}/machines/{id}");
+        // One fault, aimed at the update: the effect happens, the answer is lost.
+        let spec = format!("{fault}=1,on=POST {path},times=1");
+        env.sim.set_faults(spec.parse().unwrap());
+        let plan = update::plan_update(&env.client, &app, &[], false)
+            .await
+            .unwrap();
+        let report = update::run_update(
+            &env.client,
+            &plan,
+            &image("nginx:2"),
+            &quick(Strategy::Rolling { batch: 1 }),
+            &Control::detached(),
+        )
+        .await
+        .unwrap();
+        env.sim.set_faults(Default::default());
+        let m = env.machine(&app, id);
+        assert_eq!(m["config"]["image"], "nginx:2", "the first attempt applied");
+        assert_ne!(m["version"].as_str().unwrap(), before);
+        assert_eq!(
+            logged(&env, "POST", &path).await,
+            2,
+            "the update was sent twice (the second answered 409)"
+        );
+        assert_eq!(report.count(Outcome::Updated), 1, "{report:?}");
+        assert!(report.machines[0].error.is_none(), "{report:?}");
+        assert_eq!(report.machines[0].version, m["version"].as_str().unwrap());
+    }
+}
