@@ -269,34 +269,26 @@ impl Verifier {
                 None => None,
             }
         };
-        let fresh_enough = |keys: &Option<Keys>| {
-            keys.as_ref()
-                .is_some_and(|k| k.fetched.elapsed() < MIN_REFETCH)
+        // The cache's answer: the key, a refusal (unknown and fetched too recently to
+        // fetch again), or `None` (fetch).
+        let cached = || -> Option<Result<Jwk, Refusal>> {
+            let keys = match self.keys.lock() {
+                Ok(keys) => keys,
+                Err(_) => return Some(Err(invalid("key cache unavailable"))),
+            };
+            let keys = keys.as_ref()?;
+            if let Some(k) = find(&keys.set) {
+                return Some(Ok(k));
+            }
+            (keys.fetched.elapsed() < MIN_REFETCH).then(|| Err(invalid("unknown signing key")))
         };
-        {
-            let keys = self
-                .keys
-                .lock()
-                .map_err(|_| invalid("key cache unavailable"))?;
-            if let Some(k) = keys.as_ref().and_then(|k| find(&k.set)) {
-                return Ok(k);
-            }
-            if fresh_enough(&keys) {
-                return Err(invalid("unknown signing key"));
-            }
+        if let Some(answer) = cached() {
+            return answer;
         }
+        // One fetch at a time: a caller that waited here finds what the other fetched.
         let _one = self.fetching.lock().await;
-        {
-            let keys = self
-                .keys
-                .lock()
-                .map_err(|_| invalid("key cache unavailable"))?;
-            if let Some(k) = keys.as_ref().and_then(|k| find(&k.set)) {
-                return Ok(k);
-            }
-            if fresh_enough(&keys) {
-                return Err(invalid("unknown signing key"));
-            }
+        if let Some(answer) = cached() {
+            return answer;
         }
         let set = match self.discover().await {
             Ok(uri) => self.get_json::<JwkSet>(&uri).await,
