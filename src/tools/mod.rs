@@ -2,9 +2,9 @@
 //! safety gates every tool passes through (modes, confirmation, scope, redaction,
 //! output cap, audit).
 //!
-//! Adding a tool: put it in its toolset's file (`provision.rs`, ...; a file of its own
-//! in `observe/`) as
-//! a `ToolInfo` constant, an args struct (serde + schemars, `deny_unknown_fields`,
+//! Adding a tool: put it in its toolset's file (`network.rs`, ...; a file of its own,
+//! named after the tool, in `observe/`, `provision/` or `fleet/`) as a `ToolInfo`
+//! constant, an args struct (serde + schemars, `deny_unknown_fields`,
 //! bounds as schemars attributes), an output struct implementing [`ToolOutput`], and a
 //! body `async fn(ToolContext, Args) -> Result<Output, ToolError>`; list it in that
 //! file's `tools()`. Declare it with [`ToolDef::read`], [`ToolDef::write`] or
@@ -32,6 +32,7 @@ pub mod redact;
 pub mod reference;
 pub mod render;
 pub mod safety;
+pub mod schema;
 pub mod secrets;
 pub mod server;
 pub mod storage;

@@ -18,6 +18,7 @@ use crate::fly::{self, MachineConfig, MachineState, UpdateMachine, WaitTarget};
 use crate::workflows::NextStep;
 
 use super::Error;
+use super::provision::CpuKind;
 use super::sched::{BulkOptions, Control, ItemOutcome, run_bulk};
 
 /// The description our leases carry (shown to anyone who finds the machine leased).
@@ -26,7 +27,7 @@ pub const LEASE_DESCRIPTION: &str = "fly-machines-mcp update_machines";
 /// CPU and memory changes; unset fields keep the machine's value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GuestChange {
-    pub cpu_kind: Option<String>,
+    pub cpu_kind: Option<CpuKind>,
     pub cpus: Option<u32>,
     pub memory_mb: Option<u32>,
 }
@@ -68,8 +69,8 @@ impl ConfigChange {
         }
         if let Some(g) = &self.guest {
             let guest = next.guest.get_or_insert_with(fly::GuestConfig::default);
-            if let Some(kind) = &g.cpu_kind {
-                guest.cpu_kind.clone_from(kind);
+            if let Some(kind) = g.cpu_kind {
+                kind.as_str().clone_into(&mut guest.cpu_kind);
             }
             if let Some(cpus) = g.cpus {
                 guest.cpus = cpus;
@@ -110,8 +111,8 @@ impl ConfigChange {
         }
         if let Some(g) = &self.guest {
             let mut guest = Vec::new();
-            if let Some(k) = &g.cpu_kind {
-                guest.push(k.clone());
+            if let Some(k) = g.cpu_kind {
+                guest.push(k.as_str().to_owned());
             }
             if let Some(c) = g.cpus {
                 guest.push(format!("{c} cpu"));

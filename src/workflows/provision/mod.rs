@@ -20,12 +20,17 @@ use sha2::{Digest, Sha256};
 use crate::fly;
 
 mod plan;
+mod request;
 mod run;
 mod sizing;
 #[cfg(test)]
 mod tests;
 
 pub use plan::plan_environment;
+pub use request::{
+    CheckRequest, CpuKind, GuestRequest, InvalidRequest, PortRequest, ProxyRequest, ServiceRequest,
+    VolumeRequest, checks,
+};
 pub use run::{ProvisionFailure, provision_environment};
 pub use sizing::{estimate_cost, machine_config, resolve_guest};
 

@@ -1,0 +1,137 @@
+//! The `fleet` toolset (opt-in): warm pools of per-user environments — `pool_status`,
+//! `pool_fill`, `claim_environment`, `release_environment`, `reap_expired`.
+//!
+//! The pool logic (metadata, leases, pacing) lives in [`crate::workflows::pool`]; these
+//! files only shape arguments and results and forward progress, one file per tool; the
+//! argument and output types several tools share live here.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    catalog::{DeclarationError, ToolDef},
+    render::table,
+};
+use crate::workflows::pool as wf;
+
+mod claim_environment;
+mod pool_fill;
+mod pool_status;
+mod reap_expired;
+mod release_environment;
+#[cfg(test)]
+mod tests;
+
+pub use claim_environment::*;
+pub use pool_fill::*;
+pub use pool_status::*;
+pub use reap_expired::*;
+pub use release_environment::*;
+
+use claim_environment::{CLAIM_ENVIRONMENT, claim_environment};
+use pool_fill::{POOL_FILL, pool_fill};
+use pool_status::{POOL_STATUS, pool_status};
+use reap_expired::{REAP_EXPIRED, plan_reap_expired, reap_expired};
+use release_environment::{RELEASE_ENVIRONMENT, release_environment};
+
+/// The tools of this toolset.
+pub fn tools() -> Result<Vec<ToolDef>, DeclarationError> {
+    Ok(vec![
+        ToolDef::read(POOL_STATUS, pool_status)?,
+        ToolDef::write(POOL_FILL, pool_fill)?,
+        ToolDef::write(CLAIM_ENVIRONMENT, claim_environment)?,
+        ToolDef::write(RELEASE_ENVIRONMENT, release_environment)?,
+        ToolDef::destructive(REAP_EXPIRED, plan_reap_expired, reap_expired)?,
+    ])
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PoolArgs {
+    /// App holding the pool's machines.
+    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
+    pub app: String,
+    /// Pool name.
+    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
+    pub pool: String,
+}
+
+/// One member of a pool.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct MemberOut {
+    pub machine_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u32>,
+    pub region: String,
+    /// Machine state (`suspended`, `started`, …).
+    pub machine_state: String,
+    /// `free`, `claimed`, `filling` or `broken`.
+    pub pool_state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// Why it counts as broken.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+impl From<&wf::Member> for MemberOut {
+    fn from(m: &wf::Member) -> Self {
+        MemberOut {
+            machine_id: m.machine_id.clone(),
+            slot: m.slot,
+            region: m.region.clone(),
+            machine_state: m.machine_state.clone(),
+            pool_state: match (&m.broken, m.slot_state) {
+                (Some(_), _) | (None, None) => "broken",
+                (None, Some(s)) => s.as_str(),
+            }
+            .to_owned(),
+            user: m.user.clone(),
+            expires_at: m.expires_at.map(|t| t.to_string()),
+            problem: m.broken.clone(),
+        }
+    }
+}
+
+fn member_rows(members: &[MemberOut]) -> String {
+    let rows: Vec<Vec<String>> = members
+        .iter()
+        .map(|m| {
+            vec![
+                m.machine_id.clone(),
+                m.slot.map(|s| s.to_string()).unwrap_or_default(),
+                m.machine_state.clone(),
+                m.pool_state.clone(),
+                m.user.clone().unwrap_or_default(),
+                m.expires_at.clone().unwrap_or_default(),
+                m.problem.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table(
+        &["ID", "SLOT", "STATE", "POOL", "USER", "EXPIRES", "PROBLEM"],
+        &rows,
+    )
+}
+
+/// How free environments wait.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ParkArg {
+    /// Suspended: claims resume them (fastest).
+    #[default]
+    Suspended,
+    /// Stopped: claims start them (cheaper while parked, slower to claim).
+    Stopped,
+}
+
+impl From<ParkArg> for wf::Park {
+    fn from(p: ParkArg) -> Self {
+        match p {
+            ParkArg::Suspended => wf::Park::Suspended,
+            ParkArg::Stopped => wf::Park::Stopped,
+        }
+    }
+}

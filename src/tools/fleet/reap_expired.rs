@@ -1,0 +1,152 @@
+//! `reap_expired`: destroy the environments whose claim has expired, confirmed first.
+
+use jiff::Timestamp;
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use super::{MemberOut, PoolArgs, member_rows};
+use crate::tools::{
+    catalog::{DestroyPlan, ToolInfo, ToolOutput, Toolset},
+    context::ToolContext,
+    error::ToolError,
+    render::table,
+};
+use crate::workflows::pool as wf;
+
+pub(super) const REAP_EXPIRED: ToolInfo = ToolInfo {
+    name: "reap_expired",
+    title: "Destroy expired environments",
+    toolset: Toolset::Fleet,
+    idempotent: true,
+    description: "Destroy the environments of a pool whose claim is past expires_at (and only \
+those: free ones and unexpired claims are untouched; a claim renewed meanwhile is spared). \
+Confirmed first, unless the server runs with --confirm never. Call pool_fill afterwards to \
+replace them.",
+    narrow_hint: "",
+};
+
+/// What `reap_expired` would destroy.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReapPlanOut {
+    pub app: String,
+    pub pool: String,
+    pub now: String,
+    pub expired: Vec<MemberOut>,
+    #[serde(skip)]
+    plan: wf::ReapPlan,
+}
+
+impl DestroyPlan for ReapPlanOut {
+    fn confirm_token(&self) -> &str {
+        &self.app
+    }
+
+    fn binding(&self) -> serde_json::Value {
+        // `now` moves by itself; what is expired is the plan.
+        serde_json::json!({"app": self.app, "pool": self.pool, "expired": self.expired})
+    }
+
+    fn describe(&self) -> String {
+        if self.expired.is_empty() {
+            return format!(
+                "nothing: no claim in pool {} of app {} is past its expiry",
+                self.pool, self.app
+            );
+        }
+        format!(
+            "{} expired environment(s) of pool {} in app {} (machines destroyed, running ones killed):\n{}",
+            self.expired.len(),
+            self.pool,
+            self.app,
+            member_rows(&self.expired)
+        )
+    }
+}
+
+/// One reaped member.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ReapedOut {
+    pub machine_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// `destroyed`, `renewed` (spared), `busy` (leased by someone else) or `failed: …`.
+    pub outcome: String,
+}
+
+/// Result of `reap_expired`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ReapOut {
+    pub app: String,
+    pub pool: String,
+    pub destroyed: usize,
+    pub machines: Vec<ReapedOut>,
+}
+
+impl ToolOutput for ReapOut {
+    fn render_text(&self) -> String {
+        let rows: Vec<Vec<String>> = self
+            .machines
+            .iter()
+            .map(|m| {
+                vec![
+                    m.machine_id.clone(),
+                    m.user.clone().unwrap_or_default(),
+                    m.outcome.clone(),
+                ]
+            })
+            .collect();
+        format!(
+            "pool {} in app {}: {} destroyed\n{}",
+            self.pool,
+            self.app,
+            self.destroyed,
+            table(&["ID", "USER", "OUTCOME"], &rows)
+        )
+    }
+}
+
+pub(super) async fn plan_reap_expired(
+    ctx: ToolContext,
+    args: PoolArgs,
+) -> Result<ReapPlanOut, ToolError> {
+    let plan = wf::plan_reap(ctx.client(), &args.app, &args.pool, Timestamp::now()).await?;
+    Ok(ReapPlanOut {
+        app: plan.app.clone(),
+        pool: plan.pool.clone(),
+        now: plan.now.to_string(),
+        expired: plan.expired.iter().map(MemberOut::from).collect(),
+        plan,
+    })
+}
+
+pub(super) async fn reap_expired(
+    ctx: ToolContext,
+    _args: PoolArgs,
+    plan: ReapPlanOut,
+) -> Result<ReapOut, ToolError> {
+    let client = ctx.client().clone();
+    let wf_plan = plan.plan.clone();
+    let reaped = ctx
+        .steer(|ctl| async move { wf::reap(&client, &wf_plan, &ctl).await })
+        .await;
+    let machines: Vec<ReapedOut> = reaped
+        .into_iter()
+        .map(|r| ReapedOut {
+            machine_id: r.machine_id,
+            user: r.user,
+            outcome: r.outcome,
+        })
+        .collect();
+    let out = ReapOut {
+        app: plan.app,
+        pool: plan.pool,
+        destroyed: machines.iter().filter(|m| m.outcome == "destroyed").count(),
+        machines,
+    };
+    if out.machines.iter().any(|m| m.outcome.starts_with("failed")) {
+        return Err(ToolError::Incomplete {
+            summary: out.render_text(),
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,207 @@
+//! `destroy_machines`: destroy machines of an app by id, confirmed first.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::MachineRef;
+use crate::tools::{
+    catalog::{DestroyPlan, ToolInfo, ToolOutput, Toolset},
+    context::ToolContext,
+    error::ToolError,
+    render::table,
+};
+use crate::workflows::destroy as wf;
+
+pub(super) const DESTROY_MACHINES: ToolInfo = ToolInfo {
+    name: "destroy_machines",
+    title: "Destroy machines",
+    toolset: Toolset::Provision,
+    idempotent: true,
+    description: "Destroy machines of an app by id; running ones need `force: true`. Confirmed first; reports \
+per machine. Leaves volumes, IPs and the app alone (teardown_environment removes \
+everything).",
+    narrow_hint: "destroy fewer machines per call",
+};
+
+/// Arguments of `destroy_machines`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DestroyMachinesArgs {
+    /// App name.
+    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
+    pub app: String,
+    /// Machine ids (14 hex characters) to destroy.
+    #[schemars(length(min = 1, max = 50), inner(pattern(r"^[0-9a-f]{14}$")))]
+    pub machine_ids: Vec<String>,
+    /// Destroy running machines too (kills them).
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// What `destroy_machines` would destroy.
+#[derive(Debug, Clone, Serialize)]
+pub struct DestroyMachinesPlan {
+    pub app: String,
+    pub force: bool,
+    pub machines: Vec<MachineRef>,
+    #[serde(skip)]
+    plan: wf::MachineDestroyPlan,
+}
+
+impl DestroyPlan for DestroyMachinesPlan {
+    fn confirm_token(&self) -> &str {
+        &self.app
+    }
+
+    fn binding(&self) -> serde_json::Value {
+        // The exact targets: each machine's version, not only its id.
+        let machines: Vec<serde_json::Value> = self
+            .plan
+            .machines
+            .iter()
+            .map(|m| serde_json::json!([m.id, m.version, m.state]))
+            .collect();
+        serde_json::json!({"app": self.app, "force": self.force, "machines": machines})
+    }
+
+    fn describe(&self) -> String {
+        let rows: Vec<Vec<String>> = self
+            .machines
+            .iter()
+            .map(|m| {
+                vec![
+                    m.id.clone(),
+                    m.name.clone(),
+                    m.region.clone(),
+                    m.state.clone(),
+                ]
+            })
+            .collect();
+        format!(
+            "{} machine(s) of app {}{}:\n{}",
+            self.machines.len(),
+            self.app,
+            if self.force {
+                " (force: running machines are killed)"
+            } else {
+                ""
+            },
+            table(&["ID", "NAME", "REGION", "STATE"], &rows)
+        )
+    }
+}
+
+/// Outcome for one machine.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct MachineDestroyed {
+    pub id: String,
+    pub name: String,
+    pub region: String,
+    /// `destroyed` or `failed`.
+    pub outcome: String,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Result of `destroy_machines`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct DestroyMachinesReport {
+    pub app: String,
+    pub destroyed: u32,
+    pub failed: u32,
+    pub machines: Vec<MachineDestroyed>,
+}
+
+impl ToolOutput for DestroyMachinesReport {
+    fn render_text(&self) -> String {
+        let rows: Vec<Vec<String>> = self
+            .machines
+            .iter()
+            .map(|m| {
+                vec![
+                    m.id.clone(),
+                    m.name.clone(),
+                    m.region.clone(),
+                    m.outcome.clone(),
+                    m.error.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        format!(
+            "app {}: {} destroyed, {} failed\n{}",
+            self.app,
+            self.destroyed,
+            self.failed,
+            table(&["ID", "NAME", "REGION", "OUTCOME", "ERROR"], &rows)
+        )
+    }
+}
+
+pub(super) async fn plan_destroy_machines(
+    ctx: ToolContext,
+    args: DestroyMachinesArgs,
+) -> Result<DestroyMachinesPlan, ToolError> {
+    let plan = wf::plan_machine_destroy(
+        ctx.client(),
+        &args.app,
+        &args.machine_ids,
+        args.force,
+        ctx.owned_only(),
+    )
+    .await?;
+    Ok(DestroyMachinesPlan {
+        app: plan.app.clone(),
+        force: plan.force,
+        machines: plan
+            .machines
+            .iter()
+            .cloned()
+            .map(MachineRef::from)
+            .collect(),
+        plan,
+    })
+}
+
+pub(super) async fn destroy_machines(
+    ctx: ToolContext,
+    _args: DestroyMachinesArgs,
+    plan: DestroyMachinesPlan,
+) -> Result<DestroyMachinesReport, ToolError> {
+    let app = plan.app.clone();
+    let total = u32::try_from(plan.machines.len()).unwrap_or(u32::MAX);
+    ctx.progress(0, Some(total), format!("destroying {total} machine(s)"));
+    let outcomes = wf::destroy_planned_machines(ctx.client(), plan.plan).await;
+    let machines: Vec<MachineDestroyed> = outcomes
+        .into_iter()
+        .map(|o| MachineDestroyed {
+            id: o.machine.id,
+            name: o.machine.name,
+            region: o.machine.region,
+            outcome: if o.error.is_none() {
+                "destroyed"
+            } else {
+                "failed"
+            }
+            .to_owned(),
+            error: o.error,
+        })
+        .collect();
+    let failed =
+        u32::try_from(machines.iter().filter(|m| m.error.is_some()).count()).unwrap_or(u32::MAX);
+    let report = DestroyMachinesReport {
+        app,
+        destroyed: total.saturating_sub(failed),
+        failed,
+        machines,
+    };
+    if failed > 0 {
+        return Err(ToolError::Incomplete {
+            summary: report.render_text(),
+        });
+    }
+    Ok(report)
+}
+
+// ---------------------------------------------------------------------------------------
+// update_machines and scale_machines (rolling config changes and scaling).

@@ -1,0 +1,177 @@
+//! `machine_action`: start, stop, suspend, restart, cordon or uncordon machines, then wait.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use std::time::Duration;
+
+use crate::tools::{
+    catalog::{ToolInfo, ToolOutput, Toolset},
+    context::ToolContext,
+    error::ToolError,
+    render::table,
+};
+use crate::workflows::lifecycle as life;
+
+pub(super) const MACHINE_ACTION: ToolInfo = ToolInfo {
+    name: "machine_action",
+    title: "Start, stop, suspend, restart or cordon machines",
+    toolset: Toolset::Provision,
+    idempotent: false,
+    description: "Start, stop, suspend, restart, cordon or uncordon machines of an app, then wait for the \
+target state under a deadline, with progress. Reports per machine; an error result if any \
+failed.",
+    narrow_hint: "name fewer machine_ids",
+};
+
+/// A lifecycle action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionArg {
+    Start,
+    Stop,
+    Suspend,
+    Restart,
+    Cordon,
+    Uncordon,
+}
+
+/// Arguments of `machine_action`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MachineActionArgs {
+    /// App name.
+    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
+    pub app: String,
+    pub action: ActionArg,
+    /// Machine ids (default: all).
+    #[schemars(length(min = 1, max = 100), inner(pattern(r"^[0-9a-f]{14}$")))]
+    pub machine_ids: Option<Vec<String>>,
+    /// Wait for the target state (default true).
+    pub wait: Option<bool>,
+    /// Deadline per machine, seconds (default 120).
+    #[schemars(range(min = 1, max = 900))]
+    pub timeout_s: Option<u32>,
+    /// Machines acted on at once (default 4).
+    #[schemars(range(min = 1, max = 16))]
+    pub concurrency: Option<u32>,
+}
+
+/// One machine's outcome.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct MachineActionOut {
+    pub id: String,
+    pub name: String,
+    pub region: String,
+    pub before: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// `done`, `unchanged`, `failed`, `skipped` or `cancelled`.
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub elapsed_ms: u64,
+}
+
+/// Result of `machine_action`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct MachineActionReport {
+    pub app: String,
+    pub action: String,
+    pub done: u32,
+    pub unchanged: u32,
+    pub failed: u32,
+    pub machines: Vec<MachineActionOut>,
+}
+
+impl ToolOutput for MachineActionReport {
+    fn render_text(&self) -> String {
+        let rows: Vec<Vec<String>> = self
+            .machines
+            .iter()
+            .map(|m| {
+                vec![
+                    m.id.clone(),
+                    m.name.clone(),
+                    m.region.clone(),
+                    m.before.clone(),
+                    m.after.clone().unwrap_or_else(|| "?".to_owned()),
+                    m.outcome.clone(),
+                    m.error.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        format!(
+            "{} on app {}: {} done, {} unchanged, {} failed\n{}",
+            self.action,
+            self.app,
+            self.done,
+            self.unchanged,
+            self.failed,
+            table(
+                &[
+                    "ID", "NAME", "REGION", "BEFORE", "AFTER", "OUTCOME", "ERROR"
+                ],
+                &rows
+            )
+        )
+    }
+}
+
+pub(super) async fn machine_action(
+    ctx: ToolContext,
+    args: MachineActionArgs,
+) -> Result<MachineActionReport, ToolError> {
+    let action = match args.action {
+        ActionArg::Start => life::MachineAction::Start,
+        ActionArg::Stop => life::MachineAction::Stop,
+        ActionArg::Suspend => life::MachineAction::Suspend,
+        ActionArg::Restart => life::MachineAction::Restart,
+        ActionArg::Cordon => life::MachineAction::Cordon,
+        ActionArg::Uncordon => life::MachineAction::Uncordon,
+    };
+    let spec = life::ActionSpec {
+        app: args.app.clone(),
+        action,
+        machine_ids: args.machine_ids.clone().unwrap_or_default(),
+        wait: args.wait.unwrap_or(true),
+        timeout: Duration::from_secs(u64::from(args.timeout_s.unwrap_or(120))),
+        concurrency: usize::try_from(args.concurrency.unwrap_or(4)).unwrap_or(4),
+    };
+    let client = ctx.client().clone();
+    let owned_only = ctx.owned_only();
+    let outcomes = ctx
+        .steer(
+            |ctl| async move { life::run_machine_action(&client, &spec, owned_only, &ctl).await },
+        )
+        .await?;
+    let count = |label: &str| {
+        u32::try_from(outcomes.iter().filter(|o| o.outcome == label).count()).unwrap_or(u32::MAX)
+    };
+    let report = MachineActionReport {
+        app: args.app,
+        action: action.as_str().to_owned(),
+        done: count("done"),
+        unchanged: count("unchanged"),
+        failed: count("failed"),
+        machines: outcomes
+            .iter()
+            .map(|o| MachineActionOut {
+                id: o.id.clone(),
+                name: o.name.clone(),
+                region: o.region.clone(),
+                before: o.state_before.clone(),
+                after: o.state_after.clone(),
+                outcome: o.outcome.to_owned(),
+                error: o.error.clone(),
+                elapsed_ms: u64::try_from(o.elapsed.as_millis()).unwrap_or(u64::MAX),
+            })
+            .collect(),
+    };
+    if report.failed > 0 || outcomes.iter().any(|o| o.outcome == "cancelled") {
+        return Err(ToolError::Incomplete {
+            summary: report.render_text(),
+        });
+    }
+    Ok(report)
+}

@@ -1,0 +1,254 @@
+//! `scale_machines`: machine counts per region, by cloning a template or destroying the surplus.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use std::{collections::BTreeMap, time::Duration};
+
+use super::{MachineRef, count};
+use crate::tools::{
+    catalog::{DestroyPlan, ToolInfo, ToolOutput, Toolset},
+    context::ToolContext,
+    error::ToolError,
+    render::table,
+};
+use crate::workflows::scale;
+
+pub(super) const SCALE_MACHINES: ToolInfo = ToolInfo {
+    name: "scale_machines",
+    title: "Scale machines per region",
+    toolset: Toolset::Provision,
+    idempotent: true,
+    description: "Set machine counts per region (e.g. {\"iad\": 3}); other regions are untouched. Scale-up \
+clones a template machine (default: the oldest started), with a new empty volume per mount. \
+Scale-down destroys the surplus (stopped and newest first, never the template). Confirmed \
+first.",
+    narrow_hint: "scale fewer regions per call",
+};
+
+/// Arguments of `scale_machines`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleMachinesArgs {
+    /// App name.
+    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
+    pub app: String,
+    /// Machine count per region, e.g. {"iad": 3, "ams": 0}.
+    #[schemars(length(min = 1, max = 20))]
+    pub regions: BTreeMap<String, u8>,
+    /// Machine to clone (default: oldest started).
+    #[schemars(pattern(r"^[0-9a-f]{14}$"))]
+    pub template_machine_id: Option<String>,
+    /// Seconds a clone may take to start (default 300).
+    #[schemars(range(min = 5, max = 1800))]
+    pub start_timeout_secs: Option<u32>,
+}
+
+/// What `scale_machines` would do.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScaleMachinesPlan {
+    pub app: String,
+    pub template: String,
+    /// Region → [current, target].
+    pub regions: BTreeMap<String, [usize; 2]>,
+    /// Regions of the clones to create.
+    pub create: Vec<String>,
+    /// Volumes each clone gets (name, GB).
+    pub clone_volumes: Vec<String>,
+    pub destroy: Vec<MachineRef>,
+    #[serde(skip)]
+    plan: scale::ScalePlan,
+}
+
+impl DestroyPlan for ScaleMachinesPlan {
+    fn confirm_token(&self) -> &str {
+        &self.app
+    }
+
+    fn describe(&self) -> String {
+        let regions: Vec<String> = self
+            .regions
+            .iter()
+            .map(|(r, [now, want])| format!("{r}: {now} → {want}"))
+            .collect();
+        let mut out = format!(
+            "scale app {} ({}), cloning machine {}",
+            self.app,
+            regions.join(", "),
+            self.template
+        );
+        if !self.create.is_empty() {
+            out.push_str(&format!(
+                "\ncreate {} machine(s) in {}",
+                self.create.len(),
+                self.create.join(", ")
+            ));
+            if !self.clone_volumes.is_empty() {
+                out.push_str(&format!(
+                    ", each with a new volume: {}",
+                    self.clone_volumes.join(", ")
+                ));
+            }
+        }
+        if self.destroy.is_empty() {
+            out.push_str("\ndestroy nothing");
+        } else {
+            let rows: Vec<Vec<String>> = self
+                .destroy
+                .iter()
+                .map(|m| {
+                    vec![
+                        m.id.clone(),
+                        m.name.clone(),
+                        m.region.clone(),
+                        m.state.clone(),
+                    ]
+                })
+                .collect();
+            out.push_str(&format!(
+                "\ndestroy {} machine(s) (running ones are killed):\n{}",
+                self.destroy.len(),
+                table(&["ID", "NAME", "REGION", "STATE"], &rows)
+            ));
+        }
+        out
+    }
+}
+
+/// One line of a scale report.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ScaleLine {
+    /// `created`, `destroyed`, `failed` or `skipped`.
+    pub outcome: String,
+    /// Machine id (empty when a create failed before one existed).
+    pub id: String,
+    pub region: String,
+    /// Volumes created for a clone.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Result of `scale_machines`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ScaleMachinesReport {
+    pub app: String,
+    pub template: String,
+    pub created: u32,
+    pub destroyed: u32,
+    pub failed: u32,
+    pub machines: Vec<ScaleLine>,
+}
+
+impl ToolOutput for ScaleMachinesReport {
+    fn render_text(&self) -> String {
+        let rows: Vec<Vec<String>> = self
+            .machines
+            .iter()
+            .map(|l| {
+                vec![
+                    l.id.clone(),
+                    l.region.clone(),
+                    l.outcome.clone(),
+                    l.volumes.join(","),
+                    l.error.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        format!(
+            "app {} (template {}): {} created, {} destroyed, {} failed\n{}",
+            self.app,
+            self.template,
+            self.created,
+            self.destroyed,
+            self.failed,
+            table(&["ID", "REGION", "OUTCOME", "VOLUMES", "ERROR"], &rows)
+        )
+    }
+}
+
+pub(super) async fn plan_scale_machines(
+    ctx: ToolContext,
+    args: ScaleMachinesArgs,
+) -> Result<ScaleMachinesPlan, ToolError> {
+    let targets: BTreeMap<String, usize> = args
+        .regions
+        .iter()
+        .map(|(r, n)| (r.clone(), usize::from(*n)))
+        .collect();
+    let plan = scale::plan_scale(
+        ctx.client(),
+        &args.app,
+        args.template_machine_id.as_deref(),
+        &targets,
+        ctx.owned_only(),
+    )
+    .await?;
+    Ok(ScaleMachinesPlan {
+        app: plan.app.clone(),
+        template: plan.template.id.clone(),
+        regions: plan
+            .regions
+            .iter()
+            .map(|r| (r.region.clone(), [r.current, r.target]))
+            .collect(),
+        create: plan.create.clone(),
+        clone_volumes: plan
+            .mounts
+            .iter()
+            .map(|m| format!("{} {} GB at {}", m.volume_name, m.size_gb, m.path))
+            .collect(),
+        destroy: plan
+            .destroy
+            .iter()
+            .map(|m| MachineRef {
+                id: m.id.clone(),
+                name: m.name.clone(),
+                region: m.region.clone(),
+                state: m.state.clone(),
+            })
+            .collect(),
+        plan,
+    })
+}
+
+pub(super) async fn scale_machines(
+    ctx: ToolContext,
+    args: ScaleMachinesArgs,
+    plan: ScaleMachinesPlan,
+) -> Result<ScaleMachinesReport, ToolError> {
+    let timeout = Duration::from_secs(u64::from(args.start_timeout_secs.unwrap_or(300)));
+    let client = ctx.client();
+    let r = ctx
+        .steer(|ctl| async move { scale::run_scale(client, &plan.plan, timeout, &ctl).await })
+        .await;
+    let report = ScaleMachinesReport {
+        created: count(r.count("created")),
+        destroyed: count(r.count("destroyed")),
+        failed: count(r.count("failed")),
+        app: r.app,
+        template: r.template,
+        machines: r
+            .lines
+            .into_iter()
+            .map(|l| ScaleLine {
+                outcome: l.outcome.to_owned(),
+                id: l.id,
+                region: l.region,
+                volumes: l.volumes,
+                error: l.error,
+            })
+            .collect(),
+    };
+    if report.failed > 0 {
+        return Err(ToolError::Incomplete {
+            summary: report.render_text(),
+        });
+    }
+    Ok(report)
+}
+
+// ---------------------------------------------------------------------------
+// provision_environment, machine_action, teardown_environment
+// ---------------------------------------------------------------------------
