@@ -6,6 +6,7 @@
 mod pool;
 mod processes;
 mod race;
+mod twenty;
 
 use std::time::Duration;
 

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::{Fleet, TOKEN, spec};
 
-async fn server_process(base: &str) -> RunningService<RoleClient, ()> {
+pub(super) async fn server_process(base: &str) -> RunningService<RoleClient, ()> {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_fly-machines-mcp"));
     cmd.args(["serve", "--toolsets", "fleet", "--confirm", "argument"]);
     for k in ["FLY_ACCESS_TOKEN", "RUST_LOG", "FLY_MCP_TOOLSETS"] {
@@ -29,7 +29,7 @@ async fn server_process(base: &str) -> RunningService<RoleClient, ()> {
     ().serve(transport).await.unwrap()
 }
 
-fn call(name: &'static str, v: Value) -> CallToolRequestParams {
+pub(super) fn call(name: &'static str, v: Value) -> CallToolRequestParams {
     CallToolRequestParams::new(name).with_arguments(v.as_object().unwrap().clone())
 }
 
