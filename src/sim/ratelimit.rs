@@ -2,6 +2,11 @@
 //! per action and per machine (or app), 1 req/s with bursts of 3; Get Machine 5 req/s
 //! with bursts of 10; app deletions 100 per minute. Knows nothing of HTTP.
 //!
+//! Source: Fly's docs, "Working with the Machines API", section Rate limits
+//! (<https://fly.io/docs/machines/api/working-with-machines-api/>), and a Fly staff answer
+//! on the community forum ("Understanding Fly.io API Rate/Hard Limits": 1 request per
+//! second per action, burstable to 3; Get Machine 5 req/s, burstable to 10).
+//!
 //! Windows scale with `time_scale` like every other duration (at `0.01` a bucket
 //! refills 100 times faster; at `0` nothing is limited). A 429 carries no
 //! `Retry-After` header: Fly's docs don't mention one and its clients don't read it.
