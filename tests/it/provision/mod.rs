@@ -20,6 +20,8 @@ use rmcp::{
 };
 use serde_json::{Value, json};
 
+use crate::support::{TestEnv, TestEnvBuilder};
+
 pub const TOKEN: &str = "sim-token-provision-tests-42";
 
 pub async fn start_sim(cfg: SimConfig) -> SimHandle {
@@ -61,6 +63,18 @@ pub fn reveal_new_app(sim: &SimHandle) -> tokio::task::JoinHandle<()> {
             .await
             .unwrap();
     })
+}
+
+/// The set-up of these tests: the simulator requiring [`TOKEN`], the default
+/// toolsets, confirmation by argument, a client that declines elicitations.
+pub fn provision_env() -> TestEnvBuilder<Confirming> {
+    TestEnv::builder()
+        .token(TOKEN)
+        .policy(PolicyOptions {
+            confirm: ConfirmMode::Argument,
+            ..PolicyOptions::default()
+        })
+        .handler(Confirming::default())
 }
 
 pub fn client_for(sim: &SimHandle) -> fly::Client {
