@@ -55,6 +55,8 @@ pub struct TestEnv<H: ClientHandler = ()> {
     pub fly: fly::Client,
     pub gate: Arc<Gate>,
     mcp: Option<RunningService<RoleClient, H>>,
+    /// The server's policy (for [`TestEnv::another_gate`]).
+    opts: PolicyOptions,
     /// Where the audit log is written, with [`TestEnvBuilder::audit`].
     pub audit: PathBuf,
     /// A temporary folder that lives as long as the environment.
@@ -146,6 +148,11 @@ impl<H: ClientHandler> TestEnvBuilder<H> {
         self.opts.selection.toolsets = Some(toolsets.iter().map(|&t| t.to_owned()).collect());
         self
     }
+    /// Secret references (`file:`) may read files under `dir`.
+    pub fn secrets_dir(mut self, dir: &std::path::Path) -> Self {
+        self.opts.secret_refs.dir = Some(dir.to_path_buf());
+        self
+    }
     /// The gate's Fly client points at a closed port (for fixture tools).
     pub fn offline(mut self) -> Self {
         self.offline = true;
@@ -222,6 +229,7 @@ impl<H: ClientHandler> TestEnvBuilder<H> {
         };
         let catalog = self.catalog.unwrap_or_else(|| Catalog::all().unwrap());
         let gate = gate_with(catalog, &self.opts, gate_client, redactor, log);
+        let opts = self.opts;
         let mcp = if !self.serve {
             None
         } else if self.stateless {
@@ -234,6 +242,7 @@ impl<H: ClientHandler> TestEnvBuilder<H> {
             fly,
             gate,
             mcp,
+            opts,
             audit,
             dir,
         }
@@ -246,6 +255,18 @@ impl<H: ClientHandler> TestEnv<H> {
         self.mcp
             .as_ref()
             .expect("a sim-only TestEnv has no MCP client")
+    }
+
+    /// A gate of another server process: every tool, the same policy, a Fly client
+    /// of its own.
+    pub fn another_gate(&self) -> Arc<Gate> {
+        gate_with(
+            Catalog::all().unwrap(),
+            &self.opts,
+            attenuating_client(&self.sim),
+            Redactor::new(),
+            None,
+        )
     }
 
     /// Calls a tool; returns the result (error results included).
