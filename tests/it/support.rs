@@ -189,6 +189,20 @@ impl<H: ClientHandler> TestEnvBuilder<H> {
         }
     }
 
+    /// Only a gate, over a Fly client pointing at a closed port (no simulator, no
+    /// client): for fixture tools, connected with [`connect`] as often as a test needs.
+    pub fn offline_gate(self) -> Arc<Gate> {
+        let catalog = self.catalog.unwrap_or_else(|| Catalog::all().unwrap());
+        let redactor = Redactor::new();
+        gate_with(
+            catalog,
+            &self.opts,
+            crate::server::offline_client(),
+            redactor,
+            None,
+        )
+    }
+
     pub async fn start(self) -> TestEnv<H> {
         self.start_in(tempfile::tempdir().unwrap()).await
     }

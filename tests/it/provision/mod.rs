@@ -11,13 +11,9 @@ use std::sync::Arc;
 use fly_machines_mcp::{
     fly,
     sim::{self, SimConfig, SimHandle},
-    tools::{Catalog, ConfirmMode, Gate, McpServer, PolicyOptions, Redactor},
+    tools::{Catalog, ConfirmMode, Gate, PolicyOptions, Redactor},
 };
-use rmcp::{
-    ClientHandler, RoleClient, ServiceExt,
-    model::{CallToolRequestParams, CallToolResult},
-    service::RunningService,
-};
+use rmcp::model::{CallToolRequestParams, CallToolResult};
 use serde_json::{Value, json};
 
 use crate::support::{TestEnv, TestEnvBuilder};
@@ -97,21 +93,10 @@ pub fn gate(sim: &SimHandle, confirm: ConfirmMode) -> Arc<Gate> {
 
 pub use crate::support::Confirming;
 
-pub async fn connect<H: ClientHandler>(
-    gate: Arc<Gate>,
-    handler: H,
-) -> RunningService<RoleClient, H> {
-    let (server_io, client_io) = tokio::io::duplex(1 << 20);
-    tokio::spawn(async move {
-        if let Ok(running) = McpServer::new(gate).serve(server_io).await {
-            let _ = running.waiting().await;
-        }
-    });
-    handler.serve(client_io).await.unwrap()
-}
+pub use crate::support::connect;
 
 pub fn call(name: &'static str, v: Value) -> CallToolRequestParams {
-    CallToolRequestParams::new(name).with_arguments(v.as_object().unwrap().clone())
+    crate::support::params(name, v)
 }
 
 pub use crate::support::text_of;
