@@ -203,20 +203,18 @@ impl<H: ClientHandler> TestEnvBuilder<H> {
         )
     }
 
+    /// Only the simulator (for tests that speak to it over plain HTTP).
+    pub async fn start_sim(self) -> SimHandle {
+        sim_of(self.cfg, self.token.as_deref()).await
+    }
+
     pub async fn start(self) -> TestEnv<H> {
         self.start_in(tempfile::tempdir().unwrap()).await
     }
 
     /// [`TestEnvBuilder::start`] keeping `dir` (and what the caller put there).
     pub async fn start_in(self, dir: tempfile::TempDir) -> TestEnv<H> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let cfg = match &self.token {
-            Some(t) => self.cfg.with_required_token(t.clone()),
-            None => self.cfg,
-        };
-        let sim = sim::start(cfg, "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
+        let sim = sim_of(self.cfg.clone(), self.token.as_deref()).await;
         let fly = attenuating_client(&sim);
         for app in &self.apps {
             let (status, body) = post_json(
@@ -394,6 +392,18 @@ impl<H: ClientHandler> TestEnv<H> {
         }
         self.sim.shutdown().await;
     }
+}
+
+/// A simulator of `cfg` on 127.0.0.1:0, requiring `token` if given.
+async fn sim_of(cfg: SimConfig, token: Option<&str>) -> SimHandle {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cfg = match token {
+        Some(t) => cfg.with_required_token(t),
+        None => cfg,
+    };
+    sim::start(cfg, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
 }
 
 /// The arguments of a `tools/call` of `tool`.

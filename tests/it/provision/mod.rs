@@ -21,12 +21,7 @@ use crate::support::{TestEnv, TestEnvBuilder};
 pub const TOKEN: &str = "sim-token-provision-tests-42";
 
 pub async fn start_sim(cfg: SimConfig) -> SimHandle {
-    sim::start(
-        cfg.with_required_token(TOKEN),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap()
+    TestEnv::sim_only().sim(cfg).token(TOKEN).start_sim().await
 }
 
 /// Stepped mode: a task that waits (bounded) for the first app still hidden after its

@@ -5,28 +5,26 @@ use fly_machines_mcp::{sim::SimConfig, tools::ConfirmMode};
 use serde_json::json;
 
 use super::{
-    Confirming, app_state, assert_output_schema, call, connect, env_args, gate, start_sim, text_of,
+    Confirming, app_state, assert_output_schema, call, connect, env_args, gate, provision_env,
+    start_sim, text_of,
 };
 
 #[tokio::test]
 async fn teardown_by_confirm_argument_removes_everything() {
-    let sim = start_sim(SimConfig::for_tests()).await;
-    let gate = gate(&sim, ConfirmMode::Argument);
-    let client = connect(gate.clone(), Confirming::default()).await;
-    let r = client
-        .call_tool(call("provision_environment", env_args("dev-frank")))
-        .await
-        .unwrap();
+    let env = provision_env().start().await;
+    let (sim, gate) = (&env.sim, &env.gate);
+    let r = env
+        .call("provision_environment", env_args("dev-frank"))
+        .await;
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
     let s = r.structured_content.unwrap();
     let machine = s["machine_id"].as_str().unwrap().to_owned();
     let volume = s["volume_id"].as_str().unwrap().to_owned();
 
     // Without confirmation: the plan lists every resource; nothing is destroyed.
-    let r = client
-        .call_tool(call("teardown_environment", json!({"app": "dev-frank"})))
-        .await
-        .unwrap();
+    let r = env
+        .call("teardown_environment", json!({"app": "dev-frank"}))
+        .await;
     assert_eq!(r.is_error, Some(true));
     let plan = text_of(&r);
     for needle in [machine.as_str(), volume.as_str(), "app dev-frank"] {
@@ -39,13 +37,12 @@ async fn teardown_by_confirm_argument_removes_everything() {
     // A wrong confirmation is refused too, and so is the app name, which an injected
     // instruction could hand the agent as a one-shot destructive call.
     for wrong in ["dev-other", "dev-frank"] {
-        let r = client
-            .call_tool(call(
+        let r = env
+            .call(
                 "teardown_environment",
                 json!({"app": "dev-frank", "confirm": wrong}),
-            ))
-            .await
-            .unwrap();
+            )
+            .await;
         assert_eq!(r.is_error, Some(true));
         assert!(
             text_of(&r).contains("confirmation required"),
@@ -86,13 +83,12 @@ async fn teardown_by_confirm_argument_removes_everything() {
         }
     })
     .await;
-    let r = client
-        .call_tool(call(
+    let r = env
+        .call(
             "teardown_environment",
             json!({"app": "dev-frank", "confirm": stale}),
-        ))
-        .await
-        .unwrap();
+        )
+        .await;
     let plan = text_of(&r);
     assert!(
         plan.contains("not this plan's") && plan.contains(&added),
@@ -107,13 +103,12 @@ async fn teardown_by_confirm_argument_removes_everything() {
     );
 
     // Confirmed with the new plan's token: everything removed and reported.
-    let r = client
-        .call_tool(call(
+    let r = env
+        .call(
             "teardown_environment",
             json!({"app": "dev-frank", "confirm": crate::support::confirm_token_in(&plan)}),
-        ))
-        .await
-        .unwrap();
+        )
+        .await;
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
     assert_output_schema(&gate, "teardown_environment", &r);
     let s = r.structured_content.unwrap();
@@ -150,17 +145,15 @@ async fn teardown_by_confirm_argument_removes_everything() {
     assert!(app_state(&sim, "dev-frank").is_none());
 
     // Again: the app is gone; a clear error, nothing else happens.
-    let r = client
-        .call_tool(call(
+    let r = env
+        .call(
             "teardown_environment",
             json!({"app": "dev-frank", "confirm": "dev-frank"}),
-        ))
-        .await
-        .unwrap();
+        )
+        .await;
     assert_eq!(r.is_error, Some(true));
     assert!(text_of(&r).contains("not found"), "{}", text_of(&r));
-    client.cancel().await.unwrap();
-    sim.shutdown().await;
+    env.shutdown().await;
 }
 
 #[tokio::test]
@@ -217,23 +210,18 @@ async fn teardown_by_elicitation_declined_then_accepted() {
 
 #[tokio::test]
 async fn a_confirmation_token_is_bound_to_the_machines_versions() {
-    let sim = start_sim(SimConfig::for_tests()).await;
-    let gate = gate(&sim, ConfirmMode::Argument);
-    let client = connect(gate.clone(), Confirming::default()).await;
-    let r = client
-        .call_tool(call("provision_environment", env_args("dev-vera")))
-        .await
-        .unwrap();
+    let env = provision_env().start().await;
+    let sim = &env.sim;
+    let r = env
+        .call("provision_environment", env_args("dev-vera"))
+        .await;
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
     let machine = r.structured_content.unwrap()["machine_id"]
         .as_str()
         .unwrap()
         .to_owned();
     let args = json!({"app": "dev-vera", "machine_ids": [machine], "force": true});
-    let r = client
-        .call_tool(call("destroy_machines", args.clone()))
-        .await
-        .unwrap();
+    let r = env.call("destroy_machines", args.clone()).await;
     let stale = crate::support::with_confirm(&args, &text_of(&r));
 
     // The machine gets a new version (same id, same state) after the plan was shown.
@@ -256,10 +244,7 @@ async fn a_confirmation_token_is_bound_to_the_machines_versions() {
     .await;
     assert_ne!(version(&sim), before);
 
-    let r = client
-        .call_tool(call("destroy_machines", stale))
-        .await
-        .unwrap();
+    let r = env.call("destroy_machines", stale).await;
     let plan = text_of(&r);
     assert!(plan.contains("not this plan's"), "{plan}");
     assert_eq!(
@@ -269,12 +254,11 @@ async fn a_confirmation_token_is_bound_to_the_machines_versions() {
             .len(),
         1
     );
-    let r = client
-        .call_tool(call(
+    let r = env
+        .call(
             "destroy_machines",
             crate::support::with_confirm(&args, &plan),
-        ))
-        .await
-        .unwrap();
+        )
+        .await;
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
 }
