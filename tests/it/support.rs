@@ -38,8 +38,6 @@ pub struct TestEnvBuilder<H = ()> {
     cfg: SimConfig,
     token: Option<String>,
     serve: bool,
-    offline: bool,
-    stateless: bool,
     audit: bool,
     catalog: Option<Catalog>,
     opts: PolicyOptions,
@@ -59,8 +57,8 @@ pub struct TestEnv<H: ClientHandler = ()> {
     opts: PolicyOptions,
     /// Where the audit log is written, with [`TestEnvBuilder::audit`].
     pub audit: PathBuf,
-    /// A temporary folder that lives as long as the environment.
-    pub dir: tempfile::TempDir,
+    /// The folder of the audit log, living as long as the environment.
+    _dir: tempfile::TempDir,
 }
 
 impl TestEnv {
@@ -70,8 +68,6 @@ impl TestEnv {
             cfg: SimConfig::for_tests(),
             token: None,
             serve: true,
-            offline: false,
-            stateless: false,
             audit: false,
             catalog: None,
             opts: PolicyOptions {
@@ -144,23 +140,9 @@ impl<H: ClientHandler> TestEnvBuilder<H> {
         self.opts.read_only = true;
         self
     }
-    pub fn toolsets(mut self, toolsets: &[&str]) -> Self {
-        self.opts.selection.toolsets = Some(toolsets.iter().map(|&t| t.to_owned()).collect());
-        self
-    }
     /// Secret references (`file:`) may read files under `dir`.
     pub fn secrets_dir(mut self, dir: &std::path::Path) -> Self {
         self.opts.secret_refs.dir = Some(dir.to_path_buf());
-        self
-    }
-    /// The gate's Fly client points at a closed port (for fixture tools).
-    pub fn offline(mut self) -> Self {
-        self.offline = true;
-        self
-    }
-    /// The client and server speak the stateless era (2026-07-28): no initialize.
-    pub fn stateless_era(mut self) -> Self {
-        self.stateless = true;
         self
     }
     /// The gate writes an audit log to [`TestEnv::audit`].
@@ -179,8 +161,6 @@ impl<H: ClientHandler> TestEnvBuilder<H> {
             cfg: self.cfg,
             token: self.token,
             serve: self.serve,
-            offline: self.offline,
-            stateless: self.stateless,
             audit: self.audit,
             catalog: self.catalog,
             opts: self.opts,
@@ -234,20 +214,13 @@ impl<H: ClientHandler> TestEnvBuilder<H> {
         let log = self
             .audit
             .then(|| AuditLog::open(&audit, redactor.clone()).unwrap());
-        let gate_client = if self.offline {
-            crate::server::offline_client()
-        } else {
-            fly.clone()
-        };
         let catalog = self.catalog.unwrap_or_else(|| Catalog::all().unwrap());
-        let gate = gate_with(catalog, &self.opts, gate_client, redactor, log);
+        let gate = gate_with(catalog, &self.opts, fly.clone(), redactor, log);
         let opts = self.opts;
-        let mcp = if !self.serve {
-            None
-        } else if self.stateless {
-            Some(connect_stateless(gate.clone(), self.handler))
-        } else {
+        let mcp = if self.serve {
             Some(connect(gate.clone(), self.handler).await)
+        } else {
+            None
         };
         TestEnv {
             sim,
@@ -256,7 +229,7 @@ impl<H: ClientHandler> TestEnvBuilder<H> {
             mcp,
             opts,
             audit,
-            dir,
+            _dir: dir,
         }
     }
 }

@@ -62,9 +62,9 @@ async fn provisions_a_started_machine_with_volume_ips_and_url_then_converges() {
 
     // What app_status (the agent's view) shows: the started machine, the volume
     // mounted on it, both public addresses and the URL.
-    let st = env.call("app_status", json!({"app": "dev-alice"})).await;
-    assert_ne!(st.is_error, Some(true), "{}", text_of(&st));
-    let st = st.structured_content.unwrap();
+    let st = env
+        .call_json("app_status", json!({"app": "dev-alice"}))
+        .await;
     assert_eq!(st["url"], "https://dev-alice.fly.dev");
     let listed = st["machines"].as_array().unwrap();
     assert_eq!(listed.len(), 1, "{st}");
@@ -438,13 +438,9 @@ async fn a_volume_being_destroyed_is_neither_reused_nor_shown() {
     let st = st.structured_content.unwrap();
     assert_eq!(st["volumes"], json!([]), "{st}");
     let plan = env
-        .call("teardown_environment", json!({"app": "dev-hank"}))
+        .call_text("teardown_environment", json!({"app": "dev-hank"}))
         .await;
-    assert!(
-        !text_of(&plan).contains(old.id.as_str()),
-        "{}",
-        text_of(&plan)
-    );
+    assert!(!plan.contains(old.id.as_str()), "{}", plan);
 
     let mut args = env_args("dev-hank");
     args["machine_name"] = json!("with-data");

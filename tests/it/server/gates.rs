@@ -29,14 +29,11 @@ fn all_tools() -> PolicyOptions {
 
 #[tokio::test]
 async fn read_only_hides_and_refuses_every_non_read_tool() {
-    let opts = PolicyOptions {
-        read_only: true,
-        ..all_tools()
-    };
     let runs = Runs::default();
     let gate = TestEnv::builder()
         .catalog(catalog(runs.clone()))
-        .policy(opts)
+        .policy(all_tools())
+        .read_only()
         .offline_gate();
     let client = connect(gate, ()).await;
     let tools = client.list_all_tools().await.unwrap();
