@@ -41,7 +41,7 @@ async fn fifty_cycles_under_faults_leave_nothing_and_never_duplicate() {
         }
         if ok {
             provisioned += 1;
-            let state = app_state(&sim, &app).unwrap();
+            let state = app_state(sim, &app).unwrap();
             let machines = state["machines"].as_array().unwrap();
             assert_eq!(
                 machines.len(),
@@ -54,7 +54,7 @@ async fn fifty_cycles_under_faults_leave_nothing_and_never_duplicate() {
         // Teardown, retried until the app is gone (a retry after a partial failure
         // must pick up where the last one stopped).
         for attempt in 0..5 {
-            if app_state(&sim, &app).is_none() {
+            if app_state(sim, &app).is_none() {
                 break;
             }
             let r = env.call("teardown_environment", json!({"app": app})).await;
@@ -64,15 +64,11 @@ async fn fifty_cycles_under_faults_leave_nothing_and_never_duplicate() {
                 text_of(&r)
             );
         }
-        assert!(app_state(&sim, &app).is_none(), "cycle {i}: leftovers");
+        assert!(app_state(sim, &app).is_none(), "cycle {i}: leftovers");
     }
     let elapsed = started.elapsed();
     sim.set_faults(Default::default());
-    assert!(
-        app_names(&sim).is_empty(),
-        "leftovers: {:?}",
-        app_names(&sim)
-    );
+    assert!(app_names(sim).is_empty(), "leftovers: {:?}", app_names(sim));
     assert!(
         provisioned >= CYCLES - 2,
         "only {provisioned}/{CYCLES} provisioned: {provision_errors:?}"

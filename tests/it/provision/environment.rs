@@ -14,7 +14,7 @@ async fn provisions_a_started_machine_with_volume_ips_and_url_then_converges() {
         .call("provision_environment", env_args("dev-alice"))
         .await;
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
-    assert_output_schema(&gate, "provision_environment", &r);
+    assert_output_schema(gate, "provision_environment", &r);
     let s = r.structured_content.clone().unwrap();
     assert_eq!(s["status"], "provisioned");
     assert_eq!(s["url"], "https://dev-alice.fly.dev");
@@ -39,7 +39,7 @@ async fn provisions_a_started_machine_with_volume_ips_and_url_then_converges() {
     );
 
     // What Fly (the simulator) holds: one started machine mounting the volume, two IPs.
-    let app = app_state(&sim, "dev-alice").unwrap();
+    let app = app_state(sim, "dev-alice").unwrap();
     let machines = app["machines"].as_array().unwrap();
     assert_eq!(machines.len(), 1);
     let m = &machines[0];
@@ -93,7 +93,7 @@ async fn provisions_a_started_machine_with_volume_ips_and_url_then_converges() {
     assert_eq!(s["volume_id"], json!(volume_id));
     assert_eq!(s["created"], json!([]));
     assert_eq!(s["reused"].as_array().unwrap().len(), 5, "{s}");
-    let after = app_state(&sim, "dev-alice").unwrap();
+    let after = app_state(sim, "dev-alice").unwrap();
     assert_eq!(after["machines"].as_array().unwrap().len(), 1);
     assert_eq!(
         after["machines"][0]["version"],
@@ -115,7 +115,7 @@ async fn dry_run_plans_and_prices_but_creates_nothing() {
     args["vm_size"] = json!("shared-cpu-2x");
     let r = env.call("provision_environment", args).await;
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
-    assert_output_schema(&gate, "provision_environment", &r);
+    assert_output_schema(gate, "provision_environment", &r);
     let s = r.structured_content.clone().unwrap();
     assert_eq!(s["status"], "planned");
     let actions: Vec<(&str, &str)> = s["plan"]
@@ -141,9 +141,9 @@ async fn dry_run_plans_and_prices_but_creates_nothing() {
         "{s}"
     );
     assert!(
-        app_names(&sim).is_empty(),
+        app_names(sim).is_empty(),
         "dry run created {:?}",
-        app_names(&sim)
+        app_names(sim)
     );
 
     // A dry run over an existing environment says "reuse" for each part.
@@ -178,7 +178,7 @@ async fn inject_capacity_failures(sim: &fly_machines_mcp::sim::SimHandle) {
 async fn capacity_error_rolls_back_what_the_call_created_or_reports_it() {
     let env = provision_env().start().await;
     let sim = &env.sim;
-    inject_capacity_failures(&sim).await;
+    inject_capacity_failures(sim).await;
 
     // Rolled back: the app, IPs and volume this call created are gone.
     let r = env
@@ -193,9 +193,9 @@ async fn capacity_error_rolls_back_what_the_call_created_or_reports_it() {
         "{text}"
     );
     assert!(
-        app_state(&sim, "dev-carol").is_none(),
+        app_state(sim, "dev-carol").is_none(),
         "left: {:?}",
-        app_state(&sim, "dev-carol")
+        app_state(sim, "dev-carol")
     );
 
     // rollback: false: everything created is reported, and still exists.
@@ -204,7 +204,7 @@ async fn capacity_error_rolls_back_what_the_call_created_or_reports_it() {
     let r = env.call("provision_environment", args).await;
     assert_eq!(r.is_error, Some(true));
     let text = text_of(&r);
-    let app = app_state(&sim, "dev-dave").expect("left in place");
+    let app = app_state(sim, "dev-dave").expect("left in place");
     let vol = app["volumes"][0]["id"].as_str().unwrap();
     let v6 = app["ips"][0]["address"].as_str().unwrap();
     let v4 = app["shared_ip"].as_str().unwrap();
@@ -248,10 +248,10 @@ async fn rollback_leaves_what_an_earlier_call_created() {
         .call("provision_environment", env_args("dev-erin"))
         .await;
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
-    let first = app_state(&sim, "dev-erin").unwrap();
+    let first = app_state(sim, "dev-erin").unwrap();
 
     // A second machine with its own volume in the same app fails on capacity.
-    inject_capacity_failures(&sim).await;
+    inject_capacity_failures(sim).await;
     let mut args = env_args("dev-erin");
     args["machine_name"] = json!("second");
     args["volume"] = json!({"name": "scratch", "size_gb": 2});
@@ -259,7 +259,7 @@ async fn rollback_leaves_what_an_earlier_call_created() {
     assert_eq!(r.is_error, Some(true));
     let text = text_of(&r);
     assert!(text.contains("rolled back volume"), "{text}");
-    let after = app_state(&sim, "dev-erin").expect("the app was not this call's to remove");
+    let after = app_state(sim, "dev-erin").expect("the app was not this call's to remove");
     assert_eq!(after["machines"], first["machines"]);
     // The rolled-back volume may still be listed on its way out (realistic profile:
     // `scheduling_destroy` … for a moment); the live ones are the earlier call's.
@@ -290,7 +290,7 @@ async fn refuses_an_app_it_did_not_create() {
     assert_eq!(r.is_error, Some(true));
     let text = text_of(&r);
     assert!(text.contains("not created by this server"), "{text}");
-    let app = app_state(&sim, "someone-elses").unwrap();
+    let app = app_state(sim, "someone-elses").unwrap();
     assert_eq!(app["machines"], json!([]));
     assert_eq!(app["volumes"], json!([]));
     assert_eq!(app["ips"], json!([]));
@@ -331,7 +331,7 @@ async fn a_new_app_answering_404_for_a_moment_is_waited_for() {
         .call("provision_environment", env_args("dev-fresh"))
         .await;
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
-    let log = requests(&sim).await;
+    let log = requests(sim).await;
     let create = log
         .iter()
         .position(|(m, p, s)| m == "POST" && p == "/v1/apps?wait=true" && *s == 201)
@@ -503,7 +503,7 @@ async fn item7_capacity_errors_are_final_whatever_the_status() {
     let r = env.call("provision_environment", env_args("dev-cap")).await;
     assert_eq!(r.is_error, Some(true), "{}", text_of(&r));
     assert!(text_of(&r).contains("insufficient"), "{}", text_of(&r));
-    assert_eq!(creates(&sim, "dev-cap").await.0, 1, "one machine create");
+    assert_eq!(creates(sim, "dev-cap").await.0, 1, "one machine create");
 
     capacity(json!({"region": "iad", "volume_failures": 1})).await;
     let r = env
@@ -515,7 +515,7 @@ async fn item7_capacity_errors_are_final_whatever_the_status() {
         "{}",
         text_of(&r)
     );
-    assert_eq!(creates(&sim, "dev-vcap").await, (0, 1), "one volume create");
+    assert_eq!(creates(sim, "dev-vcap").await, (0, 1), "one volume create");
     env.shutdown().await;
 }
 
@@ -533,9 +533,9 @@ async fn a_machine_that_fails_to_start_is_reported_as_such_and_rolled_back() {
     assert!(text.contains("machine_info"), "{text}");
     assert!(!text.to_lowercase().contains("invalid"), "{text}");
     assert!(
-        app_state(&sim, "dev-failing").is_none(),
+        app_state(sim, "dev-failing").is_none(),
         "left: {:?}",
-        app_state(&sim, "dev-failing")
+        app_state(sim, "dev-failing")
     );
     env.shutdown().await;
 }

@@ -31,7 +31,7 @@ async fn teardown_by_confirm_argument_removes_everything() {
         assert!(plan.contains(needle), "missing {needle}: {plan}");
     }
     let stale = crate::support::confirm_token_in(&plan);
-    let app = app_state(&sim, "dev-frank").expect("nothing destroyed");
+    let app = app_state(sim, "dev-frank").expect("nothing destroyed");
     assert_eq!(app["machines"].as_array().unwrap().len(), 1);
 
     // A wrong confirmation is refused too, and so is the app name, which an injected
@@ -50,7 +50,7 @@ async fn teardown_by_confirm_argument_removes_everything() {
             text_of(&r)
         );
         assert_eq!(
-            app_state(&sim, "dev-frank").unwrap()["machines"]
+            app_state(sim, "dev-frank").unwrap()["machines"]
                 .as_array()
                 .unwrap()
                 .len(),
@@ -70,7 +70,7 @@ async fn teardown_by_confirm_argument_removes_everything() {
     assert_eq!(st, 200, "{added}");
     let added = added["id"].as_str().unwrap().to_owned();
     crate::support::eventually("the new machine to start", || {
-        let state = app_state(&sim, "dev-frank");
+        let state = app_state(sim, "dev-frank");
         let added = added.clone();
         async move {
             state.is_some_and(|a| {
@@ -95,7 +95,7 @@ async fn teardown_by_confirm_argument_removes_everything() {
         "{plan}"
     );
     assert_eq!(
-        app_state(&sim, "dev-frank").unwrap()["machines"]
+        app_state(sim, "dev-frank").unwrap()["machines"]
             .as_array()
             .unwrap()
             .len(),
@@ -110,7 +110,7 @@ async fn teardown_by_confirm_argument_removes_everything() {
         )
         .await;
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
-    assert_output_schema(&gate, "teardown_environment", &r);
+    assert_output_schema(gate, "teardown_environment", &r);
     let s = r.structured_content.unwrap();
     assert_eq!(s["app_deleted"], true);
     let removed: Vec<(String, String)> = s["removed"]
@@ -142,7 +142,7 @@ async fn teardown_by_confirm_argument_removes_everything() {
         removed.contains(&("app".into(), "dev-frank".into())),
         "{removed:?}"
     );
-    assert!(app_state(&sim, "dev-frank").is_none());
+    assert!(app_state(sim, "dev-frank").is_none());
 
     // Again: the app is gone; a clear error, nothing else happens.
     let r = env
@@ -228,7 +228,7 @@ async fn a_confirmation_token_is_bound_to_the_machines_versions() {
     let version = |sim: &fly_machines_mcp::sim::SimHandle| {
         app_state(sim, "dev-vera").unwrap()["machines"][0]["version"].clone()
     };
-    let before = version(&sim);
+    let before = version(sim);
     let (st, body) = crate::support::post_json(
         &sim.base_url(),
         super::TOKEN,
@@ -238,17 +238,17 @@ async fn a_confirmation_token_is_bound_to_the_machines_versions() {
     .await;
     assert_eq!(st, 200, "{body}");
     crate::support::eventually("the update to settle", || {
-        let m = app_state(&sim, "dev-vera").unwrap()["machines"][0].clone();
+        let m = app_state(sim, "dev-vera").unwrap()["machines"][0].clone();
         async move { m["state"] == "started" }
     })
     .await;
-    assert_ne!(version(&sim), before);
+    assert_ne!(version(sim), before);
 
     let r = env.call("destroy_machines", stale).await;
     let plan = text_of(&r);
     assert!(plan.contains("not this plan's"), "{plan}");
     assert_eq!(
-        app_state(&sim, "dev-vera").unwrap()["machines"]
+        app_state(sim, "dev-vera").unwrap()["machines"]
             .as_array()
             .unwrap()
             .len(),
