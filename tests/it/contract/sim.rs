@@ -4,7 +4,6 @@
 //! and the violations are held to `openapi/divergences.yaml` exactly.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 
 use serde_json::{Value, json};
 
@@ -13,6 +12,7 @@ use fly_machines_mcp::sim::{self, SimConfig};
 use super::divergences::{self, Side};
 use super::openapi::Spec;
 use super::recorder::{Reply, Tour};
+use crate::support::TestEnv;
 
 const APP: &str = "contract-tour";
 
@@ -46,16 +46,16 @@ async fn wait_for(t: &Tour, m: &str, state: &str, exp: &mut Expectations) {
 #[tokio::test]
 async fn every_simulator_response_matches_the_spec() {
     let spec = Spec::load().unwrap();
-    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
     // A long new-app window, moved past with the clock: the 404 is certain however
     // slow the machine running the tour.
     let hidden = sim::Realism {
         new_app_hidden_ms: 600_000,
         ..sim::Realism::realistic()
     };
-    let handle = sim::start(SimConfig::for_tests().with_realism(hidden.clone()), addr)
-        .await
-        .unwrap();
+    let handle = TestEnv::sim_only()
+        .sim(SimConfig::for_tests().with_realism(hidden.clone()))
+        .start_sim()
+        .await;
     let t = Tour::new(&handle.base_url(), Some("contract-token"));
     let mut exp = Expectations::default();
 

@@ -8,52 +8,49 @@ mod processes;
 mod race;
 mod twenty;
 
-use std::time::Duration;
-
 use fly_machines_mcp::{
     fly,
-    sim::{self, SimConfig, SimHandle},
+    sim::SimHandle,
     workflows::pool::{Park, PoolListings, PoolSpec},
 };
-use serde_json::{Value, json};
+
+use crate::support::{TestEnv, TestEnvBuilder};
 
 /// The token the tests present to the simulator.
 pub const TOKEN: &str = "fleet-tests-token";
 
-/// A simulator with rate limits on and the project's client pointed at it.
+/// A simulator with rate limits on and the project's client pointed at it, with the
+/// pool listings of one server process.
 pub struct Fleet {
-    pub sim: SimHandle,
+    pub env: TestEnv,
+    /// The Fly client of `env` (the same connection pool).
     pub client: fly::Client,
     /// The pool listings `client`'s claims share (one server process's).
     pub listings: PoolListings,
 }
 
+impl std::ops::Deref for Fleet {
+    type Target = TestEnv;
+    fn deref(&self) -> &TestEnv {
+        &self.env
+    }
+}
+
 impl Fleet {
-    /// Automatic mode, latencies and rate-limit windows multiplied by `time_scale`.
-    pub async fn scaled(time_scale: f64) -> Fleet {
-        let cfg = SimConfig {
-            time_scale,
-            ..SimConfig::for_tests().with_rate_limits(true)
-        };
-        Fleet::start(cfg).await
-    }
-
-    /// Stepped mode with unscaled latencies: the clock moves only through [`Fleet::drive`].
-    pub async fn stepped() -> Fleet {
-        Fleet::start(SimConfig::stepped().with_rate_limits(true)).await
-    }
-
-    async fn start(cfg: SimConfig) -> Fleet {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let sim = sim::start(cfg, "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let client = self::client(&sim);
+    /// The simulator `builder` describes, without a server.
+    pub async fn new(builder: TestEnvBuilder) -> Fleet {
+        let env = builder.start().await;
         Fleet {
-            sim,
-            client,
+            client: env.fly.clone(),
+            env,
             listings: PoolListings::new(),
         }
+    }
+
+    /// Automatic mode, rate limits on, latencies and rate-limit windows multiplied by
+    /// `time_scale`.
+    pub async fn scaled(time_scale: f64) -> Fleet {
+        Fleet::new(TestEnv::sim_only().rate_limits().time_scale(time_scale)).await
     }
 
     /// Creates `app` in the personal org (moving a stepped clock while the client
@@ -65,43 +62,6 @@ impl Fleet {
             ..fly::CreateApp::default()
         };
         self.drive(50, self.client.create_app(&body)).await.unwrap();
-    }
-
-    /// The machines of `app` in the simulator's own state.
-    pub fn machines(&self, app: &str) -> Vec<Value> {
-        let state = self.sim.state_json();
-        state["apps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["name"] == app)
-            .map(|a| a["machines"].as_array().cloned().unwrap_or_default())
-            .unwrap_or_default()
-    }
-
-    /// Responses with status 429 in the simulator's request log.
-    pub async fn count_429(&self) -> usize {
-        let url = format!("{}/__sim/requests", self.sim.base_url());
-        let v: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
-        v["requests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["status"] == json!(429))
-            .count()
-    }
-
-    /// Stepped mode: runs `fut`, moving the simulator's clock by `step_ms` each time
-    /// it has been pending for a few real milliseconds (bounded: 20 000 steps).
-    pub async fn drive<T>(&self, step_ms: u64, fut: impl std::future::Future<Output = T>) -> T {
-        tokio::pin!(fut);
-        for _ in 0..20_000 {
-            if let Ok(v) = tokio::time::timeout(Duration::from_millis(15), &mut fut).await {
-                return v;
-            }
-            self.sim.advance(Duration::from_millis(step_ms));
-        }
-        panic!("operation did not finish while the clock advanced");
     }
 }
 

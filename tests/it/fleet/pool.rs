@@ -9,6 +9,7 @@ use fly_machines_mcp::workflows::sched::{CancellationToken, Control, Progress};
 use jiff::{SignedDuration, Timestamp};
 
 use super::{Fleet, spec};
+use crate::support::TestEnv;
 
 fn fill_opts(time_scale: f64) -> FillOptions {
     FillOptions {
@@ -38,7 +39,7 @@ fn claimed(o: ClaimOutcome) -> pool::Environment {
 
 #[tokio::test]
 async fn fill_claim_release_and_reap_exactly_the_expired() {
-    let f = Fleet::scaled(0.002).await;
+    let f = Fleet::new(TestEnv::sim_only().rate_limits().time_scale(0.002)).await;
     f.app("envs").await;
     let s = spec("envs", "dev", Park::Suspended);
     let report = pool::fill(&f.client, &s, 6, &fill_opts(0.002), &Control::detached())
@@ -213,7 +214,7 @@ async fn fill_claim_release_and_reap_exactly_the_expired() {
 
 #[tokio::test]
 async fn wipe_replaces_the_environment_in_its_slot() {
-    let f = Fleet::scaled(0.002).await;
+    let f = Fleet::new(TestEnv::sim_only().rate_limits().time_scale(0.002)).await;
     f.app("wipes").await;
     let s = spec("wipes", "w", Park::Stopped);
     let report = pool::fill(&f.client, &s, 2, &fill_opts(0.002), &Control::detached())
@@ -257,7 +258,7 @@ async fn wipe_replaces_the_environment_in_its_slot() {
 
 #[tokio::test]
 async fn an_interrupted_fill_resumes_without_duplicates() {
-    let f = Fleet::scaled(0.002).await;
+    let f = Fleet::new(TestEnv::sim_only().rate_limits().time_scale(0.002)).await;
     f.app("resume").await;
     let s = spec("resume", "r", Park::Suspended);
     let (progress, mut rx) = Progress::channel();
@@ -299,7 +300,7 @@ async fn an_interrupted_fill_resumes_without_duplicates() {
 #[tokio::test]
 async fn filling_200_has_no_failures_near_the_rate_limit_bound() {
     let scale = 0.01;
-    let f = Fleet::scaled(scale).await;
+    let f = Fleet::new(TestEnv::sim_only().rate_limits().time_scale(scale)).await;
     f.app("big").await;
     let s = spec("big", "b", Park::Suspended);
     let report = pool::fill(&f.client, &s, 200, &fill_opts(scale), &Control::detached())
@@ -328,7 +329,7 @@ async fn filling_200_has_no_failures_near_the_rate_limit_bound() {
 /// one resume (plus at most 20 %).
 #[tokio::test]
 async fn a_claim_costs_one_resume_on_the_simulator_clock() {
-    let f = Fleet::stepped().await;
+    let f = Fleet::new(TestEnv::sim_only().stepped().rate_limits()).await;
     f.app("fast").await;
     let s = spec("fast", "p", Park::Suspended);
     let mut opts = fill_opts(0.0);
@@ -368,7 +369,7 @@ async fn a_claim_costs_one_resume_on_the_simulator_clock() {
 /// parks it instead of creating another machine for its slot.
 #[tokio::test]
 async fn a_half_made_member_is_parked_not_duplicated() {
-    let f = Fleet::scaled(0.002).await;
+    let f = Fleet::new(TestEnv::sim_only().rate_limits().time_scale(0.002)).await;
     f.app("half").await;
     let s = spec("half", "h", Park::Suspended);
     let mut config = s.config.clone();
@@ -412,7 +413,7 @@ async fn a_half_made_member_is_parked_not_duplicated() {
 /// `refill` after a claim: one more free environment, from the claimed one's config.
 #[tokio::test]
 async fn refill_after_a_claim_keeps_the_free_count() {
-    let f = Fleet::scaled(0.002).await;
+    let f = Fleet::new(TestEnv::sim_only().rate_limits().time_scale(0.002)).await;
     f.app("refill").await;
     let s = spec("refill", "f", Park::Suspended);
     pool::fill(&f.client, &s, 2, &fill_opts(0.002), &Control::detached())
@@ -459,7 +460,7 @@ async fn pool_members_launch_with_the_secrets_the_app_was_given() {
     use fly_machines_mcp::workflows::provision::{
         AppSecrets, EnvSpec, GuestSpec, provision_environment,
     };
-    let f = Fleet::scaled(0.002).await;
+    let f = Fleet::new(TestEnv::sim_only().rate_limits().time_scale(0.002)).await;
     let mut secrets = std::collections::BTreeMap::new();
     secrets.insert(
         "API_TOKEN".to_owned(),

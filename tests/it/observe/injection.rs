@@ -98,7 +98,7 @@ async fn after_app_text_an_argument_confirmation_warns_where_the_request_may_com
 async fn hostile_app_text_arrives_sanitised_fenced_and_labelled() {
     let h = Harness::scenario(&scenario()).await;
     let instructions = h
-        .client
+        .mcp()
         .peer_info()
         .and_then(|i| i.instructions.clone())
         .unwrap_or_default();

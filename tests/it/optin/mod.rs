@@ -13,7 +13,6 @@ use fly_machines_mcp::{
     tools::{ConfirmMode, PolicyOptions, Selection},
     workflows::secret_refs::RefPolicyOptions,
 };
-use serde_json::Value;
 
 pub use crate::support::{CAP, Harness};
 
@@ -43,17 +42,6 @@ impl Harness {
             ..PolicyOptions::default()
         };
         Harness::start(Scenario::Demo, &opts, tempfile::tempdir().unwrap()).await
-    }
-
-    /// The app's entry in the simulator's own state.
-    pub fn app_state(&self, app: &str) -> Option<Value> {
-        let state = self.sim.state_json();
-        state["apps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["name"] == app)
-            .cloned()
     }
 
     /// A started machine of `app`, read from the simulator's state.

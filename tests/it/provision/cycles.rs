@@ -4,19 +4,18 @@
 
 use std::time::{Duration, Instant};
 
-use fly_machines_mcp::{sim::SimConfig, tools::ConfirmMode};
+use fly_machines_mcp::tools::ConfirmMode;
 use serde_json::json;
 
-use super::{Confirming, app_names, app_state, call, connect, gate, start_sim, text_of};
+use super::{app_names, app_state, provision_env, text_of};
 
 const CYCLES: usize = 50;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_cycles_under_faults_leave_nothing_and_never_duplicate() {
-    let sim = start_sim(SimConfig::for_tests()).await;
+    let env = provision_env().confirm(ConfirmMode::Never).start().await;
+    let sim = &env.sim;
     sim.set_faults("5xx=0.05,reset=0.02".parse().unwrap());
-    let gate = gate(&sim, ConfirmMode::Never);
-    let client = connect(gate.clone(), Confirming::default()).await;
     let started = Instant::now();
     let mut provisioned = 0;
     let mut provision_errors = Vec::new();
@@ -33,10 +32,7 @@ async fn fifty_cycles_under_faults_leave_nothing_and_never_duplicate() {
         // A failed provision rolls back; the same call again must converge either way.
         let mut ok = false;
         for _ in 0..3 {
-            let r = client
-                .call_tool(call("provision_environment", args.clone()))
-                .await
-                .unwrap();
+            let r = env.call("provision_environment", args.clone()).await;
             if r.is_error != Some(true) {
                 ok = true;
                 break;
@@ -45,7 +41,7 @@ async fn fifty_cycles_under_faults_leave_nothing_and_never_duplicate() {
         }
         if ok {
             provisioned += 1;
-            let state = app_state(&sim, &app).unwrap();
+            let state = app_state(sim, &app).unwrap();
             let machines = state["machines"].as_array().unwrap();
             assert_eq!(
                 machines.len(),
@@ -58,28 +54,21 @@ async fn fifty_cycles_under_faults_leave_nothing_and_never_duplicate() {
         // Teardown, retried until the app is gone (a retry after a partial failure
         // must pick up where the last one stopped).
         for attempt in 0..5 {
-            if app_state(&sim, &app).is_none() {
+            if app_state(sim, &app).is_none() {
                 break;
             }
-            let r = client
-                .call_tool(call("teardown_environment", json!({"app": app})))
-                .await
-                .unwrap();
+            let r = env.call("teardown_environment", json!({"app": app})).await;
             assert!(
                 attempt < 4,
                 "cycle {i}: teardown keeps failing: {}",
                 text_of(&r)
             );
         }
-        assert!(app_state(&sim, &app).is_none(), "cycle {i}: leftovers");
+        assert!(app_state(sim, &app).is_none(), "cycle {i}: leftovers");
     }
     let elapsed = started.elapsed();
     sim.set_faults(Default::default());
-    assert!(
-        app_names(&sim).is_empty(),
-        "leftovers: {:?}",
-        app_names(&sim)
-    );
+    assert!(app_names(sim).is_empty(), "leftovers: {:?}", app_names(sim));
     assert!(
         provisioned >= CYCLES - 2,
         "only {provisioned}/{CYCLES} provisioned: {provision_errors:?}"
@@ -89,6 +78,5 @@ async fn fifty_cycles_under_faults_leave_nothing_and_never_duplicate() {
         "{CYCLES} cycles under faults: {provisioned} provisioned, {} provision retries, {elapsed:?}",
         provision_errors.len()
     );
-    client.cancel().await.unwrap();
-    sim.shutdown().await;
+    env.shutdown().await;
 }

@@ -1,26 +1,20 @@
 //! provision_environment: a full environment, convergence on re-run, dry run, and
 //! rollback of only what the call created.
 
-use fly_machines_mcp::{sim::SimConfig, tools::ConfirmMode};
 use serde_json::{Value, json};
 
-use super::{
-    Confirming, app_names, app_state, assert_output_schema, call, client_for, connect, env_args,
-    gate, start_sim, text_of,
-};
+use super::{app_names, app_state, assert_output_schema, env_args, provision_env, text_of};
 
 #[tokio::test]
 async fn provisions_a_started_machine_with_volume_ips_and_url_then_converges() {
-    let sim = start_sim(SimConfig::for_tests()).await;
-    let gate = gate(&sim, ConfirmMode::Argument);
-    let client = connect(gate.clone(), Confirming::default()).await;
+    let env = provision_env().start().await;
+    let (sim, gate) = (&env.sim, &env.gate);
 
-    let r = client
-        .call_tool(call("provision_environment", env_args("dev-alice")))
-        .await
-        .unwrap();
+    let r = env
+        .call("provision_environment", env_args("dev-alice"))
+        .await;
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
-    assert_output_schema(&gate, "provision_environment", &r);
+    assert_output_schema(gate, "provision_environment", &r);
     let s = r.structured_content.clone().unwrap();
     assert_eq!(s["status"], "provisioned");
     assert_eq!(s["url"], "https://dev-alice.fly.dev");
@@ -45,7 +39,7 @@ async fn provisions_a_started_machine_with_volume_ips_and_url_then_converges() {
     );
 
     // What Fly (the simulator) holds: one started machine mounting the volume, two IPs.
-    let app = app_state(&sim, "dev-alice").unwrap();
+    let app = app_state(sim, "dev-alice").unwrap();
     let machines = app["machines"].as_array().unwrap();
     assert_eq!(machines.len(), 1);
     let m = &machines[0];
@@ -68,12 +62,9 @@ async fn provisions_a_started_machine_with_volume_ips_and_url_then_converges() {
 
     // What app_status (the agent's view) shows: the started machine, the volume
     // mounted on it, both public addresses and the URL.
-    let st = client
-        .call_tool(call("app_status", json!({"app": "dev-alice"})))
-        .await
-        .unwrap();
-    assert_ne!(st.is_error, Some(true), "{}", text_of(&st));
-    let st = st.structured_content.unwrap();
+    let st = env
+        .call_json("app_status", json!({"app": "dev-alice"}))
+        .await;
     assert_eq!(st["url"], "https://dev-alice.fly.dev");
     let listed = st["machines"].as_array().unwrap();
     assert_eq!(listed.len(), 1, "{st}");
@@ -93,17 +84,16 @@ async fn provisions_a_started_machine_with_volume_ips_and_url_then_converges() {
     assert_eq!(kinds, ["shared_v4", "v6"], "{st}");
 
     // The same call again changes nothing and reuses everything.
-    let r = client
-        .call_tool(call("provision_environment", env_args("dev-alice")))
-        .await
-        .unwrap();
+    let r = env
+        .call("provision_environment", env_args("dev-alice"))
+        .await;
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
     let s = r.structured_content.clone().unwrap();
     assert_eq!(s["machine_id"], json!(machine_id));
     assert_eq!(s["volume_id"], json!(volume_id));
     assert_eq!(s["created"], json!([]));
     assert_eq!(s["reused"].as_array().unwrap().len(), 5, "{s}");
-    let after = app_state(&sim, "dev-alice").unwrap();
+    let after = app_state(sim, "dev-alice").unwrap();
     assert_eq!(after["machines"].as_array().unwrap().len(), 1);
     assert_eq!(
         after["machines"][0]["version"],
@@ -113,24 +103,19 @@ async fn provisions_a_started_machine_with_volume_ips_and_url_then_converges() {
     assert_eq!(after["ips"], before["ips"]);
     assert_eq!(after["shared_ip"], before["shared_ip"]);
 
-    client.cancel().await.unwrap();
-    sim.shutdown().await;
+    env.shutdown().await;
 }
 
 #[tokio::test]
 async fn dry_run_plans_and_prices_but_creates_nothing() {
-    let sim = start_sim(SimConfig::for_tests()).await;
-    let gate = gate(&sim, ConfirmMode::Argument);
-    let client = connect(gate.clone(), Confirming::default()).await;
+    let env = provision_env().start().await;
+    let (sim, gate) = (&env.sim, &env.gate);
     let mut args = env_args("dev-bob");
     args["dry_run"] = json!(true);
     args["vm_size"] = json!("shared-cpu-2x");
-    let r = client
-        .call_tool(call("provision_environment", args))
-        .await
-        .unwrap();
+    let r = env.call("provision_environment", args).await;
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
-    assert_output_schema(&gate, "provision_environment", &r);
+    assert_output_schema(gate, "provision_environment", &r);
     let s = r.structured_content.clone().unwrap();
     assert_eq!(s["status"], "planned");
     let actions: Vec<(&str, &str)> = s["plan"]
@@ -156,23 +141,17 @@ async fn dry_run_plans_and_prices_but_creates_nothing() {
         "{s}"
     );
     assert!(
-        app_names(&sim).is_empty(),
+        app_names(sim).is_empty(),
         "dry run created {:?}",
-        app_names(&sim)
+        app_names(sim)
     );
 
     // A dry run over an existing environment says "reuse" for each part.
-    let r = client
-        .call_tool(call("provision_environment", env_args("dev-bob")))
-        .await
-        .unwrap();
+    let r = env.call("provision_environment", env_args("dev-bob")).await;
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
     let mut args = env_args("dev-bob");
     args["dry_run"] = json!(true);
-    let r = client
-        .call_tool(call("provision_environment", args))
-        .await
-        .unwrap();
+    let r = env.call("provision_environment", args).await;
     let s = r.structured_content.clone().unwrap();
     assert!(
         s["plan"]
@@ -182,8 +161,7 @@ async fn dry_run_plans_and_prices_but_creates_nothing() {
             .all(|p| p["action"] == "reuse"),
         "{s}"
     );
-    client.cancel().await.unwrap();
-    sim.shutdown().await;
+    env.shutdown().await;
 }
 
 async fn inject_capacity_failures(sim: &fly_machines_mcp::sim::SimHandle) {
@@ -198,16 +176,14 @@ async fn inject_capacity_failures(sim: &fly_machines_mcp::sim::SimHandle) {
 
 #[tokio::test]
 async fn capacity_error_rolls_back_what_the_call_created_or_reports_it() {
-    let sim = start_sim(SimConfig::for_tests()).await;
-    let gate = gate(&sim, ConfirmMode::Argument);
-    let client = connect(gate.clone(), Confirming::default()).await;
-    inject_capacity_failures(&sim).await;
+    let env = provision_env().start().await;
+    let sim = &env.sim;
+    inject_capacity_failures(sim).await;
 
     // Rolled back: the app, IPs and volume this call created are gone.
-    let r = client
-        .call_tool(call("provision_environment", env_args("dev-carol")))
-        .await
-        .unwrap();
+    let r = env
+        .call("provision_environment", env_args("dev-carol"))
+        .await;
     assert_eq!(r.is_error, Some(true));
     let text = text_of(&r);
     assert!(text.contains("insufficient"), "{text}");
@@ -217,21 +193,18 @@ async fn capacity_error_rolls_back_what_the_call_created_or_reports_it() {
         "{text}"
     );
     assert!(
-        app_state(&sim, "dev-carol").is_none(),
+        app_state(sim, "dev-carol").is_none(),
         "left: {:?}",
-        app_state(&sim, "dev-carol")
+        app_state(sim, "dev-carol")
     );
 
     // rollback: false: everything created is reported, and still exists.
     let mut args = env_args("dev-dave");
     args["rollback"] = json!(false);
-    let r = client
-        .call_tool(call("provision_environment", args))
-        .await
-        .unwrap();
+    let r = env.call("provision_environment", args).await;
     assert_eq!(r.is_error, Some(true));
     let text = text_of(&r);
-    let app = app_state(&sim, "dev-dave").expect("left in place");
+    let app = app_state(sim, "dev-dave").expect("left in place");
     let vol = app["volumes"][0]["id"].as_str().unwrap();
     let v6 = app["ips"][0]["address"].as_str().unwrap();
     let v4 = app["shared_ip"].as_str().unwrap();
@@ -255,45 +228,38 @@ async fn capacity_error_rolls_back_what_the_call_created_or_reports_it() {
         .await
         .unwrap();
     assert!(resp.status().is_success());
-    let r = client
-        .call_tool(call("provision_environment", env_args("dev-dave")))
-        .await
-        .unwrap();
+    let r = env
+        .call("provision_environment", env_args("dev-dave"))
+        .await;
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
     let s = r.structured_content.unwrap();
     assert_eq!(s["volume_id"], json!(vol));
     let created: Vec<&Value> = s["created"].as_array().unwrap().iter().collect();
     assert_eq!(created.len(), 1);
     assert_eq!(created[0]["kind"], "machine");
-    client.cancel().await.unwrap();
-    sim.shutdown().await;
+    env.shutdown().await;
 }
 
 #[tokio::test]
 async fn rollback_leaves_what_an_earlier_call_created() {
-    let sim = start_sim(SimConfig::for_tests()).await;
-    let gate = gate(&sim, ConfirmMode::Argument);
-    let client = connect(gate.clone(), Confirming::default()).await;
-    let r = client
-        .call_tool(call("provision_environment", env_args("dev-erin")))
-        .await
-        .unwrap();
+    let env = provision_env().start().await;
+    let sim = &env.sim;
+    let r = env
+        .call("provision_environment", env_args("dev-erin"))
+        .await;
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
-    let first = app_state(&sim, "dev-erin").unwrap();
+    let first = app_state(sim, "dev-erin").unwrap();
 
     // A second machine with its own volume in the same app fails on capacity.
-    inject_capacity_failures(&sim).await;
+    inject_capacity_failures(sim).await;
     let mut args = env_args("dev-erin");
     args["machine_name"] = json!("second");
     args["volume"] = json!({"name": "scratch", "size_gb": 2});
-    let r = client
-        .call_tool(call("provision_environment", args))
-        .await
-        .unwrap();
+    let r = env.call("provision_environment", args).await;
     assert_eq!(r.is_error, Some(true));
     let text = text_of(&r);
     assert!(text.contains("rolled back volume"), "{text}");
-    let after = app_state(&sim, "dev-erin").expect("the app was not this call's to remove");
+    let after = app_state(sim, "dev-erin").expect("the app was not this call's to remove");
     assert_eq!(after["machines"], first["machines"]);
     // The rolled-back volume may still be listed on its way out (realistic profile:
     // `scheduling_destroy` … for a moment); the live ones are the earlier call's.
@@ -310,37 +276,25 @@ async fn rollback_leaves_what_an_earlier_call_created() {
     };
     assert_eq!(live(&after), live(&first));
     assert_eq!(after["ips"], first["ips"]);
-    client.cancel().await.unwrap();
-    sim.shutdown().await;
+    env.shutdown().await;
 }
 
 #[tokio::test]
 async fn refuses_an_app_it_did_not_create() {
-    let sim = start_sim(SimConfig::for_tests()).await;
     // Someone else's app, made directly through the API without our key.
-    client_for(&sim)
-        .create_app(&fly_machines_mcp::fly::CreateApp {
-            name: "someone-elses".into(),
-            org_slug: "personal".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let gate = gate(&sim, ConfirmMode::Argument);
-    let client = connect(gate.clone(), Confirming::default()).await;
-    let r = client
-        .call_tool(call("provision_environment", env_args("someone-elses")))
-        .await
-        .unwrap();
+    let env = provision_env().app("someone-elses").start().await;
+    let sim = &env.sim;
+    let r = env
+        .call("provision_environment", env_args("someone-elses"))
+        .await;
     assert_eq!(r.is_error, Some(true));
     let text = text_of(&r);
     assert!(text.contains("not created by this server"), "{text}");
-    let app = app_state(&sim, "someone-elses").unwrap();
+    let app = app_state(sim, "someone-elses").unwrap();
     assert_eq!(app["machines"], json!([]));
     assert_eq!(app["volumes"], json!([]));
     assert_eq!(app["ips"], json!([]));
-    client.cancel().await.unwrap();
-    sim.shutdown().await;
+    env.shutdown().await;
 }
 
 /// The requests the simulator logged, as `(method, path, status)`.
@@ -371,15 +325,13 @@ async fn requests(sim: &fly_machines_mcp::sim::SimHandle) -> Vec<(String, String
 /// a new app's 404. Today's client failed here with `list_ip_assignments: 404`.
 #[tokio::test]
 async fn a_new_app_answering_404_for_a_moment_is_waited_for() {
-    let sim = start_sim(SimConfig::for_tests()).await;
-    let gate = gate(&sim, ConfirmMode::Argument);
-    let client = connect(gate.clone(), Confirming::default()).await;
-    let r = client
-        .call_tool(call("provision_environment", env_args("dev-fresh")))
-        .await
-        .unwrap();
+    let env = provision_env().start().await;
+    let sim = &env.sim;
+    let r = env
+        .call("provision_environment", env_args("dev-fresh"))
+        .await;
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
-    let log = requests(&sim).await;
+    let log = requests(sim).await;
     let create = log
         .iter()
         .position(|(m, p, s)| m == "POST" && p == "/v1/apps?wait=true" && *s == 201)
@@ -402,8 +354,7 @@ async fn a_new_app_answering_404_for_a_moment_is_waited_for() {
         .filter(|(_, p, s)| *s == 404 && p != "/v1/apps/dev-fresh")
         .collect();
     assert!(stray.is_empty(), "{stray:?}");
-    client.cancel().await.unwrap();
-    sim.shutdown().await;
+    env.shutdown().await;
 }
 
 /// Issue 18 item 3: an app this server made is adopted after `name_taken` — here
@@ -413,13 +364,11 @@ async fn a_new_app_answering_404_for_a_moment_is_waited_for() {
 /// client refused it ("not created by this server").
 #[tokio::test]
 async fn adopts_its_own_app_after_name_taken() {
-    let sim = start_sim(SimConfig::for_tests()).await;
-    let gate = gate(&sim, ConfirmMode::Argument);
-    let client = connect(gate.clone(), Confirming::default()).await;
-    let r = client
-        .call_tool(call("provision_environment", env_args("dev-gail")))
-        .await
-        .unwrap();
+    let env = provision_env().start().await;
+    let sim = &env.sim;
+    let r = env
+        .call("provision_environment", env_args("dev-gail"))
+        .await;
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
     let first = r.structured_content.unwrap();
 
@@ -428,10 +377,7 @@ async fn adopts_its_own_app_after_name_taken() {
     args["idempotency_key"] = json!("second-env");
     args["machine_name"] = json!("second");
     args.as_object_mut().unwrap().remove("volume");
-    let r = client
-        .call_tool(call("provision_environment", args))
-        .await
-        .unwrap();
+    let r = env.call("provision_environment", args).await;
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
     let s = r.structured_content.unwrap();
     assert!(
@@ -449,16 +395,14 @@ async fn adopts_its_own_app_after_name_taken() {
             .idempotency_key_ttl_ms
             .unwrap(),
     ));
-    let r = client
-        .call_tool(call("provision_environment", env_args("dev-gail")))
-        .await
-        .unwrap();
+    let r = env
+        .call("provision_environment", env_args("dev-gail"))
+        .await;
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
     let s = r.structured_content.unwrap();
     assert_eq!(s["machine_id"], first["machine_id"]);
     assert_eq!(s["created"], json!([]), "{s}");
-    client.cancel().await.unwrap();
-    sim.shutdown().await;
+    env.shutdown().await;
 }
 
 /// Issue 18 item 4: a volume on its way out (`scheduling_destroy` and the rest of
@@ -467,19 +411,14 @@ async fn adopts_its_own_app_after_name_taken() {
 /// picked it and the machine create failed on it.
 #[tokio::test]
 async fn a_volume_being_destroyed_is_neither_reused_nor_shown() {
-    let sim = start_sim(SimConfig::for_tests()).await;
-    let gate = gate(&sim, ConfirmMode::Argument);
-    let client = connect(gate.clone(), Confirming::default()).await;
+    let env = provision_env().start().await;
     let mut args = env_args("dev-hank");
     args.as_object_mut().unwrap().remove("volume");
-    let r = client
-        .call_tool(call("provision_environment", args))
-        .await
-        .unwrap();
+    let r = env.call("provision_environment", args).await;
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
 
     // A `data` volume made and destroyed by someone: it lingers for a moment.
-    let fly = client_for(&sim);
+    let fly = &env.fly;
     let old = fly
         .create_volume(
             "dev-hank",
@@ -495,29 +434,18 @@ async fn a_volume_being_destroyed_is_neither_reused_nor_shown() {
     let going = fly.destroy_volume("dev-hank", &old.id).await.unwrap();
     assert!(going.is_going(), "{going:?}");
 
-    let st = client
-        .call_tool(call("app_status", json!({"app": "dev-hank"})))
-        .await
-        .unwrap();
+    let st = env.call("app_status", json!({"app": "dev-hank"})).await;
     let st = st.structured_content.unwrap();
     assert_eq!(st["volumes"], json!([]), "{st}");
-    let plan = client
-        .call_tool(call("teardown_environment", json!({"app": "dev-hank"})))
-        .await
-        .unwrap();
-    assert!(
-        !text_of(&plan).contains(old.id.as_str()),
-        "{}",
-        text_of(&plan)
-    );
+    let plan = env
+        .call_text("teardown_environment", json!({"app": "dev-hank"}))
+        .await;
+    assert!(!plan.contains(old.id.as_str()), "{}", plan);
 
     let mut args = env_args("dev-hank");
     args["machine_name"] = json!("with-data");
     args["idempotency_key"] = json!("with-data");
-    let r = client
-        .call_tool(call("provision_environment", args))
-        .await
-        .unwrap();
+    let r = env.call("provision_environment", args).await;
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
     let s = r.structured_content.unwrap();
     assert_ne!(s["volume_id"], json!(old.id), "{s}");
@@ -529,8 +457,7 @@ async fn a_volume_being_destroyed_is_neither_reused_nor_shown() {
             .any(|x| x["kind"] == "volume"),
         "{s}"
     );
-    client.cancel().await.unwrap();
-    sim.shutdown().await;
+    env.shutdown().await;
 }
 
 /// The machine and volume creates in the simulator's request log.
@@ -558,9 +485,8 @@ async fn creates(sim: &fly_machines_mcp::sim::SimHandle, app: &str) -> (usize, u
 /// same for a volume's `volume_placement_capacity`.
 #[tokio::test]
 async fn item7_capacity_errors_are_final_whatever_the_status() {
-    let sim = start_sim(SimConfig::for_tests()).await;
-    let gate = gate(&sim, ConfirmMode::Argument);
-    let client = connect(gate.clone(), Confirming::default()).await;
+    let env = provision_env().start().await;
+    let sim = &env.sim;
     let capacity = |body: Value| {
         let url = format!("{}/__sim/capacity", sim.base_url());
         async move {
@@ -574,52 +500,42 @@ async fn item7_capacity_errors_are_final_whatever_the_status() {
         }
     };
     capacity(json!({"region": "iad", "failures": 1})).await;
-    let r = client
-        .call_tool(call("provision_environment", env_args("dev-cap")))
-        .await
-        .unwrap();
+    let r = env.call("provision_environment", env_args("dev-cap")).await;
     assert_eq!(r.is_error, Some(true), "{}", text_of(&r));
     assert!(text_of(&r).contains("insufficient"), "{}", text_of(&r));
-    assert_eq!(creates(&sim, "dev-cap").await.0, 1, "one machine create");
+    assert_eq!(creates(sim, "dev-cap").await.0, 1, "one machine create");
 
     capacity(json!({"region": "iad", "volume_failures": 1})).await;
-    let r = client
-        .call_tool(call("provision_environment", env_args("dev-vcap")))
-        .await
-        .unwrap();
+    let r = env
+        .call("provision_environment", env_args("dev-vcap"))
+        .await;
     assert_eq!(r.is_error, Some(true), "{}", text_of(&r));
     assert!(
         text_of(&r).contains("volume_placement_capacity"),
         "{}",
         text_of(&r)
     );
-    assert_eq!(creates(&sim, "dev-vcap").await, (0, 1), "one volume create");
-    client.cancel().await.unwrap();
-    sim.shutdown().await;
+    assert_eq!(creates(sim, "dev-vcap").await, (0, 1), "one volume create");
+    env.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_machine_that_fails_to_start_is_reported_as_such_and_rolled_back() {
-    let sim = start_sim(SimConfig::for_tests()).await;
-    let gate = gate(&sim, ConfirmMode::Argument);
-    let client = connect(gate.clone(), Confirming::default()).await;
+    let env = provision_env().start().await;
+    let sim = &env.sim;
     let mut args = env_args("dev-failing");
     // Simulator convention: a `failing*` tag boots into `failed` (API-NOTES §2).
     args["image"] = json!("nginx:failing-1");
-    let r = client
-        .call_tool(call("provision_environment", args))
-        .await
-        .unwrap();
+    let r = env.call("provision_environment", args).await;
     assert_eq!(r.is_error, Some(true));
     let text = text_of(&r);
     assert!(text.contains("failed to start"), "{text}");
     assert!(text.contains("machine_info"), "{text}");
     assert!(!text.to_lowercase().contains("invalid"), "{text}");
     assert!(
-        app_state(&sim, "dev-failing").is_none(),
+        app_state(sim, "dev-failing").is_none(),
         "left: {:?}",
-        app_state(&sim, "dev-failing")
+        app_state(sim, "dev-failing")
     );
-    client.cancel().await.unwrap();
-    sim.shutdown().await;
+    env.shutdown().await;
 }

@@ -11,24 +11,17 @@ use std::sync::Arc;
 use fly_machines_mcp::{
     fly,
     sim::{self, SimConfig, SimHandle},
-    tools::{Catalog, ConfirmMode, Gate, McpServer, PolicyOptions, Redactor},
+    tools::{Catalog, ConfirmMode, Gate, PolicyOptions, Redactor},
 };
-use rmcp::{
-    ClientHandler, RoleClient, ServiceExt,
-    model::{CallToolRequestParams, CallToolResult},
-    service::RunningService,
-};
+use rmcp::model::{CallToolRequestParams, CallToolResult};
 use serde_json::{Value, json};
+
+use crate::support::{TestEnv, TestEnvBuilder};
 
 pub const TOKEN: &str = "sim-token-provision-tests-42";
 
 pub async fn start_sim(cfg: SimConfig) -> SimHandle {
-    sim::start(
-        cfg.with_required_token(TOKEN),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap()
+    TestEnv::sim_only().sim(cfg).token(TOKEN).start_sim().await
 }
 
 /// Stepped mode: a task that waits (bounded) for the first app still hidden after its
@@ -63,6 +56,18 @@ pub fn reveal_new_app(sim: &SimHandle) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// The set-up of these tests: the simulator requiring [`TOKEN`], the default
+/// toolsets, confirmation by argument, a client that declines elicitations.
+pub fn provision_env() -> TestEnvBuilder<Confirming> {
+    TestEnv::builder()
+        .token(TOKEN)
+        .policy(PolicyOptions {
+            confirm: ConfirmMode::Argument,
+            ..PolicyOptions::default()
+        })
+        .handler(Confirming::default())
+}
+
 pub fn client_for(sim: &SimHandle) -> fly::Client {
     crate::support::attenuating_client(sim)
 }
@@ -83,21 +88,10 @@ pub fn gate(sim: &SimHandle, confirm: ConfirmMode) -> Arc<Gate> {
 
 pub use crate::support::Confirming;
 
-pub async fn connect<H: ClientHandler>(
-    gate: Arc<Gate>,
-    handler: H,
-) -> RunningService<RoleClient, H> {
-    let (server_io, client_io) = tokio::io::duplex(1 << 20);
-    tokio::spawn(async move {
-        if let Ok(running) = McpServer::new(gate).serve(server_io).await {
-            let _ = running.waiting().await;
-        }
-    });
-    handler.serve(client_io).await.unwrap()
-}
+pub use crate::support::connect;
 
 pub fn call(name: &'static str, v: Value) -> CallToolRequestParams {
-    CallToolRequestParams::new(name).with_arguments(v.as_object().unwrap().clone())
+    crate::support::params(name, v)
 }
 
 pub use crate::support::text_of;

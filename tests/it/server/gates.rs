@@ -2,67 +2,17 @@
 
 use std::sync::{Arc, Mutex};
 
-use fly_machines_mcp::tools::{
-    ConfirmMode, Gate, McpServer, PolicyOptions, Redactor, Selection, audit::AuditLog,
-};
-use rmcp::{
-    ClientHandler, RoleClient, RoleServer, ServiceExt,
-    model::{
-        CallToolRequestParams, ClientCapabilities, Implementation, InitializeRequestParams,
-        InitializeResult, ProtocolVersion, ServerCapabilities,
-    },
-    service::{RunningService, serve_directly},
-};
+use fly_machines_mcp::tools::{ConfirmMode, PolicyOptions, Redactor, Selection, audit::AuditLog};
+use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
 
 use super::fixtures::{CANARY_SECRET, CANARY_TOKEN, Runs, catalog};
 use super::{gate_with, offline_client};
 
-use crate::support::{Confirming, confirm_token_in};
-
-async fn connect<H: ClientHandler>(gate: Arc<Gate>, handler: H) -> RunningService<RoleClient, H> {
-    let (server_io, client_io) = tokio::io::duplex(1 << 20);
-    tokio::spawn(async move {
-        if let Ok(running) = McpServer::new(gate).serve(server_io).await {
-            let _ = running.waiting().await;
-        }
-    });
-    handler.serve(client_io).await.unwrap()
-}
-
-/// A stateless-era (2026-07-28) pair: no initialize, requests carry their own metadata.
-fn connect_stateless<H: ClientHandler>(
-    gate: Arc<Gate>,
-    handler: H,
-) -> RunningService<RoleClient, H> {
-    let (server_io, client_io) = tokio::io::duplex(1 << 20);
-    let client_info = InitializeRequestParams::new(
-        ClientCapabilities::builder().enable_elicitation().build(),
-        Implementation::new("stateless-test-client", "0.0.0"),
-    )
-    .with_protocol_version(ProtocolVersion::V_2026_07_28);
-    let mut server_info =
-        InitializeResult::new(ServerCapabilities::builder().enable_tools().build());
-    server_info.protocol_version = ProtocolVersion::V_2026_07_28;
-    tokio::spawn(async move {
-        let running = serve_directly::<RoleServer, _, _, _, _>(
-            McpServer::new(gate),
-            server_io,
-            Some(client_info),
-        );
-        let _ = running.waiting().await;
-    });
-    serve_directly::<RoleClient, _, _, _, _>(handler, client_io, Some(server_info.into()))
-}
-
-fn args(v: Value) -> CallToolRequestParams {
-    CallToolRequestParams::new("x").with_arguments(v.as_object().unwrap().clone())
-}
+use crate::support::{Confirming, TestEnv, confirm_token_in, connect, connect_stateless};
 
 fn call(name: &'static str, v: Value) -> CallToolRequestParams {
-    let mut p = args(v);
-    p.name = name.into();
-    p
+    crate::support::params(name, v)
 }
 
 use crate::support::text_of;
@@ -79,18 +29,12 @@ fn all_tools() -> PolicyOptions {
 
 #[tokio::test]
 async fn read_only_hides_and_refuses_every_non_read_tool() {
-    let opts = PolicyOptions {
-        read_only: true,
-        ..all_tools()
-    };
     let runs = Runs::default();
-    let gate = gate_with(
-        catalog(runs.clone()),
-        &opts,
-        offline_client(),
-        Redactor::new(),
-        None,
-    );
+    let gate = TestEnv::builder()
+        .catalog(catalog(runs.clone()))
+        .policy(all_tools())
+        .read_only()
+        .offline_gate();
     let client = connect(gate, ()).await;
     let tools = client.list_all_tools().await.unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
@@ -119,13 +63,10 @@ async fn no_destroy_keeps_write_tools_only() {
         no_destroy: true,
         ..all_tools()
     };
-    let gate = gate_with(
-        catalog(Runs::default()),
-        &opts,
-        offline_client(),
-        Redactor::new(),
-        None,
-    );
+    let gate = TestEnv::builder()
+        .catalog(catalog(Runs::default()))
+        .policy(opts)
+        .offline_gate();
     let names: Vec<String> = gate
         .list_tools()
         .iter()
@@ -142,13 +83,10 @@ async fn confirmation_by_argument_returns_the_plan_first() {
         ..all_tools()
     };
     let runs = Runs::default();
-    let gate = gate_with(
-        catalog(runs.clone()),
-        &opts,
-        offline_client(),
-        Redactor::new(),
-        None,
-    );
+    let gate = TestEnv::builder()
+        .catalog(catalog(runs.clone()))
+        .policy(opts)
+        .offline_gate();
     let client = connect(gate, ()).await;
 
     let r = client
@@ -228,13 +166,10 @@ async fn confirmation_tokens_expire_and_replicas_share_them_only_with_the_same_k
     };
     let runs = Runs::default();
     let replica = |opts: PolicyOptions| {
-        gate_with(
-            catalog(runs.clone()),
-            &opts,
-            offline_client(),
-            Redactor::new(),
-            None,
-        )
+        TestEnv::builder()
+            .catalog(catalog(runs.clone()))
+            .policy(opts)
+            .offline_gate()
     };
     let a = connect(replica(with_key(Some("shared-confirm-key"), 300)), ()).await;
     let b = connect(replica(with_key(Some("shared-confirm-key"), 300)), ()).await;
@@ -291,13 +226,10 @@ async fn confirmation_tokens_expire_and_replicas_share_them_only_with_the_same_k
 #[tokio::test]
 async fn confirmation_by_elicitation_shows_the_plan_and_respects_the_answer() {
     let runs = Runs::default();
-    let gate = gate_with(
-        catalog(runs.clone()),
-        &all_tools(),
-        offline_client(),
-        Redactor::new(),
-        None,
-    );
+    let gate = TestEnv::builder()
+        .catalog(catalog(runs.clone()))
+        .policy(all_tools())
+        .offline_gate();
 
     let yes = Confirming::new(Some("dev-1"));
     let asked = yes.asked.clone();
@@ -346,13 +278,10 @@ async fn confirmation_by_elicitation_shows_the_plan_and_respects_the_answer() {
 #[tokio::test]
 async fn stateless_era_confirms_through_an_input_required_round() {
     let runs = Runs::default();
-    let gate = gate_with(
-        catalog(runs.clone()),
-        &all_tools(),
-        offline_client(),
-        Redactor::new(),
-        None,
-    );
+    let gate = TestEnv::builder()
+        .catalog(catalog(runs.clone()))
+        .policy(all_tools())
+        .offline_gate();
     let yes = Confirming::new(Some("dev-1"));
     let asked = yes.asked.clone();
     let client = connect_stateless(gate.clone(), yes);
@@ -387,13 +316,10 @@ async fn allowlist_refusal_names_the_rule() {
         allow_app: vec!["dev-*".into()],
         ..all_tools()
     };
-    let gate = gate_with(
-        catalog(Runs::default()),
-        &opts,
-        offline_client(),
-        Redactor::new(),
-        None,
-    );
+    let gate = TestEnv::builder()
+        .catalog(catalog(Runs::default()))
+        .policy(opts)
+        .offline_gate();
     let client = connect(gate, ()).await;
     let r = client
         .call_tool(call("make_thing", json!({"app": "prod-db"})))
@@ -415,13 +341,10 @@ async fn allowlist_refusal_names_the_rule() {
 
 #[tokio::test]
 async fn bad_input_is_a_clear_error_naming_the_field_and_the_server_survives() {
-    let gate = gate_with(
-        catalog(Runs::default()),
-        &all_tools(),
-        offline_client(),
-        Redactor::new(),
-        None,
-    );
+    let gate = TestEnv::builder()
+        .catalog(catalog(Runs::default()))
+        .policy(all_tools())
+        .offline_gate();
     let client = connect(gate, ()).await;
 
     let err = client
@@ -469,13 +392,10 @@ async fn output_is_capped_with_a_marker_and_a_hint() {
         max_output: Some(4096),
         ..all_tools()
     };
-    let gate = gate_with(
-        catalog(Runs::default()),
-        &opts,
-        offline_client(),
-        Redactor::new(),
-        None,
-    );
+    let gate = TestEnv::builder()
+        .catalog(catalog(Runs::default()))
+        .policy(opts)
+        .offline_gate();
     let client = connect(gate, ()).await;
     let r = client
         .call_tool(call("big", json!({"app": "a"})))

@@ -12,8 +12,10 @@ mod tokens;
 
 use std::time::Duration;
 
-use fly_machines_mcp::sim::{self, Realism, SimConfig, SimHandle};
+use fly_machines_mcp::sim::{Realism, SimConfig, SimHandle};
 use serde_json::{Value, json};
+
+use crate::support::TestEnv;
 
 pub(crate) const TOKEN: &str = "Bearer test-token";
 
@@ -24,10 +26,7 @@ pub(crate) struct Sim {
 
 impl Sim {
     pub async fn start(cfg: SimConfig) -> Sim {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let handle = sim::start(cfg, "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
+        let handle = TestEnv::sim_only().sim(cfg).start_sim().await;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
             .build()

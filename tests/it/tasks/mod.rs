@@ -10,10 +10,10 @@ mod progress;
 use std::{path::PathBuf, sync::Arc};
 
 use fly_machines_mcp::tools::{
-    Catalog, ConfirmMode, Gate, McpServer, Outcome, PolicyOptions, Redactor, Selection, Steering,
+    Catalog, ConfirmMode, Gate, Outcome, PolicyOptions, Redactor, Selection, Steering,
     audit::AuditLog,
 };
-use rmcp::{ClientHandler, RoleClient, ServiceExt, service::RunningService};
+use rmcp::{ClientHandler, RoleClient};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -76,24 +76,9 @@ pub fn audited(path: &PathBuf, tool: &str) -> Option<Value> {
         .find(|r| r["tool"] == tool)
 }
 
-/// An rmcp client with `handler`, connected to a server over `gate` through a pipe.
-pub async fn connect<H: ClientHandler>(
-    gate: Arc<Gate>,
-    handler: H,
-) -> RunningService<RoleClient, H> {
-    let (server_io, client_io) = tokio::io::duplex(1 << 20);
-    tokio::spawn(async move {
-        if let Ok(running) = McpServer::new(gate).serve(server_io).await {
-            let _ = running.waiting().await;
-        }
-    });
-    handler.serve(client_io).await.unwrap()
-}
+pub use crate::support::connect;
 
-/// `tools/call` parameters.
-pub fn params(tool: &'static str, args: Value) -> rmcp::model::CallToolRequestParams {
-    rmcp::model::CallToolRequestParams::new(tool).with_arguments(args.as_object().unwrap().clone())
-}
+pub use crate::support::params;
 
 /// The simulator's clock, for stamping what a client receives.
 pub type SimClock = Arc<dyn Fn() -> u64 + Send + Sync>;

@@ -15,14 +15,25 @@ use fly_machines_mcp::{
 };
 use serde_json::{Value, json};
 
+use crate::support::{TestEnv, TestEnvBuilder};
+
 /// The token the tests present to the simulator.
 pub const TOKEN: &str = "update-tests-token";
 
-/// A simulator, a raw HTTP client for setting things up, and the project's Fly client.
+/// A [`TestEnv`] (a simulator, the project's Fly client and, with [`Env::serving`],
+/// an MCP client), and a raw HTTP client for setting things up.
 pub struct Env {
-    pub sim: SimHandle,
+    pub env: TestEnv,
     pub http: reqwest::Client,
+    /// The Fly client of `env` (the same connection pool).
     pub client: fly::Client,
+}
+
+impl std::ops::Deref for Env {
+    type Target = TestEnv;
+    fn deref(&self) -> &TestEnv {
+        &self.env
+    }
 }
 
 impl Env {
@@ -37,16 +48,27 @@ impl Env {
     }
 
     pub async fn start(cfg: SimConfig) -> Env {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let sim = sim::start(cfg, "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
+        Env::with(TestEnv::sim_only().sim(cfg)).await
+    }
+
+    /// An automatic-mode simulator and an MCP client of a server over every tool,
+    /// confirming by the `confirm` argument.
+    pub async fn serving() -> Env {
+        Env::with(TestEnv::builder()).await
+    }
+
+    /// The environment `builder` describes.
+    pub async fn with(builder: TestEnvBuilder) -> Env {
+        let env = builder.start().await;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
             .build()
             .unwrap();
-        let client = client_for(&sim);
-        Env { sim, http, client }
+        Env {
+            client: env.fly.clone(),
+            env,
+            http,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

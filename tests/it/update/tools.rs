@@ -1,89 +1,15 @@
 //! The tools over MCP (an in-process rmcp client and server on the simulator), and the
 //! real binary for the secrets canary.
 
-use std::{process::Output, sync::Arc, time::Duration};
+use std::{process::Output, time::Duration};
 
 use fly_machines_mcp::fly;
-use fly_machines_mcp::tools::{
-    Catalog, ConfirmMode, Gate, McpServer, Policy, PolicyOptions, Redactor, Selection,
-};
-use rmcp::{
-    RoleClient, ServiceExt,
-    model::{CallToolRequestParams, CallToolResult},
-    service::RunningService,
-};
+use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 
-use super::{Env, TOKEN, app_of, client_for};
+use super::{Env, TOKEN, app_of};
 
-/// A gate over every tool, confirming by the `confirm` argument.
-fn gate(env: &Env) -> Arc<Gate> {
-    gate_reading(env, None)
-}
-
-/// [`gate`] whose secret references may read files under `secrets_dir`.
-fn gate_reading(env: &Env, secrets_dir: Option<&std::path::Path>) -> Arc<Gate> {
-    let opts = PolicyOptions {
-        secret_refs: fly_machines_mcp::workflows::secret_refs::RefPolicyOptions {
-            dir: secrets_dir.map(std::path::Path::to_path_buf),
-            ..Default::default()
-        },
-        selection: Selection {
-            toolsets: Some(vec!["all".into()]),
-            ..Selection::default()
-        },
-        confirm: ConfirmMode::Argument,
-        ..PolicyOptions::default()
-    };
-    let catalog = Catalog::all().unwrap();
-    let policy = Policy::new(&catalog, &opts).unwrap();
-    Arc::new(Gate::new(
-        catalog,
-        policy,
-        client_for(&env.sim),
-        "personal",
-        Redactor::new(),
-        None,
-    ))
-}
-
-/// An rmcp client connected to a server over `gate` through an in-process pipe.
-async fn connect(gate: Arc<Gate>) -> RunningService<RoleClient, ()> {
-    let (server_io, client_io) = tokio::io::duplex(1 << 20);
-    tokio::spawn(async move {
-        if let Ok(running) = McpServer::new(gate).serve(server_io).await {
-            let _ = running.waiting().await;
-        }
-    });
-    ().serve(client_io).await.unwrap()
-}
-
-async fn call(
-    client: &RunningService<RoleClient, ()>,
-    name: &'static str,
-    args: Value,
-) -> CallToolResult {
-    let params = CallToolRequestParams::new(name).with_arguments(args.as_object().unwrap().clone());
-    client.call_tool(params).await.unwrap()
-}
-
-use crate::support::text_of as text;
-
-/// A destructive call confirmed the way argument mode asks: plan, then its token.
-async fn confirmed(
-    client: &RunningService<RoleClient, ()>,
-    name: &'static str,
-    args: Value,
-) -> CallToolResult {
-    let plan = call(client, name, args.clone()).await;
-    assert!(is_error(&plan), "{name} went ahead without confirmation");
-    call(
-        client,
-        name,
-        crate::support::with_confirm(&args, &text(&plan)),
-    )
-    .await
-}
+use crate::support::{TestEnv, connect, params, text_of as text};
 
 fn is_error(r: &CallToolResult) -> bool {
     r.is_error == Some(true)
@@ -91,12 +17,9 @@ fn is_error(r: &CallToolResult) -> bool {
 
 #[tokio::test]
 async fn rolling_update_over_mcp_stops_and_reverts_on_a_failing_health_check() {
-    let env = Env::fast().await;
+    let env = Env::serving().await;
     let ids = env.app_with_machines("mcp-roll", "iad", "nginx:1", 3).await;
-    let client = connect(gate(&env)).await;
-    let r = call(
-        &client,
-        "update_machines",
+    let r = env.call("update_machines",
         json!({"app": "mcp-roll", "image": "nginx:unhealthy-2", "health_timeout_secs": 1, "start_timeout_secs": 10}),
     )
     .await;
@@ -121,16 +44,15 @@ async fn rolling_update_over_mcp_stops_and_reverts_on_a_failing_health_check() {
     assert_eq!(counts, vec![1, 1, 3]);
 
     // A healthy image rolls through every machine.
-    let ok = call(
-        &client,
-        "update_machines",
-        json!({"app": "mcp-roll", "image": "nginx:2", "batch_size": 2}),
-    )
-    .await;
+    let ok = env
+        .call(
+            "update_machines",
+            json!({"app": "mcp-roll", "image": "nginx:2", "batch_size": 2}),
+        )
+        .await;
     assert!(!is_error(&ok), "{}", text(&ok));
     let report = ok.structured_content.clone().unwrap();
     assert_eq!(report["updated"], 3, "{report}");
-    let _ = client.cancel().await;
 }
 
 #[tokio::test]
@@ -140,11 +62,15 @@ async fn two_mcp_clients_updating_one_machine_one_is_told_who_holds_the_lease() 
     let id = env.create_machine("mcp-race", "iad", "nginx:1").await;
     env.advance_until(500, env.until_started("mcp-race", &id))
         .await;
-    let a = connect(gate(&env)).await;
-    let b = connect(gate(&env)).await;
+    // Two server processes, each with its own client.
+    let a = connect(env.another_gate(), ()).await;
+    let b = connect(env.another_gate(), ()).await;
     let args_a = json!({"app": "mcp-race", "env": {"MODE": "from-a"}});
     let mut first = tokio::spawn(async move {
-        let r = call(&a, "update_machines", args_a).await;
+        let r = a
+            .call_tool(params("update_machines", args_a))
+            .await
+            .unwrap();
         (a, r)
     });
     let mut leased = false;
@@ -161,12 +87,13 @@ async fn two_mcp_clients_updating_one_machine_one_is_told_who_holds_the_lease() 
         );
     }
     assert!(leased, "the first client never took the lease");
-    let rb = call(
-        &b,
-        "update_machines",
-        json!({"app": "mcp-race", "env": {"MODE": "from-b"}}),
-    )
-    .await;
+    let rb = b
+        .call_tool(params(
+            "update_machines",
+            json!({"app": "mcp-race", "env": {"MODE": "from-b"}}),
+        ))
+        .await
+        .unwrap();
     let tb = text(&rb);
     assert!(is_error(&rb), "{tb}");
     assert!(
@@ -189,7 +116,7 @@ async fn two_mcp_clients_updating_one_machine_one_is_told_who_holds_the_lease() 
 
 #[tokio::test]
 async fn scale_up_clones_with_a_volume_each_and_scale_down_destroys_after_confirmation() {
-    let env = Env::fast().await;
+    let env = Env::serving().await;
     env.create_app("mcp-scale").await;
     let (st, vol) = env
         .post(
@@ -208,15 +135,14 @@ async fn scale_up_clones_with_a_volume_each_and_scale_down_destroys_after_confir
     assert_eq!(st, 200, "{m}");
     let template = m["id"].as_str().unwrap().to_owned();
     env.until_started("mcp-scale", &template).await;
-    let client = connect(gate(&env)).await;
 
     // Without confirmation nothing happens; the plan names what would be created.
-    let plan = call(
-        &client,
-        "scale_machines",
-        json!({"app": "mcp-scale", "regions": {"iad": 2, "ams": 1}}),
-    )
-    .await;
+    let plan = env
+        .call(
+            "scale_machines",
+            json!({"app": "mcp-scale", "regions": {"iad": 2, "ams": 1}}),
+        )
+        .await;
     let pt = text(&plan);
     assert!(
         is_error(&plan) && pt.contains("confirmation required"),
@@ -234,12 +160,12 @@ async fn scale_up_clones_with_a_volume_each_and_scale_down_destroys_after_confir
         1
     );
 
-    let up = confirmed(
-        &client,
-        "scale_machines",
-        json!({"app": "mcp-scale", "regions": {"iad": 2, "ams": 1}}),
-    )
-    .await;
+    let up = env
+        .confirmed_call(
+            "scale_machines",
+            json!({"app": "mcp-scale", "regions": {"iad": 2, "ams": 1}}),
+        )
+        .await;
     assert!(!is_error(&up), "{}", text(&up));
     assert_eq!(up.structured_content.as_ref().unwrap()["created"], 2);
     let state = env.state();
@@ -258,9 +184,7 @@ async fn scale_up_clones_with_a_volume_each_and_scale_down_destroys_after_confir
     assert_eq!(machines.iter().filter(|m| m["region"] == "ams").count(), 1);
 
     // Scale down: the surplus goes (never the template), after confirmation.
-    let down = confirmed(
-        &client,
-        "scale_machines",
+    let down = env.confirmed_call("scale_machines",
         json!({"app": "mcp-scale", "regions": {"iad": 1, "ams": 0}, "template_machine_id": template}),
     )
     .await;
@@ -275,7 +199,6 @@ async fn scale_up_clones_with_a_volume_each_and_scale_down_destroys_after_confir
         .collect();
     assert_eq!(live.len(), 1, "{live:?}");
     assert_eq!(live[0]["id"], template.as_str());
-    let _ = client.cancel().await;
 }
 
 /// Issue 18 item 2: a clone made right after a secrets write launches with that
@@ -284,30 +207,29 @@ async fn scale_up_clones_with_a_volume_each_and_scale_down_destroys_after_confir
 /// does not boot on the secrets its host had before the write.
 #[tokio::test]
 async fn a_clone_right_after_a_secrets_rollout_boots_with_the_new_secrets() {
-    let env = Env::fast().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::with(TestEnv::builder().secrets_dir(dir.path())).await;
     env.create_app("mcp-clone-secrets").await;
     let template = env
         .create_machine("mcp-clone-secrets", "iad", "nginx:1")
         .await;
     env.until_started("mcp-clone-secrets", &template).await;
-    let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("token");
     std::fs::write(&file, "clone-secret-value\n").unwrap();
-    let client = connect(gate_reading(&env, Some(dir.path()))).await;
-    let set = confirmed(
-        &client,
-        "set_secrets",
-        json!({"app": "mcp-clone-secrets", "rollout": true,
+    let set = env
+        .confirmed_call(
+            "set_secrets",
+            json!({"app": "mcp-clone-secrets", "rollout": true,
             "set": {"TOKEN": format!("file:{}", file.display())}}),
-    )
-    .await;
+        )
+        .await;
     assert!(!is_error(&set), "{}", text(&set));
-    let up = confirmed(
-        &client,
-        "scale_machines",
-        json!({"app": "mcp-clone-secrets", "regions": {"iad": 3}}),
-    )
-    .await;
+    let up = env
+        .confirmed_call(
+            "scale_machines",
+            json!({"app": "mcp-clone-secrets", "regions": {"iad": 3}}),
+        )
+        .await;
     assert!(!is_error(&up), "{}", text(&up));
     let state = env.state();
     let app = app_of(&state, "mcp-clone-secrets");
@@ -316,17 +238,13 @@ async fn a_clone_right_after_a_secrets_rollout_boots_with_the_new_secrets() {
     for m in machines {
         assert_eq!(m["secrets_version"], app["secrets_version"], "{m}");
     }
-    let _ = client.cancel().await;
 }
 
 #[tokio::test]
 async fn volume_actions_and_destroy_volume_refusing_an_attached_volume() {
-    let env = Env::fast().await;
+    let env = Env::serving().await;
     env.create_app("mcp-vol").await;
-    let client = connect(gate(&env)).await;
-    let created = call(
-        &client,
-        "volume_action",
+    let created = env.call("volume_action",
         json!({"app": "mcp-vol", "action": "create", "name": "data", "region": "iad", "size_gb": 1}),
     )
     .await;
@@ -336,57 +254,55 @@ async fn volume_actions_and_destroy_volume_refusing_an_attached_volume() {
         .unwrap()
         .to_owned();
 
-    let extended = call(
-        &client,
-        "volume_action",
-        json!({"app": "mcp-vol", "action": "extend", "volume_id": vol, "size_gb": 2}),
-    )
-    .await;
+    let extended = env
+        .call(
+            "volume_action",
+            json!({"app": "mcp-vol", "action": "extend", "volume_id": vol, "size_gb": 2}),
+        )
+        .await;
     assert!(!is_error(&extended), "{}", text(&extended));
-    let shrink = call(
-        &client,
-        "volume_action",
-        json!({"app": "mcp-vol", "action": "extend", "volume_id": vol, "size_gb": 1}),
-    )
-    .await;
+    let shrink = env
+        .call(
+            "volume_action",
+            json!({"app": "mcp-vol", "action": "extend", "volume_id": vol, "size_gb": 1}),
+        )
+        .await;
     assert!(
         is_error(&shrink) && text(&shrink).contains("cannot shrink"),
         "{}",
         text(&shrink)
     );
 
-    let snap = call(
-        &client,
-        "volume_action",
-        json!({"app": "mcp-vol", "action": "snapshot", "volume_id": vol}),
-    )
-    .await;
+    let snap = env
+        .call(
+            "volume_action",
+            json!({"app": "mcp-vol", "action": "snapshot", "volume_id": vol}),
+        )
+        .await;
     assert!(!is_error(&snap), "{}", text(&snap));
     let snapshot = snap.structured_content.as_ref().unwrap()["snapshot"]["id"]
         .as_str()
         .unwrap()
         .to_owned();
 
-    let fork = call(
-        &client,
-        "volume_action",
-        json!({"app": "mcp-vol", "action": "fork", "volume_id": vol, "region": "ams"}),
-    )
-    .await;
+    let fork = env
+        .call(
+            "volume_action",
+            json!({"app": "mcp-vol", "action": "fork", "volume_id": vol, "region": "ams"}),
+        )
+        .await;
     assert!(!is_error(&fork), "{}", text(&fork));
-    let restore = call(
-        &client,
-        "volume_action",
+    let restore = env.call("volume_action",
         json!({"app": "mcp-vol", "action": "restore", "snapshot_id": snapshot, "name": "restored", "region": "iad"}),
     )
     .await;
     assert!(!is_error(&restore), "{}", text(&restore));
-    let missing = call(
-        &client,
-        "volume_action",
-        json!({"app": "mcp-vol", "action": "restore", "name": "x", "region": "iad"}),
-    )
-    .await;
+    let missing = env
+        .call(
+            "volume_action",
+            json!({"app": "mcp-vol", "action": "restore", "name": "x", "region": "iad"}),
+        )
+        .await;
     assert!(
         is_error(&missing) && text(&missing).contains("snapshot_id"),
         "{}",
@@ -417,12 +333,12 @@ async fn volume_actions_and_destroy_volume_refusing_an_attached_volume() {
         .await;
     assert_eq!(st, 200, "{m}");
     let machine = m["id"].as_str().unwrap().to_owned();
-    let refused = call(
-        &client,
-        "destroy_volume",
-        json!({"app": "mcp-vol", "volume_id": vol, "confirm": "mcp-vol"}),
-    )
-    .await;
+    let refused = env
+        .call(
+            "destroy_volume",
+            json!({"app": "mcp-vol", "volume_id": vol, "confirm": "mcp-vol"}),
+        )
+        .await;
     let rt = text(&refused);
     assert!(is_error(&refused), "{rt}");
     assert!(
@@ -442,22 +358,22 @@ async fn volume_actions_and_destroy_volume_refusing_an_attached_volume() {
         .as_str()
         .unwrap()
         .to_owned();
-    let unconfirmed = call(
-        &client,
-        "destroy_volume",
-        json!({"app": "mcp-vol", "volume_id": fork_id}),
-    )
-    .await;
+    let unconfirmed = env
+        .call(
+            "destroy_volume",
+            json!({"app": "mcp-vol", "volume_id": fork_id}),
+        )
+        .await;
     assert!(is_error(&unconfirmed) && text(&unconfirmed).contains("confirmation required"));
-    let gone = call(
-        &client,
-        "destroy_volume",
-        crate::support::with_confirm(
-            &json!({"app": "mcp-vol", "volume_id": fork_id}),
-            &text(&unconfirmed),
-        ),
-    )
-    .await;
+    let gone = env
+        .call(
+            "destroy_volume",
+            crate::support::with_confirm(
+                &json!({"app": "mcp-vol", "volume_id": fork_id}),
+                &text(&unconfirmed),
+            ),
+        )
+        .await;
     assert!(!is_error(&gone), "{}", text(&gone));
     // Gone, or on its way out (realistic profile: listed in fly-go's destroy states).
     assert!(
@@ -469,13 +385,12 @@ async fn volume_actions_and_destroy_volume_refusing_an_attached_volume() {
             .all(|v| fly::VOLUME_GOING_STATES.contains(&v["state"].as_str().unwrap()))
     );
     // app_status no longer shows it.
-    let status = call(&client, "app_status", json!({"app": "mcp-vol"})).await;
+    let status = env.call("app_status", json!({"app": "mcp-vol"})).await;
     assert!(
         !text(&status).contains(fork_id.as_str()),
         "{}",
         text(&status)
     );
-    let _ = client.cancel().await;
 }
 
 pub(super) async fn run_binary(args: Vec<String>, envs: Vec<(&'static str, String)>) -> Output {
