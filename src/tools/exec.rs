@@ -16,6 +16,7 @@ use super::{
     context::ToolContext,
     error::ToolError,
 };
+use crate::tools::args::{AppName, MachineId};
 use crate::workflows::exec as wf;
 
 /// The tools of this toolset.
@@ -41,8 +42,6 @@ Not for long-running processes or interactive shells; machine ids come from app_
     narrow_hint: "pass a smaller max_output_bytes, or filter in the command (e.g. `| tail -n 50`)",
 };
 
-const APP_PATTERN: &str = r"^[a-z0-9][a-z0-9-]*$";
-
 fn default_timeout() -> u64 {
     30
 }
@@ -56,11 +55,9 @@ fn default_max_output() -> usize {
 #[serde(deny_unknown_fields)]
 pub struct ExecCommandArgs {
     /// App name.
-    #[schemars(length(min = 1, max = 63), regex(pattern = APP_PATTERN))]
-    pub app: String,
+    pub app: AppName,
     /// Machine id (14 hex characters, as shown by app_status).
-    #[schemars(regex(pattern = r"^[0-9a-f]{14}$"))]
-    pub machine_id: String,
+    pub machine_id: MachineId,
     /// The argv to run; the first element is the program.
     #[schemars(length(min = 1, max = 64), inner(length(max = 4096)))]
     pub command: Vec<String>,
@@ -219,7 +216,7 @@ async fn plan_exec_command(
 ) -> Result<ExecCommandPlan, ToolError> {
     let plan = wf::plan_exec(ctx.client(), &args.app, &args.machine_id, ctx.owned_only()).await?;
     Ok(ExecCommandPlan {
-        app: args.app,
+        app: args.app.into(),
         machine_id: plan.machine.id,
         machine_name: plan.machine.name,
         region: plan.machine.region,

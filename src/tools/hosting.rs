@@ -23,6 +23,7 @@ use super::{
     context::ToolContext,
     error::ToolError,
 };
+use crate::tools::args::{AppName, Region};
 use crate::workflows::{hosting as wf, provision, secret_refs::RefPolicy};
 
 /// The tools of this toolset.
@@ -45,8 +46,6 @@ key_file if you pass one (recommended), otherwise in this result only. Returns t
 MCP client configuration. Remove everything with teardown_environment.",
     narrow_hint: "",
 };
-
-const APP_PATTERN: &str = r"^[a-z0-9][a-z0-9-]*$";
 
 fn default_volume_gb() -> u64 {
     1
@@ -78,14 +77,13 @@ pub enum IdleArg {
 #[allow(rustdoc::bare_urls, rustdoc::broken_intra_doc_links)]
 pub struct DeployMcpServerArgs {
     /// Name of the new app (global across Fly); the server is at https://APP.fly.dev/.
-    #[schemars(length(min = 2, max = 63), regex(pattern = APP_PATTERN))]
-    pub app: String,
+    #[schemars(length(min = 2, max = 63))]
+    pub app: AppName,
     /// Org slug (the server's default org when left out).
     #[schemars(length(min = 1, max = 63))]
     pub org: Option<String>,
     /// Region (e.g. `iad`, `ams`).
-    #[schemars(length(min = 2, max = 8))]
-    pub region: String,
+    pub region: Region,
     /// The MCP server's command, e.g. ["npx", "-y", "@modelcontextprotocol/server-filesystem", "/data"].
     #[schemars(length(min = 1, max = 32), inner(length(min = 1, max = 512)))]
     pub command: Vec<String>,
@@ -185,9 +183,9 @@ async fn deploy_mcp_server(
         .unwrap_or_else(|| ctx.default_org().to_owned());
     ctx.check_org(&org)?;
     let spec = wf::McpServerSpec {
-        app: args.app.clone(),
+        app: args.app.to_string(),
         org,
-        region: args.region.clone(),
+        region: args.region.to_string(),
         command: args.command.clone(),
         image: args.image.clone(),
         volume_gb: args.volume_gb,

@@ -5,7 +5,8 @@
 //! Adding a tool: put it in its toolset's file (`network.rs`, ...; a file of its own,
 //! named after the tool, in `observe/`, `provision/` or `fleet/`) as a `ToolInfo`
 //! constant, an args struct (serde + schemars, `deny_unknown_fields`,
-//! bounds as schemars attributes), an output struct implementing [`ToolOutput`], and a
+//! bounds as schemars attributes; app names, machine and volume ids and regions as the
+//! types of [`args`], whose schemas are written once), an output struct implementing [`ToolOutput`], and a
 //! body `async fn(ToolContext, Args) -> Result<Output, ToolError>`; list it in that
 //! file's `tools()`. Declare it with [`ToolDef::read`], [`ToolDef::write`] or
 //! [`ToolDef::destructive`] (plan + run; the framework adds `confirm`). A new toolset
@@ -13,6 +14,7 @@
 //!
 //! Knows rmcp and JSON Schema; calls [`crate::workflows`] only.
 
+pub mod args;
 pub mod audit;
 pub mod auth;
 pub mod catalog;

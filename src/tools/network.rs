@@ -14,6 +14,7 @@ use super::{
     error::ToolError,
     render::table,
 };
+use crate::tools::args::{AppName, Region};
 use crate::workflows::network as wf;
 
 /// The tools of this toolset.
@@ -79,8 +80,6 @@ the app's fly.dev hostname.",
     narrow_hint: "",
 };
 
-const APP_PATTERN: &str = r"^[a-z0-9][a-z0-9-]*$";
-
 /// Kind of address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -120,13 +119,11 @@ impl From<IpKindArg> for wf::IpKind {
 #[serde(deny_unknown_fields)]
 pub struct AllocateIpArgs {
     /// App name.
-    #[schemars(length(min = 1, max = 63), regex(pattern = APP_PATTERN))]
-    pub app: String,
+    pub app: AppName,
     /// Kind of address.
     pub kind: IpKindArg,
     /// Region for a regional or egress address (e.g. `ams`); anycast when left out.
-    #[schemars(length(min = 2, max = 8))]
-    pub region: Option<String>,
+    pub region: Option<Region>,
     /// Flycast network name (private_v6 only; the org's default network when left out).
     #[schemars(length(min = 1, max = 63))]
     pub network: Option<String>,
@@ -198,14 +195,14 @@ impl ToolOutput for AllocateIpOut {
 async fn allocate_ip(ctx: ToolContext, args: AllocateIpArgs) -> Result<AllocateIpOut, ToolError> {
     let kind = wf::IpKind::from(args.kind);
     let req = wf::IpRequest {
-        app: args.app.clone(),
+        app: args.app.to_string(),
         kind,
-        region: args.region,
+        region: args.region.map(String::from),
         network: args.network,
     };
     let ips = wf::allocate_ip(ctx.client(), &req).await?;
     Ok(AllocateIpOut {
-        app: args.app,
+        app: args.app.into(),
         addresses: ips.into_iter().map(IpOut::from).collect(),
         public: kind.is_public(),
     })
@@ -216,8 +213,7 @@ async fn allocate_ip(ctx: ToolContext, args: AllocateIpArgs) -> Result<AllocateI
 #[serde(deny_unknown_fields)]
 pub struct ReleaseIpArgs {
     /// App name.
-    #[schemars(length(min = 1, max = 63), regex(pattern = APP_PATTERN))]
-    pub app: String,
+    pub app: AppName,
     /// The address to release, exactly as listed (e.g. `2a09:8280:1::3` or `66.241.124.7`).
     #[schemars(length(min = 2, max = 64))]
     pub address: String,
@@ -275,7 +271,7 @@ async fn plan_release_ip(
 ) -> Result<ReleaseIpPlan, ToolError> {
     let found = wf::plan_ip_release(ctx.client(), &args.app, &args.address).await?;
     Ok(ReleaseIpPlan {
-        app: args.app,
+        app: args.app.into(),
         address: IpOut::from(found.clone()),
         found,
     })
@@ -310,8 +306,7 @@ pub enum CertificateOp {
 #[serde(deny_unknown_fields)]
 pub struct CertificateActionArgs {
     /// App name.
-    #[schemars(length(min = 1, max = 63), regex(pattern = APP_PATTERN))]
-    pub app: String,
+    pub app: AppName,
     /// Custom hostname, e.g. `app.example.com` (a leading `*.` for a wildcard).
     #[schemars(length(min = 3, max = 253))]
     pub hostname: String,
@@ -423,8 +418,7 @@ async fn certificate_action(
 #[serde(deny_unknown_fields)]
 pub struct RemoveCertificateArgs {
     /// App name.
-    #[schemars(length(min = 1, max = 63), regex(pattern = APP_PATTERN))]
-    pub app: String,
+    pub app: AppName,
     /// The certificate's hostname.
     #[schemars(length(min = 3, max = 253))]
     pub hostname: String,
@@ -473,7 +467,7 @@ async fn plan_remove_certificate(
 ) -> Result<RemoveCertificatePlan, ToolError> {
     let state = wf::show_certificate(ctx.client(), &args.app, &args.hostname).await?;
     Ok(RemoveCertificatePlan {
-        app: args.app,
+        app: args.app.into(),
         hostname: state.hostname,
         status: state.status,
     })

@@ -16,6 +16,7 @@ use super::{
     error::ToolError,
     render::table,
 };
+use crate::tools::args::AppName;
 use crate::workflows::{secrets as wf, update as upd};
 
 /// The tools of this toolset.
@@ -44,8 +45,7 @@ Confirmed first.",
 #[serde(deny_unknown_fields)]
 pub struct SetSecretsArgs {
     /// App name.
-    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
-    pub app: String,
+    pub app: AppName,
     /// Secrets to set: NAME → reference (`env:VAR` or `file:PATH`).
     #[serde(default)]
     #[schemars(length(max = 50), with = "BTreeMap<String, String>")]

@@ -10,6 +10,7 @@ use super::{
     error::ToolError,
     render::table,
 };
+use crate::tools::args::{AppName, Region, VolumeId};
 use crate::workflows::volumes as wf;
 
 /// The tools of this toolset.
@@ -48,13 +49,11 @@ pub enum VolumeOp {
 #[serde(deny_unknown_fields)]
 pub struct VolumeActionArgs {
     /// App name.
-    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
-    pub app: String,
+    pub app: AppName,
     /// What to do.
     pub action: VolumeOp,
     /// Volume id (extend, snapshot, fork).
-    #[schemars(length(min = 1, max = 64), pattern(r"^vol_[A-Za-z0-9]+$"))]
-    pub volume_id: Option<String>,
+    pub volume_id: Option<VolumeId>,
     /// Snapshot id (restore).
     #[schemars(length(min = 1, max = 64), pattern(r"^vs_[A-Za-z0-9]+$"))]
     pub snapshot_id: Option<String>,
@@ -63,7 +62,7 @@ pub struct VolumeActionArgs {
     pub name: Option<String>,
     /// Region (create, restore; fork: default the source's).
     #[schemars(length(min = 3, max = 4), pattern(r"^[a-z]+$"))]
-    pub region: Option<String>,
+    pub region: Option<Region>,
     /// GB (create; the new total for extend; restore: optional).
     #[schemars(range(min = 1, max = 500))]
     pub size_gb: Option<u32>,
@@ -171,26 +170,26 @@ async fn volume_action(
     let action = match args.action {
         VolumeOp::Create => wf::VolumeAction::Create {
             name: required(&args.name, "name", "create")?,
-            region: required(&args.region, "region", "create")?,
+            region: required(&args.region, "region", "create")?.into(),
             size_gb: required(&size, "size_gb", "create")?,
             require_unique_zone: args.require_unique_zone,
         },
         VolumeOp::Extend => wf::VolumeAction::Extend {
-            volume_id: required(&args.volume_id, "volume_id", "extend")?,
+            volume_id: required(&args.volume_id, "volume_id", "extend")?.into(),
             size_gb: required(&size, "size_gb", "extend")?,
         },
         VolumeOp::Snapshot => wf::VolumeAction::Snapshot {
-            volume_id: required(&args.volume_id, "volume_id", "snapshot")?,
+            volume_id: required(&args.volume_id, "volume_id", "snapshot")?.into(),
         },
         VolumeOp::Fork => wf::VolumeAction::Fork {
-            volume_id: required(&args.volume_id, "volume_id", "fork")?,
+            volume_id: required(&args.volume_id, "volume_id", "fork")?.into(),
             name: args.name.clone(),
-            region: args.region.clone(),
+            region: args.region.clone().map(String::from),
         },
         VolumeOp::Restore => wf::VolumeAction::Restore {
             snapshot_id: required(&args.snapshot_id, "snapshot_id", "restore")?,
             name: required(&args.name, "name", "restore")?,
-            region: required(&args.region, "region", "restore")?,
+            region: required(&args.region, "region", "restore")?.into(),
             size_gb: size,
         },
     };
@@ -224,11 +223,9 @@ attached to exists: destroy that machine first. Confirmed first.",
 #[serde(deny_unknown_fields)]
 pub struct DestroyVolumeArgs {
     /// App name.
-    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
-    pub app: String,
+    pub app: AppName,
     /// The volume (`vol_…`).
-    #[schemars(length(min = 1, max = 64), pattern(r"^vol_[A-Za-z0-9]+$"))]
-    pub volume_id: String,
+    pub volume_id: VolumeId,
 }
 
 /// What `destroy_volume` would destroy.

@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::tools::args::{AppName, NAME_PATTERN};
 use crate::tools::{
     catalog::{ToolInfo, ToolOutput, Toolset},
     context::ToolContext,
@@ -32,10 +33,9 @@ call pool_fill to grow the pool or reap_expired to reclaim expired claims.",
 #[serde(deny_unknown_fields)]
 pub struct ClaimArgs {
     /// App holding the pool's machines.
-    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
-    pub app: String,
+    pub app: AppName,
     /// Pool name.
-    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
+    #[schemars(length(min = 1, max = 63), regex(pattern = NAME_PATTERN))]
     pub pool: String,
     /// Who the environment is for (an id or e-mail; kept in machine metadata).
     #[schemars(length(min = 1, max = 128))]
@@ -104,7 +104,7 @@ pub(super) async fn claim_environment(
     args: ClaimArgs,
 ) -> Result<EnvironmentOut, ToolError> {
     let req = ClaimRequest {
-        app: args.app.clone(),
+        app: args.app.to_string(),
         pool: args.pool.clone(),
         user: args.user.clone(),
         ttl: Duration::from_secs(u64::from(args.ttl_minutes) * 60),

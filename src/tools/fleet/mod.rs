@@ -28,6 +28,7 @@ pub use pool_status::*;
 pub use reap_expired::*;
 pub use release_environment::*;
 
+use crate::tools::args::{AppName, NAME_PATTERN};
 use claim_environment::{CLAIM_ENVIRONMENT, claim_environment};
 use pool_fill::{POOL_FILL, pool_fill};
 use pool_status::{POOL_STATUS, pool_status};
@@ -49,10 +50,9 @@ pub fn tools() -> Result<Vec<ToolDef>, DeclarationError> {
 #[serde(deny_unknown_fields)]
 pub struct PoolArgs {
     /// App holding the pool's machines.
-    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
-    pub app: String,
+    pub app: AppName,
     /// Pool name.
-    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
+    #[schemars(length(min = 1, max = 63), regex(pattern = NAME_PATTERN))]
     pub pool: String,
 }
 

@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::ParkArg;
+use crate::tools::args::{AppName, NAME_PATTERN, Region};
 use crate::tools::{
     catalog::{ToolInfo, ToolOutput, Toolset},
     context::ToolContext,
@@ -32,10 +33,9 @@ with the same pool and size creates only the missing slots. Does not create the 
 #[serde(deny_unknown_fields)]
 pub struct PoolFillArgs {
     /// App holding the pool's machines (must exist).
-    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
-    pub app: String,
+    pub app: AppName,
     /// Pool name.
-    #[schemars(length(min = 1, max = 40), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
+    #[schemars(length(min = 1, max = 40), regex(pattern = NAME_PATTERN))]
     pub pool: String,
     /// Slots the pool should hold (existing members count).
     #[schemars(range(min = 1, max = 1000))]
@@ -46,7 +46,7 @@ pub struct PoolFillArgs {
     /// Region code (Fly picks one when left out).
     #[serde(default)]
     #[schemars(length(min = 3, max = 3))]
-    pub region: Option<String>,
+    pub region: Option<Region>,
     /// `shared` (default) or `performance`.
     #[serde(default)]
     pub cpu_kind: Option<String>,
@@ -120,9 +120,9 @@ pub(super) async fn pool_fill(
     args: PoolFillArgs,
 ) -> Result<PoolFillOut, ToolError> {
     let spec = wf::PoolSpec {
-        app: args.app.clone(),
+        app: args.app.to_string(),
         pool: args.pool.clone(),
-        region: args.region.clone(),
+        region: args.region.clone().map(String::from),
         config: wf::Template {
             image: args.image.clone(),
             cpu_kind: args.cpu_kind.clone(),

@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::ParkArg;
+use crate::tools::args::{AppName, MachineId, NAME_PATTERN};
 use crate::tools::{
     catalog::{ToolInfo, ToolOutput, Toolset},
     context::ToolContext,
@@ -43,10 +44,9 @@ pub enum ReleaseModeArg {
 #[serde(deny_unknown_fields)]
 pub struct ReleaseArgs {
     /// App holding the pool's machines.
-    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
-    pub app: String,
+    pub app: AppName,
     /// Pool name.
-    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
+    #[schemars(length(min = 1, max = 63), regex(pattern = NAME_PATTERN))]
     pub pool: String,
     /// The user whose environment to release (or give machine_id).
     #[serde(default)]
@@ -54,8 +54,7 @@ pub struct ReleaseArgs {
     pub user: Option<String>,
     /// The machine to release (or give user).
     #[serde(default)]
-    #[schemars(pattern(r"^[0-9a-f]{14}$"))]
-    pub machine_id: Option<String>,
+    pub machine_id: Option<MachineId>,
     /// `keep` (default), `recycle` or `wipe`.
     #[serde(default)]
     pub mode: ReleaseModeArg,
@@ -118,7 +117,7 @@ pub(super) async fn release_environment(
 ) -> Result<ReleaseOut, ToolError> {
     let target = match (&args.user, &args.machine_id) {
         (Some(u), None) => wf::ReleaseTarget::User(u.clone()),
-        (None, Some(id)) => wf::ReleaseTarget::Machine(id.clone()),
+        (None, Some(id)) => wf::ReleaseTarget::Machine(id.to_string()),
         _ => {
             return Err(ToolError::InvalidArgument {
                 field: "user".into(),
@@ -142,7 +141,7 @@ pub(super) async fn release_environment(
     )
     .await?;
     Ok(ReleaseOut {
-        app: args.app,
+        app: args.app.into(),
         pool: args.pool,
         machine_id: r.machine_id,
         user: r.user,

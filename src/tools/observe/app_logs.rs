@@ -3,7 +3,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{APP_PATTERN, ROW_BUDGET};
+use super::ROW_BUDGET;
+use crate::tools::args::{AppName, Region};
 use crate::tools::{
     catalog::{ToolInfo, ToolOutput, Toolset},
     context::ToolContext,
@@ -27,14 +28,12 @@ lines are searched; with it, lines run oldest first from then: pass `next` back 
 #[serde(deny_unknown_fields)]
 pub struct AppLogsArgs {
     /// App name.
-    #[schemars(length(min = 1, max = 63), regex(pattern = APP_PATTERN))]
-    pub app: String,
+    pub app: AppName,
     /// Only this machine (id or name).
     #[schemars(length(min = 1, max = 63))]
     pub machine: Option<String>,
     /// Only this region (e.g. `ewr`).
-    #[schemars(length(min = 2, max = 8))]
-    pub region: Option<String>,
+    pub region: Option<Region>,
     /// From this time on: a duration back from now (`15m`, `2h`, `1d`) or an RFC 3339 time.
     #[schemars(length(min = 2, max = 40))]
     pub since: Option<String>,
@@ -126,7 +125,7 @@ pub(super) async fn app_logs(ctx: ToolContext, args: AppLogsArgs) -> Result<AppL
     let grep = args.grep.as_deref().map(logs::Grep::parse).transpose()?;
     let q = logs::LogsQuery {
         machine: args.machine.clone(),
-        region: args.region.clone(),
+        region: args.region.clone().map(String::from),
         since_ms,
         cursor: args.next.clone(),
         grep,

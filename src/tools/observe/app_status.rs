@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{APP_PATTERN, ROW_BUDGET, counts_text};
+use super::{ROW_BUDGET, counts_text};
+use crate::tools::args::{AppName, Region};
 use crate::tools::{
     catalog::{ToolInfo, ToolOutput, Toolset},
     context::ToolContext,
@@ -56,11 +57,9 @@ impl StateFilter {
 #[serde(deny_unknown_fields)]
 pub struct AppStatusArgs {
     /// App name.
-    #[schemars(length(min = 1, max = 63), regex(pattern = APP_PATTERN))]
-    pub app: String,
+    pub app: AppName,
     /// Only machines in this region (e.g. `ams`).
-    #[schemars(length(min = 2, max = 8))]
-    pub region: Option<String>,
+    pub region: Option<Region>,
     /// Only machines in this state.
     pub state: Option<StateFilter>,
     /// Most machines to list (default 100), unhealthy first.
@@ -377,7 +376,7 @@ pub(super) async fn app_status(
     args: AppStatusArgs,
 ) -> Result<AppStatusOut, ToolError> {
     let sel = status::MachineSelection {
-        region: args.region.clone(),
+        region: args.region.clone().map(String::from),
         state: args.state.map(|s| s.as_str().to_owned()),
     };
     let st = status::app_status(ctx.client(), &args.app, &sel).await?;

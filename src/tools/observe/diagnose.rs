@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{APP_PATTERN, ROW_BUDGET};
+use super::ROW_BUDGET;
+use crate::tools::args::AppName;
 use crate::tools::{
     catalog::{ToolInfo, ToolOutput, Toolset},
     context::ToolContext,
@@ -32,8 +33,7 @@ a per-second timeline of the worst incident.",
 #[serde(deny_unknown_fields)]
 pub struct DiagnoseArgs {
     /// App name.
-    #[schemars(length(min = 1, max = 63), regex(pattern = APP_PATTERN))]
-    pub app: String,
+    pub app: AppName,
 }
 
 // A finding.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::APP_PATTERN;
+use crate::tools::args::AppName;
 use crate::tools::{
     catalog::{ToolInfo, ToolOutput, Toolset},
     context::ToolContext,
@@ -31,8 +31,7 @@ metadata, versions; processes when `processes` is true.",
 #[serde(deny_unknown_fields)]
 pub struct MachineInfoArgs {
     /// App name.
-    #[schemars(length(min = 1, max = 63), regex(pattern = APP_PATTERN))]
-    pub app: String,
+    pub app: AppName,
     /// Machine id or name.
     #[schemars(length(min = 1, max = 63))]
     pub machine: String,

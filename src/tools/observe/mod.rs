@@ -49,9 +49,6 @@ pub fn tools() -> Result<Vec<ToolDef>, DeclarationError> {
 /// room for headers under the default 16 KiB output cap.
 const ROW_BUDGET: usize = 11 * 1024;
 
-/// App name argument bounds (Fly app names).
-const APP_PATTERN: &str = r"^[a-z0-9][a-z0-9-]*$";
-
 fn counts_text(counts: &BTreeMap<String, usize>) -> String {
     counts
         .iter()

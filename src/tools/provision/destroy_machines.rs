@@ -4,6 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::MachineRef;
+use crate::tools::args::{AppName, MachineId};
 use crate::tools::{
     catalog::{DestroyPlan, ToolInfo, ToolOutput, Toolset},
     context::ToolContext,
@@ -28,11 +29,10 @@ everything).",
 #[serde(deny_unknown_fields)]
 pub struct DestroyMachinesArgs {
     /// App name.
-    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
-    pub app: String,
+    pub app: AppName,
     /// Machine ids (14 hex characters) to destroy.
-    #[schemars(length(min = 1, max = 50), inner(pattern(r"^[0-9a-f]{14}$")))]
-    pub machine_ids: Vec<String>,
+    #[schemars(length(min = 1, max = 50))]
+    pub machine_ids: Vec<MachineId>,
     /// Destroy running machines too (kills them).
     #[serde(default)]
     pub force: bool,
@@ -145,7 +145,7 @@ pub(super) async fn plan_destroy_machines(
     let plan = wf::plan_machine_destroy(
         ctx.client(),
         &args.app,
-        &args.machine_ids,
+        &MachineId::strings(&args.machine_ids),
         args.force,
         ctx.owned_only(),
     )

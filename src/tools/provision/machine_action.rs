@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use std::time::Duration;
 
+use crate::tools::args::{AppName, MachineId};
 use crate::tools::{
     catalog::{ToolInfo, ToolOutput, Toolset},
     context::ToolContext,
@@ -41,12 +42,11 @@ pub enum ActionArg {
 #[serde(deny_unknown_fields)]
 pub struct MachineActionArgs {
     /// App name.
-    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
-    pub app: String,
+    pub app: AppName,
     pub action: ActionArg,
     /// Machine ids (default: all).
-    #[schemars(length(min = 1, max = 100), inner(pattern(r"^[0-9a-f]{14}$")))]
-    pub machine_ids: Option<Vec<String>>,
+    #[schemars(length(min = 1, max = 100))]
+    pub machine_ids: Option<Vec<MachineId>>,
     /// Wait for the target state (default true).
     pub wait: Option<bool>,
     /// Deadline per machine, seconds (default 120).
@@ -131,9 +131,9 @@ pub(super) async fn machine_action(
         ActionArg::Uncordon => life::MachineAction::Uncordon,
     };
     let spec = life::ActionSpec {
-        app: args.app.clone(),
+        app: args.app.to_string(),
         action,
-        machine_ids: args.machine_ids.clone().unwrap_or_default(),
+        machine_ids: MachineId::strings(args.machine_ids.as_deref().unwrap_or_default()),
         wait: args.wait.unwrap_or(true),
         timeout: Duration::from_secs(u64::from(args.timeout_s.unwrap_or(120))),
         concurrency: usize::try_from(args.concurrency.unwrap_or(4)).unwrap_or(4),
@@ -149,7 +149,7 @@ pub(super) async fn machine_action(
         u32::try_from(outcomes.iter().filter(|o| o.outcome == label).count()).unwrap_or(u32::MAX)
     };
     let report = MachineActionReport {
-        app: args.app,
+        app: args.app.into(),
         action: action.as_str().to_owned(),
         done: count("done"),
         unchanged: count("unchanged"),

@@ -7,6 +7,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use super::{CpuKind, ResourceOut, resource_out};
 use crate::fly;
+use crate::tools::args::{AppName, NAME_PATTERN, Region};
 use crate::tools::{
     catalog::{ToolInfo, ToolOutput, Toolset},
     context::ToolContext,
@@ -102,14 +103,14 @@ pub struct CheckArgs {
 #[serde(deny_unknown_fields)]
 pub struct ProvisionArgs {
     /// App name (created if missing).
-    #[schemars(length(min = 2, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
-    pub app: String,
+    #[schemars(length(min = 2, max = 63))]
+    pub app: AppName,
     /// Org slug (default: the server's).
     #[schemars(length(min = 1, max = 63))]
     pub org: Option<String>,
     /// Region, e.g. `iad` (see platform_info).
     #[schemars(length(min = 3, max = 4), pattern(r"^[a-z]{3,4}$"))]
-    pub region: String,
+    pub region: Region,
     /// Container image, e.g. `nginx:latest`.
     #[schemars(length(min = 1, max = 300))]
     pub image: String,
@@ -155,7 +156,7 @@ pub struct ProvisionArgs {
     #[schemars(length(max = 40))]
     pub expires_at: Option<String>,
     /// Machine name (default `main`).
-    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
+    #[schemars(length(min = 1, max = 63), regex(pattern = NAME_PATTERN))]
     pub machine_name: Option<String>,
     /// Shared IPv4 and IPv6 addresses (default true).
     pub public_ips: Option<bool>,
@@ -295,9 +296,9 @@ fn env_spec(ctx: &ToolContext, a: &ProvisionArgs) -> Result<EnvSpec, ToolError> 
     let checks = prov::checks(a.checks.iter().flatten().map(prov::CheckRequest::from));
     let expires_at = a.expires_at.as_deref().map(expiry).transpose()?;
     Ok(EnvSpec {
-        app: a.app.clone(),
+        app: a.app.to_string(),
         org,
-        region: a.region.clone(),
+        region: a.region.to_string(),
         image: a.image.clone(),
         cmd: a.cmd.clone().filter(|c| !c.is_empty()),
         guest,

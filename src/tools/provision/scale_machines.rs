@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::{collections::BTreeMap, time::Duration};
 
 use super::{MachineRef, count};
+use crate::tools::args::{AppName, MachineId};
 use crate::tools::{
     catalog::{DestroyPlan, ToolInfo, ToolOutput, Toolset},
     context::ToolContext,
@@ -31,14 +32,12 @@ first.",
 #[serde(deny_unknown_fields)]
 pub struct ScaleMachinesArgs {
     /// App name.
-    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
-    pub app: String,
+    pub app: AppName,
     /// Machine count per region, e.g. {"iad": 3, "ams": 0}.
     #[schemars(length(min = 1, max = 20))]
     pub regions: BTreeMap<String, u8>,
     /// Machine to clone (default: oldest started).
-    #[schemars(pattern(r"^[0-9a-f]{14}$"))]
-    pub template_machine_id: Option<String>,
+    pub template_machine_id: Option<MachineId>,
     /// Seconds a clone may take to start (default 300).
     #[schemars(range(min = 5, max = 1800))]
     pub start_timeout_secs: Option<u32>,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 use super::{ResourceOut, resource_out};
+use crate::tools::args::AppName;
 use crate::tools::{
     catalog::{DestroyPlan, ToolInfo, ToolOutput, Toolset},
     context::ToolContext,
@@ -29,8 +30,7 @@ the app. Confirmed first with the full list; retries until nothing is left.",
 #[serde(deny_unknown_fields)]
 pub struct TeardownArgs {
     /// App name.
-    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
-    pub app: String,
+    pub app: AppName,
     /// Seconds per machine's destruction (default 120).
     #[schemars(range(min = 1, max = 900))]
     pub timeout_s: Option<u32>,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::{collections::BTreeMap, time::Duration};
 
 use super::{CpuKind, count};
+use crate::tools::args::{AppName, MachineId};
 use crate::tools::{
     catalog::{ToolInfo, ToolOutput, Toolset},
     context::ToolContext,
@@ -54,12 +55,11 @@ pub struct GuestArgs {
 #[serde(deny_unknown_fields)]
 pub struct UpdateMachinesArgs {
     /// App name.
-    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
-    pub app: String,
+    pub app: AppName,
     /// Machine ids in rollout order (default: all).
     #[serde(default)]
-    #[schemars(length(max = 100), inner(pattern(r"^[0-9a-f]{14}$")))]
-    pub machine_ids: Vec<String>,
+    #[schemars(length(max = 100))]
+    pub machine_ids: Vec<MachineId>,
     /// New image, e.g. `registry.fly.io/app:v2`.
     #[schemars(length(min = 1, max = 300))]
     pub image: Option<String>,
@@ -223,8 +223,13 @@ pub(super) async fn update_machines(
         owned_only: ctx.owned_only(),
         ..upd::UpdateOptions::default()
     };
-    let plan =
-        upd::plan_update(ctx.client(), &args.app, &args.machine_ids, opts.owned_only).await?;
+    let plan = upd::plan_update(
+        ctx.client(),
+        &args.app,
+        &MachineId::strings(&args.machine_ids),
+        opts.owned_only,
+    )
+    .await?;
     let client = ctx.client();
     let report: UpdateMachinesReport = ctx
         .steer(|ctl| async move { upd::run_update(client, &plan, &change, &opts, &ctl).await })
