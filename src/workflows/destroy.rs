@@ -7,6 +7,7 @@ use crate::fly;
 use super::{
     Error,
     observe::{MachineSummary, machines_by_id},
+    outcome::{HasOutcome, Outcome},
 };
 
 /// States Fly destroys without `force` (others answer 412).
@@ -83,6 +84,16 @@ pub struct MachineDestroyOutcome {
     pub machine: MachineSummary,
     /// `None` when destroyed; the error text otherwise.
     pub error: Option<String>,
+}
+
+impl HasOutcome for MachineDestroyOutcome {
+    /// `Destroyed` or `Failed`.
+    fn outcome(&self) -> Outcome {
+        match self.error {
+            None => Outcome::Destroyed,
+            Some(_) => Outcome::Failed,
+        }
+    }
 }
 
 /// Destroys the planned machines one by one.

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::{
     Error, OWNER_METADATA_KEY, OWNER_METADATA_VALUE,
+    outcome::{HasOutcome, Outcome},
     sched::{BulkOptions, Control, ItemOutcome, run_bulk},
 };
 use crate::fly;
@@ -97,11 +98,17 @@ pub struct ActionOutcome {
     pub state_before: String,
     /// The state after the action (and wait), when known.
     pub state_after: Option<String>,
-    /// `done`, `unchanged` (already there), `failed`, `skipped` (not ours, or an
-    /// earlier failure), `cancelled`.
-    pub outcome: &'static str,
+    /// `Done`, `Unchanged` (already there), `Failed`, `Skipped` (not ours, or an
+    /// earlier failure), `Cancelled`.
+    pub outcome: Outcome,
     pub error: Option<String>,
     pub elapsed: Duration,
+}
+
+impl HasOutcome for ActionOutcome {
+    fn outcome(&self) -> Outcome {
+        self.outcome
+    }
 }
 
 /// Runs the action on the selected machines. With `owned_only`, machines this
@@ -140,13 +147,13 @@ pub async fn run_machine_action(
             region: m.region.clone(),
             state_before: m.state.to_string(),
             state_after: Some(m.state.to_string()),
-            outcome: "unchanged",
+            outcome: Outcome::Unchanged,
             error: None,
             elapsed: Duration::ZERO,
         };
         if owned_only && !owned(&m) {
             out.push(ActionOutcome {
-                outcome: "skipped",
+                outcome: Outcome::Skipped,
                 error: Some("not created by this server (--owned-only)".to_owned()),
                 ..base
             });
@@ -172,16 +179,16 @@ pub async fn run_machine_action(
         slot.elapsed = item.elapsed;
         match item.outcome {
             ItemOutcome::Done(state) => {
-                slot.outcome = "done";
+                slot.outcome = Outcome::Done;
                 slot.state_after = state;
             }
             ItemOutcome::Failed(e) => {
-                slot.outcome = "failed";
+                slot.outcome = Outcome::Failed;
                 slot.state_after = None;
                 slot.error = Some(e.source_text());
             }
-            ItemOutcome::Skipped => slot.outcome = "skipped",
-            ItemOutcome::Cancelled => slot.outcome = "cancelled",
+            ItemOutcome::Skipped => slot.outcome = Outcome::Skipped,
+            ItemOutcome::Cancelled => slot.outcome = Outcome::Cancelled,
         }
     }
     Ok(out)

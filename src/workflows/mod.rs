@@ -13,6 +13,7 @@ pub mod lifecycle;
 pub mod logs;
 pub mod network;
 pub mod observe;
+pub mod outcome;
 pub mod pool;
 pub mod provision;
 pub mod scale;
@@ -26,6 +27,7 @@ pub mod usage;
 pub mod volumes;
 
 pub use error::{Error, NextStep};
+pub use outcome::Outcome;
 
 /// Machine metadata key marking a machine as created by this server (`--owned-only`
 /// mutates only machines carrying it with [`OWNER_METADATA_VALUE`]).

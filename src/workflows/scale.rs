@@ -14,6 +14,7 @@ use crate::fly::{self, CreateMachine, CreateVolume, MachineState, Mount, WaitTar
 use crate::workflows::NextStep;
 
 use super::Error;
+use super::outcome::{self, HasOutcome, Outcome};
 use super::sched::{BulkOptions, Control, ItemOutcome, run_bulk};
 
 /// Clones created (or machines destroyed) concurrently.
@@ -225,8 +226,8 @@ fn summary(m: &fly::Machine) -> ScaleMachine {
 /// One line of a scale report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScaleLine {
-    /// `created`, `destroyed`, `failed` or `skipped`.
-    pub outcome: &'static str,
+    /// `Created`, `Destroyed`, `Failed` or `Skipped`.
+    pub outcome: Outcome,
     pub id: String,
     pub region: String,
     /// Volumes created for a clone.
@@ -243,10 +244,16 @@ pub struct ScaleReport {
     pub lines: Vec<ScaleLine>,
 }
 
+impl HasOutcome for ScaleLine {
+    fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+}
+
 impl ScaleReport {
     /// Lines with this outcome.
-    pub fn count(&self, outcome: &str) -> usize {
-        self.lines.iter().filter(|l| l.outcome == outcome).count()
+    pub fn count(&self, outcome: Outcome) -> usize {
+        outcome::count(&self.lines, outcome)
     }
 }
 
@@ -291,21 +298,21 @@ pub async fn run_scale(
         .into_iter()
         .map(|item| match item.outcome {
             ItemOutcome::Done((id, volumes)) => ScaleLine {
-                outcome: "created",
+                outcome: Outcome::Created,
                 id,
                 region: item.key.region,
                 volumes,
                 error: None,
             },
             ItemOutcome::Failed(e) => ScaleLine {
-                outcome: "failed",
+                outcome: Outcome::Failed,
                 id: String::new(),
                 region: item.key.region,
                 volumes: Vec::new(),
                 error: Some(e.source_text()),
             },
             ItemOutcome::Skipped | ItemOutcome::Cancelled => ScaleLine {
-                outcome: "skipped",
+                outcome: Outcome::Skipped,
                 id: String::new(),
                 region: item.key.region,
                 volumes: Vec::new(),
@@ -328,9 +335,9 @@ pub async fn run_scale(
     .await;
     lines.extend(destroyed.items.into_iter().map(|item| {
         let (outcome, error) = match item.outcome {
-            ItemOutcome::Done(()) => ("destroyed", None),
-            ItemOutcome::Failed(e) => ("failed", Some(e.source_text())),
-            ItemOutcome::Skipped | ItemOutcome::Cancelled => ("skipped", None),
+            ItemOutcome::Done(()) => (Outcome::Destroyed, None),
+            ItemOutcome::Failed(e) => (Outcome::Failed, Some(e.source_text())),
+            ItemOutcome::Skipped | ItemOutcome::Cancelled => (Outcome::Skipped, None),
         };
         ScaleLine {
             outcome,

@@ -25,14 +25,37 @@ use crate::workflows::NextStep;
 #[derive(Debug, Clone, PartialEq)]
 pub struct TeardownPlan {
     pub app: String,
-    /// Machines: id, name, region, state.
-    pub machines: Vec<(String, String, String, String)>,
-    /// Volumes: id, name, region, size GB.
-    pub volumes: Vec<(String, String, String, u64)>,
-    /// IPs: address, kind.
-    pub ips: Vec<(String, String)>,
+    pub machines: Vec<PlannedMachine>,
+    pub volumes: Vec<PlannedVolume>,
+    pub ips: Vec<PlannedIp>,
     /// Certificate hostnames.
     pub certificates: Vec<String>,
+}
+
+/// A machine a teardown will destroy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedMachine {
+    pub id: String,
+    pub name: String,
+    pub region: String,
+    pub state: String,
+}
+
+/// A volume a teardown will destroy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedVolume {
+    pub id: String,
+    pub name: String,
+    pub region: String,
+    pub size_gb: u64,
+}
+
+/// An IP address a teardown will release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedIp {
+    pub address: String,
+    /// `shared_v4`, `v6`, ...
+    pub kind: String,
 }
 
 impl TeardownPlan {
@@ -88,17 +111,27 @@ pub async fn plan_teardown(
         app: app.to_owned(),
         machines: machines
             .into_iter()
-            .map(|m| (m.id, m.name, m.region, m.state.to_string()))
+            .map(|m| PlannedMachine {
+                state: m.state.to_string(),
+                id: m.id,
+                name: m.name,
+                region: m.region,
+            })
             .collect(),
         volumes: volumes
             .into_iter()
-            .map(|v| (v.id, v.name, v.region, v.size_gb))
+            .map(|v| PlannedVolume {
+                id: v.id,
+                name: v.name,
+                region: v.region,
+                size_gb: v.size_gb,
+            })
             .collect(),
         ips: ips
             .into_iter()
             .filter_map(|ip| {
                 let kind = ip.kind().to_owned();
-                ip.ip.map(|a| (a, kind))
+                ip.ip.map(|address| PlannedIp { address, kind })
             })
             .collect(),
         certificates: certs,

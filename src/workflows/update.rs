@@ -18,6 +18,7 @@ use crate::fly::{self, MachineConfig, MachineState, UpdateMachine, WaitTarget};
 use crate::workflows::NextStep;
 
 use super::Error;
+use super::outcome::{self, HasOutcome, Outcome};
 use super::provision::CpuKind;
 use super::sched::{BulkOptions, Control, ItemOutcome, run_bulk};
 
@@ -282,51 +283,13 @@ pub async fn plan_update(
     })
 }
 
-/// What happened to one machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// On the new config (and, for rolling updates, started with checks passing).
-    Updated,
-    /// The change was already in place; nothing was sent.
-    Unchanged,
-    /// Failed before its config changed (e.g. leased by someone else).
-    Failed,
-    /// Failed after the change and was put back on its previous config.
-    Reverted,
-    /// Failed after the change, and putting it back failed too: needs attention.
-    RevertFailed,
-    /// Not attempted: the rollout stopped before reaching it.
-    Skipped,
-}
-
-impl Outcome {
-    /// The name shown in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Outcome::Updated => "updated",
-            Outcome::Unchanged => "unchanged",
-            Outcome::Failed => "failed",
-            Outcome::Reverted => "reverted",
-            Outcome::RevertFailed => "revert_failed",
-            Outcome::Skipped => "skipped",
-        }
-    }
-
-    /// True for the outcomes that stop a rolling update.
-    pub fn is_failure(self) -> bool {
-        match self {
-            Outcome::Failed | Outcome::Reverted | Outcome::RevertFailed => true,
-            Outcome::Updated | Outcome::Unchanged | Outcome::Skipped => false,
-        }
-    }
-}
-
 /// The report line of one machine.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MachineReport {
     pub id: String,
     pub name: String,
     pub region: String,
+    /// `Updated`, `Unchanged`, `Failed`, `Reverted`, `RevertFailed` or `Skipped`.
     pub outcome: Outcome,
     /// The version before the call.
     pub previous_version: String,
@@ -349,13 +312,16 @@ pub struct UpdateReport {
     pub stopped_early: bool,
 }
 
+impl HasOutcome for MachineReport {
+    fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+}
+
 impl UpdateReport {
     /// How many machines ended with `outcome`.
     pub fn count(&self, outcome: Outcome) -> usize {
-        self.machines
-            .iter()
-            .filter(|m| m.outcome == outcome)
-            .count()
+        outcome::count(&self.machines, outcome)
     }
 }
 

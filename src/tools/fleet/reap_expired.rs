@@ -11,7 +11,10 @@ use crate::tools::{
     error::ToolError,
     render::table,
 };
-use crate::workflows::pool as wf;
+use crate::workflows::{
+    outcome::{self, Outcome},
+    pool as wf,
+};
 
 pub(super) const REAP_EXPIRED: ToolInfo = ToolInfo {
     name: "reap_expired",
@@ -129,21 +132,26 @@ pub(super) async fn reap_expired(
     let reaped = ctx
         .steer(|ctl| async move { wf::reap(&client, &wf_plan, &ctl).await })
         .await;
+    let destroyed = outcome::count(&reaped, Outcome::Destroyed);
+    let failed = outcome::count(&reaped, Outcome::Failed);
     let machines: Vec<ReapedOut> = reaped
         .into_iter()
         .map(|r| ReapedOut {
             machine_id: r.machine_id,
             user: r.user,
-            outcome: r.outcome,
+            outcome: match r.error {
+                Some(e) => format!("{}: {e}", r.outcome.name()),
+                None => r.outcome.name().to_owned(),
+            },
         })
         .collect();
     let out = ReapOut {
         app: plan.app,
         pool: plan.pool,
-        destroyed: machines.iter().filter(|m| m.outcome == "destroyed").count(),
+        destroyed,
         machines,
     };
-    if out.machines.iter().any(|m| m.outcome.starts_with("failed")) {
+    if failed > 0 {
         return Err(ToolError::Incomplete {
             summary: out.render_text(),
         });

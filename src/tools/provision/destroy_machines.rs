@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::MachineRef;
+use super::{MachineRef, count};
 use crate::tools::args::{AppName, MachineId};
 use crate::tools::{
     catalog::{DestroyPlan, ToolInfo, ToolOutput, Toolset},
@@ -11,7 +11,7 @@ use crate::tools::{
     error::ToolError,
     render::table,
 };
-use crate::workflows::destroy as wf;
+use crate::workflows::{Outcome, destroy as wf, outcome::HasOutcome};
 
 pub(super) const DESTROY_MACHINES: ToolInfo = ToolInfo {
     name: "destroy_machines",
@@ -172,23 +172,17 @@ pub(super) async fn destroy_machines(
     let total = u32::try_from(plan.machines.len()).unwrap_or(u32::MAX);
     ctx.progress(0, Some(total), format!("destroying {total} machine(s)"));
     let outcomes = wf::destroy_planned_machines(ctx.client(), plan.plan).await;
+    let failed = count(&outcomes, Outcome::Failed);
     let machines: Vec<MachineDestroyed> = outcomes
         .into_iter()
         .map(|o| MachineDestroyed {
+            outcome: o.outcome().name().to_owned(),
             id: o.machine.id,
             name: o.machine.name,
             region: o.machine.region,
-            outcome: if o.error.is_none() {
-                "destroyed"
-            } else {
-                "failed"
-            }
-            .to_owned(),
             error: o.error,
         })
         .collect();
-    let failed =
-        u32::try_from(machines.iter().filter(|m| m.error.is_some()).count()).unwrap_or(u32::MAX);
     let report = DestroyMachinesReport {
         app,
         destroyed: total.saturating_sub(failed),
@@ -202,6 +196,3 @@ pub(super) async fn destroy_machines(
     }
     Ok(report)
 }
-
-// ---------------------------------------------------------------------------------------
-// update_machines and scale_machines (rolling config changes and scaling).

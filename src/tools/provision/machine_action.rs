@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use std::time::Duration;
 
+use super::count;
 use crate::tools::args::{AppName, MachineId};
 use crate::tools::{
     catalog::{ToolInfo, ToolOutput, Toolset},
@@ -12,7 +13,7 @@ use crate::tools::{
     error::ToolError,
     render::table,
 };
-use crate::workflows::lifecycle as life;
+use crate::workflows::{Outcome, lifecycle as life};
 
 pub(super) const MACHINE_ACTION: ToolInfo = ToolInfo {
     name: "machine_action",
@@ -145,15 +146,12 @@ pub(super) async fn machine_action(
             |ctl| async move { life::run_machine_action(&client, &spec, owned_only, &ctl).await },
         )
         .await?;
-    let count = |label: &str| {
-        u32::try_from(outcomes.iter().filter(|o| o.outcome == label).count()).unwrap_or(u32::MAX)
-    };
     let report = MachineActionReport {
         app: args.app.into(),
         action: action.as_str().to_owned(),
-        done: count("done"),
-        unchanged: count("unchanged"),
-        failed: count("failed"),
+        done: count(&outcomes, Outcome::Done),
+        unchanged: count(&outcomes, Outcome::Unchanged),
+        failed: count(&outcomes, Outcome::Failed),
         machines: outcomes
             .iter()
             .map(|o| MachineActionOut {
@@ -162,13 +160,13 @@ pub(super) async fn machine_action(
                 region: o.region.clone(),
                 before: o.state_before.clone(),
                 after: o.state_after.clone(),
-                outcome: o.outcome.to_owned(),
+                outcome: o.outcome.name().to_owned(),
                 error: o.error.clone(),
                 elapsed_ms: u64::try_from(o.elapsed.as_millis()).unwrap_or(u64::MAX),
             })
             .collect(),
     };
-    if report.failed > 0 || outcomes.iter().any(|o| o.outcome == "cancelled") {
+    if report.failed > 0 || count(&outcomes, Outcome::Cancelled) > 0 {
         return Err(ToolError::Incomplete {
             summary: report.render_text(),
         });

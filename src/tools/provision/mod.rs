@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::catalog::{DeclarationError, ToolDef};
 use crate::workflows::{
     observe::MachineSummary,
+    outcome::{self, HasOutcome, Outcome},
     provision::{self as prov, Resource},
 };
 
@@ -91,9 +92,9 @@ impl From<CpuKind> for prov::CpuKind {
     }
 }
 
-/// A count as the reports give it.
-fn count(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
+/// How many of `lines` ended with `outcome`, as the reports count.
+fn count<T: HasOutcome>(lines: &[T], outcome: Outcome) -> u32 {
+    u32::try_from(outcome::count(lines, outcome)).unwrap_or(u32::MAX)
 }
 fn resource_out(r: &Resource) -> ResourceOut {
     ResourceOut {

@@ -13,7 +13,7 @@ use crate::tools::{
     error::ToolError,
     render::table,
 };
-use crate::workflows::scale;
+use crate::workflows::{Outcome, scale};
 
 pub(super) const SCALE_MACHINES: ToolInfo = ToolInfo {
     name: "scale_machines",
@@ -223,16 +223,16 @@ pub(super) async fn scale_machines(
         .steer(|ctl| async move { scale::run_scale(client, &plan.plan, timeout, &ctl).await })
         .await;
     let report = ScaleMachinesReport {
-        created: count(r.count("created")),
-        destroyed: count(r.count("destroyed")),
-        failed: count(r.count("failed")),
+        created: count(&r.lines, Outcome::Created),
+        destroyed: count(&r.lines, Outcome::Destroyed),
+        failed: count(&r.lines, Outcome::Failed),
         app: r.app,
         template: r.template,
         machines: r
             .lines
             .into_iter()
             .map(|l| ScaleLine {
-                outcome: l.outcome.to_owned(),
+                outcome: l.outcome.name().to_owned(),
                 id: l.id,
                 region: l.region,
                 volumes: l.volumes,
@@ -247,7 +247,3 @@ pub(super) async fn scale_machines(
     }
     Ok(report)
 }
-
-// ---------------------------------------------------------------------------
-// provision_environment, machine_action, teardown_environment
-// ---------------------------------------------------------------------------

@@ -116,17 +116,17 @@ pub(super) async fn plan_teardown_environment(
         machines: plan
             .machines
             .into_iter()
-            .map(|(id, name, region, state)| format!("{id} ({name}, {region}, {state})"))
+            .map(|m| format!("{} ({}, {}, {})", m.id, m.name, m.region, m.state))
             .collect(),
         volumes: plan
             .volumes
             .into_iter()
-            .map(|(id, name, region, gb)| format!("{id} ({name}, {region}, {gb} GB)"))
+            .map(|v| format!("{} ({}, {}, {} GB)", v.id, v.name, v.region, v.size_gb))
             .collect(),
         ips: plan
             .ips
             .into_iter()
-            .map(|(addr, kind)| format!("{addr} ({kind})"))
+            .map(|ip| format!("{} ({})", ip.address, ip.kind))
             .collect(),
         certificates: plan.certificates,
     })

@@ -13,7 +13,7 @@ use crate::tools::{
     error::ToolError,
     render::table,
 };
-use crate::workflows::update as upd;
+use crate::workflows::{Outcome, update as upd};
 
 pub(super) const UPDATE_MACHINES: ToolInfo = ToolInfo {
     name: "update_machines",
@@ -163,11 +163,12 @@ impl ToolOutput for UpdateMachinesReport {
 impl From<upd::UpdateReport> for UpdateMachinesReport {
     fn from(r: upd::UpdateReport) -> Self {
         UpdateMachinesReport {
-            updated: count(r.count(upd::Outcome::Updated)),
-            unchanged: count(r.count(upd::Outcome::Unchanged)),
-            failed: count(r.count(upd::Outcome::Failed) + r.count(upd::Outcome::RevertFailed)),
-            reverted: count(r.count(upd::Outcome::Reverted)),
-            skipped: count(r.count(upd::Outcome::Skipped)),
+            updated: count(&r.machines, Outcome::Updated),
+            unchanged: count(&r.machines, Outcome::Unchanged),
+            failed: count(&r.machines, Outcome::Failed)
+                .saturating_add(count(&r.machines, Outcome::RevertFailed)),
+            reverted: count(&r.machines, Outcome::Reverted),
+            skipped: count(&r.machines, Outcome::Skipped),
             app: r.app,
             strategy: r.strategy.name().to_owned(),
             change: r.change,

@@ -5,6 +5,7 @@ use jiff::Timestamp;
 
 use crate::fly;
 use crate::workflows::Error;
+use crate::workflows::outcome::{HasOutcome, Outcome};
 use crate::workflows::sched::{BulkOptions, Control, ItemOutcome, run_bulk};
 
 use super::{LEASE_TTL_SECS, Member, POOL_KEY, list_pool, release_quietly};
@@ -24,9 +25,17 @@ pub struct ReapPlan {
 pub struct Reaped {
     pub machine_id: String,
     pub user: Option<String>,
-    /// `destroyed`, `renewed` (no longer expired under the lease), `busy` (leased by
-    /// someone else) or `failed: …`.
-    pub outcome: String,
+    /// `Destroyed`, `Renewed` (no longer expired under the lease), `Busy` (leased by
+    /// someone else), `AlreadyGone`, `Failed` or `NotStarted`.
+    pub outcome: Outcome,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+impl HasOutcome for Reaped {
+    fn outcome(&self) -> Outcome {
+        self.outcome
+    }
 }
 
 /// Plans `reap_expired`: the claimed members of `pool` past `expires_at` at `now`.
@@ -70,33 +79,34 @@ pub async fn reap(client: &fly::Client, plan: &ReapPlan, ctl: &Control) -> Vec<R
                 .iter()
                 .find(|m| m.machine_id == item.key)
                 .and_then(|m| m.user.clone());
-            let outcome = match item.outcome {
-                ItemOutcome::Done(o) => o.to_owned(),
-                ItemOutcome::Failed(e) => format!("failed: {}", e.source_text()),
-                ItemOutcome::Skipped | ItemOutcome::Cancelled => "not started".to_owned(),
+            let (outcome, error) = match item.outcome {
+                ItemOutcome::Done(o) => (o, None),
+                ItemOutcome::Failed(e) => (Outcome::Failed, Some(e.source_text())),
+                ItemOutcome::Skipped | ItemOutcome::Cancelled => (Outcome::NotStarted, None),
             };
             Reaped {
                 machine_id: item.key,
                 user,
                 outcome,
+                error,
             }
         })
         .collect()
 }
 
-async fn reap_one(client: &fly::Client, plan: &ReapPlan, id: &str) -> Result<&'static str, Error> {
+async fn reap_one(client: &fly::Client, plan: &ReapPlan, id: &str) -> Result<Outcome, Error> {
     let app = plan.app.as_str();
     let lease = match client
         .acquire_lease(app, id, LEASE_TTL_SECS, "fly-machines-mcp reap_expired")
         .await
     {
         Ok(l) => l,
-        Err(e) if e.is_conflict() => return Ok("busy"),
-        Err(e) if e.is_not_found() => return Ok("already gone"),
+        Err(e) if e.is_conflict() => return Ok(Outcome::Busy),
+        Err(e) if e.is_not_found() => return Ok(Outcome::AlreadyGone),
         Err(e) => return Err(Error::fly(format!("leasing machine {id}"))(e)),
     };
     let Some(nonce) = lease.nonce else {
-        return Ok("busy");
+        return Ok(Outcome::Busy);
     };
     let m = match client.get_machine(app, id).await {
         Ok(m) => m,
@@ -107,11 +117,11 @@ async fn reap_one(client: &fly::Client, plan: &ReapPlan, id: &str) -> Result<&'s
     };
     if !Member::of(&m).is_expired(plan.now) || m.metadata(POOL_KEY) != Some(plan.pool.as_str()) {
         release_quietly(client, app, id, &nonce).await;
-        return Ok("renewed");
+        return Ok(Outcome::Renewed);
     }
     client
         .destroy_machine(app, id, true, Some(&nonce))
         .await
         .map_err(Error::fly(format!("destroying machine {id}")))?;
-    Ok("destroyed")
+    Ok(Outcome::Destroyed)
 }

@@ -196,7 +196,9 @@ async fn fill_claim_release_and_reap_exactly_the_expired() {
     assert_eq!(planned, want);
     let reaped = pool::reap(&f.client, &plan, &Control::detached()).await;
     assert!(
-        reaped.iter().all(|r| r.outcome == "destroyed"),
+        reaped
+            .iter()
+            .all(|r| r.outcome == fly_machines_mcp::workflows::Outcome::Destroyed),
         "{reaped:?}"
     );
     let live: Vec<String> = f

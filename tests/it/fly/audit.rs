@@ -276,7 +276,12 @@ async fn a_start_refused_because_the_first_attempt_went_through_is_done() {
         .await
         .unwrap();
     assert_eq!(out.len(), 1);
-    assert_eq!(out[0].outcome, "done", "{:?}", out[0]);
+    assert_eq!(
+        out[0].outcome,
+        fly_machines_mcp::workflows::Outcome::Done,
+        "{:?}",
+        out[0]
+    );
     assert_eq!(out[0].state_after.as_deref(), Some("started"));
 }
 

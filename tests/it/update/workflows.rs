@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
+use fly_machines_mcp::workflows::Outcome;
 use fly_machines_mcp::workflows::sched::Control;
-use fly_machines_mcp::workflows::update::{self, ConfigChange, Outcome, Strategy, UpdateOptions};
+use fly_machines_mcp::workflows::update::{self, ConfigChange, Strategy, UpdateOptions};
 
 use super::{Env, app_of};
 
