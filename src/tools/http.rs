@@ -398,7 +398,8 @@ async fn replay_elsewhere(
         resp.headers_mut().insert("fly-replay", value);
         return resp;
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 #[expect(clippy::result_large_err, reason = "the error is the response to send")]

@@ -11,12 +11,12 @@ use std::sync::{
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-        InitializeRequestParams, InitializeResult, ListPromptsRequestMethod, ListPromptsResult,
+        CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ContentBlock,
+        CreateTaskResult, GetTaskParams, GetTaskResult, Implementation, InitializeRequestParams,
+        InitializeResult, ListPromptsRequestMethod, ListPromptsResult,
         ListResourceTemplatesRequestMethod, ListResourceTemplatesResult,
         ListResourcesRequestMethod, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-        CancelTaskParams, CreateTaskResult, GetTaskParams, GetTaskResult, ProtocolVersion,
-        ServerCapabilities, ServerConfig, Tool, UpdateTaskParams,
+        ProtocolVersion, ServerCapabilities, ServerConfig, Tool, UpdateTaskParams,
     },
     service::{ElicitationMode, RequestContext},
 };
@@ -115,11 +115,11 @@ impl ServerHandler for McpServer {
                 .enable_tasks()
                 .build(),
         )
-            .with_server_info(
-                Implementation::new(SERVER_NAME, env!("CARGO_PKG_VERSION"))
-                    .with_title("Fly Machines MCP"),
-            )
-            .with_instructions(INSTRUCTIONS)
+        .with_server_info(
+            Implementation::new(SERVER_NAME, env!("CARGO_PKG_VERSION"))
+                .with_title("Fly Machines MCP"),
+        )
+        .with_instructions(INSTRUCTIONS)
     }
 
     async fn initialize(
@@ -235,9 +235,14 @@ impl ServerHandler for McpServer {
         request: UpdateTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let responses = request.input_responses.into_iter().filter_map(|(key, response)| {
-            serde_json::to_value(response).ok().map(|value| (key, value))
-        });
+        let responses = request
+            .input_responses
+            .into_iter()
+            .filter_map(|(key, response)| {
+                serde_json::to_value(response)
+                    .ok()
+                    .map(|value| (key, value))
+            });
         self.gate
             .tasks()
             .update(&request.task_id, &caller_of(&context), responses)
@@ -295,7 +300,6 @@ impl McpServer {
                         Steering::new(reporter.clone(), cancel.clone()),
                     )
                     .await;
-                reporter.close();
                 let result = match answer(outcome, &saw_app_text) {
                     Ok(CallToolResponse::Complete(result)) => Ok(result),
                     Ok(_) => Err(McpError::internal_error(
@@ -306,17 +310,18 @@ impl McpServer {
                 };
                 if cancel.is_cancelled()
                     && let Ok(r) = &result
-                    && r.is_error == Some(true)
                 {
-                    // A cancelled task carries no result: its status line keeps what
-                    // the workflow undid and what is left.
+                    // A cancelled task carries no result: its last status line is the
+                    // call's own report (what was done, undone, and left).
                     let said = r
                         .content
                         .iter()
                         .find_map(|c| c.as_text().map(|t| t.text.clone()))
                         .unwrap_or_default();
-                    ctx.set_status_message(format!("cancelled: {said}"));
+                    reporter.tick(format!("cancelled: {said}"));
                 }
+                reporter.close();
+                reporter.closed().await;
                 tasks::exit_of(result, cancel.is_cancelled())
             })
         });

@@ -268,16 +268,18 @@ impl std::fmt::Debug for TaskInput {
     }
 }
 
-/// What the gate's outcome becomes when a task ends: a result (completed, `isError`
-/// for a tool error), cancelled, or a protocol failure.
+/// What the gate's outcome becomes when a task ends: a protocol failure stays one
+/// (`failed`); once the task was cancelled it reads `cancelled` whatever the workflow
+/// managed before it stopped (its report is the task's last status line); otherwise
+/// the result (`completed`, with `isError` for a tool error).
 pub fn exit_of(
     result: Result<CallToolResult, McpError>,
     cancelled: bool,
 ) -> Result<CallToolResult, TaskExit> {
     match result {
-        Ok(r) if cancelled && r.is_error == Some(true) => Err(TaskExit::Cancelled),
-        Ok(r) => Ok(r),
         Err(e) => Err(TaskExit::Error(e)),
+        Ok(_) if cancelled => Err(TaskExit::Cancelled),
+        Ok(r) => Ok(r),
     }
 }
 
@@ -354,7 +356,10 @@ mod tests {
         let bare = body("tasks/get", "5b0c1e9e");
         assert_eq!(replay_target(bare.as_bytes(), "d8d9e1c1f73e48"), None);
         let header_injection = body("tasks/get", "x;elsewhere=true.1");
-        assert_eq!(replay_target(header_injection.as_bytes(), "d8d9e1c1f73e48"), None);
+        assert_eq!(
+            replay_target(header_injection.as_bytes(), "d8d9e1c1f73e48"),
+            None
+        );
         assert_eq!(replay_target(b"not json", "d8d9e1c1f73e48"), None);
     }
 
