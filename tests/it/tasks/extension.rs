@@ -143,9 +143,13 @@ impl Wire {
 /// A gate of its own on `env`'s simulator whose tasks name `instance`, served over
 /// HTTP on loopback with `auth`.
 async fn replica(env: &TestEnv, instance: Option<&str>, auth: HttpAuth) -> (Arc<Gate>, HttpHandle) {
+    replica_with(env, Tasks::new(instance.map(str::to_owned)), auth).await
+}
+
+async fn replica_with(env: &TestEnv, tasks: Tasks, auth: HttpAuth) -> (Arc<Gate>, HttpHandle) {
     let gate = Arc::try_unwrap(env.another_gate())
         .unwrap()
-        .with_tasks(Tasks::new(instance.map(str::to_owned)));
+        .with_tasks(tasks);
     let gate = Arc::new(gate);
     let http = start(
         gate.clone(),
@@ -452,5 +456,86 @@ async fn without_the_extension_tasks_methods_are_refused_and_calls_stay_synchron
         .await;
     assert!(r.get("taskId").is_none(), "{r}");
     assert!(env.app_state("tk-sync").is_some());
+    http.shutdown().await.unwrap();
+}
+
+/// A session-era client that declares the tasks extension at `initialize`.
+#[derive(Clone, Default)]
+struct SessionTasksClient;
+
+impl rmcp::ClientHandler for SessionTasksClient {
+    fn get_info(&self) -> rmcp::model::InitializeRequestParams {
+        rmcp::model::InitializeRequestParams::new(
+            rmcp::model::ClientCapabilities::builder()
+                .enable_tasks()
+                .build(),
+            rmcp::model::Implementation::new("tasks-session-client", "0.0.0"),
+        )
+    }
+}
+
+#[tokio::test]
+async fn a_session_that_declared_tasks_at_initialize_gets_a_task() {
+    use rmcp::model::{
+        CallToolRequest, ClientRequest, GetTaskParams, GetTaskRequest, ServerResult, TaskStatus,
+    };
+    let env = TestEnv::builder().handler(SessionTasksClient).start().await;
+    let call = ClientRequest::CallToolRequest(CallToolRequest::new(crate::support::params(
+        "provision_environment",
+        provision("tk-sess"),
+    )));
+    let ServerResult::CreateTaskResult(created) = env.mcp().send_request(call).await.unwrap()
+    else {
+        panic!("a session that declared tasks gets a task for a long call");
+    };
+    let id = created.task.task_id.clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let done = loop {
+        let get = ClientRequest::GetTaskRequest(GetTaskRequest::new(GetTaskParams::new(&id)));
+        let ServerResult::GetTaskResult(got) = env.mcp().send_request(get).await.unwrap() else {
+            panic!("tasks/get answers a task");
+        };
+        if got.task.status().is_terminal() {
+            break got;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never settled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(done.task.status(), TaskStatus::Completed);
+    assert!(env.app_state("tk-sess").is_some());
+    // The same session's short calls are synchronous.
+    let list = env.call("list_apps", json!({})).await;
+    assert_ne!(list.is_error, Some(true));
+}
+
+#[tokio::test]
+async fn a_task_near_its_ttl_is_cancelled_with_rollback_and_kept_for_a_ttl_after() {
+    // A 2 s TTL: a provision still waiting for its machine after half of it (the margin
+    // before a TTL is five minutes, or half a TTL this short) is cancelled through the
+    // workflow's own path, never left to be aborted half-way by the TTL sweep.
+    let env = TestEnv::builder().time_scale(1.0).start().await;
+    let ttl = Duration::from_secs(2);
+    let (_gate, http) = replica_with(&env, Tasks::new(None).with_ttl(ttl), HttpAuth::None).await;
+    let client = Wire::tasks(&http.mcp_url());
+    let created = client
+        .call("provision_environment", provision("tk-ttl"))
+        .await;
+    assert_eq!(created["ttlMs"], 2000, "{created}");
+    let id = created["taskId"].as_str().unwrap().to_owned();
+    let done = client.settled(&id).await;
+    assert_eq!(done["status"], "cancelled", "{done}");
+    assert!(
+        done["statusMessage"]
+            .as_str()
+            .unwrap()
+            .contains("rolled back"),
+        "{done}"
+    );
+    assert!(env.app_state("tk-ttl").is_none());
+    // Finished, it is still answered (for a TTL past its end), then forgotten.
+    assert_eq!(client.get(&id).await["status"], "cancelled");
+    tokio::time::sleep(ttl * 2 + Duration::from_millis(500)).await;
+    let gone = client.rpc("tasks/get", &id, json!({ "taskId": id })).await;
+    assert_eq!(gone["error"]["code"], -32602, "{gone}");
     http.shutdown().await.unwrap();
 }
