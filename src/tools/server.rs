@@ -196,7 +196,10 @@ impl ServerHandler for McpServer {
             && tasks::runs_as_task(&request.name, request.arguments.as_ref())
             && self.gate.get_tool(&request.name).is_some()
         {
-            return Ok(self.start_task(request, &context, caller).into());
+            return Ok(match self.start_task(request, &context, caller) {
+                Ok(task) => task.into(),
+                Err(refused) => CallToolResult::error(vec![ContentBlock::text(refused)]).into(),
+            });
         }
         let confirmer = confirmer_of(&context, &request);
         let reporter = match context.meta.get_progress_token() {
@@ -268,7 +271,7 @@ impl McpServer {
         request: CallToolRequestParams,
         context: &RequestContext<RoleServer>,
         caller: Caller,
-    ) -> CreateTaskResult {
+    ) -> Result<CreateTaskResult, String> {
         let can_elicit = context
             .client_capabilities()
             .is_some_and(|c| c.elicitation.is_some());
@@ -324,8 +327,8 @@ impl McpServer {
                 reporter.closed().await;
                 tasks::exit_of(result, cancel.is_cancelled())
             })
-        });
-        CreateTaskResult::new(task)
+        })?;
+        Ok(CreateTaskResult::new(task))
     }
 }
 

@@ -51,6 +51,10 @@ pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// A task still running this long before its TTL is cancelled (and rolls back).
 pub const TTL_MARGIN: Duration = Duration::from_secs(300);
 
+/// Tasks one caller may have running at once: a task returns at once, so without a
+/// bound one client could start workflows faster than they finish.
+pub const MAX_RUNNING_PER_CALLER: usize = 16;
+
 /// The tools whose work waits on Fly, and so run as tasks for clients that declared
 /// the extension. `machine_action` only when it waits; `volume_action` only for a fork
 /// or a restore (a new volume that Fly hydrates).
@@ -183,10 +187,30 @@ impl Tasks {
     /// Starts `work` as a task of `caller`'s and returns it (with its public id) for
     /// the `CreateTaskResult`. `work` gets the task's context (status line, input
     /// requests, cancellation); it runs on after the request that created it ends.
-    pub fn spawn<F>(&self, caller: &Caller, status: &str, work: F) -> Task
+    ///
+    /// Refused (with what to tell the caller) when [`MAX_RUNNING_PER_CALLER`] of the
+    /// caller's tasks are still running.
+    pub fn spawn<F>(&self, caller: &Caller, status: &str, work: F) -> Result<Task, String>
     where
         F: FnOnce(TaskContext) -> TaskFuture,
     {
+        let owner = owner_of(caller);
+        let running = self
+            .owners()
+            .iter()
+            .filter(|(_, (o, _))| *o == owner)
+            .filter(|(id, _)| {
+                self.manager
+                    .get_task(id)
+                    .is_ok_and(|t| !t.status().is_terminal())
+            })
+            .count();
+        if running >= MAX_RUNNING_PER_CALLER {
+            return Err(format!(
+                "{running} of your tasks are still running (at most {MAX_RUNNING_PER_CALLER}): \
+                 wait for one to finish (tasks/get) or cancel one, then call again"
+            ));
+        }
         let options = TaskOptions::new()
             .with_ttl_ms(duration_ms(self.ttl))
             .with_poll_interval_ms(duration_ms(POLL_INTERVAL))
@@ -198,10 +222,10 @@ impl Tasks {
             // past its end; an entry older than three TTLs is gone there).
             let horizon = self.ttl.saturating_mul(3);
             owners.retain(|_, (_, created)| created.elapsed() < horizon);
-            owners.insert(task.task_id.clone(), (owner_of(caller), Instant::now()));
+            owners.insert(task.task_id.clone(), (owner, Instant::now()));
         }
         task.task_id = self.external(&task.task_id);
-        task
+        Ok(task)
     }
 
     /// `tasks/get`.
@@ -374,9 +398,11 @@ mod tests {
             key_id: Some("bob".into()),
             ..Caller::default()
         };
-        let task = tasks.spawn(&alice, "starting", |_ctx| {
-            boxed(async { Ok(CallToolResult::success(vec![])) })
-        });
+        let task = tasks
+            .spawn(&alice, "starting", |_ctx| {
+                boxed(async { Ok(CallToolResult::success(vec![])) })
+            })
+            .unwrap();
         assert!(task.task_id.starts_with("d8d9e1c1f73e48."));
         assert_eq!(task.ttl_ms, Some(3_600_000));
         let got = tasks.get(&task.task_id, &alice).unwrap();
@@ -386,5 +412,66 @@ mod tests {
         assert!(tasks.cancel(&task.task_id, &bob).is_err());
         let internal = task.task_id.split_once('.').unwrap().1;
         assert!(tasks.get(internal, &alice).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_caller_may_have_so_many_tasks_running_and_others_are_not_counted() {
+        let tasks = Tasks::new(None);
+        let alice = Caller {
+            key_id: Some("alice".into()),
+            ..Caller::default()
+        };
+        let never = || {
+            |ctx: TaskContext| {
+                boxed(async move {
+                    ctx.cancelled().await;
+                    Err(TaskExit::Cancelled)
+                })
+            }
+        };
+        let mut ids = Vec::new();
+        for _ in 0..MAX_RUNNING_PER_CALLER {
+            ids.push(tasks.spawn(&alice, "waiting", never()).unwrap().task_id);
+        }
+        let refused = tasks.spawn(&alice, "waiting", never()).unwrap_err();
+        assert!(refused.contains("still running"), "{refused}");
+        // Someone else is not held back by alice's tasks.
+        assert!(tasks.spawn(&Caller::default(), "waiting", never()).is_ok());
+        // One of hers ends: she may start another.
+        tasks.cancel(&ids[0], &alice).unwrap();
+        for _ in 0..100 {
+            if tasks
+                .get(&ids[0], &alice)
+                .unwrap()
+                .task
+                .status()
+                .is_terminal()
+            {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(tasks.spawn(&alice, "waiting", never()).is_ok());
+    }
+
+    #[test]
+    fn a_protocol_error_fails_the_task_and_a_cancelled_one_carries_no_result() {
+        let tool_error = CallToolResult::error(vec![]);
+        assert!(
+            matches!(exit_of(Ok(tool_error.clone()), false), Ok(r) if r.is_error == Some(true))
+        );
+        assert!(matches!(
+            exit_of(Ok(tool_error), true),
+            Err(TaskExit::Cancelled)
+        ));
+        let protocol = McpError::internal_error("boom", None);
+        assert!(matches!(
+            exit_of(Err(protocol.clone()), false),
+            Err(TaskExit::Error(_))
+        ));
+        assert!(matches!(
+            exit_of(Err(protocol), true),
+            Err(TaskExit::Error(_))
+        ));
     }
 }
