@@ -516,6 +516,14 @@ async fn authorize(
 }
 
 /// Reads a JSON body leniently: an empty body is `{}`; a malformed one is 400.
+/// A string field of a request body; `""` when it is absent or not a string.
+pub(crate) fn str_field(body: &Value, key: &str) -> String {
+    body.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned()
+}
+
 pub(crate) fn parse_body(bytes: &[u8]) -> Result<Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));

@@ -11,12 +11,9 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    catalog::{DeclarationError, DestroyPlan, ToolDef, ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-};
 use crate::tools::args::{AppName, MachineId};
+use crate::tools::catalog::DeclarationError;
+use crate::tools::{DestroyPlan, ToolContext, ToolDef, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::exec as wf;
 
 /// The tools of this toolset.

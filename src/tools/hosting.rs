@@ -18,12 +18,9 @@ use schemars::JsonSchema;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    catalog::{DeclarationError, ToolDef, ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-};
 use crate::tools::args::{AppName, Region};
+use crate::tools::catalog::DeclarationError;
+use crate::tools::{ToolContext, ToolDef, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{hosting as wf, provision, secret_refs::RefPolicy};
 
 /// The tools of this toolset.

@@ -8,13 +8,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    catalog::{DeclarationError, DestroyPlan, ToolDef, ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    render::table,
-};
 use crate::tools::args::{AppName, Region};
+use crate::tools::catalog::DeclarationError;
+use crate::tools::render::table_of;
+use crate::tools::{DestroyPlan, ToolContext, ToolDef, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::network as wf;
 
 /// The tools of this toolset.
@@ -154,18 +151,14 @@ impl From<wf::IpAddress> for IpOut {
 }
 
 fn ip_rows(ips: &[IpOut]) -> String {
-    let rows: Vec<Vec<String>> = ips
-        .iter()
-        .map(|i| {
-            vec![
-                i.address.clone(),
-                i.kind.clone(),
-                i.region.clone(),
-                i.network.clone().unwrap_or_default(),
-            ]
-        })
-        .collect();
-    table(&["ADDRESS", "KIND", "REGION", "NETWORK"], &rows)
+    table_of(&["ADDRESS", "KIND", "REGION", "NETWORK"], ips, |i| {
+        vec![
+            i.address.clone(),
+            i.kind.clone(),
+            i.region.clone(),
+            i.network.clone().unwrap_or_default(),
+        ]
+    })
 }
 
 /// Result of `allocate_ip`.
@@ -367,25 +360,24 @@ impl From<wf::CertificateState> for CertificateOut {
 
 impl ToolOutput for CertificateOut {
     fn render_text(&self) -> String {
-        let rows: Vec<Vec<String>> = self
-            .dns_records
-            .iter()
-            .map(|r| {
-                vec![
-                    r.record_type.clone(),
-                    r.name.clone(),
-                    r.value.clone(),
-                    r.purpose.clone(),
-                ]
-            })
-            .collect();
         let mut out = format!(
             "certificate {} (app {}): {}{}\nDNS records:\n{}",
             self.hostname,
             self.app,
             self.status,
             if self.ready { ", ready" } else { "" },
-            table(&["TYPE", "NAME", "VALUE", "PURPOSE"], &rows)
+            table_of(
+                &["TYPE", "NAME", "VALUE", "PURPOSE"],
+                &self.dns_records,
+                |r| {
+                    vec![
+                        r.record_type.clone(),
+                        r.name.clone(),
+                        r.value.clone(),
+                        r.purpose.clone(),
+                    ]
+                }
+            )
         );
         if !self.issued.is_empty() {
             out.push_str(&format!("issued: {}\n", self.issued.join("; ")));

@@ -10,13 +10,10 @@ use schemars::JsonSchema;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    catalog::{DeclarationError, DestroyPlan, ToolDef, ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    render::table,
-};
 use crate::tools::args::AppName;
+use crate::tools::catalog::DeclarationError;
+use crate::tools::render::{table, table_of};
+use crate::tools::{DestroyPlan, ToolContext, ToolDef, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{secrets as wf, update as upd};
 
 /// The tools of this toolset.
@@ -167,10 +164,11 @@ pub struct SetSecretsReport {
 
 impl ToolOutput for SetSecretsReport {
     fn render_text(&self) -> String {
-        let rows: Vec<Vec<String>> = self
-            .secrets
-            .iter()
-            .map(|s| {
+        let mut out = format!(
+            "app {}: secrets version {}\n{}",
+            self.app,
+            self.version,
+            table_of(&["NAME", "CHANGE", "DIGEST", "FROM"], &self.secrets, |s| {
                 vec![
                     s.name.clone(),
                     s.change.clone(),
@@ -178,12 +176,6 @@ impl ToolOutput for SetSecretsReport {
                     s.source.clone().unwrap_or_default(),
                 ]
             })
-            .collect();
-        let mut out = format!(
-            "app {}: secrets version {}\n{}",
-            self.app,
-            self.version,
-            table(&["NAME", "CHANGE", "DIGEST", "FROM"], &rows)
         );
         if let Some(r) = &self.rollout {
             out.push_str("\nrollout: ");

@@ -4,13 +4,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    catalog::{DeclarationError, DestroyPlan, ToolDef, ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    render::table,
-};
 use crate::tools::args::{AppName, Region, VolumeId};
+use crate::tools::catalog::DeclarationError;
+use crate::tools::render::table;
+use crate::tools::{DestroyPlan, ToolContext, ToolDef, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::volumes as wf;
 
 /// The tools of this toolset.

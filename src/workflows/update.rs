@@ -247,21 +247,18 @@ pub async fn plan_update(
         }
     }
     if owned_only {
-        let foreign: Vec<&str> = picked
-            .iter()
-            .filter(|m| m.metadata(super::OWNER_METADATA_KEY) != Some(super::OWNER_METADATA_VALUE))
-            .map(|m| m.id.as_str())
-            .collect();
-        if !foreign.is_empty() {
-            return Err(Error::Refused {
-                rule: "--owned-only".to_owned(),
-                message: format!(
-                    "machines {} were not created by this server (no {} metadata)",
-                    foreign.join(", "),
+        super::refuse_foreign(
+            picked
+                .iter()
+                .filter(|m| !super::is_owned(m))
+                .map(|m| m.id.as_str()),
+            |ids| {
+                format!(
+                    "machines {ids} were not created by this server (no {} metadata)",
                     super::OWNER_METADATA_KEY
-                ),
-            });
-        }
+                )
+            },
+        )?;
     }
     Ok(UpdatePlan {
         app: app.to_owned(),

@@ -7,11 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ParkArg;
 use crate::tools::args::{AppName, NAME_PATTERN, Region};
-use crate::tools::{
-    catalog::{ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-};
+use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::pool::{self as wf, FillOptions};
 
 pub(super) const POOL_FILL: ToolInfo = ToolInfo {

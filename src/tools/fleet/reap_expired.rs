@@ -5,12 +5,8 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::{MemberOut, PoolArgs, member_rows};
-use crate::tools::{
-    catalog::{DestroyPlan, ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    render::table,
-};
+use crate::tools::render::table_of;
+use crate::tools::{DestroyPlan, ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{
     outcome::{self, Outcome},
     pool as wf,
@@ -87,23 +83,18 @@ pub struct ReapOut {
 
 impl ToolOutput for ReapOut {
     fn render_text(&self) -> String {
-        let rows: Vec<Vec<String>> = self
-            .machines
-            .iter()
-            .map(|m| {
+        format!(
+            "pool {} in app {}: {} destroyed\n{}",
+            self.pool,
+            self.app,
+            self.destroyed,
+            table_of(&["ID", "USER", "OUTCOME"], &self.machines, |m| {
                 vec![
                     m.machine_id.clone(),
                     m.user.clone().unwrap_or_default(),
                     m.outcome.clone(),
                 ]
             })
-            .collect();
-        format!(
-            "pool {} in app {}: {} destroyed\n{}",
-            self.pool,
-            self.app,
-            self.destroyed,
-            table(&["ID", "USER", "OUTCOME"], &rows)
         )
     }
 }

@@ -5,12 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::ROW_BUDGET;
 use crate::tools::args::{AppName, Region};
-use crate::tools::{
-    catalog::{ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    untrusted,
-};
+use crate::tools::untrusted;
+use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{logs, observe as wf};
 
 pub(super) const APP_LOGS: ToolInfo = ToolInfo {

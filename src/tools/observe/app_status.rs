@@ -8,13 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{ROW_BUDGET, counts_text};
 use crate::tools::args::{AppName, Region};
-use crate::tools::{
-    catalog::{ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    render::table,
-    untrusted,
-};
+use crate::tools::render::table_of;
+use crate::tools::untrusted;
+use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{observe as wf, status};
 
 pub(super) const APP_STATUS: ToolInfo = ToolInfo {
@@ -230,37 +226,6 @@ impl ToolOutput for AppStatusOut {
         ));
         if !self.machines.is_empty() {
             let drift = self.machines.iter().any(|m| m.image.is_some());
-            let rows: Vec<Vec<String>> = self
-                .machines
-                .iter()
-                .map(|m| {
-                    let mut state = m.state.clone();
-                    if let Some(h) = &m.host {
-                        state.push_str(&format!(" (host {h})"));
-                    }
-                    if m.cordoned {
-                        state.push_str(" (cordoned)");
-                    }
-                    let mut row = vec![
-                        m.id.clone(),
-                        m.name.clone(),
-                        m.region.clone(),
-                        state,
-                        m.checks.clone(),
-                        m.last_event_text(),
-                        m.restarts.to_string(),
-                        if m.oom_kills > 0 {
-                            m.oom_kills.to_string()
-                        } else {
-                            "-".to_owned()
-                        },
-                    ];
-                    if drift {
-                        row.push(m.image.as_deref().map(short_image).unwrap_or_default());
-                    }
-                    row
-                })
-                .collect();
             let mut header = vec![
                 "ID",
                 "NAME",
@@ -274,7 +239,33 @@ impl ToolOutput for AppStatusOut {
             if drift {
                 header.push("IMAGE (if different)");
             }
-            out.push_str(&table(&header, &rows));
+            out.push_str(&table_of(&header, &self.machines, |m| {
+                let mut state = m.state.clone();
+                if let Some(h) = &m.host {
+                    state.push_str(&format!(" (host {h})"));
+                }
+                if m.cordoned {
+                    state.push_str(" (cordoned)");
+                }
+                let mut row = vec![
+                    m.id.clone(),
+                    m.name.clone(),
+                    m.region.clone(),
+                    state,
+                    m.checks.clone(),
+                    m.last_event_text(),
+                    m.restarts.to_string(),
+                    if m.oom_kills > 0 {
+                        m.oom_kills.to_string()
+                    } else {
+                        "-".to_owned()
+                    },
+                ];
+                if drift {
+                    row.push(m.image.as_deref().map(short_image).unwrap_or_default());
+                }
+                row
+            }));
         }
         if let Some(note) = &self.left_out_note {
             out.push_str(note);

@@ -7,13 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::ROW_BUDGET;
 use crate::tools::args::AppName;
-use crate::tools::{
-    catalog::{ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    render::table,
-    untrusted,
-};
+use crate::tools::render::table_of;
+use crate::tools::untrusted;
+use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{diagnose as diag, observe as wf};
 
 pub(super) const DIAGNOSE: ToolInfo = ToolInfo {
@@ -168,21 +164,17 @@ impl ToolOutput for DiagnoseOut {
                 i.started_at,
                 i.chain.join(" → ")
             ));
-            let rows: Vec<Vec<String>> = i
-                .timeline
-                .iter()
-                .map(|t| {
+            out.push_str(&untrusted::block(&table_of(
+                &["TIME", "T", "SOURCE", "WHAT"],
+                &i.timeline,
+                |t| {
                     vec![
                         t.time.clone(),
                         offset_text(t.offset_s),
                         t.source.clone(),
                         t.text.clone(),
                     ]
-                })
-                .collect();
-            out.push_str(&untrusted::block(&table(
-                &["TIME", "T", "SOURCE", "WHAT"],
-                &rows,
+                },
             )));
         } else if self.findings.is_empty() {
             out.push_str("no unplanned exits and nothing failing\n");

@@ -4,12 +4,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::ROW_BUDGET;
-use crate::tools::{
-    catalog::{ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    render::table,
-};
+use crate::tools::render::table_of;
+use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::status;
 
 pub(super) const LIST_APPS: ToolInfo = ToolInfo {
@@ -90,10 +86,10 @@ impl ToolOutput for ListAppsOut {
         if self.apps.is_empty() {
             out.push_str("no apps\n");
         } else {
-            let rows: Vec<Vec<String>> = self
-                .apps
-                .iter()
-                .map(|a| {
+            out.push_str(&table_of(
+                &["APP", "ORG", "STATUS", "MACHINES", "VOLUMES"],
+                &self.apps,
+                |a| {
                     let n = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
                     vec![
                         a.name.clone(),
@@ -102,11 +98,7 @@ impl ToolOutput for ListAppsOut {
                         n(a.machines),
                         n(a.volumes),
                     ]
-                })
-                .collect();
-            out.push_str(&table(
-                &["APP", "ORG", "STATUS", "MACHINES", "VOLUMES"],
-                &rows,
+                },
             ));
         }
         if self.left_out > 0 {

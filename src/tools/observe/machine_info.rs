@@ -6,13 +6,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::tools::args::AppName;
-use crate::tools::{
-    catalog::{ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    render::table,
-    untrusted,
-};
+use crate::tools::render::table_of;
+use crate::tools::untrusted;
+use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{observe as wf, status};
 
 pub(super) const MACHINE_INFO: ToolInfo = ToolInfo {
@@ -163,33 +159,28 @@ impl ToolOutput for MachineInfoOut {
             out.push_str("checks: none\n");
         } else {
             out.push_str("checks:\n");
-            let rows: Vec<Vec<String>> = self
-                .checks
-                .iter()
-                .map(|c| {
+            out.push_str(&untrusted::block(&table_of(
+                &["NAME", "STATUS", "OUTPUT", "UPDATED"],
+                &self.checks,
+                |c| {
                     vec![
                         c.name.clone(),
                         c.status.clone(),
                         wf::clip(&c.output, 200),
                         c.updated_at.clone().unwrap_or_default(),
                     ]
-                })
-                .collect();
-            out.push_str(&untrusted::block(&table(
-                &["NAME", "STATUS", "OUTPUT", "UPDATED"],
-                &rows,
+                },
             )));
         }
         out.push_str(&format!(
             "events (oldest first; {} restarts, {} OOM kills):\n",
             self.restarts, self.oom_kills
         ));
-        let rows: Vec<Vec<String>> = self
-            .events
-            .iter()
-            .map(|e| vec![e.at.clone(), e.source.clone(), e.text.clone()])
-            .collect();
-        out.push_str(&untrusted::block(&table(&["AT", "SOURCE", "EVENT"], &rows)));
+        out.push_str(&untrusted::block(&table_of(
+            &["AT", "SOURCE", "EVENT"],
+            &self.events,
+            |e| vec![e.at.clone(), e.source.clone(), e.text.clone()],
+        )));
         out.push_str(&format!(
             "lease: {}\n",
             self.lease.as_deref().unwrap_or("none")
@@ -202,9 +193,11 @@ impl ToolOutput for MachineInfoOut {
         out.push_str(&format!("metadata: {}\n", untrusted::block(&list(&meta))));
         out.push_str(&format!("versions: {}\n", list(&self.versions)));
         if let Some(ps) = &self.processes {
-            let rows: Vec<Vec<String>> = ps
-                .iter()
-                .map(|p| {
+            out.push_str("processes:\n");
+            out.push_str(&untrusted::block(&table_of(
+                &["PID", "COMMAND", "CPU", "RSS_MB", "LISTEN"],
+                ps,
+                |p| {
                     vec![
                         p.pid.to_string(),
                         wf::clip(&p.command, 80),
@@ -212,12 +205,7 @@ impl ToolOutput for MachineInfoOut {
                         format!("{:.0}", p.rss_mb),
                         p.listening.join(", "),
                     ]
-                })
-                .collect();
-            out.push_str("processes:\n");
-            out.push_str(&untrusted::block(&table(
-                &["PID", "COMMAND", "CPU", "RSS_MB", "LISTEN"],
-                &rows,
+                },
             )));
         }
         for u in &self.unavailable {

@@ -5,12 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{MachineRef, count};
 use crate::tools::args::{AppName, MachineId};
-use crate::tools::{
-    catalog::{DestroyPlan, ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    render::table,
-};
+use crate::tools::render::table_of;
+use crate::tools::{DestroyPlan, ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{Outcome, destroy as wf, outcome::HasOutcome};
 
 pub(super) const DESTROY_MACHINES: ToolInfo = ToolInfo {
@@ -65,18 +61,6 @@ impl DestroyPlan for DestroyMachinesPlan {
     }
 
     fn describe(&self) -> String {
-        let rows: Vec<Vec<String>> = self
-            .machines
-            .iter()
-            .map(|m| {
-                vec![
-                    m.id.clone(),
-                    m.name.clone(),
-                    m.region.clone(),
-                    m.state.clone(),
-                ]
-            })
-            .collect();
         format!(
             "{} machine(s) of app {}{}:\n{}",
             self.machines.len(),
@@ -86,7 +70,14 @@ impl DestroyPlan for DestroyMachinesPlan {
             } else {
                 ""
             },
-            table(&["ID", "NAME", "REGION", "STATE"], &rows)
+            table_of(&["ID", "NAME", "REGION", "STATE"], &self.machines, |m| {
+                vec![
+                    m.id.clone(),
+                    m.name.clone(),
+                    m.region.clone(),
+                    m.state.clone(),
+                ]
+            })
         )
     }
 }
@@ -115,25 +106,24 @@ pub struct DestroyMachinesReport {
 
 impl ToolOutput for DestroyMachinesReport {
     fn render_text(&self) -> String {
-        let rows: Vec<Vec<String>> = self
-            .machines
-            .iter()
-            .map(|m| {
-                vec![
-                    m.id.clone(),
-                    m.name.clone(),
-                    m.region.clone(),
-                    m.outcome.clone(),
-                    m.error.clone().unwrap_or_default(),
-                ]
-            })
-            .collect();
         format!(
             "app {}: {} destroyed, {} failed\n{}",
             self.app,
             self.destroyed,
             self.failed,
-            table(&["ID", "NAME", "REGION", "OUTCOME", "ERROR"], &rows)
+            table_of(
+                &["ID", "NAME", "REGION", "OUTCOME", "ERROR"],
+                &self.machines,
+                |m| {
+                    vec![
+                        m.id.clone(),
+                        m.name.clone(),
+                        m.region.clone(),
+                        m.outcome.clone(),
+                        m.error.clone().unwrap_or_default(),
+                    ]
+                }
+            )
         )
     }
 }

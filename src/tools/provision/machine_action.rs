@@ -7,12 +7,8 @@ use std::time::Duration;
 
 use super::count;
 use crate::tools::args::{AppName, MachineId};
-use crate::tools::{
-    catalog::{ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    render::table,
-};
+use crate::tools::render::table_of;
+use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{Outcome, lifecycle as life};
 
 pub(super) const MACHINE_ACTION: ToolInfo = ToolInfo {
@@ -87,21 +83,6 @@ pub struct MachineActionReport {
 
 impl ToolOutput for MachineActionReport {
     fn render_text(&self) -> String {
-        let rows: Vec<Vec<String>> = self
-            .machines
-            .iter()
-            .map(|m| {
-                vec![
-                    m.id.clone(),
-                    m.name.clone(),
-                    m.region.clone(),
-                    m.before.clone(),
-                    m.after.clone().unwrap_or_else(|| "?".to_owned()),
-                    m.outcome.clone(),
-                    m.error.clone().unwrap_or_default(),
-                ]
-            })
-            .collect();
         format!(
             "{} on app {}: {} done, {} unchanged, {} failed\n{}",
             self.action,
@@ -109,11 +90,22 @@ impl ToolOutput for MachineActionReport {
             self.done,
             self.unchanged,
             self.failed,
-            table(
+            table_of(
                 &[
                     "ID", "NAME", "REGION", "BEFORE", "AFTER", "OUTCOME", "ERROR"
                 ],
-                &rows
+                &self.machines,
+                |m| {
+                    vec![
+                        m.id.clone(),
+                        m.name.clone(),
+                        m.region.clone(),
+                        m.before.clone(),
+                        m.after.clone().unwrap_or_else(|| "?".to_owned()),
+                        m.outcome.clone(),
+                        m.error.clone().unwrap_or_default(),
+                    ]
+                }
             )
         )
     }

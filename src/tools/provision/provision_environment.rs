@@ -8,12 +8,8 @@ use std::{collections::BTreeMap, time::Duration};
 use super::{CpuKind, ResourceOut, resource_out};
 use crate::fly;
 use crate::tools::args::{AppName, NAME_PATTERN, Region};
-use crate::tools::{
-    catalog::{ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    render::table,
-};
+use crate::tools::render::table_of;
+use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::provision::{self as prov, EnvSpec};
 
 pub(super) const PROVISION_ENVIRONMENT: ToolInfo = ToolInfo {
@@ -220,12 +216,11 @@ impl ToolOutput for ProvisionReport {
     fn render_text(&self) -> String {
         let mut out = format!("app {} ({}): {}\n", self.app, self.url, self.status);
         if !self.plan.is_empty() {
-            let rows: Vec<Vec<String>> = self
-                .plan
-                .iter()
-                .map(|s| vec![s.kind.clone(), s.action.clone(), s.detail.clone()])
-                .collect();
-            out.push_str(&table(&["RESOURCE", "ACTION", "DETAIL"], &rows));
+            out.push_str(&table_of(
+                &["RESOURCE", "ACTION", "DETAIL"],
+                &self.plan,
+                |s| vec![s.kind.clone(), s.action.clone(), s.detail.clone()],
+            ));
             out.push('\n');
         }
         if let Some(id) = &self.machine_id {

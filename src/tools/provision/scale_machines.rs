@@ -7,12 +7,8 @@ use std::{collections::BTreeMap, time::Duration};
 
 use super::{MachineRef, count};
 use crate::tools::args::{AppName, MachineId};
-use crate::tools::{
-    catalog::{DestroyPlan, ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    render::table,
-};
+use crate::tools::render::table_of;
+use crate::tools::{DestroyPlan, ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{Outcome, scale};
 
 pub(super) const SCALE_MACHINES: ToolInfo = ToolInfo {
@@ -92,10 +88,10 @@ impl DestroyPlan for ScaleMachinesPlan {
         if self.destroy.is_empty() {
             out.push_str("\ndestroy nothing");
         } else {
-            let rows: Vec<Vec<String>> = self
-                .destroy
-                .iter()
-                .map(|m| {
+            out.push_str(&format!(
+                "\ndestroy {} machine(s) (running ones are killed):\n{}",
+                self.destroy.len(),
+                table_of(&["ID", "NAME", "REGION", "STATE"], &self.destroy, |m| {
                     vec![
                         m.id.clone(),
                         m.name.clone(),
@@ -103,11 +99,6 @@ impl DestroyPlan for ScaleMachinesPlan {
                         m.state.clone(),
                     ]
                 })
-                .collect();
-            out.push_str(&format!(
-                "\ndestroy {} machine(s) (running ones are killed):\n{}",
-                self.destroy.len(),
-                table(&["ID", "NAME", "REGION", "STATE"], &rows)
             ));
         }
         out
@@ -142,19 +133,6 @@ pub struct ScaleMachinesReport {
 
 impl ToolOutput for ScaleMachinesReport {
     fn render_text(&self) -> String {
-        let rows: Vec<Vec<String>> = self
-            .machines
-            .iter()
-            .map(|l| {
-                vec![
-                    l.id.clone(),
-                    l.region.clone(),
-                    l.outcome.clone(),
-                    l.volumes.join(","),
-                    l.error.clone().unwrap_or_default(),
-                ]
-            })
-            .collect();
         format!(
             "app {} (template {}): {} created, {} destroyed, {} failed\n{}",
             self.app,
@@ -162,7 +140,19 @@ impl ToolOutput for ScaleMachinesReport {
             self.created,
             self.destroyed,
             self.failed,
-            table(&["ID", "REGION", "OUTCOME", "VOLUMES", "ERROR"], &rows)
+            table_of(
+                &["ID", "REGION", "OUTCOME", "VOLUMES", "ERROR"],
+                &self.machines,
+                |l| {
+                    vec![
+                        l.id.clone(),
+                        l.region.clone(),
+                        l.outcome.clone(),
+                        l.volumes.join(","),
+                        l.error.clone().unwrap_or_default(),
+                    ]
+                }
+            )
         )
     }
 }

@@ -7,12 +7,8 @@ use std::time::Duration;
 
 use super::{ResourceOut, resource_out};
 use crate::tools::args::AppName;
-use crate::tools::{
-    catalog::{DestroyPlan, ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    render::table,
-};
+use crate::tools::render::table;
+use crate::tools::{DestroyPlan, ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::teardown as down;
 
 pub(super) const TEARDOWN_ENVIRONMENT: ToolInfo = ToolInfo {

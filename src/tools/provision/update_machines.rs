@@ -7,12 +7,8 @@ use std::{collections::BTreeMap, time::Duration};
 
 use super::{CpuKind, count};
 use crate::tools::args::{AppName, MachineId};
-use crate::tools::{
-    catalog::{ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    render::table,
-};
+use crate::tools::render::table_of;
+use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{Outcome, update as upd};
 
 pub(super) const UPDATE_MACHINES: ToolInfo = ToolInfo {
@@ -127,19 +123,6 @@ pub struct UpdateMachinesReport {
 
 impl ToolOutput for UpdateMachinesReport {
     fn render_text(&self) -> String {
-        let rows: Vec<Vec<String>> = self
-            .machines
-            .iter()
-            .map(|m| {
-                vec![
-                    m.id.clone(),
-                    m.region.clone(),
-                    m.outcome.clone(),
-                    m.version.clone(),
-                    m.error.clone().unwrap_or_default(),
-                ]
-            })
-            .collect();
         format!(
             "app {}: {} update ({}): {} updated, {} unchanged, {} failed, {} reverted, {} skipped{}\n{}",
             self.app,
@@ -155,7 +138,19 @@ impl ToolOutput for UpdateMachinesReport {
             } else {
                 ""
             },
-            table(&["ID", "REGION", "OUTCOME", "VERSION", "ERROR"], &rows)
+            table_of(
+                &["ID", "REGION", "OUTCOME", "VERSION", "ERROR"],
+                &self.machines,
+                |m| {
+                    vec![
+                        m.id.clone(),
+                        m.region.clone(),
+                        m.outcome.clone(),
+                        m.version.clone(),
+                        m.error.clone().unwrap_or_default(),
+                    ]
+                }
+            )
         )
     }
 }
