@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::tools::args::AppName;
 use crate::tools::catalog::DeclarationError;
+use crate::tools::error::complete_or_incomplete;
 use crate::tools::render::{table, table_of};
 use crate::tools::{DestroyPlan, ToolContext, ToolDef, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{secrets as wf, update as upd};
@@ -263,14 +264,11 @@ async fn set_secrets(
             .collect(),
         rollout: r.rollout.map(Into::into),
     };
-    if report
-        .rollout
-        .as_ref()
-        .is_some_and(|r| r.failed > 0 || r.reverted > 0)
-    {
-        return Err(ToolError::Incomplete {
-            summary: report.render_text(),
-        });
-    }
-    Ok(report)
+    complete_or_incomplete(
+        report
+            .rollout
+            .as_ref()
+            .is_some_and(|r| r.failed > 0 || r.reverted > 0),
+        report,
+    )
 }

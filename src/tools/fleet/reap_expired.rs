@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::{MemberOut, PoolArgs, member_rows};
+use crate::tools::error::complete_or_incomplete;
 use crate::tools::render::table_of;
 use crate::tools::{DestroyPlan, ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{
@@ -142,10 +143,5 @@ pub(super) async fn reap_expired(
         destroyed,
         machines,
     };
-    if failed > 0 {
-        return Err(ToolError::Incomplete {
-            summary: out.render_text(),
-        });
-    }
-    Ok(out)
+    complete_or_incomplete(failed > 0, out)
 }

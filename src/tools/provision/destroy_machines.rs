@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{MachineRef, count};
 use crate::tools::args::{AppName, MachineId};
+use crate::tools::error::complete_or_incomplete;
 use crate::tools::render::table_of;
 use crate::tools::{DestroyPlan, ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{Outcome, destroy as wf, outcome::HasOutcome};
@@ -128,6 +129,22 @@ impl ToolOutput for DestroyMachinesReport {
     }
 }
 
+impl From<wf::MachineDestroyPlan> for DestroyMachinesPlan {
+    fn from(plan: wf::MachineDestroyPlan) -> Self {
+        DestroyMachinesPlan {
+            app: plan.app.clone(),
+            force: plan.force,
+            machines: plan
+                .machines
+                .iter()
+                .cloned()
+                .map(MachineRef::from)
+                .collect(),
+            plan,
+        }
+    }
+}
+
 pub(super) async fn plan_destroy_machines(
     ctx: ToolContext,
     args: DestroyMachinesArgs,
@@ -140,17 +157,7 @@ pub(super) async fn plan_destroy_machines(
         ctx.owned_only(),
     )
     .await?;
-    Ok(DestroyMachinesPlan {
-        app: plan.app.clone(),
-        force: plan.force,
-        machines: plan
-            .machines
-            .iter()
-            .cloned()
-            .map(MachineRef::from)
-            .collect(),
-        plan,
-    })
+    Ok(plan.into())
 }
 
 pub(super) async fn destroy_machines(
@@ -179,10 +186,5 @@ pub(super) async fn destroy_machines(
         failed,
         machines,
     };
-    if failed > 0 {
-        return Err(ToolError::Incomplete {
-            summary: report.render_text(),
-        });
-    }
-    Ok(report)
+    complete_or_incomplete(failed > 0, report)
 }

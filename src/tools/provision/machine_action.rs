@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::count;
 use crate::tools::args::{AppName, MachineId};
+use crate::tools::error::complete_or_incomplete;
 use crate::tools::render::table_of;
 use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{Outcome, lifecycle as life};
@@ -158,10 +159,8 @@ pub(super) async fn machine_action(
             })
             .collect(),
     };
-    if report.failed > 0 || count(&outcomes, Outcome::Cancelled) > 0 {
-        return Err(ToolError::Incomplete {
-            summary: report.render_text(),
-        });
-    }
-    Ok(report)
+    complete_or_incomplete(
+        report.failed > 0 || count(&outcomes, Outcome::Cancelled) > 0,
+        report,
+    )
 }

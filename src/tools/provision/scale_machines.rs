@@ -7,6 +7,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use super::{MachineRef, count};
 use crate::tools::args::{AppName, MachineId};
+use crate::tools::error::complete_or_incomplete;
 use crate::tools::render::table_of;
 use crate::tools::{DestroyPlan, ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{Outcome, scale};
@@ -230,10 +231,5 @@ pub(super) async fn scale_machines(
             })
             .collect(),
     };
-    if report.failed > 0 {
-        return Err(ToolError::Incomplete {
-            summary: report.render_text(),
-        });
-    }
-    Ok(report)
+    complete_or_incomplete(report.failed > 0, report)
 }

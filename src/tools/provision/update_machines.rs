@@ -7,6 +7,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use super::{CpuKind, count};
 use crate::tools::args::{AppName, MachineId};
+use crate::tools::error::complete_or_incomplete;
 use crate::tools::render::table_of;
 use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{Outcome, update as upd};
@@ -231,10 +232,5 @@ pub(super) async fn update_machines(
         .steer(|ctl| async move { upd::run_update(client, &plan, &change, &opts, &ctl).await })
         .await?
         .into();
-    if report.failed > 0 || report.reverted > 0 {
-        return Err(ToolError::Incomplete {
-            summary: report.render_text(),
-        });
-    }
-    Ok(report)
+    complete_or_incomplete(report.failed > 0 || report.reverted > 0, report)
 }
