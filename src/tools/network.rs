@@ -476,3 +476,75 @@ async fn remove_certificate(
         hostname: plan.hostname,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_the_model_reads() {
+        let found = wf::IpAddress {
+            address: "2a09:8280:1::4e:1a2b".into(),
+            kind: "v6".into(),
+            region: "global".into(),
+            network: None,
+            created_at: Some("2026-11-20T09:00:00Z".into()),
+        };
+        let allocated = AllocateIpOut {
+            app: "web".into(),
+            addresses: vec![
+                IpOut::from(found.clone()),
+                IpOut {
+                    address: "fdaa:0:3ec2:0:1::2f".into(),
+                    kind: "private_v6".into(),
+                    region: "global".into(),
+                    network: Some("tenant-a".into()),
+                },
+            ],
+            public: true,
+        };
+        let release = ReleaseIpPlan {
+            app: "web".into(),
+            address: IpOut::from(found.clone()),
+            found: found.clone(),
+        };
+        let released = ReleaseIpOut {
+            app: "web".into(),
+            released: IpOut::from(found),
+        };
+        let certificate = CertificateOut {
+            app: "web".into(),
+            hostname: "web.example.com".into(),
+            status: "pending_validation".into(),
+            ready: false,
+            dns_records: vec![DnsRecordOut {
+                record_type: "CNAME".into(),
+                name: "web.example.com".into(),
+                value: "web.fly.dev".into(),
+                purpose: "points the name at the app".into(),
+            }],
+            missing: vec!["DNS records for this hostname are not pointing at the app yet".into()],
+            issued: Vec::new(),
+        };
+        let remove = RemoveCertificatePlan {
+            app: "web".into(),
+            hostname: "web.example.com".into(),
+            status: "active".into(),
+        };
+        let removed = RemoveCertificateOut {
+            app: "web".into(),
+            hostname: "web.example.com".into(),
+        };
+        insta::assert_snapshot!(
+            [
+                allocated.render_text(),
+                release.describe(),
+                released.render_text(),
+                certificate.render_text(),
+                remove.describe(),
+                removed.render_text(),
+            ]
+            .join("\n---\n")
+        );
+    }
+}

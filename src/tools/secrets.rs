@@ -272,3 +272,58 @@ async fn set_secrets(
         report,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_the_model_reads() {
+        let plan = SetSecretsPlan {
+            app: "web".into(),
+            set: vec![
+                PlannedSecret {
+                    name: "DATABASE_URL".into(),
+                    source: "env:DATABASE_URL".into(),
+                    replaces: true,
+                },
+                PlannedSecret {
+                    name: "API_KEY".into(),
+                    source: "file:/run/secrets/api_key".into(),
+                    replaces: false,
+                },
+            ],
+            unset: vec!["OLD_TOKEN".into()],
+            unset_missing: vec!["NEVER_SET".into()],
+            rollout: true,
+            plan: wf::SecretsPlan {
+                app: "web".into(),
+                set: Vec::new(),
+                unset: Vec::new(),
+                unset_missing: Vec::new(),
+                rollout: true,
+            },
+            resolved: Vec::new(),
+        };
+        let report = SetSecretsReport {
+            app: "web".into(),
+            version: 7,
+            secrets: vec![
+                SecretOut {
+                    name: "DATABASE_URL".into(),
+                    change: "set".into(),
+                    digest: "4f1a9c2e".into(),
+                    source: Some("env:DATABASE_URL".into()),
+                },
+                SecretOut {
+                    name: "OLD_TOKEN".into(),
+                    change: "unset".into(),
+                    digest: String::new(),
+                    source: None,
+                },
+            ],
+            rollout: None,
+        };
+        insta::assert_snapshot!([plan.describe(), report.render_text()].join("\n---\n"));
+    }
+}

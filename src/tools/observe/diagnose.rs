@@ -239,3 +239,62 @@ pub(super) async fn diagnose(
         logs_read: d.logs_scanned,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_the_model_reads() {
+        let report = DiagnoseOut {
+            app: "web".into(),
+            machines: 3,
+            healthy: 2,
+            findings: vec![FindingOut {
+                severity: "critical".into(),
+                kind: "crash_loop".into(),
+                machine: Some("2865d90c412e08".into()),
+                region: Some("iad".into()),
+                title: "machine restarts in a loop (5 exits in 10 min)".into(),
+                evidence: vec![
+                    "exit code 1 at 15:00:01".into(),
+                    "log: connection refused: db:5432".into(),
+                ],
+                next_step: "call app_logs with machine 2865d90c412e08".into(),
+            }],
+            left_out: 0,
+            incident: Some(IncidentOut {
+                machine: "2865d90c412e08".into(),
+                region: "iad".into(),
+                started_at: "2026-11-21T14:59:58Z".into(),
+                recovered_after_s: None,
+                chain: vec!["health check failing".into(), "exit code 1".into()],
+                timeline: vec![
+                    TimelineOut {
+                        time: "2026-11-21T14:59:58Z".into(),
+                        offset_s: 0.0,
+                        source: "check".into(),
+                        text: "http: 503".into(),
+                    },
+                    TimelineOut {
+                        time: "2026-11-21T15:00:01Z".into(),
+                        offset_s: 3.2,
+                        source: "event".into(),
+                        text: "exit (code 1)".into(),
+                    },
+                ],
+            }),
+            logs_read: 120,
+        };
+        let healthy = DiagnoseOut {
+            app: "api".into(),
+            machines: 2,
+            healthy: 2,
+            findings: Vec::new(),
+            left_out: 0,
+            incident: None,
+            logs_read: 40,
+        };
+        insta::assert_snapshot!([report.render_text(), healthy.render_text()].join("\n---\n"));
+    }
+}

@@ -157,3 +157,47 @@ pub(super) async fn list_apps(
         apps,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_the_model_reads() {
+        let out = ListAppsOut {
+            identity: vec!["user ana@example.com".into()],
+            orgs: vec![
+                OrgOut {
+                    slug: "personal".into(),
+                    name: "Ana".into(),
+                    kind: "PERSONAL".into(),
+                    error: None,
+                },
+                OrgOut {
+                    slug: "acme".into(),
+                    name: "Acme".into(),
+                    kind: "SHARED".into(),
+                    error: Some("listing apps: Fly API answered 500".into()),
+                },
+            ],
+            apps: vec![
+                AppOut {
+                    name: "web".into(),
+                    org: "personal".into(),
+                    status: "deployed".into(),
+                    machines: Some(3),
+                    volumes: Some(1),
+                },
+                AppOut {
+                    name: "dev-alice".into(),
+                    org: "personal".into(),
+                    status: "pending".into(),
+                    machines: None,
+                    volumes: None,
+                },
+            ],
+            left_out: 4,
+        };
+        insta::assert_snapshot!(out.render_text());
+    }
+}

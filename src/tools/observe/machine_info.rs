@@ -292,3 +292,55 @@ pub(super) async fn machine_info(
             .collect(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_the_model_reads() {
+        let info = MachineInfoOut {
+            id: "148e1d4ae77d89".into(),
+            name: "web-1".into(),
+            region: "iad".into(),
+            state: "started".into(),
+            host_status: Some("ok".into()),
+            version: "01JB3V9S1QK0V7J8ZP3T6W2M4N".into(),
+            private_ip: "fdaa:0:3ec2:a7b:1::2".into(),
+            created_at: "2026-11-20T09:00:00Z".into(),
+            image: "nginx:1.27".into(),
+            image_digest: Some("sha256:4f1a".into()),
+            guest: Some("shared-cpu-1x, 256 MB".into()),
+            cmd: Some("nginx -g 'daemon off;'".into()),
+            restart: Some("on-failure (max 10)".into()),
+            services: vec!["tcp 8080 ← 80 (http), 443 (tls, http)".into()],
+            mounts: vec!["vol_4o2ejqnyx7y8gkpv at /data".into()],
+            env: vec!["LOG_LEVEL".into()],
+            checks: vec![CheckOut {
+                name: "http".into(),
+                status: "passing".into(),
+                output: "200 OK".into(),
+                updated_at: Some("2026-11-21T15:00:00Z".into()),
+            }],
+            events: vec![EventOut {
+                at: "2026-11-21T14:59:50Z".into(),
+                source: "user".into(),
+                text: "start".into(),
+            }],
+            restarts: 0,
+            oom_kills: 0,
+            lease: None,
+            metadata: BTreeMap::from([("fly_mcp_owner".to_owned(), "fly-machines-mcp".to_owned())]),
+            versions: vec!["01JB3V9S1QK0V7J8ZP3T6W2M4N".into()],
+            processes: Some(vec![ProcessOut {
+                pid: 42,
+                command: "nginx: master process".into(),
+                cpu: 0.3,
+                rss_mb: 12.5,
+                listening: vec!["0.0.0.0:8080".into()],
+            }]),
+            unavailable: Vec::new(),
+        };
+        insta::assert_snapshot!(info.render_text());
+    }
+}

@@ -188,3 +188,55 @@ pub(super) async fn destroy_machines(
     };
     complete_or_incomplete(failed > 0, report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workflows::observe::MachineSummary;
+
+    fn machine(id: &str, name: &str, state: &str) -> MachineSummary {
+        MachineSummary {
+            id: id.into(),
+            name: name.into(),
+            region: "iad".into(),
+            state: state.into(),
+            version: "01JB3V9S1QK0V7J8ZP3T6W2M4N".into(),
+            owned: true,
+        }
+    }
+
+    #[test]
+    fn texts_the_model_reads() {
+        let plan = wf::MachineDestroyPlan {
+            app: "web".into(),
+            machines: vec![
+                machine("148e1d4ae77d89", "web-1", "started"),
+                machine("2865d90c412e08", "web-2", "stopped"),
+            ],
+            force: true,
+        };
+        let plan = DestroyMachinesPlan::from(plan);
+        let report = DestroyMachinesReport {
+            app: "web".into(),
+            destroyed: 1,
+            failed: 1,
+            machines: vec![
+                MachineDestroyed {
+                    id: "148e1d4ae77d89".into(),
+                    name: "web-1".into(),
+                    region: "iad".into(),
+                    outcome: "destroyed".into(),
+                    error: None,
+                },
+                MachineDestroyed {
+                    id: "2865d90c412e08".into(),
+                    name: "web-2".into(),
+                    region: "iad".into(),
+                    outcome: "failed".into(),
+                    error: Some("Fly API answered 412: machine is leased".into()),
+                },
+            ],
+        };
+        insta::assert_snapshot!([plan.describe(), report.render_text()].join("\n---\n"));
+    }
+}

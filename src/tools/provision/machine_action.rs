@@ -164,3 +164,35 @@ pub(super) async fn machine_action(
         report,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_the_model_reads() {
+        let line = |id: &str, before: &str, after: Option<&str>, outcome: &str| MachineActionOut {
+            id: id.into(),
+            name: format!("web-{}", &id[..2]),
+            region: "iad".into(),
+            before: before.into(),
+            after: after.map(str::to_owned),
+            outcome: outcome.into(),
+            error: (outcome == "failed").then(|| "did not reach started within 60s".to_owned()),
+            elapsed_ms: 1200,
+        };
+        let report = MachineActionReport {
+            app: "web".into(),
+            action: "start".into(),
+            done: 1,
+            unchanged: 1,
+            failed: 1,
+            machines: vec![
+                line("148e1d4ae77d89", "stopped", Some("started"), "done"),
+                line("2865d90c412e08", "started", Some("started"), "unchanged"),
+                line("3d8d413b1e3478", "stopped", None, "failed"),
+            ],
+        };
+        insta::assert_snapshot!(report.render_text());
+    }
+}

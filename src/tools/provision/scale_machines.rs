@@ -233,3 +233,72 @@ pub(super) async fn scale_machines(
     };
     complete_or_incomplete(report.failed > 0, report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_the_model_reads() {
+        let machine = |id: &str, region: &str, state: &str| scale::ScaleMachine {
+            id: id.into(),
+            name: format!("web-{}", &id[..2]),
+            region: region.into(),
+            state: state.into(),
+        };
+        let wf_plan = scale::ScalePlan {
+            app: "web".into(),
+            template: machine("148e1d4ae77d89", "iad", "started"),
+            template_config: crate::fly::MachineConfig::default(),
+            mounts: Vec::new(),
+            regions: Vec::new(),
+            create: vec!["ams".into(), "ams".into()],
+            destroy: vec![machine("3d8d413b1e3478", "ord", "stopped")],
+        };
+        let plan = ScaleMachinesPlan {
+            app: "web".into(),
+            template: "148e1d4ae77d89".into(),
+            regions: BTreeMap::from([("ams".to_owned(), [0, 2]), ("ord".to_owned(), [1, 0])]),
+            create: wf_plan.create.clone(),
+            clone_volumes: vec!["data 1 GB at /data".into()],
+            destroy: vec![MachineRef {
+                id: "3d8d413b1e3478".into(),
+                name: "web-3d".into(),
+                region: "ord".into(),
+                state: "stopped".into(),
+            }],
+            plan: wf_plan,
+        };
+        let report = ScaleMachinesReport {
+            app: "web".into(),
+            template: "148e1d4ae77d89".into(),
+            created: 1,
+            destroyed: 1,
+            failed: 1,
+            machines: vec![
+                ScaleLine {
+                    outcome: "created".into(),
+                    id: "5683d920b1e908".into(),
+                    region: "ams".into(),
+                    volumes: vec!["vol_4o2ejqnyx7y8gkpv".into()],
+                    error: None,
+                },
+                ScaleLine {
+                    outcome: "failed".into(),
+                    id: String::new(),
+                    region: "ams".into(),
+                    volumes: Vec::new(),
+                    error: Some("no capacity in region ams".into()),
+                },
+                ScaleLine {
+                    outcome: "destroyed".into(),
+                    id: "3d8d413b1e3478".into(),
+                    region: "ord".into(),
+                    volumes: Vec::new(),
+                    error: None,
+                },
+            ],
+        };
+        insta::assert_snapshot!([plan.describe(), report.render_text()].join("\n---\n"));
+    }
+}

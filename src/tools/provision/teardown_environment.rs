@@ -147,3 +147,38 @@ pub(super) async fn teardown_environment(
         retried_errors: report.errors,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_the_model_reads() {
+        let plan = TeardownPlanOut {
+            app: "dev-alice".into(),
+            machines: vec!["148e1d4ae77d89 (dev-alice, iad, started)".into()],
+            volumes: vec!["vol_4o2ejqnyx7y8gkpv (data, 1 GB)".into()],
+            ips: vec!["66.241.124.17 (shared_v4)".into()],
+            certificates: vec!["dev.example.com".into()],
+        };
+        let report = TeardownReportOut {
+            app: "dev-alice".into(),
+            app_deleted: true,
+            removed: vec![
+                ResourceOut {
+                    kind: "machine".into(),
+                    id: "148e1d4ae77d89".into(),
+                    detail: "destroyed".into(),
+                },
+                ResourceOut {
+                    kind: "volume".into(),
+                    id: "vol_4o2ejqnyx7y8gkpv".into(),
+                    detail: "destroyed".into(),
+                },
+            ],
+            certificates: vec!["dev.example.com".into()],
+            retried_errors: vec!["destroying volume vol_4o2ejqnyx7y8gkpv: 412, retried".into()],
+        };
+        insta::assert_snapshot!([plan.describe(), report.render_text()].join("\n---\n"));
+    }
+}

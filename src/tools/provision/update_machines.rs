@@ -234,3 +234,47 @@ pub(super) async fn update_machines(
         .into();
     complete_or_incomplete(report.failed > 0 || report.reverted > 0, report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_the_model_reads() {
+        let line = |id: &str, outcome: &str, error: Option<&str>| MachineUpdated {
+            id: id.into(),
+            name: format!("web-{}", &id[..2]),
+            region: "iad".into(),
+            outcome: outcome.into(),
+            previous_version: "01JB3V9S1QK0V7J8ZP3T6W2M4N".into(),
+            version: if outcome == "updated" {
+                "01JB4A2C7HX9Y0Z3W5V8T1R6PQ".into()
+            } else {
+                "01JB3V9S1QK0V7J8ZP3T6W2M4N".into()
+            },
+            error: error.map(str::to_owned),
+            lease_left: false,
+        };
+        let report = UpdateMachinesReport {
+            app: "web".into(),
+            strategy: "rolling".into(),
+            change: "image → nginx:1.27, env set LOG_LEVEL".into(),
+            updated: 1,
+            unchanged: 0,
+            failed: 0,
+            reverted: 1,
+            skipped: 1,
+            stopped_early: true,
+            machines: vec![
+                line("148e1d4ae77d89", "updated", None),
+                line(
+                    "2865d90c412e08",
+                    "reverted",
+                    Some("health checks failing after 60s; reverted to the previous version"),
+                ),
+                line("3d8d413b1e3478", "skipped", None),
+            ],
+        };
+        insta::assert_snapshot!(report.render_text());
+    }
+}
