@@ -59,8 +59,9 @@ pub(crate) fn refuse_foreign<'a>(
 /// Machine metadata key: the app secrets version this machine was launched with at
 /// least (`min_secrets_version`), written whenever this server creates or updates a
 /// machine knowing that version. Fly keeps no record of it a client can read back, and
-/// the server keeps no state between calls, so a later clone (scale, pool fill, refill, wipe) takes its
-/// `min_secrets_version` from here, as flyctl takes it from the version it remembers
+/// what a server process keeps between calls is only caches (app ids, pool listings:
+/// losing them costs a request, never a wrong answer), so a later clone (scale, pool
+/// fill, refill, wipe) takes its `min_secrets_version` from here, as flyctl takes it from the version it remembers
 /// after a secrets write (`internal/appsecrets/minvers.go`).
 pub const SECRETS_VERSION_METADATA_KEY: &str = "fly_mcp_secrets_version";
 
