@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::Shared;
 use super::app_call::AppCall;
-use super::http::{ApiError, ApiResult, no_content, ok_json, parse_body, str_field};
+use super::http::{ApiError, ApiResult, no_content, ok_json, parse_body, required_str, str_field};
 use super::model::MState;
 use super::platform;
 
@@ -270,19 +270,20 @@ async fn signal(call: AppCall<(String, String)>, headers: HeaderMap, body: Bytes
 }
 
 async fn cordon(call: AppCall<(String, String)>, headers: HeaderMap) -> ApiResult {
-    let (app, id) = call.ids();
-    action(&call, &headers, |w, now| {
-        w.machine_mut(app, id)?.cordoned = true;
-        w.push_event(app, id, "cordon", "user", None, now);
-        Ok(json!({"ok": true}))
-    })
+    set_cordoned(&call, &headers, true)
 }
 
 async fn uncordon(call: AppCall<(String, String)>, headers: HeaderMap) -> ApiResult {
+    set_cordoned(&call, &headers, false)
+}
+
+/// `cordon` / `uncordon`: a lease-guarded action that records its event.
+fn set_cordoned(call: &AppCall<(String, String)>, headers: &HeaderMap, on: bool) -> ApiResult {
     let (app, id) = call.ids();
-    action(&call, &headers, |w, now| {
-        w.machine_mut(app, id)?.cordoned = false;
-        w.push_event(app, id, "uncordon", "user", None, now);
+    action(call, headers, |w, now| {
+        w.machine_mut(app, id)?.cordoned = on;
+        let event = if on { "cordon" } else { "uncordon" };
+        w.push_event(app, id, event, "user", None, now);
         Ok(json!({"ok": true}))
     })
 }
@@ -732,11 +733,7 @@ async fn get_metadata_key(call: AppCall<(String, String, String)>) -> ApiResult 
 async fn set_metadata_key(call: AppCall<(String, String, String)>, body: Bytes) -> ApiResult {
     let (app, id, key) = call.keys();
     let body = parse_body(&body)?;
-    let value = body
-        .get("value")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::bad_request("value is required"))?
-        .to_owned();
+    let value = required_str(&body, "value")?;
     call.world(|w, now| {
         let mut changes = serde_json::Map::new();
         changes.insert(key.to_owned(), json!(value));

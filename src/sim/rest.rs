@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 use super::Shared;
 use super::app_call::AppCall;
 use super::clock::rfc3339;
-use super::http::{ApiError, ApiResult, Scope, no_content, ok_json, parse_body, str_field};
+use super::http::{
+    ApiError, ApiResult, Scope, no_content, ok_json, parse_body, required_str, str_field,
+};
 use super::model::{App, Certificate, Ip, Secret, World, secret_digest};
 use super::platform;
 
@@ -466,11 +468,7 @@ async fn get_secret(call: AppCall<(String, String)>, Query(q): Q) -> ApiResult {
 async fn set_secret(call: AppCall<(String, String)>, body: Bytes) -> ApiResult {
     let (app, name) = call.ids();
     let body = parse_body(&body)?;
-    let value = body
-        .get("value")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::bad_request("value is required"))?
-        .to_owned();
+    let value = required_str(&body, "value")?;
     call.world(|w, now| {
         let a = w.app_mut(app)?;
         let created = a.secrets.get(name).map_or(now, |s| s.created_ms);

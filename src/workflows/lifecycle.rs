@@ -199,13 +199,7 @@ impl std::fmt::Display for MachineKey {
 async fn select(client: &fly::Client, spec: &ActionSpec) -> Result<Vec<fly::Machine>, Error> {
     let app = spec.app.as_str();
     if spec.machine_ids.is_empty() {
-        let list = client
-            .list_machines(app, &fly::MachineFilter::default())
-            .await
-            .map_err(super::status::app_not_found_while(
-                app,
-                "listing machines of app",
-            ))?;
+        let list = super::status::list_app_machines(client, app).await?;
         return Ok(list
             .into_iter()
             .filter(|m| {

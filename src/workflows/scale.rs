@@ -81,13 +81,7 @@ pub async fn plan_scale(
             rule: "name at least one region with its wanted count".to_owned(),
         });
     }
-    let mut machines = client
-        .list_machines(app, &fly::MachineFilter::default())
-        .await
-        .map_err(super::status::app_not_found_while(
-            app,
-            "listing machines of app",
-        ))?;
+    let mut machines = super::status::list_app_machines(client, app).await?;
     machines.retain(|m| {
         !m.state.is_terminal()
             && !matches!(

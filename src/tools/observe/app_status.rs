@@ -492,11 +492,7 @@ pub(super) async fn app_status(
                 configured: c.configured,
             })
             .collect(),
-        unavailable: st
-            .gaps
-            .into_iter()
-            .map(|g| format!("{}: {}", g.part, wf::clip(&g.error, 200)))
-            .collect(),
+        unavailable: super::unavailable(st.gaps),
     })
 }
 

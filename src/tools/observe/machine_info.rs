@@ -285,11 +285,7 @@ pub(super) async fn machine_info(
                 })
                 .collect()
         }),
-        unavailable: d
-            .gaps
-            .into_iter()
-            .map(|g| format!("{}: {}", g.part, wf::clip(&g.error, 200)))
-            .collect(),
+        unavailable: super::unavailable(d.gaps),
     })
 }
 
