@@ -24,27 +24,22 @@ pub const STOP_SIGNALS: [&str; 7] = [
 ];
 
 /// Body of a machine update.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateMachine {
     /// The full new config (read the machine, change it, send it back).
     pub config: MachineConfig,
     /// Optimistic concurrency: the version the change is based on (409 if stale).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_version: Option<String>,
     /// Leave the machine `created` instead of starting it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_launch: Option<bool>,
     /// Require at least this secrets version.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_secrets_version: Option<u64>,
     /// Rename the machine.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Move to another region.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     /// Don't re-register services with the proxy yet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_service_registration: Option<bool>,
 }
 
@@ -81,13 +76,13 @@ pub struct StartResult {
 }
 
 /// One config version of a machine.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MachineVersion {
     /// Version ULID.
     #[serde(default, deserialize_with = "null_as_default")]
     pub version: String,
     /// The config of that version.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_config: Option<MachineConfig>,
 }
 
@@ -161,21 +156,19 @@ pub struct ExecResult {
     pub stderr: String,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Serialize)]
 struct WireStop<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
     signal: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     timeout: Option<String>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Serialize)]
 struct WireExec<'a> {
     command: &'a [String],
     timeout: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
     stdin: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     container: Option<&'a str>,
 }
 

@@ -13,6 +13,7 @@ use super::pacing::PaceClass;
 use super::{Client, Error, null_as_default};
 
 /// An organization (from an app, or from GraphQL `organizations`).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Organization {
     /// GraphQL node id (empty when the org came embedded in an app).
@@ -25,20 +26,17 @@ pub struct Organization {
     #[serde(default, deserialize_with = "null_as_default")]
     pub name: String,
     /// `PERSONAL` or `SHARED`, when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// Whether the org is on a paid plan, when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paid_plan: Option<bool>,
     /// The caller's role in the org, when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub viewer_role: Option<String>,
     /// Numeric id, when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub internal_numeric_id: Option<i64>,
 }
 
 /// A Fly app.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct App {
     /// App id.
@@ -50,16 +48,12 @@ pub struct App {
     #[serde(default, deserialize_with = "null_as_default")]
     pub status: String,
     /// Owning organization.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub organization: Option<Organization>,
     /// Private network name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
     /// Number of machines, when the API counts them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine_count: Option<u64>,
     /// Number of volumes, when the API counts them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_count: Option<u64>,
 }
 
@@ -71,6 +65,7 @@ impl App {
 }
 
 /// Body of an app create.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateApp {
     /// App name.
@@ -78,13 +73,10 @@ pub struct CreateApp {
     /// Org slug (`personal` works).
     pub org_slug: String,
     /// Custom private network name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
     /// Enable `*.<app>.fly.dev` subdomains.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_subdomains: Option<bool>,
     /// Makes a retry of this exact create safe.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
 }
 

@@ -10,6 +10,7 @@ use super::pacing::PaceClass;
 use super::{Client, Error, null_as_default};
 
 /// One issued certificate of a hostname.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CertificateEntry {
     /// `custom` or `fly`.
@@ -19,13 +20,10 @@ pub struct CertificateEntry {
     #[serde(default, deserialize_with = "null_as_default")]
     pub status: String,
     /// Issuer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
     /// Creation time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
     /// Expiry time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
 }
 
@@ -72,6 +70,7 @@ pub struct OwnershipRecord {
 }
 
 /// The DNS records the hostname needs.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DnsRequirements {
     /// A records.
@@ -81,13 +80,10 @@ pub struct DnsRequirements {
     #[serde(default, deserialize_with = "null_as_default")]
     pub aaaa: Vec<String>,
     /// CNAME target.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cname: Option<String>,
     /// ACME DNS challenge CNAME.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acme_challenge: Option<DnsTarget>,
     /// Ownership TXT record.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ownership: Option<OwnershipRecord>,
 }
 
@@ -107,6 +103,7 @@ pub struct CertificateValidationError {
 
 /// A hostname's certificate state (list entries fill the summary fields;
 /// detail and check answers fill the rest).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Certificate {
     /// Hostname.
@@ -122,13 +119,10 @@ pub struct Certificate {
     #[serde(default, deserialize_with = "null_as_default")]
     pub acme_requested: bool,
     /// DNS provider.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_provider: Option<String>,
     /// Let's Encrypt rate limit until.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limited_until: Option<String>,
     /// Creation time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
     /// Issued certificates.
     #[serde(
@@ -138,10 +132,8 @@ pub struct Certificate {
     )]
     pub certificates: Vec<CertificateEntry>,
     /// Validation results.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation: Option<CertificateValidation>,
     /// DNS records to create.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_requirements: Option<DnsRequirements>,
     /// Validation problems.
     #[serde(

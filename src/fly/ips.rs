@@ -46,13 +46,13 @@ impl IpType {
 }
 
 /// The network of a Flycast address.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct IpNetwork {
     /// Network name (empty for the org's default network).
     #[serde(default, deserialize_with = "null_as_default")]
     pub name: String,
     /// Org slug.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub org_slug: Option<String>,
 }
 
@@ -68,22 +68,19 @@ pub struct IpPair {
 }
 
 /// An IP assigned to an app (REST shape; GraphQL results are converted into it).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct IpAssignment {
     /// The address (null for an egress pair: see `ip_pair`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
     /// The pair, for `egress_pair`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_pair: Option<IpPair>,
     /// The kind, when known (REST lists leave it to be inferred).
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// Region (`global` or empty for anycast).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     /// Service name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_name: Option<String>,
     /// A shared address.
     #[serde(default, deserialize_with = "null_as_default")]
@@ -92,13 +89,10 @@ pub struct IpAssignment {
     #[serde(default, deserialize_with = "null_as_default")]
     pub egress: bool,
     /// Flycast network.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<IpNetwork>,
     /// Creation time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
     /// GraphQL node id (for GraphQL results).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
 }
 
@@ -126,22 +120,19 @@ impl IpAssignment {
 }
 
 /// Body of a REST IP allocation.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AllocateIp {
     /// Kind.
     #[serde(rename = "type")]
     pub kind: IpType,
     /// Region (default global).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     /// Org slug (for a Flycast address on another org's network).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub org_slug: Option<String>,
     /// Flycast network name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
     /// Service name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_name: Option<String>,
 }
 

@@ -12,12 +12,12 @@ use super::pacing::PaceClass;
 use super::{Client, Error, LeaseNonce, null_as_default};
 
 /// A lease on a machine.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Lease {
     /// The nonce to send as `fly-machine-lease-nonce`. Fly shows it to anyone who may
     /// read the app (`GET …/lease`; fly-go `MachineLeaseData`), so it proves nothing
     /// about who holds the lease; compare it with the nonce you were given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<LeaseNonce>,
     /// Expiry, unix seconds.
     #[serde(default, deserialize_with = "null_as_default")]
@@ -29,7 +29,6 @@ pub struct Lease {
     #[serde(default, deserialize_with = "null_as_default")]
     pub description: String,
     /// Machine version the lease was taken on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
 }
 
@@ -40,10 +39,10 @@ struct WireAcquire<'a> {
     description: &'a str,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Serialize)]
 struct WireMetadataPatch<'a> {
     metadata: &'a BTreeMap<String, Option<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     machine_version: Option<&'a str>,
 }
 

@@ -26,6 +26,7 @@ pub struct LogQuery {
 }
 
 /// One log line.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LogEntry {
     /// Entry id.
@@ -47,7 +48,6 @@ pub struct LogEntry {
     #[serde(default, deserialize_with = "null_as_default")]
     pub region: String,
     /// Source (`app`, `runner`, `proxy`, …) from `meta.event.provider`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
 }
 

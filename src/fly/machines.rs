@@ -160,6 +160,7 @@ impl<'de> Deserialize<'de> for MachineState {
 }
 
 /// CPU and memory of a machine.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GuestConfig {
     /// `shared` or `performance`.
@@ -172,10 +173,8 @@ pub struct GuestConfig {
     #[serde(default, deserialize_with = "null_as_default")]
     pub memory_mb: u32,
     /// GPU model, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_kind: Option<String>,
     /// Number of GPUs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpus: Option<u32>,
     /// Fields this client does not model, kept for round trips.
     #[serde(flatten)]
@@ -224,10 +223,10 @@ impl<'de> Deserialize<'de> for AutostopMode {
 }
 
 /// One public port of a service.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MachinePort {
     /// Public port.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     /// Handlers such as `http`, `tls`.
     #[serde(
@@ -237,7 +236,6 @@ pub struct MachinePort {
     )]
     pub handlers: Vec<String>,
     /// Redirect HTTP to HTTPS.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub force_https: Option<bool>,
     /// Fields this client does not model.
     #[serde(flatten)]
@@ -245,6 +243,7 @@ pub struct MachinePort {
 }
 
 /// A service exposed through Fly's proxy.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MachineService {
     /// `tcp` or `udp`.
@@ -261,13 +260,10 @@ pub struct MachineService {
     )]
     pub ports: Vec<MachinePort>,
     /// What the proxy does with idle machines.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autostop: Option<AutostopMode>,
     /// Whether the proxy starts machines on demand.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autostart: Option<bool>,
     /// Machines kept running in the primary region.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_machines_running: Option<u32>,
     /// Fields this client does not model (concurrency, service checks, …).
     #[serde(flatten)]
@@ -275,25 +271,21 @@ pub struct MachineService {
 }
 
 /// A top-level health check (`config.checks.<name>`).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MachineCheck {
     /// `http` or `tcp`.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// Port checked.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     /// HTTP path.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// Interval (Go duration, e.g. `15s`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<String>,
     /// Timeout (Go duration).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
     /// Grace period after start (Go duration).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grace_period: Option<String>,
     /// Fields this client does not model.
     #[serde(flatten)]
@@ -301,6 +293,7 @@ pub struct MachineCheck {
 }
 
 /// A volume mount.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Mount {
     /// Volume id (`vol_…`).
@@ -310,16 +303,12 @@ pub struct Mount {
     #[serde(default, deserialize_with = "null_as_default")]
     pub path: String,
     /// Volume name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Auto-extend when usage passes this percentage.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extend_threshold_percent: Option<u32>,
     /// Auto-extend step in GB.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub add_size_gb: Option<u32>,
     /// Auto-extend ceiling in GB.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_gb_limit: Option<u32>,
     /// Fields this client does not model.
     #[serde(flatten)]
@@ -327,13 +316,13 @@ pub struct Mount {
 }
 
 /// Restart policy.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RestartPolicy {
     /// `no`, `always` or `on-failure` (empty when unset).
     #[serde(default, deserialize_with = "null_as_default")]
     pub policy: String,
     /// Retries for `on-failure`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_retries: Option<u32>,
     /// Fields this client does not model.
     #[serde(flatten)]
@@ -341,19 +330,16 @@ pub struct RestartPolicy {
 }
 
 /// Process start-up overrides.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct InitConfig {
     /// Replace the image's CMD.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cmd: Option<Vec<String>>,
     /// Replace the image's ENTRYPOINT.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entrypoint: Option<Vec<String>>,
     /// Replace both with one command.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec: Option<Vec<String>>,
     /// Swap size.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub swap_size_mb: Option<u32>,
     /// Fields this client does not model (`tty`, …).
     #[serde(flatten)]
@@ -361,25 +347,24 @@ pub struct InitConfig {
 }
 
 /// How the machine is stopped.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StopConfig {
     /// Signal, e.g. `SIGINT`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<String>,
     /// Kill timeout (a Go duration string or a number, as the API gave it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<serde_json::Value>,
 }
 
 /// A machine's configuration. Typed where it matters; every other field is kept
 /// in `extra` so an update round-trips what this client does not model.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MachineConfig {
     /// Image reference.
     #[serde(default, deserialize_with = "null_as_default")]
     pub image: String,
     /// CPU and memory.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guest: Option<GuestConfig>,
     /// Environment variables.
     #[serde(
@@ -417,16 +402,12 @@ pub struct MachineConfig {
     )]
     pub mounts: Vec<Mount>,
     /// Restart policy.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<RestartPolicy>,
     /// Start-up overrides.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<InitConfig>,
     /// Destroy the machine when it exits.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_destroy: Option<bool>,
     /// Stop signal and timeout.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_config: Option<StopConfig>,
     /// Every field this client does not model, kept verbatim.
     #[serde(flatten)]
@@ -480,11 +461,11 @@ pub struct ExitEvent {
 }
 
 /// One machine event (newest first in lists).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(from = "WireEvent")]
 pub struct MachineEvent {
     /// Event id (a ULID), when given.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// `launch`, `start`, `exit`, `update`, …
     #[serde(rename = "type")]
@@ -496,10 +477,8 @@ pub struct MachineEvent {
     /// Epoch milliseconds.
     pub timestamp: i64,
     /// Exit details, for `exit` events.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_event: Option<ExitEvent>,
     /// Restart count reported with the event.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub restart_count: Option<u64>,
 }
 
@@ -550,6 +529,7 @@ impl From<WireEvent> for MachineEvent {
 }
 
 /// The status of one health check.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CheckStatus {
     /// Check name (service checks look like `servicecheck-00-http-8080`).
@@ -562,7 +542,6 @@ pub struct CheckStatus {
     #[serde(default, deserialize_with = "null_as_default")]
     pub output: String,
     /// Last update time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
 }
 
@@ -581,6 +560,7 @@ pub struct LeaseInfo {
 }
 
 /// A Fly Machine.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(from = "WireMachine")]
 pub struct Machine {
@@ -601,29 +581,23 @@ pub struct Machine {
     /// Last update time (RFC 3339).
     pub updated_at: String,
     /// The config (absent in `summary` listings, and while the host is not reachable).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<MachineConfig>,
     /// What Fly could tell of the config while the machine's host is not reachable
     /// (`host_status` not `ok`): API-NOTES and the spec's `fly.Machine.incomplete_config`
     /// say it is filled only then. For display only — never a base for an update or a
     /// clone (posting it back would drop whatever it lacks).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub incomplete_config: Option<MachineConfig>,
     /// Resolved image.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub image_ref: Option<ImageRef>,
     /// Recent events, newest first.
     pub events: Vec<MachineEvent>,
     /// Health check statuses.
     pub checks: Vec<CheckStatus>,
     /// Lease nonce (only on a create with `lease_ttl`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
     /// Lease holder (only with `include_leases`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub lease: Option<LeaseInfo>,
     /// `ok`, `unknown` or `unreachable`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub host_status: Option<String>,
     /// Taken out of the proxy.
     pub cordoned: bool,
@@ -739,27 +713,22 @@ pub struct MachineFilter {
 }
 
 /// Body of a machine create.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateMachine {
     /// The config.
     pub config: MachineConfig,
     /// Machine name (unique within the app).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Region code.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     /// Create without starting (state stays `created`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_launch: Option<bool>,
     /// Don't register services with the proxy yet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_service_registration: Option<bool>,
     /// Take a lease of this many seconds at once (the answer carries `nonce`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_ttl: Option<u64>,
     /// Require at least this secrets version.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_secrets_version: Option<u64>,
 }
 

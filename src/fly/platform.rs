@@ -9,6 +9,7 @@ use super::pacing::PaceClass;
 use super::{Client, Error, null_as_default};
 
 /// A Fly region.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Region {
     /// Three-letter code, e.g. `iad`.
@@ -17,13 +18,10 @@ pub struct Region {
     #[serde(default, deserialize_with = "null_as_default")]
     pub name: String,
     /// Geographic group.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub geo_region: Option<String>,
     /// Latitude.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latitude: Option<f64>,
     /// Longitude.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub longitude: Option<f64>,
     /// Deprecated region (avoid for new machines).
     #[serde(default, deserialize_with = "null_as_default")]
@@ -37,28 +35,23 @@ pub struct Region {
 }
 
 /// One token in the caller's `Authorization` header and what it reaches.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TokenDetail {
     /// Org slug the token is scoped to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub org_slug: Option<String>,
     /// Org name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub organization: Option<String>,
     /// Apps the token is restricted to (empty: all of the org's).
     #[serde(default, deserialize_with = "null_as_default")]
     pub apps: Vec<String>,
     /// The user, for user tokens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// Token id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_id: Option<String>,
     /// Machine the token is restricted to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restricted_to_machine: Option<String>,
     /// Machine making the request.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_machine_id: Option<String>,
 }
 

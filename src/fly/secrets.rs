@@ -13,6 +13,7 @@ use super::pacing::PaceClass;
 use super::{Client, Error, null_as_default};
 
 /// A secret's name and digest (never its value).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Secret {
     /// Name.
@@ -22,10 +23,8 @@ pub struct Secret {
     #[serde(default, deserialize_with = "null_as_default")]
     pub digest: String,
     /// Creation time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
     /// Last update time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
 }
 

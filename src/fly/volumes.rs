@@ -10,6 +10,7 @@ use super::pacing::PaceClass;
 use super::{Client, Error, GuestConfig, null_as_default};
 
 /// A Fly volume.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Volume {
     /// `vol_…`.
@@ -40,37 +41,26 @@ pub struct Volume {
     #[serde(default, deserialize_with = "null_as_default")]
     pub created_at: String,
     /// The machine it is attached to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attached_machine_id: Option<String>,
     /// The allocation it is attached to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attached_alloc_id: Option<String>,
     /// Bytes used, when reported.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_used: Option<u64>,
     /// Bytes in total, when reported.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_total: Option<u64>,
     /// Blocks in total.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocks: Option<u64>,
     /// Block size.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block_size: Option<u64>,
     /// Free blocks.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocks_free: Option<u64>,
     /// Blocks available to unprivileged users.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocks_avail: Option<u64>,
     /// Days automatic snapshots are kept.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_retention: Option<u32>,
     /// Daily automatic snapshots.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_backup_enabled: Option<bool>,
     /// `ok`, `unknown` or `unreachable`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_status: Option<String>,
 }
 
@@ -103,6 +93,7 @@ impl Volume {
 }
 
 /// Body of a volume create.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateVolume {
     /// Name.
@@ -110,45 +101,34 @@ pub struct CreateVolume {
     /// Region code (must match the machine that will mount it).
     pub region: String,
     /// Size in GB (optional for a restore or a fork).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_gb: Option<u64>,
     /// Encrypt at rest (Fly's default is true).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encrypted: Option<bool>,
     /// File system type.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fstype: Option<String>,
     /// Put same-named volumes on different hardware (Fly's default is true).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_unique_zone: Option<bool>,
     /// Spread across all of the app's volumes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unique_zone_app_wide: Option<bool>,
     /// Restore from this snapshot (`vs_…`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_id: Option<String>,
     /// Fork from this volume (`vol_…`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_volume_id: Option<String>,
     /// Days to keep automatic snapshots (1–60).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_retention: Option<u32>,
     /// Daily automatic snapshots.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_backup_enabled: Option<bool>,
     /// Guest the volume will be used with (placement hint).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compute: Option<GuestConfig>,
 }
 
 /// Body of a volume update (backup settings).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateVolume {
     /// Daily automatic snapshots.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_backup_enabled: Option<bool>,
     /// Days to keep automatic snapshots (1–60).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_retention: Option<u32>,
 }
 
@@ -164,6 +144,7 @@ pub struct ExtendedVolume {
 }
 
 /// A volume snapshot.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// `vs_…`.
@@ -179,13 +160,10 @@ pub struct Snapshot {
     #[serde(default, deserialize_with = "null_as_default")]
     pub created_at: String,
     /// Days it is kept.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u32>,
     /// Status, when given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// Size of the volume it was taken from, when given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_size: Option<u64>,
 }
 
