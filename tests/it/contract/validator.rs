@@ -851,6 +851,16 @@ fn the_simulator_rules_that_differ_from_fly_are_listed_with_reasons() {
         "GraphQL IP mutations as token actions",
         "lease release answers",
         "lease refresh after expiry",
+        "full region",
+        "capacity failures on demand",
+        "status codes of refused machine actions",
+        "mount and volume refusals",
+        "guest validation",
+        "rate-limit answer",
+        "transition durations",
+        "unhealthy image convention",
+        "injected faults",
+        "app create refusals",
     ] {
         assert!(
             names.contains(&expected),
