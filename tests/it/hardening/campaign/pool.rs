@@ -37,6 +37,7 @@ impl Campaign {
 /// Creates the pool's app (before faults are on), runs `total` cycles, then tears the
 /// app down through a server process.
 pub(super) async fn cycles(c: &Campaign, total: usize) {
+    full_region_fill(c).await;
     for r in 0..total {
         cycle(c, r).await;
         c.tally.lock().unwrap().pool_cycles += 1;
@@ -306,5 +307,42 @@ async fn reap(c: &Campaign, r: usize, kept: &[String]) {
         if members.iter().any(|m| m["id"] == k.as_str()) {
             c.orphan(format!("cycle {r}: expired claim {k} survived the reap"));
         }
+    }
+}
+
+/// A fill in the region the realistic profile keeps full: every slot fails with
+/// `insufficient_capacity`, said once per slot (definitive, never retried), and no
+/// machine is left.
+async fn full_region_fill(c: &Campaign) {
+    let args = json!({"app": APP, "pool": "full", "size": 2, "image": "nginx:1",
+        "region": fly_machines_mcp::sim::FULL_REGION});
+    let res = c.call(0, "pool_fill", args).await;
+    let text = text_of(&res);
+    let failed = res
+        .structured_content
+        .as_ref()
+        .and_then(|s| s["failed"].as_u64())
+        .unwrap_or(0);
+    if res.is_error != Some(true) && failed == 0 {
+        c.false_outcome(format!(
+            "pool_fill in the full region reported success: {text}"
+        ));
+    } else if !text.contains("insufficient_capacity") {
+        c.false_outcome(format!(
+            "pool_fill in the full region failed without naming capacity: {}",
+            first_line(&text)
+        ));
+    } else {
+        c.tally.lock().unwrap().capacity_refusals += 1;
+    }
+    let left = c
+        .app(APP)
+        .map(|a| live_machines(&a))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| meta(m, POOL_KEY) == Some("full"))
+        .count();
+    if left > 0 {
+        c.orphan(format!("pool_fill in the full region left {left} machines"));
     }
 }
