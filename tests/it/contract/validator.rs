@@ -861,6 +861,9 @@ fn the_simulator_rules_that_differ_from_fly_are_listed_with_reasons() {
         "unhealthy image convention",
         "injected faults",
         "app create refusals",
+        "unique zones never run out",
+        "extend needs_restart",
+        "certificate issuance",
     ] {
         assert!(
             names.contains(&expected),

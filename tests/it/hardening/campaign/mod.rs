@@ -14,10 +14,11 @@
 //! - **faults surfaced**: a tool error whose text is a transient fault (429, 5xx, a
 //!   reset), which the client should have waited out.
 //!
-//! A capacity error (`insufficient_capacity`, `volume_placement_capacity`) is a
-//! definitive answer (issue 18 item 7), not a transient fault: a tool may report it, once,
-//! with nothing left behind, and the cycle then repeats the call as an agent would
-//! (the campaign's capacity shortage is short-lived).
+//! A capacity error (the realistic profile's full region: 422 `insufficient_capacity` on
+//! a machine create, 409 "aborted: no capacity" on a volume create) is a definitive
+//! answer (issue 18 item 7), not a transient fault: the tool must report it once, name
+//! it and the way on (another region), and leave nothing behind; the cycle then goes on
+//! in another region, as fly-go's suggestion for the code says.
 //!
 //! Small by default (fits `cargo test`: a few seconds); `FLY_MCP_CAMPAIGN_CYCLES=100`
 //! runs the full campaign (that many environment cycles and that many pool cycles),
