@@ -211,6 +211,9 @@ pub struct HttpArgs {
     /// Close HTTP sessions idle this long (e.g. 10m).
     #[arg(long, env = "FLY_MCP_IDLE_TIMEOUT", default_value = "10m", value_parser = humantime::parse_duration)]
     pub idle_timeout: std::time::Duration,
+    /// The Fly Machine this replica runs on (Fly sets FLY_MACHINE_ID): MCP task ids name it, and a task poll reaching another replica is answered with `fly-replay` to this one.
+    #[arg(long, env = "FLY_MACHINE_ID")]
+    pub instance_id: Option<String>,
 }
 
 impl HttpArgs {
@@ -454,7 +457,9 @@ async fn serve(args: ServeArgs, redactor: Redactor) -> ExitCode {
     }
     let keys_file: Vec<PathBuf> = args.http.auth_keys.iter().cloned().collect();
     let gate = match build_gate(&args.safety, &backend, &redactor, &keys_file) {
-        Ok(g) => Arc::new(g),
+        Ok(g) => Arc::new(g.with_tasks(crate::tools::tasks::Tasks::new(
+            args.http.instance_id.clone(),
+        ))),
         Err(e) => {
             eprintln!("fly-machines-mcp: {e}");
             return ExitCode::from(EXIT_USAGE);

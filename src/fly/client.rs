@@ -442,15 +442,21 @@ pub(crate) fn decode<T: DeserializeOwned>(
     request_id: Option<&str>,
 ) -> Result<T, Error> {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        Error::Decode {
-            op,
-            path,
-            source: e.into_inner(),
-            request_id: request_id.map(str::to_owned),
-        }
-    })
+    serde_path_to_error::deserialize(de).map_err(decode_error(op, request_id))
+}
+
+/// The [`Error::Decode`] of a body that did not have the expected shape, naming the
+/// path of the mismatch.
+fn decode_error<'a>(
+    op: &'static str,
+    request_id: Option<&'a str>,
+) -> impl FnOnce(serde_path_to_error::Error<serde_json::Error>) -> Error + 'a {
+    move |e| Error::Decode {
+        op,
+        path: e.path().to_string(),
+        source: e.into_inner(),
+        request_id: request_id.map(str::to_owned),
+    }
 }
 
 /// Decodes an already-parsed JSON value, naming the path of any mismatch.
@@ -459,15 +465,7 @@ pub(crate) fn decode_value<T: DeserializeOwned>(
     value: serde_json::Value,
     request_id: Option<&str>,
 ) -> Result<T, Error> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        Error::Decode {
-            op,
-            path,
-            source: e.into_inner(),
-            request_id: request_id.map(str::to_owned),
-        }
-    })
+    serde_path_to_error::deserialize(value).map_err(decode_error(op, request_id))
 }
 
 #[derive(serde::Deserialize)]

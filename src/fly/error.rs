@@ -132,21 +132,40 @@ pub const DEFINITIVE_CODES: [&str; 3] = [
     "name_taken",
 ];
 
+/// What the classifiers read of an [`Error`], with every variant named once in
+/// [`Error::answer`]: Fly's HTTP answer, its GraphQL errors, a transport failure, or a
+/// failure that carries no answer to classify (decode, timeout, invalid input, no
+/// token, client build).
+enum Answer<'a> {
+    Api { status: u16, code: Option<&'a str> },
+    GraphQl(&'a [GraphQlError]),
+    Transport(TransportKind),
+    None,
+}
+
 impl Error {
-    /// True when Fly classified the failure with one of `DEFINITIVE_CODES`: the
-    /// request had no effect and repeating it will not help, even under a 5xx.
-    pub fn is_definitive(&self) -> bool {
+    fn answer(&self) -> Answer<'_> {
         match self {
-            Error::Api { code, .. } => code
-                .as_deref()
-                .is_some_and(|c| DEFINITIVE_CODES.contains(&c)),
-            Error::GraphQl { .. }
-            | Error::Transport { .. }
-            | Error::Decode { .. }
+            Error::Api { status, code, .. } => Answer::Api {
+                status: *status,
+                code: code.as_deref(),
+            },
+            Error::GraphQl { errors, .. } => Answer::GraphQl(errors),
+            Error::Transport { kind, .. } => Answer::Transport(*kind),
+            Error::Decode { .. }
             | Error::Timeout { .. }
             | Error::Invalid { .. }
             | Error::NoToken { .. }
-            | Error::Build { .. } => false,
+            | Error::Build { .. } => Answer::None,
+        }
+    }
+
+    /// True when Fly classified the failure with one of `DEFINITIVE_CODES`: the
+    /// request had no effect and repeating it will not help, even under a 5xx.
+    pub fn is_definitive(&self) -> bool {
+        match self.answer() {
+            Answer::Api { code, .. } => code.is_some_and(|c| DEFINITIVE_CODES.contains(&c)),
+            Answer::GraphQl(_) | Answer::Transport(_) | Answer::None => false,
         }
     }
 
@@ -157,15 +176,10 @@ impl Error {
         if self.is_definitive() {
             return false;
         }
-        match self {
-            Error::Api { status, .. } => matches!(*status, 408 | 429 | 500..=599),
-            Error::Transport { .. } => true,
-            Error::GraphQl { .. }
-            | Error::Decode { .. }
-            | Error::Timeout { .. }
-            | Error::Invalid { .. }
-            | Error::NoToken { .. }
-            | Error::Build { .. } => false,
+        match self.answer() {
+            Answer::Api { status, .. } => matches!(status, 408 | 429 | 500..=599),
+            Answer::Transport(_) => true,
+            Answer::GraphQl(_) | Answer::None => false,
         }
     }
 
@@ -176,36 +190,26 @@ impl Error {
         if self.is_definitive() {
             return false;
         }
-        match self {
-            Error::Api { status, .. } => matches!(*status, 408 | 500..=599),
-            Error::Transport { kind, .. } => match kind {
+        match self.answer() {
+            Answer::Api { status, .. } => matches!(status, 408 | 500..=599),
+            Answer::Transport(kind) => match kind {
                 TransportKind::Connect => false,
                 TransportKind::Timeout | TransportKind::Other => true,
             },
-            Error::GraphQl { .. }
-            | Error::Decode { .. }
-            | Error::Timeout { .. }
-            | Error::Invalid { .. }
-            | Error::NoToken { .. }
-            | Error::Build { .. } => false,
+            Answer::GraphQl(_) | Answer::None => false,
         }
     }
 
     /// True for a 404 (app, machine, volume, key not found).
     pub fn is_not_found(&self) -> bool {
-        match self {
-            Error::Api { status, .. } => *status == 404,
-            Error::GraphQl { errors, .. } => errors.iter().any(|e| {
+        match self.answer() {
+            Answer::Api { status, .. } => status == 404,
+            Answer::GraphQl(errors) => errors.iter().any(|e| {
                 e.code.as_deref() == Some("NOT_FOUND")
                     || e.message.to_ascii_lowercase().contains("could not find")
                     || e.message.to_ascii_lowercase().contains("not found")
             }),
-            Error::Transport { .. }
-            | Error::Decode { .. }
-            | Error::Timeout { .. }
-            | Error::Invalid { .. }
-            | Error::NoToken { .. }
-            | Error::Build { .. } => false,
+            Answer::Transport(_) | Answer::None => false,
         }
     }
 
@@ -246,31 +250,19 @@ impl Error {
     /// True for a conflict: 409 (lease held, stale `current_version`, duplicate
     /// name), 412 (stale `machine_version`), or 422 `name_taken`.
     pub fn is_conflict(&self) -> bool {
-        match self {
-            Error::Api { status, code, .. } => {
-                matches!(*status, 409 | 412) || code.as_deref() == Some("name_taken")
+        match self.answer() {
+            Answer::Api { status, code } => {
+                matches!(status, 409 | 412) || code == Some("name_taken")
             }
-            Error::GraphQl { .. }
-            | Error::Transport { .. }
-            | Error::Decode { .. }
-            | Error::Timeout { .. }
-            | Error::Invalid { .. }
-            | Error::NoToken { .. }
-            | Error::Build { .. } => false,
+            Answer::GraphQl(_) | Answer::Transport(_) | Answer::None => false,
         }
     }
 
     /// The HTTP status, for API errors.
     pub fn status(&self) -> Option<u16> {
-        match self {
-            Error::Api { status, .. } => Some(*status),
-            Error::GraphQl { .. }
-            | Error::Transport { .. }
-            | Error::Decode { .. }
-            | Error::Timeout { .. }
-            | Error::Invalid { .. }
-            | Error::NoToken { .. }
-            | Error::Build { .. } => None,
+        match self.answer() {
+            Answer::Api { status, .. } => Some(status),
+            Answer::GraphQl(_) | Answer::Transport(_) | Answer::None => None,
         }
     }
 
@@ -291,15 +283,10 @@ impl Error {
     /// Fly's error code (`insufficient_capacity`, `name_taken`, …) or the first
     /// GraphQL `extensions.code`.
     pub fn code(&self) -> Option<&str> {
-        match self {
-            Error::Api { code, .. } => code.as_deref(),
-            Error::GraphQl { errors, .. } => errors.iter().find_map(|e| e.code.as_deref()),
-            Error::Transport { .. }
-            | Error::Decode { .. }
-            | Error::Timeout { .. }
-            | Error::Invalid { .. }
-            | Error::NoToken { .. }
-            | Error::Build { .. } => None,
+        match self.answer() {
+            Answer::Api { code, .. } => code,
+            Answer::GraphQl(errors) => errors.iter().find_map(|e| e.code.as_deref()),
+            Answer::Transport(_) | Answer::None => None,
         }
     }
 

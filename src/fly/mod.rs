@@ -53,7 +53,7 @@ pub use machines::{
 };
 pub use org_machines::{CREATOR_METADATA_KEY, OrgMachine};
 pub use platform::{Region, TokenDetail, TokenInfo};
-pub use secrets::{Secret, SecretsVersion};
+pub use secrets::{Secret, SecretsVersion, is_secret_name};
 pub use token::{AuthScheme, MacaroonSummary, Token};
 pub use volumes::{
     CreateVolume, ExtendedVolume, Snapshot, UpdateVolume, VOLUME_GOING_STATES, Volume,

@@ -54,14 +54,19 @@ struct WireUpdate {
     legacy_version: Option<u64>,
 }
 
-/// Secret names: an environment variable name.
-fn check_name(name: &str) -> Result<(), Error> {
+/// Whether `name` can be a secret's name: an environment variable name (letters,
+/// digits and underscores, not starting with a digit).
+pub fn is_secret_name(name: &str) -> bool {
     let mut chars = name.chars();
-    let ok = chars
+    chars
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if ok {
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Secret names: an environment variable name.
+fn check_name(name: &str) -> Result<(), Error> {
+    if is_secret_name(name) {
         Ok(())
     } else {
         Err(Error::invalid(

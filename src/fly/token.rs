@@ -114,6 +114,15 @@ impl Token {
         Token::parse(secret.expose_secret().to_owned())
     }
 
+    /// A one-way fingerprint of the token (SHA-256, hex), to tell two callers apart
+    /// without holding their credential (a task is answered only to the token that
+    /// started it).
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(self.secret.expose_secret().as_bytes());
+        hex::encode(digest)
+    }
+
     /// The scheme this token is sent with.
     pub fn scheme(&self) -> AuthScheme {
         self.scheme

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::Shared;
 use super::faults::FaultConfig;
-use super::http::{ApiError, ApiResult, ok_json, parse_body};
+use super::http::{ApiError, ApiResult, ok_json, parse_body, str_field};
 use super::model::World;
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
@@ -141,11 +141,7 @@ async fn realism(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
 /// `volume_placement_capacity` (both as 503s; `failures` defaults to 1 when neither is given).
 async fn capacity(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
     let body = parse_body(&body)?;
-    let region = body
-        .get("region")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
+    let region = str_field(&body, "region");
     let volumes = body.get("volume_failures").and_then(Value::as_u64);
     let n = body
         .get("failures")

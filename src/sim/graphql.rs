@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 
 use super::Shared;
 use super::clock::rfc3339;
-use super::http::{ApiError, ApiResult, Scope, ok_json, parse_body, visible_app};
+use super::http::{ApiError, ApiResult, Scope, ok_json, parse_body, str_field, visible_app};
 use super::model::{App, Org, World};
 use super::{platform, rest};
 
@@ -642,11 +642,7 @@ async fn handle(
     body: Bytes,
 ) -> ApiResult {
     let body = parse_body(&body)?;
-    let query = body
-        .get("query")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
+    let query = str_field(&body, "query");
     let vars = body
         .get("variables")
         .and_then(Value::as_object)

@@ -524,6 +524,22 @@ async fn authorize(
 }
 
 /// Reads a JSON body leniently: an empty body is `{}`; a malformed one is 400.
+/// A string field of a request body; `""` when it is absent or not a string.
+pub(crate) fn str_field(body: &Value, key: &str) -> String {
+    body.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// A string field a request body must have: 400 `KEY is required` without it.
+pub(crate) fn required_str(body: &Value, key: &str) -> Result<String, ApiError> {
+    body.get(key)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::bad_request(format!("{key} is required")))
+}
+
 pub(crate) fn parse_body(bytes: &[u8]) -> Result<Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));

@@ -8,13 +8,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::Query;
 use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::Shared;
+use super::app_call::AppCall;
 use super::clock::rfc3339_millis;
-use super::http::{ApiError, ApiResult, Scope, ok_json, visible_app};
+use super::http::{ApiError, ApiResult, ok_json};
 use super::model::LogLine;
 
 const PAGE: usize = 100;
@@ -31,12 +32,8 @@ fn entry(app: &str, l: &LogLine) -> Value {
                  "http": null, "error": null, "url": null, "app": app}}})
 }
 
-async fn logs(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path(app): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> ApiResult {
+async fn logs(call: AppCall<String>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+    let app = call.app();
     let token = match q.get("next_token").map(String::as_str) {
         None | Some("") => None,
         Some(t) => Some(t.parse::<u64>().map_err(|_| {
@@ -47,12 +44,7 @@ async fn logs(
     };
     let instance = q.get("instance").cloned().unwrap_or_default();
     let region = q.get("region").cloned().unwrap_or_default();
-    s.with_world(|w, now| {
-        visible_app(w, &scope, &app)?;
-        let a = w
-            .apps
-            .get(&app)
-            .ok_or_else(|| ApiError::not_found("app not found"))?;
+    call.read(|_, a, now| {
         let now_ns = now.saturating_mul(1_000_000);
         let mut lines: Vec<&LogLine> = a
             .logs
@@ -83,7 +75,7 @@ async fn logs(
         let next = page.last().map(|l| l.ts_ns.to_string()).unwrap_or_default();
         ok_json(
             200,
-            json!({"data": page.iter().map(|l| entry(&app, l)).collect::<Vec<_>>(),
+            json!({"data": page.iter().map(|l| entry(app, l)).collect::<Vec<_>>(),
             "meta": {"next_token": next}}),
         )
     })

@@ -8,19 +8,19 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::Query;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::Shared;
-use super::http::{ApiError, ApiResult, Scope, no_content, ok_json, parse_body, visible_app};
+use super::app_call::AppCall;
+use super::http::{ApiError, ApiResult, no_content, ok_json, parse_body, required_str, str_field};
 use super::model::MState;
 use super::platform;
 
 type Pairs = Query<Vec<(String, String)>>;
-type Ids = Path<(String, String)>;
 
 const NONCE_HEADER: &str = "fly-machine-lease-nonce";
 
@@ -74,12 +74,7 @@ fn nonce(headers: &HeaderMap) -> Option<String> {
 }
 
 /// `GET /v1/apps/{app}/machines`.
-async fn list(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path(app): Path<String>,
-    Query(q): Pairs,
-) -> ApiResult {
+async fn list(call: AppCall<String>, Query(q): Pairs) -> ApiResult {
     let states: Vec<String> = q
         .iter()
         .filter(|(k, _)| k == "state")
@@ -104,12 +99,7 @@ async fn list(
         .collect();
     let limit = param(&q, "limit").and_then(|v| v.parse::<usize>().ok());
     let cursor = param(&q, "cursor").unwrap_or("").to_owned();
-    s.with_world(|w, now| {
-        visible_app(w, &scope, &app)?;
-        let a = w
-            .apps
-            .get(&app)
-            .ok_or_else(|| ApiError::not_found("app not found"))?;
+    call.read(|_, a, now| {
         let matching: Vec<_> = a
             .machines
             .values()
@@ -142,31 +132,19 @@ async fn list(
     })
 }
 
-async fn create(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path(app): Path<String>,
-    body: Bytes,
-) -> ApiResult {
+async fn create(call: AppCall<String>, body: Bytes) -> ApiResult {
+    let app = call.app();
     let body = parse_body(&body)?;
-    s.with_world(|w, now| {
-        visible_app(w, &scope, &app)?;
-        ok_json(200, w.create_machine(&app, &body, now)?)
-    })
+    call.world(|w, now| ok_json(200, w.create_machine(app, &body, now)?))
 }
 
 /// `GET …/{id}` (with `version` to read an old version, which shows `replaced`).
-async fn show(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, id)): Ids,
-    Query(q): Pairs,
-) -> ApiResult {
+async fn show(call: AppCall<(String, String)>, Query(q): Pairs) -> ApiResult {
+    let (app, id) = call.ids();
     let version = param(&q, "version").unwrap_or("").to_owned();
     let include_leases = flag(&q, "include_leases");
-    s.with_world(|w, now| {
-        visible_app(w, &scope, &app)?;
-        let m = w.machine(&app, &id)?;
+    call.world(|w, now| {
+        let m = w.machine(app, id)?;
         let mut out = m.to_json(false, include_leases, now);
         if !version.is_empty() && version != m.version() {
             let old = m.versions.iter().find(|v| v.id == version).ok_or_else(|| {
@@ -183,75 +161,53 @@ async fn show(
     })
 }
 
-async fn update(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, id)): Ids,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
+async fn update(call: AppCall<(String, String)>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let (app, id) = call.ids();
     let body = parse_body(&body)?;
     let n = nonce(&headers);
-    s.with_world(|w, now| {
-        visible_app(w, &scope, &app)?;
-        w.check_lease(&app, &id, n.as_deref(), now)?;
-        w.check_host(&app, &id)?;
-        ok_json(200, w.update_machine(&app, &id, &body, now)?)
+    call.world(|w, now| {
+        w.check_lease(app, id, n.as_deref(), now)?;
+        w.check_host(app, id)?;
+        ok_json(200, w.update_machine(app, id, &body, now)?)
     })
 }
 
 async fn destroy(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, id)): Ids,
+    call: AppCall<(String, String)>,
     headers: HeaderMap,
     Query(q): Pairs,
 ) -> ApiResult {
+    let (app, id) = call.ids();
     let force = flag(&q, "force") || flag(&q, "kill");
     let n = nonce(&headers);
-    s.with_world(|w, now| {
-        visible_app(w, &scope, &app)?;
-        w.check_lease(&app, &id, n.as_deref(), now)?;
-        ok_json(200, w.destroy_machine(&app, &id, force, now)?)
+    call.world(|w, now| {
+        w.check_lease(app, id, n.as_deref(), now)?;
+        ok_json(200, w.destroy_machine(app, id, force, now)?)
     })
 }
 
 /// Runs a lease-guarded lifecycle action.
 fn action(
-    s: &Shared,
-    scope: &Scope,
-    app: &str,
-    id: &str,
+    call: &AppCall<(String, String)>,
     headers: &HeaderMap,
     f: impl FnOnce(&mut super::model::World, u64) -> Result<Value, ApiError>,
 ) -> ApiResult {
     let n = nonce(headers);
-    s.with_world(|w, now| {
-        visible_app(w, scope, app)?;
+    let (app, id) = call.ids();
+    call.world(|w, now| {
         w.check_lease(app, id, n.as_deref(), now)?;
         w.check_host(app, id)?;
         ok_json(200, f(w, now)?)
     })
 }
 
-async fn start(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, id)): Ids,
-    headers: HeaderMap,
-) -> ApiResult {
-    action(&s, &scope, &app, &id, &headers, |w, now| {
-        w.start_machine(&app, &id, now)
-    })
+async fn start(call: AppCall<(String, String)>, headers: HeaderMap) -> ApiResult {
+    let (app, id) = call.ids();
+    action(&call, &headers, |w, now| w.start_machine(app, id, now))
 }
 
-async fn stop(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, id)): Ids,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
+async fn stop(call: AppCall<(String, String)>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let (app, id) = call.ids();
     let body = parse_body(&body)?;
     let sig = body
         .get("signal")
@@ -263,29 +219,20 @@ async fn stop(
             "invalid signal {sig:?}: stop takes SIGHUP, SIGINT, SIGQUIT, SIGKILL, SIGUSR1, SIGUSR2 or SIGTERM"
         )));
     }
-    action(&s, &scope, &app, &id, &headers, |w, now| {
-        w.stop_machine(&app, &id, &sig, now)
-    })
+    action(&call, &headers, |w, now| w.stop_machine(app, id, &sig, now))
 }
 
-async fn suspend(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, id)): Ids,
-    headers: HeaderMap,
-) -> ApiResult {
-    action(&s, &scope, &app, &id, &headers, |w, now| {
-        w.suspend_machine(&app, &id, now)
-    })
+async fn suspend(call: AppCall<(String, String)>, headers: HeaderMap) -> ApiResult {
+    let (app, id) = call.ids();
+    action(&call, &headers, |w, now| w.suspend_machine(app, id, now))
 }
 
 async fn restart(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, id)): Ids,
+    call: AppCall<(String, String)>,
     headers: HeaderMap,
     Query(q): Pairs,
 ) -> ApiResult {
+    let (app, id) = call.ids();
     // The spec's restart `signal` query enum: the seven stop signals.
     if let Some(sig) = param(&q, "signal")
         && platform::stop_signal_number(sig).is_none()
@@ -294,27 +241,20 @@ async fn restart(
             "invalid signal {sig:?}: restart takes SIGHUP, SIGINT, SIGQUIT, SIGKILL, SIGUSR1, SIGUSR2 or SIGTERM"
         )));
     }
-    action(&s, &scope, &app, &id, &headers, |w, now| {
-        w.restart_machine(&app, &id, now)
-    })
+    action(&call, &headers, |w, now| w.restart_machine(app, id, now))
 }
 
-async fn signal(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, id)): Ids,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
+async fn signal(call: AppCall<(String, String)>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let (app, id) = call.ids();
     let body = parse_body(&body)?;
     let raw = body.get("signal").cloned().unwrap_or(Value::Null);
     let signo = platform::signal_from_json(&raw)
         .ok_or_else(|| ApiError::bad_request(format!("invalid signal {raw}")))?;
-    action(&s, &scope, &app, &id, &headers, |w, now| {
+    action(&call, &headers, |w, now| {
         if matches!(signo, 2 | 3 | 6 | 9 | 11 | 15) {
-            w.kill_process(&app, &id, signo, false, now)
+            w.kill_process(app, id, signo, false, now)
         } else {
-            let state = w.machine(&app, &id)?.state;
+            let state = w.machine(app, id)?.state;
             if state != MState::Started {
                 return Err(ApiError::new(
                     412,
@@ -329,28 +269,21 @@ async fn signal(
     })
 }
 
-async fn cordon(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, id)): Ids,
-    headers: HeaderMap,
-) -> ApiResult {
-    action(&s, &scope, &app, &id, &headers, |w, now| {
-        w.machine_mut(&app, &id)?.cordoned = true;
-        w.push_event(&app, &id, "cordon", "user", None, now);
-        Ok(json!({"ok": true}))
-    })
+async fn cordon(call: AppCall<(String, String)>, headers: HeaderMap) -> ApiResult {
+    set_cordoned(&call, &headers, true)
 }
 
-async fn uncordon(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, id)): Ids,
-    headers: HeaderMap,
-) -> ApiResult {
-    action(&s, &scope, &app, &id, &headers, |w, now| {
-        w.machine_mut(&app, &id)?.cordoned = false;
-        w.push_event(&app, &id, "uncordon", "user", None, now);
+async fn uncordon(call: AppCall<(String, String)>, headers: HeaderMap) -> ApiResult {
+    set_cordoned(&call, &headers, false)
+}
+
+/// `cordon` / `uncordon`: a lease-guarded action that records its event.
+fn set_cordoned(call: &AppCall<(String, String)>, headers: &HeaderMap, on: bool) -> ApiResult {
+    let (app, id) = call.ids();
+    action(call, headers, |w, now| {
+        w.machine_mut(app, id)?.cordoned = on;
+        let event = if on { "cordon" } else { "uncordon" };
+        w.push_event(app, id, event, "user", None, now);
         Ok(json!({"ok": true}))
     })
 }
@@ -387,12 +320,8 @@ impl Drop for InFlight<'_> {
 }
 
 /// `GET …/wait`: blocks until the state is reached, 408 after `timeout` (≤60 s).
-async fn wait(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, id)): Ids,
-    Query(q): Pairs,
-) -> ApiResult {
+async fn wait(call: AppCall<(String, String)>, Query(q): Pairs) -> ApiResult {
+    let (app, id) = call.ids();
     let mut targets: Vec<String> = q
         .iter()
         .filter(|(k, _)| k == "state")
@@ -428,13 +357,13 @@ async fn wait(
         .unwrap_or("")
         .to_owned();
     let from_event = param(&q, "from_event_id").unwrap_or("").to_owned();
+    let s = &call.s;
     let deadline = s.clock.now_ms().saturating_add(timeout_s * 1000);
     let _parked = InFlight::enter(&s.waits_in_flight);
     loop {
         let mut rx = s.changed.subscribe();
-        let check = s.with_world(|w, _| {
-            visible_app(w, &scope, &app)?;
-            let m = w.machine(&app, &id)?;
+        let check = call.world(|w, _| {
+            let m = w.machine(app, id)?;
             let current = m.version().to_owned();
             let state = if version.is_empty() || version == current {
                 m.state.as_str()
@@ -508,19 +437,14 @@ async fn wait(
     }
 }
 
-async fn events(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, id)): Ids,
-    Query(q): Pairs,
-) -> ApiResult {
+async fn events(call: AppCall<(String, String)>, Query(q): Pairs) -> ApiResult {
+    let (app, id) = call.ids();
     let limit = param(&q, "limit")
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(20)
         .clamp(1, 50);
-    s.with_world(|w, _| {
-        visible_app(w, &scope, &app)?;
-        let m = w.machine(&app, &id)?;
+    call.world(|w, _| {
+        let m = w.machine(app, id)?;
         let list: Vec<Value> = m
             .events
             .iter()
@@ -532,14 +456,10 @@ async fn events(
     })
 }
 
-async fn versions(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, id)): Ids,
-) -> ApiResult {
-    s.with_world(|w, _| {
-        visible_app(w, &scope, &app)?;
-        let m = w.machine(&app, &id)?;
+async fn versions(call: AppCall<(String, String)>) -> ApiResult {
+    let (app, id) = call.ids();
+    call.world(|w, _| {
+        let m = w.machine(app, id)?;
         let list: Vec<Value> = m
             .versions
             .iter()
@@ -570,14 +490,10 @@ fn command_line(config: &Value) -> String {
 }
 
 /// `GET …/ps`: the guest's processes (the init and the app) with its listening sockets.
-async fn ps(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, id)): Ids,
-) -> ApiResult {
-    s.with_world(|w, now| {
-        visible_app(w, &scope, &app)?;
-        let m = w.machine(&app, &id)?;
+async fn ps(call: AppCall<(String, String)>) -> ApiResult {
+    let (app, id) = call.ids();
+    call.world(|w, now| {
+        let m = w.machine(app, id)?;
         if m.state != MState::Started {
             return Err(ApiError::new(412, format!("failed_precondition: machine is not running (state '{}')", m.state.as_str())));
         }
@@ -605,12 +521,8 @@ async fn ps(
 }
 
 /// `POST …/exec`: a few commands behave; anything else exits 127.
-async fn exec(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, id)): Ids,
-    body: Bytes,
-) -> ApiResult {
+async fn exec(call: AppCall<(String, String)>, body: Bytes) -> ApiResult {
+    let (app, id) = call.ids();
     let body = parse_body(&body)?;
     let argv: Vec<String> = match (
         body.get("command").and_then(Value::as_array),
@@ -628,9 +540,8 @@ async fn exec(
             ));
         }
     };
-    s.with_world(|w, _| {
-        visible_app(w, &scope, &app)?;
-        let m = w.machine(&app, &id)?;
+    call.world(|w, _| {
+        let m = w.machine(app, id)?;
         if m.state != MState::Started {
             return Err(ApiError::new(
                 412,
@@ -692,14 +603,10 @@ fn lease_body(l: &super::model::Lease) -> Value {
 /// `fly machine leases clear` reads it there to release someone else's lease (flyctl
 /// `internal/command/machine/leases.go`, `runLeaseClear`). A client must therefore
 /// expect its lease to be taken from it.
-async fn get_lease(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, id)): Ids,
-) -> ApiResult {
-    s.with_world(|w, now| {
-        visible_app(w, &scope, &app)?;
-        let m = w.machine(&app, &id)?;
+async fn get_lease(call: AppCall<(String, String)>) -> ApiResult {
+    let (app, id) = call.ids();
+    call.world(|w, now| {
+        let m = w.machine(app, id)?;
         let l = m
             .live_lease(now)
             .ok_or_else(|| ApiError::not_found("lease not found"))?;
@@ -715,13 +622,12 @@ async fn get_lease(
 
 /// `POST …/lease`: ttl from the body or `?ttl=`; with the nonce header it refreshes.
 async fn acquire_lease(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, id)): Ids,
+    call: AppCall<(String, String)>,
     headers: HeaderMap,
     Query(q): Pairs,
     body: Bytes,
 ) -> ApiResult {
+    let (app, id) = call.ids();
     let body = parse_body(&body)?;
     let ttl = body
         .get("ttl")
@@ -729,30 +635,20 @@ async fn acquire_lease(
         .or_else(|| param(&q, "ttl").and_then(|v| v.parse().ok()))
         .unwrap_or(30)
         .max(1);
-    let description = body
-        .get("description")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
+    let description = str_field(&body, "description");
     let n = nonce(&headers);
-    s.with_world(|w, now| {
-        visible_app(w, &scope, &app)?;
-        let l = w.acquire_lease(&app, &id, ttl, &description, n.as_deref(), now)?;
+    call.world(|w, now| {
+        let l = w.acquire_lease(app, id, ttl, &description, n.as_deref(), now)?;
         ok_json(201, lease_body(&l))
     })
 }
 
-async fn release_lease(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, id)): Ids,
-    headers: HeaderMap,
-) -> ApiResult {
+async fn release_lease(call: AppCall<(String, String)>, headers: HeaderMap) -> ApiResult {
+    let (app, id) = call.ids();
     let n = nonce(&headers)
         .ok_or_else(|| ApiError::bad_request(format!("the {NONCE_HEADER} header is required")))?;
-    s.with_world(|w, now| {
-        visible_app(w, &scope, &app)?;
-        let m = w.machine(&app, &id)?;
+    call.world(|w, now| {
+        let m = w.machine(app, id)?;
         let l = m
             .live_lease(now)
             .ok_or_else(|| ApiError::not_found("lease not found"))?;
@@ -765,21 +661,15 @@ async fn release_lease(
                 ),
             ));
         }
-        w.machine_mut(&app, &id)?.lease = None;
+        w.machine_mut(app, id)?.lease = None;
         w.touch();
         ok_json(200, json!({"status": "success", "data": {"ok": true}}))
     })
 }
 
-async fn get_metadata(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, id)): Ids,
-) -> ApiResult {
-    s.with_world(|w, _| {
-        visible_app(w, &scope, &app)?;
-        ok_json(200, Value::Object(w.machine(&app, &id)?.metadata()))
-    })
+async fn get_metadata(call: AppCall<(String, String)>) -> ApiResult {
+    let (app, id) = call.ids();
+    call.world(|w, _| ok_json(200, Value::Object(w.machine(app, id)?.metadata())))
 }
 
 fn write_metadata(
@@ -814,87 +704,61 @@ fn write_metadata(
 }
 
 /// `PATCH`/`PUT …/metadata`: merges; 412 when `machine_version` is stale.
-async fn patch_metadata(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, id)): Ids,
-    body: Bytes,
-) -> ApiResult {
+async fn patch_metadata(call: AppCall<(String, String)>, body: Bytes) -> ApiResult {
+    let (app, id) = call.ids();
     let body = parse_body(&body)?;
     let changes = body
         .get("metadata")
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
-    let expected = body
-        .get("machine_version")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    s.with_world(|w, now| {
-        visible_app(w, &scope, &app)?;
-        let current = w.machine(&app, &id)?.version().to_owned();
+    let expected = str_field(&body, "machine_version");
+    call.world(|w, now| {
+        let current = w.machine(app, id)?.version().to_owned();
         if !expected.is_empty() && expected != current {
             return Err(ApiError::new(412, format!(
                 "precondition failed: machine_version {expected} is not the current version {current}"
             )));
         }
-        write_metadata(w, &app, &id, &changes, now)?;
+        write_metadata(w, app, id, &changes, now)?;
         no_content()
     })
 }
 
-async fn get_metadata_key(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, id, key)): Path<(String, String, String)>,
-) -> ApiResult {
-    s.with_world(|w, _| {
-        visible_app(w, &scope, &app)?;
-        let md = w.machine(&app, &id)?.metadata();
+async fn get_metadata_key(call: AppCall<(String, String, String)>) -> ApiResult {
+    let (app, id, key) = call.keys();
+    call.world(|w, _| {
+        let md = w.machine(app, id)?.metadata();
         let v = md
-            .get(&key)
+            .get(key)
             .ok_or_else(|| ApiError::not_found(format!("metadata key {key:?} not found")))?;
         ok_json(200, json!({"value": v}))
     })
 }
 
-async fn set_metadata_key(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, id, key)): Path<(String, String, String)>,
-    body: Bytes,
-) -> ApiResult {
+async fn set_metadata_key(call: AppCall<(String, String, String)>, body: Bytes) -> ApiResult {
+    let (app, id, key) = call.keys();
     let body = parse_body(&body)?;
-    let value = body
-        .get("value")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::bad_request("value is required"))?
-        .to_owned();
-    s.with_world(|w, now| {
-        visible_app(w, &scope, &app)?;
+    let value = required_str(&body, "value")?;
+    call.world(|w, now| {
         let mut changes = serde_json::Map::new();
-        changes.insert(key.clone(), json!(value));
-        write_metadata(w, &app, &id, &changes, now)?;
+        changes.insert(key.to_owned(), json!(value));
+        write_metadata(w, app, id, &changes, now)?;
         no_content()
     })
 }
 
-async fn delete_metadata_key(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, id, key)): Path<(String, String, String)>,
-) -> ApiResult {
-    s.with_world(|w, now| {
-        visible_app(w, &scope, &app)?;
-        if !w.machine(&app, &id)?.metadata().contains_key(&key) {
+async fn delete_metadata_key(call: AppCall<(String, String, String)>) -> ApiResult {
+    let (app, id, key) = call.keys();
+    call.world(|w, now| {
+        if !w.machine(app, id)?.metadata().contains_key(key) {
             return Err(ApiError::not_found(format!(
                 "metadata key {key:?} not found"
             )));
         }
         let mut changes = serde_json::Map::new();
-        changes.insert(key.clone(), Value::Null);
-        write_metadata(w, &app, &id, &changes, now)?;
+        changes.insert(key.to_owned(), Value::Null);
+        write_metadata(w, app, id, &changes, now)?;
         no_content()
     })
 }

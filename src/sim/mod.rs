@@ -53,6 +53,7 @@
 //! `403 {"error":"unauthorized"}` as Fly does. A token it cannot decode as macaroons is
 //! accepted as before (`required_token`, app tokens).
 
+mod app_call;
 mod authz;
 mod clock;
 mod config;

@@ -8,13 +8,16 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::Shared;
+use super::app_call::AppCall;
 use super::clock::rfc3339;
-use super::http::{ApiError, ApiResult, Scope, no_content, ok_json, parse_body, visible_app};
+use super::http::{
+    ApiError, ApiResult, Scope, no_content, ok_json, parse_body, required_str, str_field,
+};
 use super::model::{App, Certificate, Ip, Secret, World, secret_digest};
 use super::platform;
 
@@ -145,21 +148,13 @@ async fn create_app(
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_owned();
-    let org_slug = body
-        .get("org_slug")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
+    let org_slug = str_field(&body, "org_slug");
     let key = body
         .get("idempotency_key")
         .and_then(Value::as_str)
         .filter(|k| !k.is_empty())
         .map(str::to_owned);
-    let network = body
-        .get("network")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
+    let network = str_field(&body, "network");
     s.with_world(|w, now| {
         if let Some(k) = &key {
             let ttl = w.realism.idempotency_key_ttl_ms;
@@ -218,31 +213,16 @@ async fn create_app(
     })
 }
 
-async fn get_app(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path(app): Path<String>,
-) -> ApiResult {
-    s.with_world(|w, _| {
-        visible_app(w, &scope, &app)?;
-        let a = w
-            .apps
-            .get(&app)
-            .ok_or_else(|| ApiError::not_found("app not found"))?;
-        ok_json(200, w.app_json(a))
-    })
+async fn get_app(call: AppCall<String>) -> ApiResult {
+    call.read(|w, a, _| ok_json(200, w.app_json(a)))
 }
 
 /// `DELETE /v1/apps/{app}`: 202; machines, volumes and IPs go with it.
-async fn delete_app(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path(app): Path<String>,
-) -> ApiResult {
-    s.with_world(|w, _| {
-        visible_app(w, &scope, &app)?;
-        w.apps.remove(&app);
-        w.idempotency.retain(|_, (v, _)| v != &app);
+async fn delete_app(call: AppCall<String>) -> ApiResult {
+    let app = call.app();
+    call.world(|w, _| {
+        w.apps.remove(app);
+        w.idempotency.retain(|_, (v, _)| v != app);
         w.touch();
         Ok(axum::response::IntoResponse::into_response(
             axum::http::StatusCode::ACCEPTED,
@@ -267,17 +247,8 @@ fn strip_internal(mut v: Value) -> Value {
     v
 }
 
-async fn list_ips(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path(app): Path<String>,
-) -> ApiResult {
-    s.with_world(|w, _| {
-        visible_app(w, &scope, &app)?;
-        let a = w
-            .apps
-            .get(&app)
-            .ok_or_else(|| ApiError::not_found("app not found"))?;
+async fn list_ips(call: AppCall<String>) -> ApiResult {
+    call.read(|w, a, _| {
         let mut ips: Vec<Value> = a
             .ips
             .iter()
@@ -350,40 +321,19 @@ pub(crate) fn allocate(
     }
 }
 
-async fn allocate_ip(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path(app): Path<String>,
-    body: Bytes,
-) -> ApiResult {
+async fn allocate_ip(call: AppCall<String>, body: Bytes) -> ApiResult {
+    let app = call.app();
     let body = parse_body(&body)?;
-    let kind = body
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    let region = body
-        .get("region")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    let service = body
-        .get("service_name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    let network = body
-        .get("network")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    let delay = s.with_world(|w, _| w.delay(w.latency.ip_allocate_ms));
-    super::http::respond_after(&s, delay).await;
-    s.with_world(|w, now| {
-        visible_app(w, &scope, &app)?;
+    let kind = str_field(&body, "type");
+    let region = str_field(&body, "region");
+    let service = str_field(&body, "service_name");
+    let network = str_field(&body, "network");
+    let delay = call.s.with_world(|w, _| w.delay(w.latency.ip_allocate_ms));
+    super::http::respond_after(&call.s, delay).await;
+    call.world(|w, now| {
         if kind == "egress_pair" {
-            let v4 = allocate(w, &app, "egress_v4", &region, &service, &network, now)?;
-            let v6 = allocate(w, &app, "egress_v6", &region, &service, &network, now)?;
+            let v4 = allocate(w, app, "egress_v4", &region, &service, &network, now)?;
+            let v6 = allocate(w, app, "egress_v6", &region, &service, &network, now)?;
             return ok_json(
                 200,
                 json!({"ip": null, "ip_pair": {
@@ -391,10 +341,10 @@ async fn allocate_ip(
                 "region": region, "shared": false, "egress": true}),
             );
         }
-        let ip = allocate(w, &app, &kind, &region, &service, &network, now)?;
+        let ip = allocate(w, app, &kind, &region, &service, &network, now)?;
         let a = w
             .apps
-            .get(&app)
+            .get(app)
             .ok_or_else(|| ApiError::not_found("app not found"))?;
         match ip {
             Some(ip) => ok_json(200, strip_internal(ip_json(w, a, &ip))),
@@ -425,14 +375,10 @@ pub(crate) fn release(w: &mut World, app: &str, address: &str) -> Result<bool, A
     Ok(removed)
 }
 
-async fn release_ip(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, ip)): Path<(String, String)>,
-) -> ApiResult {
-    s.with_world(|w, _| {
-        visible_app(w, &scope, &app)?;
-        if release(w, &app, &ip)? {
+async fn release_ip(call: AppCall<(String, String)>) -> ApiResult {
+    let (app, ip) = call.ids();
+    call.world(|w, _| {
+        if release(w, app, ip)? {
             no_content()
         } else {
             Err(ApiError::not_found(format!("ip {ip} not found")))
@@ -454,18 +400,8 @@ fn show(q: &HashMap<String, String>) -> bool {
         .is_some_and(|v| v == "true" || v == "1")
 }
 
-async fn list_secrets(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path(app): Path<String>,
-    Query(q): Q,
-) -> ApiResult {
-    s.with_world(|w, _| {
-        visible_app(w, &scope, &app)?;
-        let a = w
-            .apps
-            .get(&app)
-            .ok_or_else(|| ApiError::not_found("app not found"))?;
+async fn list_secrets(call: AppCall<String>, Query(q): Q) -> ApiResult {
+    call.read(|_, a, _| {
         let list: Vec<Value> = a
             .secrets
             .iter()
@@ -476,12 +412,8 @@ async fn list_secrets(
 }
 
 /// `POST /secrets {values:{NAME: "v" | null}}`: `{secrets, version}`.
-async fn update_secrets(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path(app): Path<String>,
-    body: Bytes,
-) -> ApiResult {
+async fn update_secrets(call: AppCall<String>, body: Bytes) -> ApiResult {
+    let app = call.app();
     let body = parse_body(&body)?;
     let values = body
         .get("values")
@@ -490,9 +422,8 @@ async fn update_secrets(
         .ok_or_else(|| {
             ApiError::bad_request("values is required: {\"values\": {\"NAME\": \"value\" or null}}")
         })?;
-    s.with_world(|w, now| {
-        visible_app(w, &scope, &app)?;
-        let a = w.app_mut(&app)?;
+    call.world(|w, now| {
+        let a = w.app_mut(app)?;
         for (name, v) in &values {
             match v.as_str() {
                 Some(value) => {
@@ -523,51 +454,33 @@ async fn update_secrets(
     })
 }
 
-async fn get_secret(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, name)): Path<(String, String)>,
-    Query(q): Q,
-) -> ApiResult {
-    s.with_world(|w, _| {
-        visible_app(w, &scope, &app)?;
-        let a = w
-            .apps
-            .get(&app)
-            .ok_or_else(|| ApiError::not_found("app not found"))?;
+async fn get_secret(call: AppCall<(String, String)>, Query(q): Q) -> ApiResult {
+    let (_, name) = call.ids();
+    call.read(|_, a, _| {
         let sec = a
             .secrets
-            .get(&name)
+            .get(name)
             .ok_or_else(|| ApiError::not_found(format!("secret {name} not found")))?;
-        ok_json(200, secret_json(&name, sec, show(&q)))
+        ok_json(200, secret_json(name, sec, show(&q)))
     })
 }
 
-async fn set_secret(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, name)): Path<(String, String)>,
-    body: Bytes,
-) -> ApiResult {
+async fn set_secret(call: AppCall<(String, String)>, body: Bytes) -> ApiResult {
+    let (app, name) = call.ids();
     let body = parse_body(&body)?;
-    let value = body
-        .get("value")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::bad_request("value is required"))?
-        .to_owned();
-    s.with_world(|w, now| {
-        visible_app(w, &scope, &app)?;
-        let a = w.app_mut(&app)?;
-        let created = a.secrets.get(&name).map_or(now, |s| s.created_ms);
+    let value = required_str(&body, "value")?;
+    call.world(|w, now| {
+        let a = w.app_mut(app)?;
+        let created = a.secrets.get(name).map_or(now, |s| s.created_ms);
         let sec = Secret {
             digest: secret_digest(&value),
             value,
             created_ms: created,
             updated_ms: now,
         };
-        a.secrets.insert(name.clone(), sec.clone());
+        a.secrets.insert(name.to_owned(), sec.clone());
         let version = a.bump_secrets(now);
-        let mut v = secret_json(&name, &sec, false);
+        let mut v = secret_json(name, &sec, false);
         if let Some(o) = v.as_object_mut() {
             o.insert("version".into(), json!(version));
         }
@@ -576,15 +489,11 @@ async fn set_secret(
     })
 }
 
-async fn delete_secret(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, name)): Path<(String, String)>,
-) -> ApiResult {
-    s.with_world(|w, now| {
-        visible_app(w, &scope, &app)?;
-        let a = w.app_mut(&app)?;
-        if a.secrets.remove(&name).is_none() {
+async fn delete_secret(call: AppCall<(String, String)>) -> ApiResult {
+    let (app, name) = call.ids();
+    call.world(|w, now| {
+        let a = w.app_mut(app)?;
+        if a.secrets.remove(name).is_none() {
             return Err(ApiError::not_found(format!("secret {name} not found")));
         }
         let version = a.bump_secrets(now);
@@ -648,16 +557,9 @@ pub(crate) fn cert_detail(app: &App, c: &Certificate) -> Value {
     })
 }
 
-async fn list_certificates(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path(app): Path<String>,
-    Query(q): Q,
-) -> ApiResult {
+async fn list_certificates(call: AppCall<String>, Query(q): Q) -> ApiResult {
     let filter = q.get("filter").cloned().unwrap_or_default();
-    s.with_world(|w, _| {
-        visible_app(w, &scope, &app)?;
-        let a = w.apps.get(&app).ok_or_else(|| ApiError::not_found("app not found"))?;
+    call.read(|_, a, _| {
         let list: Vec<Value> = a
             .certificates
             .values()
@@ -677,12 +579,8 @@ async fn list_certificates(
     })
 }
 
-async fn add_certificate(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path(app): Path<String>,
-    body: Bytes,
-) -> ApiResult {
+async fn add_certificate(call: AppCall<String>, body: Bytes) -> ApiResult {
+    let app = call.app();
     let body = parse_body(&body)?;
     let hostname = body
         .get("hostname")
@@ -692,9 +590,8 @@ async fn add_certificate(
     if hostname.is_empty() || !hostname.contains('.') || hostname.contains(' ') {
         return Err(ApiError::new(422, format!("invalid hostname {hostname:?}")));
     }
-    s.with_world(|w, now| {
-        visible_app(w, &scope, &app)?;
-        let a = w.app_mut(&app)?;
+    call.world(|w, now| {
+        let a = w.app_mut(app)?;
         if a.certificates.contains_key(&hostname) {
             return Err(ApiError::new(
                 422,
@@ -713,36 +610,24 @@ async fn add_certificate(
     })
 }
 
-async fn get_certificate(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, host)): Path<(String, String)>,
-) -> ApiResult {
-    s.with_world(|w, _| {
-        visible_app(w, &scope, &app)?;
-        let a = w
-            .apps
-            .get(&app)
-            .ok_or_else(|| ApiError::not_found("app not found"))?;
+async fn get_certificate(call: AppCall<(String, String)>) -> ApiResult {
+    let (_, host) = call.ids();
+    call.read(|_, a, _| {
         let c = a
             .certificates
-            .get(&host)
+            .get(host)
             .ok_or_else(|| ApiError::not_found(format!("certificate for {host} not found")))?;
         ok_json(200, cert_detail(a, c))
     })
 }
 
-async fn check_certificate(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, host)): Path<(String, String)>,
-) -> ApiResult {
-    s.with_world(|w, _| {
-        visible_app(w, &scope, &app)?;
-        let a = w.app_mut(&app)?;
+async fn check_certificate(call: AppCall<(String, String)>) -> ApiResult {
+    let (app, host) = call.ids();
+    call.world(|w, _| {
+        let a = w.app_mut(app)?;
         let c = a
             .certificates
-            .get_mut(&host)
+            .get_mut(host)
             .ok_or_else(|| ApiError::not_found(format!("certificate for {host} not found")))?;
         c.checks_run += 1;
         let c = c.clone();
@@ -760,15 +645,11 @@ async fn check_certificate(
     })
 }
 
-async fn delete_certificate(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, host)): Path<(String, String)>,
-) -> ApiResult {
-    s.with_world(|w, _| {
-        visible_app(w, &scope, &app)?;
-        let a = w.app_mut(&app)?;
-        if a.certificates.remove(&host).is_none() {
+async fn delete_certificate(call: AppCall<(String, String)>) -> ApiResult {
+    let (app, host) = call.ids();
+    call.world(|w, _| {
+        let a = w.app_mut(app)?;
+        if a.certificates.remove(host).is_none() {
             return Err(ApiError::not_found(format!(
                 "certificate for {host} not found"
             )));

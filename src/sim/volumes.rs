@@ -7,18 +7,17 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::Query;
 use axum::http::HeaderValue;
 use axum::response::IntoResponse;
 use axum::routing::{get, put};
 use serde_json::{Value, json};
 
 use super::Shared;
-use super::http::{ApiError, ApiResult, Scope, ok_json, parse_body, visible_app};
+use super::app_call::AppCall;
+use super::http::{ApiError, ApiResult, ok_json, parse_body, str_field};
 use super::model::{MState, Snapshot, Volume, World, volume_is_going};
 use super::platform;
-
-type Ids = Path<(String, String)>;
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     let v = "/v1/apps/{app_name}/volumes/{volume_id}";
@@ -32,12 +31,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         )
 }
 
-async fn list(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path(app): Path<String>,
-    Query(q): Query<Vec<(String, String)>>,
-) -> ApiResult {
+async fn list(call: AppCall<String>, Query(q): Query<Vec<(String, String)>>) -> ApiResult {
     let limit = q
         .iter()
         .find(|(k, _)| k == "limit")
@@ -47,12 +41,7 @@ async fn list(
         .find(|(k, _)| k == "cursor")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
-    s.with_world(|w, _| {
-        visible_app(w, &scope, &app)?;
-        let a = w
-            .apps
-            .get(&app)
-            .ok_or_else(|| ApiError::not_found("app not found"))?;
+    call.read(|_, a, _| {
         let matching: Vec<&Volume> = a
             .volumes
             .values()
@@ -72,6 +61,22 @@ async fn list(
         }
         Ok(resp)
     })
+}
+
+/// Volume `id` of `app`; 404 `volume not found` when there is none.
+fn volume<'a>(w: &'a World, app: &str, id: &str) -> Result<&'a Volume, ApiError> {
+    w.apps
+        .get(app)
+        .and_then(|a| a.volumes.get(id))
+        .ok_or_else(|| ApiError::not_found("volume not found"))
+}
+
+/// [`volume`], to change it.
+fn volume_mut<'a>(w: &'a mut World, app: &str, id: &str) -> Result<&'a mut Volume, ApiError> {
+    w.app_mut(app)?
+        .volumes
+        .get_mut(id)
+        .ok_or_else(|| ApiError::not_found("volume not found"))
 }
 
 fn pick_zone(w: &mut World, app: &str, name: &str, region: &str, unique: bool) -> String {
@@ -95,23 +100,11 @@ fn pick_zone(w: &mut World, app: &str, name: &str, region: &str, unique: bool) -
 }
 
 /// `POST /v1/apps/{app}/volumes`: create, restore (`snapshot_id`) or fork (`source_volume_id`).
-async fn create(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path(app): Path<String>,
-    body: Bytes,
-) -> ApiResult {
+async fn create(call: AppCall<String>, body: Bytes) -> ApiResult {
+    let app = call.app();
     let body = parse_body(&body)?;
-    let name = body
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    let region = body
-        .get("region")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
+    let name = str_field(&body, "name");
+    let region = str_field(&body, "region");
     let size = body.get("size_gb").and_then(Value::as_u64);
     let snapshot_id = body
         .get("snapshot_id")
@@ -126,11 +119,10 @@ async fn create(
         .and_then(Value::as_bool)
         .unwrap_or(true);
     let delay =
-        s.with_world(|w, now| -> Result<(Value, u64), ApiError> {
-            visible_app(w, &scope, &app)?;
+        call.world(|w, now| -> Result<(Value, u64), ApiError> {
             let a = w
                 .apps
-                .get(&app)
+                .get(app)
                 .ok_or_else(|| ApiError::not_found("app not found"))?;
             let source_vol =
                 match &source {
@@ -208,7 +200,7 @@ async fn create(
                 return Err(ApiError::new(409, "aborted: no capacity"));
             }
             let id = w.rng.volume_id();
-            let zone = pick_zone(w, &app, &name, &region, unique);
+            let zone = pick_zone(w, app, &name, &region, unique);
             let restoring = snapshot.is_some() || source_vol.is_some();
             let ready = now.saturating_add(w.delay(w.latency.volume_restore_ms));
             let vol = Volume {
@@ -248,48 +240,31 @@ async fn create(
                 destroy_plan: Default::default(),
             };
             let out = vol.to_json();
-            w.app_mut(&app)?.volumes.insert(id.clone(), vol);
+            w.app_mut(app)?.volumes.insert(id.clone(), vol);
             if restoring {
-                w.schedule_volume(&app, &id, ready);
+                w.schedule_volume(app, &id, ready);
             }
             w.touch();
             Ok((out, w.delay(w.latency.volume_create_ms)))
         })?;
     let (out, ms) = delay;
-    super::http::respond_after(&s, ms).await;
+    super::http::respond_after(&call.s, ms).await;
     ok_json(200, out)
 }
 
-async fn show(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, id)): Ids,
-) -> ApiResult {
-    s.with_world(|w, _| {
-        visible_app(w, &scope, &app)?;
-        let v = w
-            .apps
-            .get(&app)
-            .and_then(|a| a.volumes.get(&id))
-            .ok_or_else(|| ApiError::not_found("volume not found"))?;
+async fn show(call: AppCall<(String, String)>) -> ApiResult {
+    let (app, id) = call.ids();
+    call.world(|w, _| {
+        let v = volume(w, app, id)?;
         ok_json(200, v.to_json())
     })
 }
 
-async fn update(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, id)): Ids,
-    body: Bytes,
-) -> ApiResult {
+async fn update(call: AppCall<(String, String)>, body: Bytes) -> ApiResult {
+    let (app, id) = call.ids();
     let body = parse_body(&body)?;
-    s.with_world(|w, _| {
-        visible_app(w, &scope, &app)?;
-        let v = w
-            .app_mut(&app)?
-            .volumes
-            .get_mut(&id)
-            .ok_or_else(|| ApiError::not_found("volume not found"))?;
+    call.world(|w, _| {
+        let v = volume_mut(w, app, id)?;
         if let Some(r) = body.get("snapshot_retention").and_then(Value::as_u64) {
             if !(1..=60).contains(&r) {
                 return Err(ApiError::bad_request(
@@ -312,16 +287,12 @@ async fn update(
 /// `Realism::volume_destroy_step_ms` each before it is gone (fly-go
 /// `flaps/flaps_volumes.go` `destroyedVolumeStates`); a second destroy on the way
 /// answers the volume as it is.
-async fn destroy(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, id)): Ids,
-) -> ApiResult {
-    s.with_world(|w, now| {
-        visible_app(w, &scope, &app)?;
+async fn destroy(call: AppCall<(String, String)>) -> ApiResult {
+    let (app, id) = call.ids();
+    call.world(|w, now| {
         let step = w.realism.volume_destroy_step_ms;
-        let a = w.app_mut(&app)?;
-        let v = a.volumes.get(&id).ok_or_else(|| ApiError::not_found("volume not found"))?;
+        let a = w.app_mut(app)?;
+        let v = a.volumes.get(id).ok_or_else(|| ApiError::not_found("volume not found"))?;
         if volume_is_going(&v.state) {
             return ok_json(200, v.to_json());
         }
@@ -335,12 +306,12 @@ async fn destroy(
             }
         }
         if step == 0 {
-            let mut v = a.volumes.remove(&id).ok_or_else(|| ApiError::not_found("volume not found"))?;
+            let mut v = a.volumes.remove(id).ok_or_else(|| ApiError::not_found("volume not found"))?;
             v.state = "destroyed".into();
             w.touch();
             return ok_json(200, v.to_json());
         }
-        let v = a.volumes.get_mut(&id).ok_or_else(|| ApiError::not_found("volume not found"))?;
+        let v = a.volumes.get_mut(id).ok_or_else(|| ApiError::not_found("volume not found"))?;
         v.state = "scheduling_destroy".into();
         v.attached_machine_id = None;
         v.attached_alloc_id = None;
@@ -353,30 +324,25 @@ async fn destroy(
         let out = v.to_json();
         let dues: Vec<u64> = v.destroy_plan.iter().map(|(due, _)| *due).collect();
         for due in dues {
-            w.schedule_volume(&app, &id, due);
+            w.schedule_volume(app, id, due);
         }
         w.touch();
         ok_json(200, out)
     })
 }
 
-async fn extend(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, id)): Ids,
-    body: Bytes,
-) -> ApiResult {
+async fn extend(call: AppCall<(String, String)>, body: Bytes) -> ApiResult {
+    let (app, id) = call.ids();
     let body = parse_body(&body)?;
     let size = body
         .get("size_gb")
         .and_then(Value::as_u64)
         .ok_or_else(|| ApiError::bad_request("size_gb is required"))?;
-    s.with_world(|w, _| {
-        visible_app(w, &scope, &app)?;
-        let a = w.app_mut(&app)?;
+    call.world(|w, _| {
+        let a = w.app_mut(app)?;
         let v = a
             .volumes
-            .get_mut(&id)
+            .get_mut(id)
             .ok_or_else(|| ApiError::not_found("volume not found"))?;
         if size <= v.size_gb {
             return Err(ApiError::bad_request(format!(
@@ -398,18 +364,10 @@ async fn extend(
     })
 }
 
-async fn list_snapshots(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, id)): Ids,
-) -> ApiResult {
-    s.with_world(|w, _| {
-        visible_app(w, &scope, &app)?;
-        let v = w
-            .apps
-            .get(&app)
-            .and_then(|a| a.volumes.get(&id))
-            .ok_or_else(|| ApiError::not_found("volume not found"))?;
+async fn list_snapshots(call: AppCall<(String, String)>) -> ApiResult {
+    let (app, id) = call.ids();
+    call.world(|w, _| {
+        let v = volume(w, app, id)?;
         ok_json(
             200,
             Value::Array(v.snapshots.iter().map(Snapshot::to_json).collect()),
@@ -417,19 +375,11 @@ async fn list_snapshots(
     })
 }
 
-async fn take_snapshot(
-    State(s): State<Arc<Shared>>,
-    Extension(scope): Extension<Scope>,
-    Path((app, id)): Ids,
-) -> ApiResult {
-    s.with_world(|w, now| {
-        visible_app(w, &scope, &app)?;
+async fn take_snapshot(call: AppCall<(String, String)>) -> ApiResult {
+    let (app, id) = call.ids();
+    call.world(|w, now| {
         let sid = w.rng.snapshot_id();
-        let v = w
-            .app_mut(&app)?
-            .volumes
-            .get_mut(&id)
-            .ok_or_else(|| ApiError::not_found("volume not found"))?;
+        let v = volume_mut(w, app, id)?;
         let digest = super::model::secret_digest(&sid);
         v.snapshots.push(Snapshot {
             id: sid,

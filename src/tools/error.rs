@@ -52,6 +52,20 @@ impl From<workflows::Error> for ToolError {
     }
 }
 
+/// A bulk tool's result: `report` itself, or, when part of the work `failed`, an
+/// [`ToolError::Incomplete`] carrying the report's text (what was and was not done).
+pub fn complete_or_incomplete<R: super::ToolOutput>(
+    failed: bool,
+    report: R,
+) -> Result<R, ToolError> {
+    if failed {
+        return Err(ToolError::Incomplete {
+            summary: report.render_text(),
+        });
+    }
+    Ok(report)
+}
+
 impl ToolError {
     /// A short machine-readable kind, used by `call` and the audit log.
     pub fn kind(&self) -> &'static str {

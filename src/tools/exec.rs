@@ -11,12 +11,9 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    catalog::{DeclarationError, DestroyPlan, ToolDef, ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-};
 use crate::tools::args::{AppName, MachineId};
+use crate::tools::catalog::DeclarationError;
+use crate::tools::{DestroyPlan, ToolContext, ToolDef, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::exec as wf;
 
 /// The tools of this toolset.
@@ -263,5 +260,36 @@ mod tests {
         let long = command_line(&["echo".into(), "x".repeat(5000)]);
         assert!(long.len() < SHOWN_COMMAND_BYTES + 30, "{long}");
         assert!(long.ends_with("(5005 bytes)"), "{long}");
+    }
+
+    #[test]
+    fn texts_the_model_reads() {
+        let plan = ExecCommandPlan {
+            app: "web".into(),
+            machine_id: "148e1d4ae77d89".into(),
+            machine_name: "web-1".into(),
+            region: "iad".into(),
+            command: vec!["sh".into(), "-c".into(), "ls /data | head".into()],
+            timeout_secs: 30,
+        };
+        let out = ExecCommandOut {
+            app: "web".into(),
+            machine_id: "148e1d4ae77d89".into(),
+            command: plan.command.clone(),
+            exit_code: 1,
+            exit_signal: 0,
+            stdout: StreamOut {
+                text: "lost+found\n".into(),
+                total_bytes: 11,
+                truncated: false,
+            },
+            stderr: StreamOut {
+                text: "head: write error\n".into(),
+                total_bytes: 4096,
+                truncated: true,
+            },
+            elapsed_ms: 240,
+        };
+        insta::assert_snapshot!([plan.describe(), out.render_text()].join("\n---\n"));
     }
 }

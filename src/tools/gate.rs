@@ -30,6 +30,7 @@ use super::{
     redact::Redactor,
     render::cap_text,
     safety::{ConfirmMode, Policy},
+    tasks::{TaskInput, Tasks},
     untrusted,
 };
 use crate::fly;
@@ -71,6 +72,9 @@ pub enum Confirmer {
         responses: Option<InputResponses>,
         state: Option<String>,
     },
+    /// A call running as an MCP task for a client that declared elicitation: the task
+    /// moves to `input_required` and goes on when `tasks/update` brings the answer.
+    Task(TaskInput),
 }
 
 /// The outcome of a call, redacted and capped.
@@ -99,6 +103,8 @@ pub struct Gate {
     audit: Option<AuditLog>,
     /// The pool listings this process's claims share (one per gate, so per process).
     pool_listings: Arc<PoolListings>,
+    /// The MCP tasks of this process (one store for every session).
+    tasks: Tasks,
 }
 
 impl Gate {
@@ -120,7 +126,19 @@ impl Gate {
             redactor,
             audit,
             pool_listings: Arc::new(PoolListings::new()),
+            tasks: Tasks::default(),
         }
+    }
+
+    /// Keeps MCP tasks in `tasks` (which names this replica's Fly Machine).
+    pub fn with_tasks(mut self, tasks: Tasks) -> Self {
+        self.tasks = tasks;
+        self
+    }
+
+    /// The MCP tasks of this process.
+    pub fn tasks(&self) -> &Tasks {
+        &self.tasks
     }
 
     /// The catalog (every tool of this build).
@@ -312,6 +330,20 @@ impl Gate {
                 Elicited::Refused(reason) => Err(ToolError::NotConfirmed { reason }.into()),
                 Elicited::Unavailable => Ok(by_argument(request, given)?),
             },
+            (ConfirmMode::Elicit, Confirmer::Task(task)) => {
+                let form = InputRequest::Elicitation(ElicitRequest::new(elicit_params(request)?));
+                match task.0.request_input(CONFIRM_INPUT_KEY, form).await {
+                    Ok(answer) => match read_answer(request, &answer) {
+                        Elicited::Confirmed => Ok(()),
+                        Elicited::Refused(reason) => Err(ToolError::NotConfirmed { reason }.into()),
+                        Elicited::Unavailable => Ok(by_argument(request, given)?),
+                    },
+                    Err(_) => Err(ToolError::NotConfirmed {
+                        reason: "the task was cancelled before the user answered".to_owned(),
+                    }
+                    .into()),
+                }
+            }
             (ConfirmMode::Elicit, Confirmer::InputRequired { responses, state }) => {
                 let digest = plan_digest(request);
                 let answer = responses

@@ -18,12 +18,9 @@ use schemars::JsonSchema;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    catalog::{DeclarationError, ToolDef, ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-};
 use crate::tools::args::{AppName, Region};
+use crate::tools::catalog::DeclarationError;
+use crate::tools::{ToolContext, ToolDef, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{hosting as wf, provision, secret_refs::RefPolicy};
 
 /// The tools of this toolset.
@@ -307,4 +304,30 @@ fn write_key_file(path: &Path, key: &SecretString) -> Result<(), ToolError> {
         field: "key_file".to_owned(),
         message: format!("cannot write {}: {e}", path.display()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_the_model_reads() {
+        let out = DeployMcpServerOut {
+            app: "mcp-notes".into(),
+            url: "https://mcp-notes.fly.dev".into(),
+            region: "iad".into(),
+            machine_id: "148e1d4ae77d89".into(),
+            volume_id: Some("vol_4o2ejqnyx7y8gkpv".into()),
+            ipv4: Some("66.241.124.17".into()),
+            ipv6: Some("2a09:8280:1::4e:1a2b".into()),
+            key_secret: "MCP_KEY".into(),
+            key_file: Some("/home/ana/.config/mcp-notes.key".into()),
+            bearer_key: None,
+            client_config: serde_json::json!({"mcpServers": {"mcp-notes": {
+                "command": "fly", "args": ["mcp", "proxy", "--url", "https://mcp-notes.fly.dev"]}}}),
+            exposed: vec!["port 443 (https) → 8080".into()],
+            created: vec!["app mcp-notes".into(), "machine 148e1d4ae77d89".into()],
+        };
+        insta::assert_snapshot!(out.render_text());
+    }
 }

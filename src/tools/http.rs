@@ -265,8 +265,13 @@ fn router(
         allowed_origins: Arc::new(opts.allowed_origins.clone()),
         max_body_bytes: opts.max_body_bytes,
     };
+    let replay = ReplayState {
+        instance: state.gate.tasks().instance().map(str::to_owned),
+        max_body_bytes: opts.max_body_bytes,
+    };
     let router = Router::new()
         .route_service("/mcp", mcp)
+        .layer(middleware::from_fn_with_state(replay, replay_elsewhere))
         .layer(middleware::from_fn_with_state(state, guard))
         .route("/healthz", get(|| async { "ok" }));
     match metadata {
@@ -337,6 +342,64 @@ async fn guard(State(state): State<AuthState>, req: Request<Body>, next: Next) -
     };
     req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+#[derive(Clone)]
+struct ReplayState {
+    /// This replica's Fly Machine id; `None` outside Fly (nothing is replayed).
+    instance: Option<String>,
+    max_body_bytes: usize,
+}
+
+/// A `tasks/*` request for a task another replica runs is answered with
+/// `fly-replay: instance=<id>`: Fly's proxy then delivers the same request to that
+/// Machine (<https://fly.io/docs/networking/dynamic-request-routing/>; the proxy
+/// replays bodies up to 1 MB, our default body limit). A request the proxy already
+/// replayed (`fly-replay-src`) is never sent on again: the handler answers it (an
+/// unknown task, if that replica is gone).
+async fn replay_elsewhere(
+    State(state): State<ReplayState>,
+    req: Request<Body>,
+    next: Next,
+) -> Response {
+    let Some(ours) = state.instance.as_deref() else {
+        return next.run(req).await;
+    };
+    if req.method() != axum::http::Method::POST || req.headers().contains_key("fly-replay-src") {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, state.max_body_bytes).await else {
+        return reject(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+    };
+    if let Some(target) = super::tasks::replay_target(&bytes, ours)
+        && let Ok(value) = format!("instance={target}").parse::<header::HeaderValue>()
+    {
+        let id = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|m| m.get("id").cloned())
+            .unwrap_or(serde_json::Value::Null);
+        let body = serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "error": {
+                "code": -32602,
+                "message": format!(
+                    "this task runs on replica {target}; behind Fly's proxy this request is replayed there"
+                ),
+            },
+        });
+        let mut resp = (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response();
+        resp.headers_mut().insert("fly-replay", value);
+        return resp;
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 #[expect(clippy::result_large_err, reason = "the error is the response to send")]

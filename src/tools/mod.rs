@@ -38,6 +38,7 @@ pub mod schema;
 pub mod secrets;
 pub mod server;
 pub mod storage;
+pub mod tasks;
 pub mod untrusted;
 
 pub use catalog::{Catalog, DestroyPlan, ToolDef, ToolInfo, ToolKind, ToolOutput, Toolset};

@@ -8,13 +8,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    catalog::{DeclarationError, DestroyPlan, ToolDef, ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    render::table,
-};
 use crate::tools::args::{AppName, Region};
+use crate::tools::catalog::DeclarationError;
+use crate::tools::render::table_of;
+use crate::tools::{DestroyPlan, ToolContext, ToolDef, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::network as wf;
 
 /// The tools of this toolset.
@@ -154,18 +151,14 @@ impl From<wf::IpAddress> for IpOut {
 }
 
 fn ip_rows(ips: &[IpOut]) -> String {
-    let rows: Vec<Vec<String>> = ips
-        .iter()
-        .map(|i| {
-            vec![
-                i.address.clone(),
-                i.kind.clone(),
-                i.region.clone(),
-                i.network.clone().unwrap_or_default(),
-            ]
-        })
-        .collect();
-    table(&["ADDRESS", "KIND", "REGION", "NETWORK"], &rows)
+    table_of(&["ADDRESS", "KIND", "REGION", "NETWORK"], ips, |i| {
+        vec![
+            i.address.clone(),
+            i.kind.clone(),
+            i.region.clone(),
+            i.network.clone().unwrap_or_default(),
+        ]
+    })
 }
 
 /// Result of `allocate_ip`.
@@ -367,25 +360,24 @@ impl From<wf::CertificateState> for CertificateOut {
 
 impl ToolOutput for CertificateOut {
     fn render_text(&self) -> String {
-        let rows: Vec<Vec<String>> = self
-            .dns_records
-            .iter()
-            .map(|r| {
-                vec![
-                    r.record_type.clone(),
-                    r.name.clone(),
-                    r.value.clone(),
-                    r.purpose.clone(),
-                ]
-            })
-            .collect();
         let mut out = format!(
             "certificate {} (app {}): {}{}\nDNS records:\n{}",
             self.hostname,
             self.app,
             self.status,
             if self.ready { ", ready" } else { "" },
-            table(&["TYPE", "NAME", "VALUE", "PURPOSE"], &rows)
+            table_of(
+                &["TYPE", "NAME", "VALUE", "PURPOSE"],
+                &self.dns_records,
+                |r| {
+                    vec![
+                        r.record_type.clone(),
+                        r.name.clone(),
+                        r.value.clone(),
+                        r.purpose.clone(),
+                    ]
+                }
+            )
         );
         if !self.issued.is_empty() {
             out.push_str(&format!("issued: {}\n", self.issued.join("; ")));
@@ -483,4 +475,76 @@ async fn remove_certificate(
         app: plan.app,
         hostname: plan.hostname,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_the_model_reads() {
+        let found = wf::IpAddress {
+            address: "2a09:8280:1::4e:1a2b".into(),
+            kind: "v6".into(),
+            region: "global".into(),
+            network: None,
+            created_at: Some("2026-11-20T09:00:00Z".into()),
+        };
+        let allocated = AllocateIpOut {
+            app: "web".into(),
+            addresses: vec![
+                IpOut::from(found.clone()),
+                IpOut {
+                    address: "fdaa:0:3ec2:0:1::2f".into(),
+                    kind: "private_v6".into(),
+                    region: "global".into(),
+                    network: Some("tenant-a".into()),
+                },
+            ],
+            public: true,
+        };
+        let release = ReleaseIpPlan {
+            app: "web".into(),
+            address: IpOut::from(found.clone()),
+            found: found.clone(),
+        };
+        let released = ReleaseIpOut {
+            app: "web".into(),
+            released: IpOut::from(found),
+        };
+        let certificate = CertificateOut {
+            app: "web".into(),
+            hostname: "web.example.com".into(),
+            status: "pending_validation".into(),
+            ready: false,
+            dns_records: vec![DnsRecordOut {
+                record_type: "CNAME".into(),
+                name: "web.example.com".into(),
+                value: "web.fly.dev".into(),
+                purpose: "points the name at the app".into(),
+            }],
+            missing: vec!["DNS records for this hostname are not pointing at the app yet".into()],
+            issued: Vec::new(),
+        };
+        let remove = RemoveCertificatePlan {
+            app: "web".into(),
+            hostname: "web.example.com".into(),
+            status: "active".into(),
+        };
+        let removed = RemoveCertificateOut {
+            app: "web".into(),
+            hostname: "web.example.com".into(),
+        };
+        insta::assert_snapshot!(
+            [
+                allocated.render_text(),
+                release.describe(),
+                released.render_text(),
+                certificate.render_text(),
+                remove.describe(),
+                removed.render_text(),
+            ]
+            .join("\n---\n")
+        );
+    }
 }

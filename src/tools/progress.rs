@@ -111,6 +111,14 @@ impl Reporter {
         self.send(Note::Close);
     }
 
+    /// Resolves once everything sent before [`Reporter::close`] has been delivered
+    /// (a task's last status line is then the one it keeps).
+    pub async fn closed(&self) {
+        if let Some(tx) = &self.tx {
+            tx.closed().await;
+        }
+    }
+
     fn send(&self, note: Note) {
         if let Some(tx) = &self.tx {
             let _forwarder_gone = tx.send(note);

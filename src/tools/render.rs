@@ -25,6 +25,16 @@ pub fn cap_text(text: String, max: usize, narrow_hint: &str) -> String {
     )
 }
 
+/// [`table`] with one row an item: `cells` gives an item's columns, in `header`'s order.
+pub fn table_of<'a, T: 'a>(
+    header: &[&str],
+    items: impl IntoIterator<Item = &'a T>,
+    cells: impl FnMut(&'a T) -> Vec<String>,
+) -> String {
+    let rows: Vec<Vec<String>> = items.into_iter().map(cells).collect();
+    table(header, &rows)
+}
+
 /// Renders rows as left-aligned columns separated by two spaces.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     // Widths as shown: the marks of app-controlled text take no column.

@@ -10,13 +10,11 @@ use schemars::JsonSchema;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    catalog::{DeclarationError, DestroyPlan, ToolDef, ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    render::table,
-};
 use crate::tools::args::AppName;
+use crate::tools::catalog::DeclarationError;
+use crate::tools::error::complete_or_incomplete;
+use crate::tools::render::{table, table_of};
+use crate::tools::{DestroyPlan, ToolContext, ToolDef, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{secrets as wf, update as upd};
 
 /// The tools of this toolset.
@@ -167,10 +165,11 @@ pub struct SetSecretsReport {
 
 impl ToolOutput for SetSecretsReport {
     fn render_text(&self) -> String {
-        let rows: Vec<Vec<String>> = self
-            .secrets
-            .iter()
-            .map(|s| {
+        let mut out = format!(
+            "app {}: secrets version {}\n{}",
+            self.app,
+            self.version,
+            table_of(&["NAME", "CHANGE", "DIGEST", "FROM"], &self.secrets, |s| {
                 vec![
                     s.name.clone(),
                     s.change.clone(),
@@ -178,12 +177,6 @@ impl ToolOutput for SetSecretsReport {
                     s.source.clone().unwrap_or_default(),
                 ]
             })
-            .collect();
-        let mut out = format!(
-            "app {}: secrets version {}\n{}",
-            self.app,
-            self.version,
-            table(&["NAME", "CHANGE", "DIGEST", "FROM"], &rows)
         );
         if let Some(r) = &self.rollout {
             out.push_str("\nrollout: ");
@@ -271,14 +264,66 @@ async fn set_secrets(
             .collect(),
         rollout: r.rollout.map(Into::into),
     };
-    if report
-        .rollout
-        .as_ref()
-        .is_some_and(|r| r.failed > 0 || r.reverted > 0)
-    {
-        return Err(ToolError::Incomplete {
-            summary: report.render_text(),
-        });
+    complete_or_incomplete(
+        report
+            .rollout
+            .as_ref()
+            .is_some_and(|r| r.failed > 0 || r.reverted > 0),
+        report,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_the_model_reads() {
+        let plan = SetSecretsPlan {
+            app: "web".into(),
+            set: vec![
+                PlannedSecret {
+                    name: "DATABASE_URL".into(),
+                    source: "env:DATABASE_URL".into(),
+                    replaces: true,
+                },
+                PlannedSecret {
+                    name: "API_KEY".into(),
+                    source: "file:/run/secrets/api_key".into(),
+                    replaces: false,
+                },
+            ],
+            unset: vec!["OLD_TOKEN".into()],
+            unset_missing: vec!["NEVER_SET".into()],
+            rollout: true,
+            plan: wf::SecretsPlan {
+                app: "web".into(),
+                set: Vec::new(),
+                unset: Vec::new(),
+                unset_missing: Vec::new(),
+                rollout: true,
+            },
+            resolved: Vec::new(),
+        };
+        let report = SetSecretsReport {
+            app: "web".into(),
+            version: 7,
+            secrets: vec![
+                SecretOut {
+                    name: "DATABASE_URL".into(),
+                    change: "set".into(),
+                    digest: "4f1a9c2e".into(),
+                    source: Some("env:DATABASE_URL".into()),
+                },
+                SecretOut {
+                    name: "OLD_TOKEN".into(),
+                    change: "unset".into(),
+                    digest: String::new(),
+                    source: None,
+                },
+            ],
+            rollout: None,
+        };
+        insta::assert_snapshot!([plan.describe(), report.render_text()].join("\n---\n"));
     }
-    Ok(report)
 }

@@ -11,11 +11,12 @@ use std::sync::{
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-        InitializeRequestParams, InitializeResult, ListPromptsRequestMethod, ListPromptsResult,
+        CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ContentBlock,
+        CreateTaskResult, GetTaskParams, GetTaskResult, Implementation, InitializeRequestParams,
+        InitializeResult, ListPromptsRequestMethod, ListPromptsResult,
         ListResourceTemplatesRequestMethod, ListResourceTemplatesResult,
         ListResourcesRequestMethod, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-        ProtocolVersion, ServerCapabilities, ServerConfig, Tool,
+        ProtocolVersion, ServerCapabilities, ServerConfig, Tool, UpdateTaskParams,
     },
     service::{ElicitationMode, RequestContext},
 };
@@ -24,7 +25,9 @@ use super::{
     context::Steering,
     gate::{Caller, Confirmer, Gate, Outcome},
     progress::Reporter,
+    tasks::{self, TaskInput},
 };
+use tokio_util::sync::CancellationToken;
 
 /// The server name clients see.
 pub const SERVER_NAME: &str = "fly-machines-mcp";
@@ -106,12 +109,17 @@ fn confirmer_of(
 
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(
-                Implementation::new(SERVER_NAME, env!("CARGO_PKG_VERSION"))
-                    .with_title("Fly Machines MCP"),
-            )
-            .with_instructions(INSTRUCTIONS)
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tasks()
+                .build(),
+        )
+        .with_server_info(
+            Implementation::new(SERVER_NAME, env!("CARGO_PKG_VERSION"))
+                .with_title("Fly Machines MCP"),
+        )
+        .with_instructions(INSTRUCTIONS)
     }
 
     async fn initialize(
@@ -181,6 +189,18 @@ impl ServerHandler for McpServer {
     ) -> Result<CallToolResponse, McpError> {
         let mut caller = caller_of(&context);
         caller.saw_app_text = self.saw_app_text.load(Ordering::Relaxed);
+        let declared_tasks = context
+            .client_capabilities()
+            .is_some_and(|c| c.supports_tasks());
+        if declared_tasks
+            && tasks::runs_as_task(&request.name, request.arguments.as_ref())
+            && self.gate.get_tool(&request.name).is_some()
+        {
+            return Ok(match self.start_task(request, &context, caller) {
+                Ok(task) => task.into(),
+                Err(refused) => CallToolResult::error(vec![ContentBlock::text(refused)]).into(),
+            });
+        }
         let confirmer = confirmer_of(&context, &request);
         let reporter = match context.meta.get_progress_token() {
             Some(token) => {
@@ -200,29 +220,143 @@ impl ServerHandler for McpServer {
             )
             .await;
         reporter.close();
-        match outcome {
-            Outcome::Ok(rendered) => {
-                if rendered
-                    .meta
-                    .as_ref()
-                    .is_some_and(|m| m.contains_key(super::untrusted::META_KEY))
+        answer(outcome, &self.saw_app_text)
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, McpError> {
+        self.gate
+            .tasks()
+            .get(&request.task_id, &caller_of(&context))
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let responses = request
+            .input_responses
+            .into_iter()
+            .filter_map(|(key, response)| {
+                serde_json::to_value(response)
+                    .ok()
+                    .map(|value| (key, value))
+            });
+        self.gate
+            .tasks()
+            .update(&request.task_id, &caller_of(&context), responses)
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.gate
+            .tasks()
+            .cancel(&request.task_id, &caller_of(&context))
+    }
+}
+
+impl McpServer {
+    /// Runs the call as an MCP task: the same gate call, in the background, its
+    /// progress in the task's status line, its cancellation `tasks/cancel`, its
+    /// confirmation the task's input request.
+    fn start_task(
+        &self,
+        request: CallToolRequestParams,
+        context: &RequestContext<RoleServer>,
+        caller: Caller,
+    ) -> Result<CreateTaskResult, String> {
+        let can_elicit = context
+            .client_capabilities()
+            .is_some_and(|c| c.elicitation.is_some());
+        let gate = self.gate.clone();
+        let saw_app_text = self.saw_app_text.clone();
+        let ttl = gate.tasks().ttl();
+        let starting = format!("{}: starting", request.name);
+        let owner = caller.clone();
+        let task = self.gate.tasks().spawn(&owner, &starting, move |ctx| {
+            tasks::boxed(async move {
+                let cancel = CancellationToken::new();
+                let _watch = tasks::watch_cancellation(&ctx, cancel.clone(), ttl);
+                let status = ctx.clone();
+                let reporter = Reporter::status(
+                    Arc::new(move |line: String| status.set_status_message(line)),
+                    gate.redactor().clone(),
+                );
+                let confirmer = if can_elicit {
+                    Confirmer::Task(TaskInput(ctx.clone()))
+                } else {
+                    Confirmer::ArgumentOnly
+                };
+                let outcome = gate
+                    .call(
+                        &request.name,
+                        request.arguments,
+                        &caller,
+                        confirmer,
+                        Steering::new(reporter.clone(), cancel.clone()),
+                    )
+                    .await;
+                let result = match answer(outcome, &saw_app_text) {
+                    Ok(CallToolResponse::Complete(result)) => Ok(result),
+                    Ok(_) => Err(McpError::internal_error(
+                        "the call asked for input outside its task",
+                        None,
+                    )),
+                    Err(e) => Err(e),
+                };
+                if cancel.is_cancelled()
+                    && let Ok(r) = &result
                 {
-                    self.saw_app_text.store(true, Ordering::Relaxed);
+                    // A cancelled task carries no result: its last status line is the
+                    // call's own report (what was done, undone, and left).
+                    let said = r
+                        .content
+                        .iter()
+                        .find_map(|c| c.as_text().map(|t| t.text.clone()))
+                        .unwrap_or_default();
+                    reporter.tick(format!("cancelled: {said}"));
                 }
-                let mut result = CallToolResult::structured(rendered.structured);
-                result.content = vec![ContentBlock::text(rendered.text)];
-                result.meta = rendered.meta.map(rmcp::model::MetaObject);
-                Ok(result.into())
+                reporter.close();
+                reporter.closed().await;
+                tasks::exit_of(result, cancel.is_cancelled())
+            })
+        })?;
+        Ok(CreateTaskResult::new(task))
+    }
+}
+
+/// What the client gets for the gate's outcome (a synchronous call, or a task's
+/// inlined result).
+fn answer(outcome: Outcome, saw_app_text: &AtomicBool) -> Result<CallToolResponse, McpError> {
+    match outcome {
+        Outcome::Ok(rendered) => {
+            if rendered
+                .meta
+                .as_ref()
+                .is_some_and(|m| m.contains_key(super::untrusted::META_KEY))
+            {
+                saw_app_text.store(true, Ordering::Relaxed);
             }
-            Outcome::Failed {
-                kind: "unknown_tool",
-                message,
-                ..
-            } => Err(McpError::invalid_params(message, None)),
-            Outcome::Failed { message, .. } => {
-                Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into())
-            }
-            Outcome::InputRequired(r) => Ok(r.into()),
+            let mut result = CallToolResult::structured(rendered.structured);
+            result.content = vec![ContentBlock::text(rendered.text)];
+            result.meta = rendered.meta.map(rmcp::model::MetaObject);
+            Ok(result.into())
         }
+        Outcome::Failed {
+            kind: "unknown_tool",
+            message,
+            ..
+        } => Err(McpError::invalid_params(message, None)),
+        Outcome::Failed { message, .. } => {
+            Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into())
+        }
+        Outcome::InputRequired(r) => Ok(r.into()),
     }
 }

@@ -4,13 +4,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    catalog::{DeclarationError, DestroyPlan, ToolDef, ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    render::table,
-};
 use crate::tools::args::{AppName, Region, VolumeId};
+use crate::tools::catalog::DeclarationError;
+use crate::tools::render::table;
+use crate::tools::{DestroyPlan, ToolContext, ToolDef, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::volumes as wf;
 
 /// The tools of this toolset.
@@ -294,4 +291,69 @@ async fn destroy_volume(
         app: plan.app,
         volume: v.into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_the_model_reads() {
+        let fact = wf::VolumeFact {
+            id: "vol_4o2ejqnyx7y8gkpv".into(),
+            name: "data".into(),
+            region: "iad".into(),
+            zone: "b7a0".into(),
+            size_gb: 3,
+            state: "created".into(),
+            attached_machine_id: None,
+        };
+        let extended = VolumeActionReport {
+            app: "web".into(),
+            action: "extend".into(),
+            volume: VolumeOut {
+                attached_machine_id: Some("148e1d4ae77d89".into()),
+                ..VolumeOut::from(fact.clone())
+            },
+            snapshot: None,
+            notes: vec!["machine 148e1d4ae77d89 must restart to see the new size".into()],
+        };
+        let snapshot = VolumeActionReport {
+            app: "web".into(),
+            action: "snapshot".into(),
+            volume: VolumeOut::from(fact.clone()),
+            snapshot: Some(SnapshotOut {
+                id: "vs_Vq3ABC1n2".into(),
+                size_bytes: 1_048_576,
+                created_at: "2026-11-21T15:00:00Z".into(),
+                status: "created".into(),
+            }),
+            notes: Vec::new(),
+        };
+        let plan = DestroyVolumePlan {
+            app: "web".into(),
+            volume: VolumeOut::from(fact.clone()),
+            plan: wf::VolumeDestroyPlan {
+                app: "web".into(),
+                volume: fact.clone(),
+                stale_attachment: None,
+            },
+        };
+        let destroyed = DestroyVolumeReport {
+            app: "web".into(),
+            volume: VolumeOut {
+                state: "destroyed".into(),
+                ..VolumeOut::from(fact)
+            },
+        };
+        insta::assert_snapshot!(
+            [
+                extended.render_text(),
+                snapshot.render_text(),
+                plan.describe(),
+                destroyed.render_text(),
+            ]
+            .join("\n---\n")
+        );
+    }
 }

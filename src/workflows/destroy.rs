@@ -39,21 +39,15 @@ pub async fn plan_machine_destroy(
     }
     let machines = machines_by_id(client, app, &unique).await?;
     if owned_only {
-        let foreign: Vec<&str> = machines
-            .iter()
-            .filter(|m| !m.owned)
-            .map(|m| m.id.as_str())
-            .collect();
-        if !foreign.is_empty() {
-            return Err(Error::Refused {
-                rule: "--owned-only".to_owned(),
-                message: format!(
-                    "machines {} were not created by this server (no {} metadata)",
-                    foreign.join(", "),
+        super::refuse_foreign(
+            machines.iter().filter(|m| !m.owned).map(|m| m.id.as_str()),
+            |ids| {
+                format!(
+                    "machines {ids} were not created by this server (no {} metadata)",
                     super::OWNER_METADATA_KEY
-                ),
-            });
-        }
+                )
+            },
+        )?;
     }
     if !force {
         let running: Vec<String> = machines

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use super::{
-    Error, OWNER_METADATA_KEY, OWNER_METADATA_VALUE,
+    Error,
     outcome::{HasOutcome, Outcome},
     sched::{BulkOptions, Control, ItemOutcome, run_bulk},
 };
@@ -121,22 +121,12 @@ pub async fn run_machine_action(
 ) -> Result<Vec<ActionOutcome>, Error> {
     let app = spec.app.as_str();
     let machines = select(client, spec).await?;
-    let owned = |m: &fly::Machine| m.metadata(OWNER_METADATA_KEY) == Some(OWNER_METADATA_VALUE);
+    let owned = super::is_owned;
     if owned_only && !spec.machine_ids.is_empty() {
-        let foreign: Vec<&str> = machines
-            .iter()
-            .filter(|m| !owned(m))
-            .map(|m| m.id.as_str())
-            .collect();
-        if !foreign.is_empty() {
-            return Err(Error::Refused {
-                rule: "--owned-only".to_owned(),
-                message: format!(
-                    "machines {} were not created by this server",
-                    foreign.join(", ")
-                ),
-            });
-        }
+        super::refuse_foreign(
+            machines.iter().filter(|m| !owned(m)).map(|m| m.id.as_str()),
+            |ids| format!("machines {ids} were not created by this server"),
+        )?;
     }
     let mut out: Vec<ActionOutcome> = Vec::new();
     let mut todo: Vec<MachineKey> = Vec::new();
@@ -209,13 +199,7 @@ impl std::fmt::Display for MachineKey {
 async fn select(client: &fly::Client, spec: &ActionSpec) -> Result<Vec<fly::Machine>, Error> {
     let app = spec.app.as_str();
     if spec.machine_ids.is_empty() {
-        let list = client
-            .list_machines(app, &fly::MachineFilter::default())
-            .await
-            .map_err(super::status::app_not_found_while(
-                app,
-                "listing machines of app",
-            ))?;
+        let list = super::status::list_app_machines(client, app).await?;
         return Ok(list
             .into_iter()
             .filter(|m| {

@@ -35,11 +35,33 @@ pub const OWNER_METADATA_KEY: &str = "fly_mcp_owner";
 /// The value of [`OWNER_METADATA_KEY`] this server writes.
 pub const OWNER_METADATA_VALUE: &str = "fly-machines-mcp";
 
+/// Whether this server created `m` (its [`OWNER_METADATA_KEY`] metadata).
+pub fn is_owned(m: &crate::fly::Machine) -> bool {
+    m.metadata(OWNER_METADATA_KEY) == Some(OWNER_METADATA_VALUE)
+}
+
+/// `--owned-only`: refused when `foreign` (machines this server did not create) names
+/// any; `message` gets their ids, comma-joined.
+pub(crate) fn refuse_foreign<'a>(
+    foreign: impl IntoIterator<Item = &'a str>,
+    message: impl FnOnce(String) -> String,
+) -> Result<(), Error> {
+    let foreign: Vec<&str> = foreign.into_iter().collect();
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Refused {
+        rule: "--owned-only".to_owned(),
+        message: message(foreign.join(", ")),
+    })
+}
+
 /// Machine metadata key: the app secrets version this machine was launched with at
 /// least (`min_secrets_version`), written whenever this server creates or updates a
 /// machine knowing that version. Fly keeps no record of it a client can read back, and
-/// the server keeps no state between calls, so a later clone (scale, pool fill, refill, wipe) takes its
-/// `min_secrets_version` from here, as flyctl takes it from the version it remembers
+/// what a server process keeps between calls is only caches (app ids, pool listings:
+/// losing them costs a request, never a wrong answer), so a later clone (scale, pool
+/// fill, refill, wipe) takes its `min_secrets_version` from here, as flyctl takes it from the version it remembers
 /// after a secrets write (`internal/appsecrets/minvers.go`).
 pub const SECRETS_VERSION_METADATA_KEY: &str = "fly_mcp_secrets_version";
 

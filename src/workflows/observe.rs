@@ -122,7 +122,7 @@ pub async fn machines_by_id(
                 Error::fly(format!("reading machine {id} of app {app}"))(e)
             }
         })?;
-        let owned = m.metadata(super::OWNER_METADATA_KEY) == Some(super::OWNER_METADATA_VALUE);
+        let owned = super::is_owned(&m);
         out.push(MachineSummary {
             id: m.id,
             name: m.name,

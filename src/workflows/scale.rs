@@ -81,13 +81,7 @@ pub async fn plan_scale(
             rule: "name at least one region with its wanted count".to_owned(),
         });
     }
-    let mut machines = client
-        .list_machines(app, &fly::MachineFilter::default())
-        .await
-        .map_err(super::status::app_not_found_while(
-            app,
-            "listing machines of app",
-        ))?;
+    let mut machines = super::status::list_app_machines(client, app).await?;
     machines.retain(|m| {
         !m.state.is_terminal()
             && !matches!(
@@ -182,26 +176,17 @@ pub async fn plan_scale(
         }
     }
     if owned_only {
-        let foreign: Vec<&str> = destroy
-            .iter()
-            .filter(|d| {
-                machines.iter().any(|m| {
-                    m.id == d.id
-                        && m.metadata(super::OWNER_METADATA_KEY)
-                            != Some(super::OWNER_METADATA_VALUE)
-                })
-            })
-            .map(|d| d.id.as_str())
-            .collect();
-        if !foreign.is_empty() {
-            return Err(Error::Refused {
-                rule: "--owned-only".to_owned(),
-                message: format!(
-                    "scaling down would destroy machines {} which this server did not create",
-                    foreign.join(", ")
-                ),
-            });
-        }
+        super::refuse_foreign(
+            destroy
+                .iter()
+                .filter(|d| machines.iter().any(|m| m.id == d.id && !super::is_owned(m)))
+                .map(|d| d.id.as_str()),
+            |ids| {
+                format!(
+                    "scaling down would destroy machines {ids} which this server did not create"
+                )
+            },
+        )?;
     }
     Ok(ScalePlan {
         app: app.to_owned(),

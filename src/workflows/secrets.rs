@@ -50,12 +50,7 @@ pub struct ResolvedSecret {
 
 /// Checks a secret name: letters, digits and underscores, not starting with a digit.
 fn check_name(name: &str) -> Result<(), Error> {
-    let mut chars = name.chars();
-    let ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if ok {
+    if fly::is_secret_name(name) {
         Ok(())
     } else {
         Err(Error::Invalid {

@@ -278,6 +278,18 @@ pub fn app_not_found_while<'a>(
     }
 }
 
+/// Every machine of `app` (no filter); a missing app is [`Error::NotFound`] with the
+/// next step.
+pub async fn list_app_machines(
+    client: &fly::Client,
+    app: &str,
+) -> Result<Vec<fly::Machine>, Error> {
+    client
+        .list_machines(app, &fly::MachineFilter::default())
+        .await
+        .map_err(app_not_found_while(app, "listing machines of app"))
+}
+
 /// Which machines to read.
 #[derive(Debug, Clone, Default)]
 pub struct MachineSelection {

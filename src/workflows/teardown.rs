@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use super::{
-    Error, OWNER_METADATA_KEY, OWNER_METADATA_VALUE,
+    Error,
     cleanup::{delete_app_fully, destroy_machine_fully, destroy_volume_retrying, release_ip},
     provision::Resource,
     sched::{BulkOptions, Control, ItemOutcome, run_bulk},
@@ -92,20 +92,17 @@ pub async fn plan_teardown(
         list_certificates(client, app),
     )?;
     if owned_only {
-        let foreign: Vec<&str> = machines
-            .iter()
-            .filter(|m| m.metadata(OWNER_METADATA_KEY) != Some(OWNER_METADATA_VALUE))
-            .map(|m| m.id.as_str())
-            .collect();
-        if !foreign.is_empty() {
-            return Err(Error::Refused {
-                rule: "--owned-only".to_owned(),
-                message: format!(
-                    "app {app} holds machines this server did not create ({}); it will not tear the app down",
-                    foreign.join(", ")
-                ),
-            });
-        }
+        super::refuse_foreign(
+            machines
+                .iter()
+                .filter(|m| !super::is_owned(m))
+                .map(|m| m.id.as_str()),
+            |ids| {
+                format!(
+                    "app {app} holds machines this server did not create ({ids}); it will not tear the app down"
+                )
+            },
+        )?;
     }
     Ok(TeardownPlan {
         app: app.to_owned(),

@@ -92,23 +92,17 @@ impl ConfigChange {
         if let Some(image) = &self.image {
             parts.push(format!("image → {image}"));
         }
-        let set: Vec<&str> = self
-            .env
-            .iter()
-            .filter(|(_, v)| v.is_some())
-            .map(|(k, _)| k.as_str())
-            .collect();
-        let unset: Vec<&str> = self
-            .env
-            .iter()
-            .filter(|(_, v)| v.is_none())
-            .map(|(k, _)| k.as_str())
-            .collect();
-        if !set.is_empty() {
-            parts.push(format!("env set {}", set.join(",")));
-        }
-        if !unset.is_empty() {
-            parts.push(format!("env unset {}", unset.join(",")));
+        let env = |set: bool| -> Vec<&str> {
+            self.env
+                .iter()
+                .filter(|(_, v)| v.is_some() == set)
+                .map(|(k, _)| k.as_str())
+                .collect()
+        };
+        for (verb, names) in [("set", env(true)), ("unset", env(false))] {
+            if !names.is_empty() {
+                parts.push(format!("env {verb} {}", names.join(",")));
+            }
         }
         if let Some(g) = &self.guest {
             let mut guest = Vec::new();
@@ -213,13 +207,7 @@ pub async fn plan_update(
     ids: &[String],
     owned_only: bool,
 ) -> Result<UpdatePlan, Error> {
-    let all = client
-        .list_machines(app, &fly::MachineFilter::default())
-        .await
-        .map_err(super::status::app_not_found_while(
-            app,
-            "listing machines of app",
-        ))?;
+    let all = super::status::list_app_machines(client, app).await?;
     let live = |m: &fly::Machine| {
         !m.state.is_terminal()
             && !matches!(
@@ -247,21 +235,18 @@ pub async fn plan_update(
         }
     }
     if owned_only {
-        let foreign: Vec<&str> = picked
-            .iter()
-            .filter(|m| m.metadata(super::OWNER_METADATA_KEY) != Some(super::OWNER_METADATA_VALUE))
-            .map(|m| m.id.as_str())
-            .collect();
-        if !foreign.is_empty() {
-            return Err(Error::Refused {
-                rule: "--owned-only".to_owned(),
-                message: format!(
-                    "machines {} were not created by this server (no {} metadata)",
-                    foreign.join(", "),
+        super::refuse_foreign(
+            picked
+                .iter()
+                .filter(|m| !super::is_owned(m))
+                .map(|m| m.id.as_str()),
+            |ids| {
+                format!(
+                    "machines {ids} were not created by this server (no {} metadata)",
                     super::OWNER_METADATA_KEY
-                ),
-            });
-        }
+                )
+            },
+        )?;
     }
     Ok(UpdatePlan {
         app: app.to_owned(),

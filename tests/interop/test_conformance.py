@@ -46,3 +46,14 @@ def test_baseline_lists_no_scenario_that_must_pass():
     listed = [line.strip()[2:].split(":")[0] for line in text.splitlines() if line.strip().startswith("- ")]
     for scenario in MUST_PASS:
         assert scenario not in listed, f"{scenario} must pass; it may not be in the baseline"
+
+
+def test_tasks_scenarios_are_listed_check_by_check():
+    """The product declares the tasks extension: a tasks scenario is never expected to
+    fail whole, only in the checks that call the suite's fixture tools (each listed as
+    `scenario:check`), so any other tasks check that fails fails the run."""
+    text = BASELINE.read_text()
+    listed = [line.strip()[2:] for line in text.splitlines() if line.strip().startswith("- ")]
+    whole = [entry for entry in listed if entry.startswith("tasks-") and ":" not in entry]
+    assert not whole, f"tasks scenarios listed whole: {whole}"
+    assert any(entry.startswith("tasks-lifecycle:") for entry in listed)

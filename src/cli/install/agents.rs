@@ -25,7 +25,7 @@
 
 use std::path::PathBuf;
 
-use super::entry::{Node, Server, auth_headers};
+use super::entry::{Node, Server, auth_headers, stdio_node};
 use super::{ConfigBase, McpClient, Scope};
 
 /// The configuration file of an agent for `scope`.
@@ -73,14 +73,7 @@ fn prefer_jsonc(dir: PathBuf, stem: &str) -> PathBuf {
 pub(crate) fn copilot_entry(server: &Server) -> Node {
     match server {
         Server::Stdio { command, args, env } => {
-            let mut node = Node::map([
-                ("type", Node::str("stdio")),
-                ("command", Node::str(command)),
-                ("args", Node::strs(args)),
-            ]);
-            if !env.is_empty() {
-                node.push("env", Node::string_map(env));
-            }
+            let mut node = stdio_node(Some("stdio"), command, args, env);
             node.push("tools", Node::List(vec![Node::str("*")]));
             node
         }
@@ -99,11 +92,7 @@ pub(crate) fn copilot_entry(server: &Server) -> Node {
 pub(crate) fn entry(client: McpClient, server: &Server) -> Node {
     match (client, server) {
         (McpClient::Codex, Server::Stdio { command, args, env }) => {
-            let mut node = Node::map([("command", Node::str(command)), ("args", Node::strs(args))]);
-            if !env.is_empty() {
-                node.push("env", Node::string_map(env));
-            }
-            node
+            stdio_node(None, command, args, env)
         }
         (McpClient::Codex, Server::Remote { url, key }) => {
             let mut node = Node::map([("url", Node::str(url))]);
@@ -119,11 +108,7 @@ pub(crate) fn entry(client: McpClient, server: &Server) -> Node {
             node
         }
         (McpClient::Gemini, Server::Stdio { command, args, env }) => {
-            let mut node = Node::map([("command", Node::str(command)), ("args", Node::strs(args))]);
-            if !env.is_empty() {
-                node.push("env", Node::string_map(env));
-            }
-            node
+            stdio_node(None, command, args, env)
         }
         (McpClient::Gemini, Server::Remote { url, key }) => {
             let mut node = Node::map([("httpUrl", Node::str(url))]);

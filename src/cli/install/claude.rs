@@ -18,7 +18,7 @@
 
 use std::path::PathBuf;
 
-use super::entry::{Node, Server, auth_headers};
+use super::entry::{Node, Server, auth_headers, stdio_node};
 use super::{ConfigBase, InstallError, McpClient, Platform, Scope};
 
 /// The configuration file of a Claude client for `scope`.
@@ -73,15 +73,7 @@ fn desktop_config(base: &ConfigBase) -> Result<PathBuf, InstallError> {
 pub(crate) fn entry(client: McpClient, server: &Server) -> Node {
     match (client, server) {
         (McpClient::ClaudeCode, Server::Stdio { command, args, env }) => {
-            let mut node = Node::map([
-                ("type", Node::str("stdio")),
-                ("command", Node::str(command)),
-                ("args", Node::strs(args)),
-            ]);
-            if !env.is_empty() {
-                node.push("env", Node::string_map(env));
-            }
-            node
+            stdio_node(Some("stdio"), command, args, env)
         }
         (McpClient::ClaudeCode, Server::Remote { url, key }) => {
             let mut node = Node::map([("type", Node::str("http")), ("url", Node::str(url))]);
@@ -90,13 +82,7 @@ pub(crate) fn entry(client: McpClient, server: &Server) -> Node {
             }
             node
         }
-        (_, Server::Stdio { command, args, env }) => {
-            let mut node = Node::map([("command", Node::str(command)), ("args", Node::strs(args))]);
-            if !env.is_empty() {
-                node.push("env", Node::string_map(env));
-            }
-            node
-        }
+        (_, Server::Stdio { command, args, env }) => stdio_node(None, command, args, env),
         // Refused before an entry is built (`KeySupport::None` for Claude Desktop).
         (_, Server::Remote { url, .. }) => Node::map([("url", Node::str(url))]),
     }

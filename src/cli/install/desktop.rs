@@ -14,7 +14,7 @@
 
 use std::path::PathBuf;
 
-use super::entry::{Node, Server, auth_headers};
+use super::entry::{Node, Server, auth_headers, stdio_node};
 use super::{ConfigBase, McpClient, Platform};
 
 /// How long goose waits for a tool call, in seconds (its documented default).
@@ -66,13 +66,7 @@ pub(crate) fn entry(client: McpClient, name: &str, server: &Server) -> Node {
             node.push("description", Node::str(DESCRIPTION));
             node
         }
-        (_, Server::Stdio { command, args, env }) => {
-            let mut node = Node::map([("command", Node::str(command)), ("args", Node::strs(args))]);
-            if !env.is_empty() {
-                node.push("env", Node::string_map(env));
-            }
-            node
-        }
+        (_, Server::Stdio { command, args, env }) => stdio_node(None, command, args, env),
         (_, Server::Remote { url, key }) => {
             let mut node = Node::map([("url", Node::str(url))]);
             if let Some(key) = key {

@@ -124,6 +124,28 @@ impl Key {
 }
 
 /// `{"Authorization": …}` for the key, with variable syntax `before VAR after`.
+/// The usual stdio entry: `type` (when the client wants one), `command`, `args`, and
+/// `env` when there is any.
+pub(crate) fn stdio_node(
+    kind: Option<&str>,
+    command: &str,
+    args: &[String],
+    env: &[(String, String)],
+) -> Node {
+    let mut node = match kind {
+        Some(kind) => Node::map([
+            ("type", Node::str(kind)),
+            ("command", Node::str(command)),
+            ("args", Node::strs(args)),
+        ]),
+        None => Node::map([("command", Node::str(command)), ("args", Node::strs(args))]),
+    };
+    if !env.is_empty() {
+        node.push("env", Node::string_map(env));
+    }
+    node
+}
+
 pub(crate) fn auth_headers(key: &Key, before: &str, after: &str) -> Node {
     Node::map([("Authorization", Node::Str(key.bearer(before, after)))])
 }

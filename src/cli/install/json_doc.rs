@@ -11,8 +11,7 @@ use std::path::Path;
 use jsonc_parser::ParseOptions;
 use jsonc_parser::cst::{CstNode, CstObject, CstRootNode};
 
-use super::entry::Node;
-use super::{Change, InstallError};
+use super::{Change, Edit, InstallError};
 
 /// What the client's JSON parser accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,13 +59,9 @@ impl Dialect {
 pub(crate) fn edit(
     dialect: Dialect,
     client: &'static str,
-    path: &Path,
-    before: Option<&str>,
-    container: &str,
-    name: &str,
-    entry: Option<&Node>,
+    edit: Edit<'_>,
 ) -> Result<(String, Change), InstallError> {
-    let text = before.unwrap_or("");
+    let text = edit.before.unwrap_or("");
     // The concrete syntax tree parser is always lenient; the dialect is checked first
     // with the value parser, which honours the options.
     if let Err(err) = jsonc_parser::parse_to_value(text, &dialect.options()) {
@@ -74,33 +69,33 @@ pub(crate) fn edit(
         let lenient = jsonc_parser::parse_to_value(text, &Dialect::Jsonc.options()).is_ok();
         return Err(if lenient && dialect != Dialect::Jsonc {
             InstallError::WrongDialect {
-                path: path.to_path_buf(),
+                path: edit.path.to_path_buf(),
                 client,
                 reads: dialect.refuses(),
                 message: err.to_string(),
             }
         } else {
             InstallError::Parse {
-                path: path.to_path_buf(),
+                path: edit.path.to_path_buf(),
                 message: err.to_string(),
             }
         });
     }
     let root =
         CstRootNode::parse(text, &Dialect::Jsonc.options()).map_err(|err| InstallError::Parse {
-            path: path.to_path_buf(),
+            path: edit.path.to_path_buf(),
             message: err.to_string(),
         })?;
     let object = root
         .object_value_or_create()
         .ok_or_else(|| InstallError::NotAnObject {
-            path: path.to_path_buf(),
+            path: edit.path.to_path_buf(),
             key: "(root)".to_owned(),
         })?;
 
-    let change = match entry {
-        None => match child_object(&object, container, false, path)? {
-            Some(servers) => match servers.get(name) {
+    let change = match edit.entry {
+        None => match child_object(&object, edit.container, false, edit.path)? {
+            Some(servers) => match servers.get(edit.name) {
                 Some(prop) => {
                     prop.remove();
                     Change::Removed
@@ -110,14 +105,15 @@ pub(crate) fn edit(
             None => Change::Absent,
         },
         Some(entry) => {
-            let servers = child_object(&object, container, true, path)?.ok_or_else(|| {
-                InstallError::NotAnObject {
-                    path: path.to_path_buf(),
-                    key: container.to_owned(),
-                }
-            })?;
+            let servers =
+                child_object(&object, edit.container, true, edit.path)?.ok_or_else(|| {
+                    InstallError::NotAnObject {
+                        path: edit.path.to_path_buf(),
+                        key: edit.container.to_owned(),
+                    }
+                })?;
             let wanted = entry.to_json();
-            match servers.get(name) {
+            match servers.get(edit.name) {
                 Some(prop) if prop.value().and_then(|v| v.to_serde_value()) == Some(wanted) => {
                     Change::Unchanged
                 }
@@ -126,7 +122,7 @@ pub(crate) fn edit(
                     Change::Updated
                 }
                 None => {
-                    servers.append(name, entry.to_cst());
+                    servers.append(edit.name, entry.to_cst());
                     Change::Added
                 }
             }
@@ -135,7 +131,7 @@ pub(crate) fn edit(
     if matches!(change, Change::Unchanged | Change::Absent) {
         return Ok((text.to_owned(), change));
     }
-    Ok((finish(&root, before), change))
+    Ok((finish(&root, edit.before), change))
 }
 
 /// The object under `key` in `parent`, created when absent (unless `create` is false).

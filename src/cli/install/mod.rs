@@ -377,6 +377,18 @@ impl ConfigBase {
     }
 }
 
+/// One edit of a client file, whatever its format: the file, its text before (`None`
+/// when it does not exist), the container key, the entry's name and the entry (`None`
+/// removes `name`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Edit<'a> {
+    pub(crate) path: &'a Path,
+    pub(crate) before: Option<&'a str>,
+    pub(crate) container: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) entry: Option<&'a entry::Node>,
+}
+
 /// What an install or removal does to the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
@@ -537,30 +549,17 @@ pub fn plan(args: &InstallArgs, base: &ConfigBase, command: &str) -> Result<Plan
         file::read_existing(&path)?
     };
     let entry = (!args.remove).then(|| args.client.entry(&args.name, &server));
+    let edit = Edit {
+        path: &path,
+        before: before.as_deref(),
+        container: facts.container,
+        name: &args.name,
+        entry: entry.as_ref(),
+    };
     let (after, change) = match facts.format {
-        Format::Json(dialect) => json_doc::edit(
-            dialect,
-            facts.name,
-            &path,
-            before.as_deref(),
-            facts.container,
-            &args.name,
-            entry.as_ref(),
-        )?,
-        Format::Toml => toml_doc::edit(
-            &path,
-            before.as_deref(),
-            facts.container,
-            &args.name,
-            entry.as_ref(),
-        )?,
-        Format::Yaml => yaml_doc::edit(
-            &path,
-            before.as_deref(),
-            facts.container,
-            &args.name,
-            entry.as_ref(),
-        )?,
+        Format::Json(dialect) => json_doc::edit(dialect, facts.name, edit)?,
+        Format::Toml => toml_doc::edit(edit)?,
+        Format::Yaml => yaml_doc::edit(edit)?,
     };
     Ok(Plan {
         path,

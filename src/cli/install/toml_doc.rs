@@ -4,39 +4,31 @@
 //! The entry becomes `[CONTAINER.NAME]` with its maps as sub-tables (`[CONTAINER.NAME.env]`),
 //! the way Codex's own `codex mcp add` writes it. Knows no client.
 
-use std::path::Path;
-
 use toml_edit::{Array, DocumentMut, Item, Table, Value};
 
 use super::entry::Node;
-use super::{Change, InstallError};
+use super::{Change, Edit, InstallError};
 
 /// The edited text and what the edit does; `entry` `None` removes `name`.
-pub(crate) fn edit(
-    path: &Path,
-    before: Option<&str>,
-    container: &str,
-    name: &str,
-    entry: Option<&Node>,
-) -> Result<(String, Change), InstallError> {
-    let text = before.unwrap_or("");
+pub(crate) fn edit(edit: Edit<'_>) -> Result<(String, Change), InstallError> {
+    let text = edit.before.unwrap_or("");
     let mut doc: DocumentMut =
         text.parse()
             .map_err(|err: toml_edit::TomlError| InstallError::Parse {
-                path: path.to_path_buf(),
+                path: edit.path.to_path_buf(),
                 message: err.to_string().trim().to_owned(),
             })?;
     let not_a_table = || InstallError::NotAnObject {
-        path: path.to_path_buf(),
-        key: container.to_owned(),
+        path: edit.path.to_path_buf(),
+        key: edit.container.to_owned(),
     };
 
-    let Some(entry) = entry else {
-        let removed = match doc.get_mut(container) {
+    let Some(entry) = edit.entry else {
+        let removed = match doc.get_mut(edit.container) {
             Some(item) => item
                 .as_table_like_mut()
                 .ok_or_else(not_a_table)?
-                .remove(name)
+                .remove(edit.name)
                 .is_some(),
             None => false,
         };
@@ -48,7 +40,7 @@ pub(crate) fn edit(
     };
 
     let servers = doc
-        .entry(container)
+        .entry(edit.container)
         .or_insert_with(|| {
             let mut table = Table::new();
             // `[mcp_servers.NAME]` headers only; no empty `[mcp_servers]` line.
@@ -57,8 +49,8 @@ pub(crate) fn edit(
         })
         .as_table_mut()
         .ok_or_else(not_a_table)?;
-    let existed = servers.contains_key(name);
-    servers.insert(name, Item::Table(table_of(entry)));
+    let existed = servers.contains_key(edit.name);
+    servers.insert(edit.name, Item::Table(table_of(entry)));
     let after = doc.to_string();
     let change = if after == text {
         Change::Unchanged

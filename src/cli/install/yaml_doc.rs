@@ -5,38 +5,31 @@
 //! mapping whose strings are double-quoted (JSON string syntax is valid YAML, so no value
 //! can be mistaken for a number, a boolean or a comment). Knows no client.
 
-use std::path::Path;
 use std::str::FromStr;
 
 use yaml_edit::Document;
 
 use super::entry::Node;
-use super::{Change, InstallError};
+use super::{Change, Edit, InstallError};
 
 /// The edited text and what the edit does; `entry` `None` removes `name`.
-pub(crate) fn edit(
-    path: &Path,
-    before: Option<&str>,
-    container: &str,
-    name: &str,
-    entry: Option<&Node>,
-) -> Result<(String, Change), InstallError> {
-    let text = before.unwrap_or("");
+pub(crate) fn edit(edit: Edit<'_>) -> Result<(String, Change), InstallError> {
+    let text = edit.before.unwrap_or("");
     let parse_error = |message: String| InstallError::Parse {
-        path: path.to_path_buf(),
+        path: edit.path.to_path_buf(),
         message,
     };
     let not_a_mapping = |key: &str| InstallError::NotAnObject {
-        path: path.to_path_buf(),
+        path: edit.path.to_path_buf(),
         key: key.to_owned(),
     };
 
     if text.trim().is_empty() {
-        return Ok(match entry {
+        return Ok(match edit.entry {
             None => (text.to_owned(), Change::Absent),
             Some(entry) => {
-                let mut out = format!("{}:\n", key_text(container));
-                render_entry(&mut out, name, entry, 2);
+                let mut out = format!("{}:\n", key_text(edit.container));
+                render_entry(&mut out, edit.name, entry, 2);
                 (out, Change::Added)
             }
         });
@@ -44,13 +37,13 @@ pub(crate) fn edit(
 
     let doc = Document::from_str(text).map_err(|err| parse_error(err.to_string()))?;
     let root = doc.as_mapping().ok_or_else(|| not_a_mapping("(root)"))?;
-    let servers = root.get_mapping(container);
-    if servers.is_none() && root.get(container).is_some_and(|v| !is_null(&v)) {
-        return Err(not_a_mapping(container));
+    let servers = root.get_mapping(edit.container);
+    if servers.is_none() && root.get(edit.container).is_some_and(|v| !is_null(&v)) {
+        return Err(not_a_mapping(edit.container));
     }
 
-    let Some(entry) = entry else {
-        let removed = servers.is_some_and(|servers| servers.remove(name).is_some());
+    let Some(entry) = edit.entry else {
+        let removed = servers.is_some_and(|servers| servers.remove(edit.name).is_some());
         return Ok(if removed {
             (doc.to_string(), Change::Removed)
         } else {
@@ -63,16 +56,16 @@ pub(crate) fn edit(
     let value = Document::from_str(&snippet).map_err(|err| parse_error(err.to_string()))?;
     let existed = match &servers {
         Some(servers) => {
-            let existed = servers.get(name).is_some();
-            servers.set(name, &value);
+            let existed = servers.get(edit.name).is_some();
+            servers.set(edit.name, &value);
             existed
         }
         None => {
             let mut wrapped = String::new();
-            render_entry(&mut wrapped, name, entry, 0);
+            render_entry(&mut wrapped, edit.name, entry, 0);
             let wrapped =
                 Document::from_str(&wrapped).map_err(|err| parse_error(err.to_string()))?;
-            root.set(container, &wrapped);
+            root.set(edit.container, &wrapped);
             false
         }
     };

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     catalog::{DeclarationError, ToolDef},
-    render::table,
+    render::table_of,
 };
 use crate::workflows::pool as wf;
 
@@ -96,9 +96,10 @@ impl From<&wf::Member> for MemberOut {
 }
 
 fn member_rows(members: &[MemberOut]) -> String {
-    let rows: Vec<Vec<String>> = members
-        .iter()
-        .map(|m| {
+    table_of(
+        &["ID", "SLOT", "STATE", "POOL", "USER", "EXPIRES", "PROBLEM"],
+        members,
+        |m| {
             vec![
                 m.machine_id.clone(),
                 m.slot.map(|s| s.to_string()).unwrap_or_default(),
@@ -108,11 +109,7 @@ fn member_rows(members: &[MemberOut]) -> String {
                 m.expires_at.clone().unwrap_or_default(),
                 m.problem.clone().unwrap_or_default(),
             ]
-        })
-        .collect();
-    table(
-        &["ID", "SLOT", "STATE", "POOL", "USER", "EXPIRES", "PROBLEM"],
-        &rows,
+        },
     )
 }
 

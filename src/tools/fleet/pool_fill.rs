@@ -7,11 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::ParkArg;
 use crate::tools::args::{AppName, NAME_PATTERN, Region};
-use crate::tools::{
-    catalog::{ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-};
+use crate::tools::error::complete_or_incomplete;
+use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::pool::{self as wf, FillOptions};
 
 pub(super) const POOL_FILL: ToolInfo = ToolInfo {
@@ -155,10 +152,5 @@ pub(super) async fn pool_fill(
         rate_limited_retries: report.rate_limited_retries,
         elapsed_ms: u64::try_from(report.elapsed.as_millis()).unwrap_or(u64::MAX),
     };
-    if out.failed > 0 {
-        return Err(ToolError::Incomplete {
-            summary: out.render_text(),
-        });
-    }
-    Ok(out)
+    complete_or_incomplete(out.failed > 0, out)
 }

@@ -5,11 +5,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::{MemberOut, PoolArgs, member_rows};
-use crate::tools::{
-    catalog::{ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-};
+use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::pool as wf;
 
 /// Most members listed by `pool_status` (the counts always cover all of them).

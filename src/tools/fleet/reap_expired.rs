@@ -5,12 +5,9 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::{MemberOut, PoolArgs, member_rows};
-use crate::tools::{
-    catalog::{DestroyPlan, ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    render::table,
-};
+use crate::tools::error::complete_or_incomplete;
+use crate::tools::render::table_of;
+use crate::tools::{DestroyPlan, ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{
     outcome::{self, Outcome},
     pool as wf,
@@ -87,23 +84,18 @@ pub struct ReapOut {
 
 impl ToolOutput for ReapOut {
     fn render_text(&self) -> String {
-        let rows: Vec<Vec<String>> = self
-            .machines
-            .iter()
-            .map(|m| {
+        format!(
+            "pool {} in app {}: {} destroyed\n{}",
+            self.pool,
+            self.app,
+            self.destroyed,
+            table_of(&["ID", "USER", "OUTCOME"], &self.machines, |m| {
                 vec![
                     m.machine_id.clone(),
                     m.user.clone().unwrap_or_default(),
                     m.outcome.clone(),
                 ]
             })
-            .collect();
-        format!(
-            "pool {} in app {}: {} destroyed\n{}",
-            self.pool,
-            self.app,
-            self.destroyed,
-            table(&["ID", "USER", "OUTCOME"], &rows)
         )
     }
 }
@@ -151,10 +143,55 @@ pub(super) async fn reap_expired(
         destroyed,
         machines,
     };
-    if failed > 0 {
-        return Err(ToolError::Incomplete {
-            summary: out.render_text(),
-        });
+    complete_or_incomplete(failed > 0, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_the_model_reads() {
+        let now: jiff::Timestamp = "2026-11-21T15:00:00Z".parse().unwrap();
+        let member = MemberOut {
+            machine_id: "2865d90c412e08".into(),
+            slot: Some(1),
+            region: "iad".into(),
+            machine_state: "started".into(),
+            pool_state: "claimed".into(),
+            user: Some("ana@example.com".into()),
+            expires_at: Some("2026-11-21T14:00:00Z".into()),
+            problem: None,
+        };
+        let plan = ReapPlanOut {
+            app: "devboxes".into(),
+            pool: "dev".into(),
+            now: now.to_string(),
+            expired: vec![member],
+            plan: wf::ReapPlan {
+                app: "devboxes".into(),
+                pool: "dev".into(),
+                now,
+                expired: Vec::new(),
+            },
+        };
+        let report = ReapOut {
+            app: "devboxes".into(),
+            pool: "dev".into(),
+            destroyed: 1,
+            machines: vec![
+                ReapedOut {
+                    machine_id: "2865d90c412e08".into(),
+                    user: Some("ana@example.com".into()),
+                    outcome: "destroyed".into(),
+                },
+                ReapedOut {
+                    machine_id: "3d8d413b1e3478".into(),
+                    user: Some("bo@example.com".into()),
+                    outcome: "busy".into(),
+                },
+            ],
+        };
+        insta::assert_snapshot!([plan.describe(), report.render_text()].join("\n---\n"));
     }
-    Ok(out)
 }

@@ -7,11 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ParkArg;
 use crate::tools::args::{AppName, MachineId, NAME_PATTERN};
-use crate::tools::{
-    catalog::{ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-};
+use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::pool as wf;
 
 pub(super) const RELEASE_ENVIRONMENT: ToolInfo = ToolInfo {

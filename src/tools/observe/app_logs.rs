@@ -5,12 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::ROW_BUDGET;
 use crate::tools::args::{AppName, Region};
-use crate::tools::{
-    catalog::{ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    untrusted,
-};
+use crate::tools::untrusted;
+use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{logs, observe as wf};
 
 pub(super) const APP_LOGS: ToolInfo = ToolInfo {
@@ -186,5 +182,49 @@ fn format_millis(ms: i64) -> String {
     match secs.strip_suffix('Z') {
         Some(base) => format!("{base}.{frac:03}Z"),
         None => secs,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_the_model_reads() {
+        let line = |time: &str, level: &str, message: &str| LogLineOut {
+            time: time.into(),
+            machine: "148e1d4ae77d89".into(),
+            region: "iad".into(),
+            level: level.into(),
+            message: message.into(),
+        };
+        let page = AppLogsOut {
+            lines: vec![
+                line(
+                    "2026-11-21T14:59:58.120Z",
+                    "info",
+                    "listening on 0.0.0.0:8080",
+                ),
+                line(
+                    "2026-11-21T15:00:01.004Z",
+                    "error",
+                    "connection refused: db:5432",
+                ),
+            ],
+            next: Some("1763737201004000000".into()),
+            complete: false,
+            left_out: 3,
+            scanned: 40,
+            note: Some("3 older lines left out; pass next to read on".into()),
+        };
+        let empty = AppLogsOut {
+            lines: Vec::new(),
+            next: None,
+            complete: true,
+            left_out: 0,
+            scanned: 0,
+            note: None,
+        };
+        insta::assert_snapshot!([page.render_text(), empty.render_text()].join("\n---\n"));
     }
 }

@@ -8,13 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{ROW_BUDGET, counts_text};
 use crate::tools::args::{AppName, Region};
-use crate::tools::{
-    catalog::{ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    render::table,
-    untrusted,
-};
+use crate::tools::render::table_of;
+use crate::tools::untrusted;
+use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{observe as wf, status};
 
 pub(super) const APP_STATUS: ToolInfo = ToolInfo {
@@ -230,37 +226,6 @@ impl ToolOutput for AppStatusOut {
         ));
         if !self.machines.is_empty() {
             let drift = self.machines.iter().any(|m| m.image.is_some());
-            let rows: Vec<Vec<String>> = self
-                .machines
-                .iter()
-                .map(|m| {
-                    let mut state = m.state.clone();
-                    if let Some(h) = &m.host {
-                        state.push_str(&format!(" (host {h})"));
-                    }
-                    if m.cordoned {
-                        state.push_str(" (cordoned)");
-                    }
-                    let mut row = vec![
-                        m.id.clone(),
-                        m.name.clone(),
-                        m.region.clone(),
-                        state,
-                        m.checks.clone(),
-                        m.last_event_text(),
-                        m.restarts.to_string(),
-                        if m.oom_kills > 0 {
-                            m.oom_kills.to_string()
-                        } else {
-                            "-".to_owned()
-                        },
-                    ];
-                    if drift {
-                        row.push(m.image.as_deref().map(short_image).unwrap_or_default());
-                    }
-                    row
-                })
-                .collect();
             let mut header = vec![
                 "ID",
                 "NAME",
@@ -274,7 +239,33 @@ impl ToolOutput for AppStatusOut {
             if drift {
                 header.push("IMAGE (if different)");
             }
-            out.push_str(&table(&header, &rows));
+            out.push_str(&table_of(&header, &self.machines, |m| {
+                let mut state = m.state.clone();
+                if let Some(h) = &m.host {
+                    state.push_str(&format!(" (host {h})"));
+                }
+                if m.cordoned {
+                    state.push_str(" (cordoned)");
+                }
+                let mut row = vec![
+                    m.id.clone(),
+                    m.name.clone(),
+                    m.region.clone(),
+                    state,
+                    m.checks.clone(),
+                    m.last_event_text(),
+                    m.restarts.to_string(),
+                    if m.oom_kills > 0 {
+                        m.oom_kills.to_string()
+                    } else {
+                        "-".to_owned()
+                    },
+                ];
+                if drift {
+                    row.push(m.image.as_deref().map(short_image).unwrap_or_default());
+                }
+                row
+            }));
         }
         if let Some(note) = &self.left_out_note {
             out.push_str(note);
@@ -501,10 +492,75 @@ pub(super) async fn app_status(
                 configured: c.configured,
             })
             .collect(),
-        unavailable: st
-            .gaps
-            .into_iter()
-            .map(|g| format!("{}: {}", g.part, wf::clip(&g.error, 200)))
-            .collect(),
+        unavailable: super::unavailable(st.gaps),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_the_model_reads() {
+        // "exit 3h ago": the last event three hours before now.
+        let at = wf::format_rfc3339(wf::now_ms() - 10_800_000);
+        let machine = |id: &str, state: &str, checks: &str| MachineStatusOut {
+            id: id.into(),
+            name: format!("web-{}", &id[..2]),
+            region: "iad".into(),
+            state: state.into(),
+            host: None,
+            checks: checks.into(),
+            last_event: Some("exit (code 1)".into()),
+            last_event_at: Some(at.clone()),
+            restarts: 2,
+            oom_kills: 0,
+            image: Some("nginx:1.27".into()),
+            lease: None,
+            cordoned: false,
+        };
+        let status = AppStatusOut {
+            app: "web".into(),
+            org: Some("personal".into()),
+            status: "deployed".into(),
+            url: "https://web.fly.dev".into(),
+            machine_count: 3,
+            states: BTreeMap::from([("started".to_owned(), 2), ("stopped".to_owned(), 1)]),
+            regions: BTreeMap::from([("iad".to_owned(), 3)]),
+            image: Some("nginx:1.27".into()),
+            guest: Some("shared-cpu-1x, 256 MB".into()),
+            machines: vec![
+                machine("148e1d4ae77d89", "started", "1/1 passing"),
+                MachineStatusOut {
+                    host: Some("unreachable".into()),
+                    lease: Some("held by deploy-bot until 15:05".into()),
+                    cordoned: true,
+                    ..machine("2865d90c412e08", "started", "0/1 passing")
+                },
+            ],
+            failing_checks: vec!["2865d90c412e08 http: 503 Service Unavailable".into()],
+            left_out: 1,
+            left_out_note: Some("1 stopped machine left out; pass state to list it".into()),
+            ips: vec![IpOut {
+                address: "66.241.124.17".into(),
+                kind: "shared_v4".into(),
+                region: "global".into(),
+            }],
+            volumes: vec![VolumeOut {
+                id: "vol_4o2ejqnyx7y8gkpv".into(),
+                name: "data".into(),
+                region: "iad".into(),
+                size_gb: 1,
+                used_percent: Some(42),
+                attached_to: Some("148e1d4ae77d89".into()),
+            }],
+            certificates: vec![CertOut {
+                hostname: "web.example.com".into(),
+                status: "pending_validation".into(),
+                configured: false,
+            }],
+            unavailable: vec!["certificates: Fly API answered 500".into()],
+        };
+        insta::assert_snapshot!(status.render_text());
+    }
 }

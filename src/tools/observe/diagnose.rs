@@ -7,13 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::ROW_BUDGET;
 use crate::tools::args::AppName;
-use crate::tools::{
-    catalog::{ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    render::table,
-    untrusted,
-};
+use crate::tools::render::table_of;
+use crate::tools::untrusted;
+use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{diagnose as diag, observe as wf};
 
 pub(super) const DIAGNOSE: ToolInfo = ToolInfo {
@@ -168,21 +164,17 @@ impl ToolOutput for DiagnoseOut {
                 i.started_at,
                 i.chain.join(" → ")
             ));
-            let rows: Vec<Vec<String>> = i
-                .timeline
-                .iter()
-                .map(|t| {
+            out.push_str(&untrusted::block(&table_of(
+                &["TIME", "T", "SOURCE", "WHAT"],
+                &i.timeline,
+                |t| {
                     vec![
                         t.time.clone(),
                         offset_text(t.offset_s),
                         t.source.clone(),
                         t.text.clone(),
                     ]
-                })
-                .collect();
-            out.push_str(&untrusted::block(&table(
-                &["TIME", "T", "SOURCE", "WHAT"],
-                &rows,
+                },
             )));
         } else if self.findings.is_empty() {
             out.push_str("no unplanned exits and nothing failing\n");
@@ -246,4 +238,63 @@ pub(super) async fn diagnose(
         incident,
         logs_read: d.logs_scanned,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_the_model_reads() {
+        let report = DiagnoseOut {
+            app: "web".into(),
+            machines: 3,
+            healthy: 2,
+            findings: vec![FindingOut {
+                severity: "critical".into(),
+                kind: "crash_loop".into(),
+                machine: Some("2865d90c412e08".into()),
+                region: Some("iad".into()),
+                title: "machine restarts in a loop (5 exits in 10 min)".into(),
+                evidence: vec![
+                    "exit code 1 at 15:00:01".into(),
+                    "log: connection refused: db:5432".into(),
+                ],
+                next_step: "call app_logs with machine 2865d90c412e08".into(),
+            }],
+            left_out: 0,
+            incident: Some(IncidentOut {
+                machine: "2865d90c412e08".into(),
+                region: "iad".into(),
+                started_at: "2026-11-21T14:59:58Z".into(),
+                recovered_after_s: None,
+                chain: vec!["health check failing".into(), "exit code 1".into()],
+                timeline: vec![
+                    TimelineOut {
+                        time: "2026-11-21T14:59:58Z".into(),
+                        offset_s: 0.0,
+                        source: "check".into(),
+                        text: "http: 503".into(),
+                    },
+                    TimelineOut {
+                        time: "2026-11-21T15:00:01Z".into(),
+                        offset_s: 3.2,
+                        source: "event".into(),
+                        text: "exit (code 1)".into(),
+                    },
+                ],
+            }),
+            logs_read: 120,
+        };
+        let healthy = DiagnoseOut {
+            app: "api".into(),
+            machines: 2,
+            healthy: 2,
+            findings: Vec::new(),
+            left_out: 0,
+            incident: None,
+            logs_read: 40,
+        };
+        insta::assert_snapshot!([report.render_text(), healthy.render_text()].join("\n---\n"));
+    }
 }

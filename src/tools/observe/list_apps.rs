@@ -4,12 +4,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::ROW_BUDGET;
-use crate::tools::{
-    catalog::{ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    render::table,
-};
+use crate::tools::render::table_of;
+use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::status;
 
 pub(super) const LIST_APPS: ToolInfo = ToolInfo {
@@ -90,10 +86,10 @@ impl ToolOutput for ListAppsOut {
         if self.apps.is_empty() {
             out.push_str("no apps\n");
         } else {
-            let rows: Vec<Vec<String>> = self
-                .apps
-                .iter()
-                .map(|a| {
+            out.push_str(&table_of(
+                &["APP", "ORG", "STATUS", "MACHINES", "VOLUMES"],
+                &self.apps,
+                |a| {
                     let n = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
                     vec![
                         a.name.clone(),
@@ -102,11 +98,7 @@ impl ToolOutput for ListAppsOut {
                         n(a.machines),
                         n(a.volumes),
                     ]
-                })
-                .collect();
-            out.push_str(&table(
-                &["APP", "ORG", "STATUS", "MACHINES", "VOLUMES"],
-                &rows,
+                },
             ));
         }
         if self.left_out > 0 {
@@ -164,4 +156,48 @@ pub(super) async fn list_apps(
         left_out: total.saturating_sub(apps.len()),
         apps,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_the_model_reads() {
+        let out = ListAppsOut {
+            identity: vec!["user ana@example.com".into()],
+            orgs: vec![
+                OrgOut {
+                    slug: "personal".into(),
+                    name: "Ana".into(),
+                    kind: "PERSONAL".into(),
+                    error: None,
+                },
+                OrgOut {
+                    slug: "acme".into(),
+                    name: "Acme".into(),
+                    kind: "SHARED".into(),
+                    error: Some("listing apps: Fly API answered 500".into()),
+                },
+            ],
+            apps: vec![
+                AppOut {
+                    name: "web".into(),
+                    org: "personal".into(),
+                    status: "deployed".into(),
+                    machines: Some(3),
+                    volumes: Some(1),
+                },
+                AppOut {
+                    name: "dev-alice".into(),
+                    org: "personal".into(),
+                    status: "pending".into(),
+                    machines: None,
+                    volumes: None,
+                },
+            ],
+            left_out: 4,
+        };
+        insta::assert_snapshot!(out.render_text());
+    }
 }

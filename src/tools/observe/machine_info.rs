@@ -6,13 +6,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::tools::args::AppName;
-use crate::tools::{
-    catalog::{ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    render::table,
-    untrusted,
-};
+use crate::tools::render::table_of;
+use crate::tools::untrusted;
+use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{observe as wf, status};
 
 pub(super) const MACHINE_INFO: ToolInfo = ToolInfo {
@@ -163,33 +159,28 @@ impl ToolOutput for MachineInfoOut {
             out.push_str("checks: none\n");
         } else {
             out.push_str("checks:\n");
-            let rows: Vec<Vec<String>> = self
-                .checks
-                .iter()
-                .map(|c| {
+            out.push_str(&untrusted::block(&table_of(
+                &["NAME", "STATUS", "OUTPUT", "UPDATED"],
+                &self.checks,
+                |c| {
                     vec![
                         c.name.clone(),
                         c.status.clone(),
                         wf::clip(&c.output, 200),
                         c.updated_at.clone().unwrap_or_default(),
                     ]
-                })
-                .collect();
-            out.push_str(&untrusted::block(&table(
-                &["NAME", "STATUS", "OUTPUT", "UPDATED"],
-                &rows,
+                },
             )));
         }
         out.push_str(&format!(
             "events (oldest first; {} restarts, {} OOM kills):\n",
             self.restarts, self.oom_kills
         ));
-        let rows: Vec<Vec<String>> = self
-            .events
-            .iter()
-            .map(|e| vec![e.at.clone(), e.source.clone(), e.text.clone()])
-            .collect();
-        out.push_str(&untrusted::block(&table(&["AT", "SOURCE", "EVENT"], &rows)));
+        out.push_str(&untrusted::block(&table_of(
+            &["AT", "SOURCE", "EVENT"],
+            &self.events,
+            |e| vec![e.at.clone(), e.source.clone(), e.text.clone()],
+        )));
         out.push_str(&format!(
             "lease: {}\n",
             self.lease.as_deref().unwrap_or("none")
@@ -202,9 +193,11 @@ impl ToolOutput for MachineInfoOut {
         out.push_str(&format!("metadata: {}\n", untrusted::block(&list(&meta))));
         out.push_str(&format!("versions: {}\n", list(&self.versions)));
         if let Some(ps) = &self.processes {
-            let rows: Vec<Vec<String>> = ps
-                .iter()
-                .map(|p| {
+            out.push_str("processes:\n");
+            out.push_str(&untrusted::block(&table_of(
+                &["PID", "COMMAND", "CPU", "RSS_MB", "LISTEN"],
+                ps,
+                |p| {
                     vec![
                         p.pid.to_string(),
                         wf::clip(&p.command, 80),
@@ -212,12 +205,7 @@ impl ToolOutput for MachineInfoOut {
                         format!("{:.0}", p.rss_mb),
                         p.listening.join(", "),
                     ]
-                })
-                .collect();
-            out.push_str("processes:\n");
-            out.push_str(&untrusted::block(&table(
-                &["PID", "COMMAND", "CPU", "RSS_MB", "LISTEN"],
-                &rows,
+                },
             )));
         }
         for u in &self.unavailable {
@@ -297,10 +285,58 @@ pub(super) async fn machine_info(
                 })
                 .collect()
         }),
-        unavailable: d
-            .gaps
-            .into_iter()
-            .map(|g| format!("{}: {}", g.part, wf::clip(&g.error, 200)))
-            .collect(),
+        unavailable: super::unavailable(d.gaps),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_the_model_reads() {
+        let info = MachineInfoOut {
+            id: "148e1d4ae77d89".into(),
+            name: "web-1".into(),
+            region: "iad".into(),
+            state: "started".into(),
+            host_status: Some("ok".into()),
+            version: "01JB3V9S1QK0V7J8ZP3T6W2M4N".into(),
+            private_ip: "fdaa:0:3ec2:a7b:1::2".into(),
+            created_at: "2026-11-20T09:00:00Z".into(),
+            image: "nginx:1.27".into(),
+            image_digest: Some("sha256:4f1a".into()),
+            guest: Some("shared-cpu-1x, 256 MB".into()),
+            cmd: Some("nginx -g 'daemon off;'".into()),
+            restart: Some("on-failure (max 10)".into()),
+            services: vec!["tcp 8080 ← 80 (http), 443 (tls, http)".into()],
+            mounts: vec!["vol_4o2ejqnyx7y8gkpv at /data".into()],
+            env: vec!["LOG_LEVEL".into()],
+            checks: vec![CheckOut {
+                name: "http".into(),
+                status: "passing".into(),
+                output: "200 OK".into(),
+                updated_at: Some("2026-11-21T15:00:00Z".into()),
+            }],
+            events: vec![EventOut {
+                at: "2026-11-21T14:59:50Z".into(),
+                source: "user".into(),
+                text: "start".into(),
+            }],
+            restarts: 0,
+            oom_kills: 0,
+            lease: None,
+            metadata: BTreeMap::from([("fly_mcp_owner".to_owned(), "fly-machines-mcp".to_owned())]),
+            versions: vec!["01JB3V9S1QK0V7J8ZP3T6W2M4N".into()],
+            processes: Some(vec![ProcessOut {
+                pid: 42,
+                command: "nginx: master process".into(),
+                cpu: 0.3,
+                rss_mb: 12.5,
+                listening: vec!["0.0.0.0:8080".into()],
+            }]),
+            unavailable: Vec::new(),
+        };
+        insta::assert_snapshot!(info.render_text());
+    }
 }

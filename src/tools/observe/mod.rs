@@ -49,6 +49,19 @@ pub fn tools() -> Result<Vec<ToolDef>, DeclarationError> {
 /// room for headers under the default 16 KiB output cap.
 const ROW_BUDGET: usize = 11 * 1024;
 
+/// The parts of a status that could not be read, one line each: `part: error`.
+fn unavailable(gaps: Vec<crate::workflows::status::Gap>) -> Vec<String> {
+    gaps.into_iter()
+        .map(|g| {
+            format!(
+                "{}: {}",
+                g.part,
+                crate::workflows::observe::clip(&g.error, 200)
+            )
+        })
+        .collect()
+}
+
 fn counts_text(counts: &BTreeMap<String, usize>) -> String {
     counts
         .iter()

@@ -3,12 +3,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::tools::{
-    catalog::{ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    render::table,
-};
+use crate::tools::render::table;
+use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::observe as wf;
 
 pub(super) const PLATFORM_INFO: ToolInfo = ToolInfo {
@@ -169,4 +165,38 @@ pub(super) async fn platform_info(
             })
             .collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_the_model_reads() {
+        let info = PlatformInfo {
+            regions: vec![
+                RegionOut {
+                    code: "iad".into(),
+                    name: "Ashburn, Virginia (US)".into(),
+                    paid_only: false,
+                    deprecated: false,
+                },
+                RegionOut {
+                    code: "bom".into(),
+                    name: "Mumbai, India".into(),
+                    paid_only: true,
+                    deprecated: true,
+                },
+            ],
+            vm_sizes: vec![VmSizeOut {
+                name: "shared-cpu-1x".into(),
+                cpu_cores: 1.0,
+                memory_mb: 256,
+                max_memory_mb: 2048,
+                price_month: 1.94,
+                price_second: 0.00000075,
+            }],
+        };
+        insta::assert_snapshot!(info.render_text());
+    }
 }

@@ -5,12 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{MachineRef, count};
 use crate::tools::args::{AppName, MachineId};
-use crate::tools::{
-    catalog::{DestroyPlan, ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    render::table,
-};
+use crate::tools::error::complete_or_incomplete;
+use crate::tools::render::table_of;
+use crate::tools::{DestroyPlan, ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{Outcome, destroy as wf, outcome::HasOutcome};
 
 pub(super) const DESTROY_MACHINES: ToolInfo = ToolInfo {
@@ -65,18 +62,6 @@ impl DestroyPlan for DestroyMachinesPlan {
     }
 
     fn describe(&self) -> String {
-        let rows: Vec<Vec<String>> = self
-            .machines
-            .iter()
-            .map(|m| {
-                vec![
-                    m.id.clone(),
-                    m.name.clone(),
-                    m.region.clone(),
-                    m.state.clone(),
-                ]
-            })
-            .collect();
         format!(
             "{} machine(s) of app {}{}:\n{}",
             self.machines.len(),
@@ -86,7 +71,14 @@ impl DestroyPlan for DestroyMachinesPlan {
             } else {
                 ""
             },
-            table(&["ID", "NAME", "REGION", "STATE"], &rows)
+            table_of(&["ID", "NAME", "REGION", "STATE"], &self.machines, |m| {
+                vec![
+                    m.id.clone(),
+                    m.name.clone(),
+                    m.region.clone(),
+                    m.state.clone(),
+                ]
+            })
         )
     }
 }
@@ -115,26 +107,41 @@ pub struct DestroyMachinesReport {
 
 impl ToolOutput for DestroyMachinesReport {
     fn render_text(&self) -> String {
-        let rows: Vec<Vec<String>> = self
-            .machines
-            .iter()
-            .map(|m| {
-                vec![
-                    m.id.clone(),
-                    m.name.clone(),
-                    m.region.clone(),
-                    m.outcome.clone(),
-                    m.error.clone().unwrap_or_default(),
-                ]
-            })
-            .collect();
         format!(
             "app {}: {} destroyed, {} failed\n{}",
             self.app,
             self.destroyed,
             self.failed,
-            table(&["ID", "NAME", "REGION", "OUTCOME", "ERROR"], &rows)
+            table_of(
+                &["ID", "NAME", "REGION", "OUTCOME", "ERROR"],
+                &self.machines,
+                |m| {
+                    vec![
+                        m.id.clone(),
+                        m.name.clone(),
+                        m.region.clone(),
+                        m.outcome.clone(),
+                        m.error.clone().unwrap_or_default(),
+                    ]
+                }
+            )
         )
+    }
+}
+
+impl From<wf::MachineDestroyPlan> for DestroyMachinesPlan {
+    fn from(plan: wf::MachineDestroyPlan) -> Self {
+        DestroyMachinesPlan {
+            app: plan.app.clone(),
+            force: plan.force,
+            machines: plan
+                .machines
+                .iter()
+                .cloned()
+                .map(MachineRef::from)
+                .collect(),
+            plan,
+        }
     }
 }
 
@@ -150,17 +157,7 @@ pub(super) async fn plan_destroy_machines(
         ctx.owned_only(),
     )
     .await?;
-    Ok(DestroyMachinesPlan {
-        app: plan.app.clone(),
-        force: plan.force,
-        machines: plan
-            .machines
-            .iter()
-            .cloned()
-            .map(MachineRef::from)
-            .collect(),
-        plan,
-    })
+    Ok(plan.into())
 }
 
 pub(super) async fn destroy_machines(
@@ -189,10 +186,57 @@ pub(super) async fn destroy_machines(
         failed,
         machines,
     };
-    if failed > 0 {
-        return Err(ToolError::Incomplete {
-            summary: report.render_text(),
-        });
+    complete_or_incomplete(failed > 0, report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workflows::observe::MachineSummary;
+
+    fn machine(id: &str, name: &str, state: &str) -> MachineSummary {
+        MachineSummary {
+            id: id.into(),
+            name: name.into(),
+            region: "iad".into(),
+            state: state.into(),
+            version: "01JB3V9S1QK0V7J8ZP3T6W2M4N".into(),
+            owned: true,
+        }
     }
-    Ok(report)
+
+    #[test]
+    fn texts_the_model_reads() {
+        let plan = wf::MachineDestroyPlan {
+            app: "web".into(),
+            machines: vec![
+                machine("148e1d4ae77d89", "web-1", "started"),
+                machine("2865d90c412e08", "web-2", "stopped"),
+            ],
+            force: true,
+        };
+        let plan = DestroyMachinesPlan::from(plan);
+        let report = DestroyMachinesReport {
+            app: "web".into(),
+            destroyed: 1,
+            failed: 1,
+            machines: vec![
+                MachineDestroyed {
+                    id: "148e1d4ae77d89".into(),
+                    name: "web-1".into(),
+                    region: "iad".into(),
+                    outcome: "destroyed".into(),
+                    error: None,
+                },
+                MachineDestroyed {
+                    id: "2865d90c412e08".into(),
+                    name: "web-2".into(),
+                    region: "iad".into(),
+                    outcome: "failed".into(),
+                    error: Some("Fly API answered 412: machine is leased".into()),
+                },
+            ],
+        };
+        insta::assert_snapshot!([plan.describe(), report.render_text()].join("\n---\n"));
+    }
 }

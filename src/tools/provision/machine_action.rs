@@ -7,12 +7,9 @@ use std::time::Duration;
 
 use super::count;
 use crate::tools::args::{AppName, MachineId};
-use crate::tools::{
-    catalog::{ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    render::table,
-};
+use crate::tools::error::complete_or_incomplete;
+use crate::tools::render::table_of;
+use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{Outcome, lifecycle as life};
 
 pub(super) const MACHINE_ACTION: ToolInfo = ToolInfo {
@@ -87,21 +84,6 @@ pub struct MachineActionReport {
 
 impl ToolOutput for MachineActionReport {
     fn render_text(&self) -> String {
-        let rows: Vec<Vec<String>> = self
-            .machines
-            .iter()
-            .map(|m| {
-                vec![
-                    m.id.clone(),
-                    m.name.clone(),
-                    m.region.clone(),
-                    m.before.clone(),
-                    m.after.clone().unwrap_or_else(|| "?".to_owned()),
-                    m.outcome.clone(),
-                    m.error.clone().unwrap_or_default(),
-                ]
-            })
-            .collect();
         format!(
             "{} on app {}: {} done, {} unchanged, {} failed\n{}",
             self.action,
@@ -109,11 +91,22 @@ impl ToolOutput for MachineActionReport {
             self.done,
             self.unchanged,
             self.failed,
-            table(
+            table_of(
                 &[
                     "ID", "NAME", "REGION", "BEFORE", "AFTER", "OUTCOME", "ERROR"
                 ],
-                &rows
+                &self.machines,
+                |m| {
+                    vec![
+                        m.id.clone(),
+                        m.name.clone(),
+                        m.region.clone(),
+                        m.before.clone(),
+                        m.after.clone().unwrap_or_else(|| "?".to_owned()),
+                        m.outcome.clone(),
+                        m.error.clone().unwrap_or_default(),
+                    ]
+                }
             )
         )
     }
@@ -166,10 +159,40 @@ pub(super) async fn machine_action(
             })
             .collect(),
     };
-    if report.failed > 0 || count(&outcomes, Outcome::Cancelled) > 0 {
-        return Err(ToolError::Incomplete {
-            summary: report.render_text(),
-        });
+    complete_or_incomplete(
+        report.failed > 0 || count(&outcomes, Outcome::Cancelled) > 0,
+        report,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_the_model_reads() {
+        let line = |id: &str, before: &str, after: Option<&str>, outcome: &str| MachineActionOut {
+            id: id.into(),
+            name: format!("web-{}", &id[..2]),
+            region: "iad".into(),
+            before: before.into(),
+            after: after.map(str::to_owned),
+            outcome: outcome.into(),
+            error: (outcome == "failed").then(|| "did not reach started within 60s".to_owned()),
+            elapsed_ms: 1200,
+        };
+        let report = MachineActionReport {
+            app: "web".into(),
+            action: "start".into(),
+            done: 1,
+            unchanged: 1,
+            failed: 1,
+            machines: vec![
+                line("148e1d4ae77d89", "stopped", Some("started"), "done"),
+                line("2865d90c412e08", "started", Some("started"), "unchanged"),
+                line("3d8d413b1e3478", "stopped", None, "failed"),
+            ],
+        };
+        insta::assert_snapshot!(report.render_text());
     }
-    Ok(report)
 }

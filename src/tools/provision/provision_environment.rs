@@ -8,12 +8,8 @@ use std::{collections::BTreeMap, time::Duration};
 use super::{CpuKind, ResourceOut, resource_out};
 use crate::fly;
 use crate::tools::args::{AppName, NAME_PATTERN, Region};
-use crate::tools::{
-    catalog::{ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    render::table,
-};
+use crate::tools::render::table_of;
+use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::provision::{self as prov, EnvSpec};
 
 pub(super) const PROVISION_ENVIRONMENT: ToolInfo = ToolInfo {
@@ -220,12 +216,11 @@ impl ToolOutput for ProvisionReport {
     fn render_text(&self) -> String {
         let mut out = format!("app {} ({}): {}\n", self.app, self.url, self.status);
         if !self.plan.is_empty() {
-            let rows: Vec<Vec<String>> = self
-                .plan
-                .iter()
-                .map(|s| vec![s.kind.clone(), s.action.clone(), s.detail.clone()])
-                .collect();
-            out.push_str(&table(&["RESOURCE", "ACTION", "DETAIL"], &rows));
+            out.push_str(&table_of(
+                &["RESOURCE", "ACTION", "DETAIL"],
+                &self.plan,
+                |s| vec![s.kind.clone(), s.action.clone(), s.detail.clone()],
+            ));
             out.push('\n');
         }
         if let Some(id) = &self.machine_id {
@@ -448,5 +443,69 @@ pub(super) async fn provision_environment(
             elapsed_ms: u64::try_from(p.elapsed.as_millis()).unwrap_or(u64::MAX),
         }),
         Err(failure) => Err(failure.into_error(&args.app, rollback).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resource(kind: &str, id: &str) -> ResourceOut {
+        ResourceOut {
+            kind: kind.into(),
+            id: id.into(),
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn texts_the_model_reads() {
+        let provisioned = ProvisionReport {
+            app: "dev-alice".into(),
+            url: "https://dev-alice.fly.dev".into(),
+            status: "provisioned".into(),
+            machine_id: Some("148e1d4ae77d89".into()),
+            machine_state: Some("started".into()),
+            volume_id: Some("vol_4o2ejqnyx7y8gkpv".into()),
+            ipv4: Some("66.241.124.17".into()),
+            ipv6: Some("2a09:8280:1::4e:1a2b".into()),
+            region: "iad".into(),
+            created: vec![
+                resource("machine", "148e1d4ae77d89"),
+                resource("volume", "vol_4o2ejqnyx7y8gkpv"),
+            ],
+            reused: vec![resource("app", "dev-alice")],
+            plan: Vec::new(),
+            estimated_monthly_usd: None,
+            cost_basis: None,
+            idempotency_key: "prov-dev-alice-7f3a".into(),
+            elapsed_ms: 5120,
+        };
+        let planned = ProvisionReport {
+            status: "planned".into(),
+            machine_id: None,
+            machine_state: None,
+            volume_id: None,
+            ipv4: None,
+            ipv6: None,
+            created: Vec::new(),
+            reused: Vec::new(),
+            plan: vec![
+                PlanStepOut {
+                    kind: "app".into(),
+                    action: "create".into(),
+                    detail: "dev-alice in org personal".into(),
+                },
+                PlanStepOut {
+                    kind: "machine".into(),
+                    action: "create".into(),
+                    detail: "shared-cpu-1x, nginx:latest".into(),
+                },
+            ],
+            estimated_monthly_usd: Some(2.32),
+            cost_basis: Some("shared-cpu-1x always on, 1 GB volume".into()),
+            ..provisioned.clone()
+        };
+        insta::assert_snapshot!([provisioned.render_text(), planned.render_text()].join("\n---\n"));
     }
 }

@@ -7,12 +7,9 @@ use std::{collections::BTreeMap, time::Duration};
 
 use super::{MachineRef, count};
 use crate::tools::args::{AppName, MachineId};
-use crate::tools::{
-    catalog::{DestroyPlan, ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    render::table,
-};
+use crate::tools::error::complete_or_incomplete;
+use crate::tools::render::table_of;
+use crate::tools::{DestroyPlan, ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{Outcome, scale};
 
 pub(super) const SCALE_MACHINES: ToolInfo = ToolInfo {
@@ -92,10 +89,10 @@ impl DestroyPlan for ScaleMachinesPlan {
         if self.destroy.is_empty() {
             out.push_str("\ndestroy nothing");
         } else {
-            let rows: Vec<Vec<String>> = self
-                .destroy
-                .iter()
-                .map(|m| {
+            out.push_str(&format!(
+                "\ndestroy {} machine(s) (running ones are killed):\n{}",
+                self.destroy.len(),
+                table_of(&["ID", "NAME", "REGION", "STATE"], &self.destroy, |m| {
                     vec![
                         m.id.clone(),
                         m.name.clone(),
@@ -103,11 +100,6 @@ impl DestroyPlan for ScaleMachinesPlan {
                         m.state.clone(),
                     ]
                 })
-                .collect();
-            out.push_str(&format!(
-                "\ndestroy {} machine(s) (running ones are killed):\n{}",
-                self.destroy.len(),
-                table(&["ID", "NAME", "REGION", "STATE"], &rows)
             ));
         }
         out
@@ -142,19 +134,6 @@ pub struct ScaleMachinesReport {
 
 impl ToolOutput for ScaleMachinesReport {
     fn render_text(&self) -> String {
-        let rows: Vec<Vec<String>> = self
-            .machines
-            .iter()
-            .map(|l| {
-                vec![
-                    l.id.clone(),
-                    l.region.clone(),
-                    l.outcome.clone(),
-                    l.volumes.join(","),
-                    l.error.clone().unwrap_or_default(),
-                ]
-            })
-            .collect();
         format!(
             "app {} (template {}): {} created, {} destroyed, {} failed\n{}",
             self.app,
@@ -162,7 +141,19 @@ impl ToolOutput for ScaleMachinesReport {
             self.created,
             self.destroyed,
             self.failed,
-            table(&["ID", "REGION", "OUTCOME", "VOLUMES", "ERROR"], &rows)
+            table_of(
+                &["ID", "REGION", "OUTCOME", "VOLUMES", "ERROR"],
+                &self.machines,
+                |l| {
+                    vec![
+                        l.id.clone(),
+                        l.region.clone(),
+                        l.outcome.clone(),
+                        l.volumes.join(","),
+                        l.error.clone().unwrap_or_default(),
+                    ]
+                }
+            )
         )
     }
 }
@@ -240,10 +231,74 @@ pub(super) async fn scale_machines(
             })
             .collect(),
     };
-    if report.failed > 0 {
-        return Err(ToolError::Incomplete {
-            summary: report.render_text(),
-        });
+    complete_or_incomplete(report.failed > 0, report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_the_model_reads() {
+        let machine = |id: &str, region: &str, state: &str| scale::ScaleMachine {
+            id: id.into(),
+            name: format!("web-{}", &id[..2]),
+            region: region.into(),
+            state: state.into(),
+        };
+        let wf_plan = scale::ScalePlan {
+            app: "web".into(),
+            template: machine("148e1d4ae77d89", "iad", "started"),
+            template_config: crate::fly::MachineConfig::default(),
+            mounts: Vec::new(),
+            regions: Vec::new(),
+            create: vec!["ams".into(), "ams".into()],
+            destroy: vec![machine("3d8d413b1e3478", "ord", "stopped")],
+        };
+        let plan = ScaleMachinesPlan {
+            app: "web".into(),
+            template: "148e1d4ae77d89".into(),
+            regions: BTreeMap::from([("ams".to_owned(), [0, 2]), ("ord".to_owned(), [1, 0])]),
+            create: wf_plan.create.clone(),
+            clone_volumes: vec!["data 1 GB at /data".into()],
+            destroy: vec![MachineRef {
+                id: "3d8d413b1e3478".into(),
+                name: "web-3d".into(),
+                region: "ord".into(),
+                state: "stopped".into(),
+            }],
+            plan: wf_plan,
+        };
+        let report = ScaleMachinesReport {
+            app: "web".into(),
+            template: "148e1d4ae77d89".into(),
+            created: 1,
+            destroyed: 1,
+            failed: 1,
+            machines: vec![
+                ScaleLine {
+                    outcome: "created".into(),
+                    id: "5683d920b1e908".into(),
+                    region: "ams".into(),
+                    volumes: vec!["vol_4o2ejqnyx7y8gkpv".into()],
+                    error: None,
+                },
+                ScaleLine {
+                    outcome: "failed".into(),
+                    id: String::new(),
+                    region: "ams".into(),
+                    volumes: Vec::new(),
+                    error: Some("no capacity in region ams".into()),
+                },
+                ScaleLine {
+                    outcome: "destroyed".into(),
+                    id: "3d8d413b1e3478".into(),
+                    region: "ord".into(),
+                    volumes: Vec::new(),
+                    error: None,
+                },
+            ],
+        };
+        insta::assert_snapshot!([plan.describe(), report.render_text()].join("\n---\n"));
     }
-    Ok(report)
 }

@@ -7,12 +7,8 @@ use std::time::Duration;
 
 use super::{ResourceOut, resource_out};
 use crate::tools::args::AppName;
-use crate::tools::{
-    catalog::{DestroyPlan, ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    render::table,
-};
+use crate::tools::render::table;
+use crate::tools::{DestroyPlan, ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::teardown as down;
 
 pub(super) const TEARDOWN_ENVIRONMENT: ToolInfo = ToolInfo {
@@ -150,4 +146,39 @@ pub(super) async fn teardown_environment(
         certificates: report.certificates,
         retried_errors: report.errors,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_the_model_reads() {
+        let plan = TeardownPlanOut {
+            app: "dev-alice".into(),
+            machines: vec!["148e1d4ae77d89 (dev-alice, iad, started)".into()],
+            volumes: vec!["vol_4o2ejqnyx7y8gkpv (data, 1 GB)".into()],
+            ips: vec!["66.241.124.17 (shared_v4)".into()],
+            certificates: vec!["dev.example.com".into()],
+        };
+        let report = TeardownReportOut {
+            app: "dev-alice".into(),
+            app_deleted: true,
+            removed: vec![
+                ResourceOut {
+                    kind: "machine".into(),
+                    id: "148e1d4ae77d89".into(),
+                    detail: "destroyed".into(),
+                },
+                ResourceOut {
+                    kind: "volume".into(),
+                    id: "vol_4o2ejqnyx7y8gkpv".into(),
+                    detail: "destroyed".into(),
+                },
+            ],
+            certificates: vec!["dev.example.com".into()],
+            retried_errors: vec!["destroying volume vol_4o2ejqnyx7y8gkpv: 412, retried".into()],
+        };
+        insta::assert_snapshot!([plan.describe(), report.render_text()].join("\n---\n"));
+    }
 }

@@ -7,12 +7,9 @@ use std::{collections::BTreeMap, time::Duration};
 
 use super::{CpuKind, count};
 use crate::tools::args::{AppName, MachineId};
-use crate::tools::{
-    catalog::{ToolInfo, ToolOutput, Toolset},
-    context::ToolContext,
-    error::ToolError,
-    render::table,
-};
+use crate::tools::error::complete_or_incomplete;
+use crate::tools::render::table_of;
+use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{Outcome, update as upd};
 
 pub(super) const UPDATE_MACHINES: ToolInfo = ToolInfo {
@@ -127,19 +124,6 @@ pub struct UpdateMachinesReport {
 
 impl ToolOutput for UpdateMachinesReport {
     fn render_text(&self) -> String {
-        let rows: Vec<Vec<String>> = self
-            .machines
-            .iter()
-            .map(|m| {
-                vec![
-                    m.id.clone(),
-                    m.region.clone(),
-                    m.outcome.clone(),
-                    m.version.clone(),
-                    m.error.clone().unwrap_or_default(),
-                ]
-            })
-            .collect();
         format!(
             "app {}: {} update ({}): {} updated, {} unchanged, {} failed, {} reverted, {} skipped{}\n{}",
             self.app,
@@ -155,7 +139,19 @@ impl ToolOutput for UpdateMachinesReport {
             } else {
                 ""
             },
-            table(&["ID", "REGION", "OUTCOME", "VERSION", "ERROR"], &rows)
+            table_of(
+                &["ID", "REGION", "OUTCOME", "VERSION", "ERROR"],
+                &self.machines,
+                |m| {
+                    vec![
+                        m.id.clone(),
+                        m.region.clone(),
+                        m.outcome.clone(),
+                        m.version.clone(),
+                        m.error.clone().unwrap_or_default(),
+                    ]
+                }
+            )
         )
     }
 }
@@ -236,10 +232,49 @@ pub(super) async fn update_machines(
         .steer(|ctl| async move { upd::run_update(client, &plan, &change, &opts, &ctl).await })
         .await?
         .into();
-    if report.failed > 0 || report.reverted > 0 {
-        return Err(ToolError::Incomplete {
-            summary: report.render_text(),
-        });
+    complete_or_incomplete(report.failed > 0 || report.reverted > 0, report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_the_model_reads() {
+        let line = |id: &str, outcome: &str, error: Option<&str>| MachineUpdated {
+            id: id.into(),
+            name: format!("web-{}", &id[..2]),
+            region: "iad".into(),
+            outcome: outcome.into(),
+            previous_version: "01JB3V9S1QK0V7J8ZP3T6W2M4N".into(),
+            version: if outcome == "updated" {
+                "01JB4A2C7HX9Y0Z3W5V8T1R6PQ".into()
+            } else {
+                "01JB3V9S1QK0V7J8ZP3T6W2M4N".into()
+            },
+            error: error.map(str::to_owned),
+            lease_left: false,
+        };
+        let report = UpdateMachinesReport {
+            app: "web".into(),
+            strategy: "rolling".into(),
+            change: "image → nginx:1.27, env set LOG_LEVEL".into(),
+            updated: 1,
+            unchanged: 0,
+            failed: 0,
+            reverted: 1,
+            skipped: 1,
+            stopped_early: true,
+            machines: vec![
+                line("148e1d4ae77d89", "updated", None),
+                line(
+                    "2865d90c412e08",
+                    "reverted",
+                    Some("health checks failing after 60s; reverted to the previous version"),
+                ),
+                line("3d8d413b1e3478", "skipped", None),
+            ],
+        };
+        insta::assert_snapshot!(report.render_text());
     }
-    Ok(report)
 }

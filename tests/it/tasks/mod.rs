@@ -5,6 +5,7 @@
 //! through `tasks/*`. Against the in-process simulator; `/__sim/state` is the judge.
 
 mod cancel;
+mod extension;
 mod progress;
 
 use std::{path::PathBuf, sync::Arc};
