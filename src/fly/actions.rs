@@ -305,8 +305,26 @@ impl Client {
         if force {
             req = req.query("force", "true").query("kill", "true");
         }
-        self.send(req).await?;
-        Ok(())
+        match self.send(req).await {
+            Ok(_) => Ok(()),
+            // A retry whose first attempt went through (answered with a 5xx or a reset)
+            // meets the machine destroyed or on its way: 412 `unable to destroy machine
+            // from current state: 'destroyed'`. That is the destroy done, not a failure.
+            Err(e) if e.status() == Some(412) => match self.get_machine(app, machine_id).await {
+                Ok(m)
+                    if matches!(
+                        m.state,
+                        super::MachineState::Destroyed | super::MachineState::Destroying
+                    ) =>
+                {
+                    tracing::debug!(app, machine = machine_id, error = %e, "destroy refused, but the machine is already destroyed");
+                    Ok(())
+                }
+                Err(look) if look.is_not_found() => Ok(()),
+                _ => Err(e),
+            },
+            Err(e) => Err(e),
+        }
     }
 
     /// Start Machine: `POST /v1/apps/{app_name}/machines/{machine_id}/start`.

@@ -213,6 +213,40 @@ impl Error {
         }
     }
 
+    /// True when Fly ran out of room for the request: the codes `insufficient_capacity`
+    /// (no host in the region) and `volume_placement_capacity` (the volume's host is
+    /// full), whatever the status, or a 409 whose message is flaps' "aborted: no
+    /// capacity" (every host refused a volume create or fork) or one of flyd's
+    /// "insufficient … available to fulfill request" (the machine's host is full). As
+    /// fly-go classifies them (`flaps/flaps_error.go` `CapacityScopeOf`); none is worth
+    /// repeating as it was sent: another region (or host) is the way on.
+    pub fn is_capacity(&self) -> bool {
+        match self {
+            Error::Api {
+                status,
+                code,
+                message,
+                ..
+            } => match code.as_deref() {
+                Some("insufficient_capacity" | "volume_placement_capacity") => true,
+                Some(c) if !c.is_empty() => false,
+                _ => {
+                    *status == 409
+                        && (message.trim_end().ends_with("no capacity")
+                            || (message.contains("insufficient ")
+                                && message.contains("available to fulfill request")))
+                }
+            },
+            Error::GraphQl { .. }
+            | Error::Transport { .. }
+            | Error::Decode { .. }
+            | Error::Timeout { .. }
+            | Error::Invalid { .. }
+            | Error::NoToken { .. }
+            | Error::Build { .. } => false,
+        }
+    }
+
     /// True for a conflict: 409 (lease held, stale `current_version`, duplicate
     /// name), 412 (stale `machine_version`), or 422 `name_taken`.
     pub fn is_conflict(&self) -> bool {
@@ -274,5 +308,40 @@ impl Error {
             field: field.into(),
             rule: rule.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, code: Option<&str>, message: &str) -> Error {
+        Error::Api {
+            op: "create_volume",
+            status,
+            code: code.map(str::to_owned),
+            message: message.to_owned(),
+            request_id: None,
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn capacity_errors_are_told_by_code_or_by_flaps_409_text() {
+        assert!(api(422, Some("insufficient_capacity"), "no room").is_capacity());
+        assert!(api(503, Some("volume_placement_capacity"), "host full").is_capacity());
+        assert!(api(409, None, "aborted: no capacity").is_capacity());
+        assert!(
+            api(
+                409,
+                None,
+                "could not reserve resource for machine: insufficient memory available to fulfill request on the current host"
+            )
+            .is_capacity()
+        );
+        // A classified error is taken at its code; other 409s are conflicts.
+        assert!(!api(409, Some("name_taken"), "aborted: no capacity").is_capacity());
+        assert!(!api(409, None, "lease currently held by someone").is_capacity());
+        assert!(!api(503, None, "no capacity").is_capacity());
     }
 }

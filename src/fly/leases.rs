@@ -11,6 +11,10 @@ use super::client::{Req, RetryMode, decode_value};
 use super::pacing::PaceClass;
 use super::{Client, Error, LeaseNonce, null_as_default};
 
+/// Acquires sent for one lease before an ambiguous failure is reported: each one
+/// after the first follows a look at the lease that found none.
+const AMBIGUOUS_ACQUIRES: usize = 5;
+
 /// A lease on a machine.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -91,7 +95,67 @@ impl Client {
     /// (`?ttl=` and body `{ttl, description}`; 409 when someone else holds it). The
     /// spec puts `ttl` in the body, fly-go (`flaps/flaps_machines.go`, `AcquireLease`,
     /// `RefreshLease`) in the query: both are sent, so either reading gets our TTL.
+    ///
+    /// An acquire is not idempotent (a second one meets our own lease and answers 409),
+    /// so after an ambiguous failure (5xx, reset: the lease may have been granted) this
+    /// looks before asking again. The description carries a token of this call, and
+    /// `GET …/lease` shows the lease with its nonce (fly-go `MachineLeaseData`): a lease
+    /// with our token is ours and is adopted; no lease means the acquire had no effect
+    /// and is repeated; anyone else's lease is the 409 the acquire would have met. fly-go
+    /// `AcquireLease` retries every failure for a minute (`flaps/retry.go`) and would
+    /// meet its own lease instead.
     pub async fn acquire_lease(
+        &self,
+        app: &str,
+        machine_id: &str,
+        ttl_secs: u64,
+        description: &str,
+    ) -> Result<Lease, Error> {
+        let token = hex::encode(rand::random::<[u8; 6]>());
+        let description = if description.is_empty() {
+            format!("[{token}]")
+        } else {
+            format!("{description} [{token}]")
+        };
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let err = match self
+                .acquire_once(app, machine_id, ttl_secs, &description)
+                .await
+            {
+                Ok(lease) => return Ok(lease),
+                Err(e) if e.is_ambiguous() && attempts < AMBIGUOUS_ACQUIRES => e,
+                Err(e) => return Err(e),
+            };
+            match self.get_lease(app, machine_id).await? {
+                None => {}
+                Some(lease) if lease.description == description && lease.nonce.is_some() => {
+                    tracing::debug!(
+                        app,
+                        machine = machine_id,
+                        "an acquire answered {err} had taken the lease: adopted"
+                    );
+                    return Ok(lease);
+                }
+                Some(lease) => {
+                    return Err(Error::Api {
+                        op: "acquire_lease",
+                        status: 409,
+                        code: None,
+                        message: format!(
+                            "lease currently held by {}, expires at {} (after an unanswered acquire: {err})",
+                            lease.owner, lease.expires_at
+                        ),
+                        request_id: None,
+                        retry_after: None,
+                    });
+                }
+            }
+        }
+    }
+
+    async fn acquire_once(
         &self,
         app: &str,
         machine_id: &str,

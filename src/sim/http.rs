@@ -261,6 +261,13 @@ async fn outer(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Respon
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
     }
+    let fault_name = match fault {
+        Fault::None => None,
+        Fault::ServerError(_) => Some("5xx"),
+        Fault::Reset => Some("reset"),
+        Fault::Applied(Some(_)) => Some("applied"),
+        Fault::Applied(None) => Some("applied_reset"),
+    };
     let mut resp = match fault {
         Fault::None => next.run(req).await,
         Fault::ServerError(code) => {
@@ -301,6 +308,7 @@ async fn outer(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Respon
                 start_ms,
                 end_ms: now,
                 real_us,
+                fault: fault_name,
             });
         });
     }

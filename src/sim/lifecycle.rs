@@ -791,6 +791,15 @@ impl World {
                 "insufficient_capacity",
             ));
         }
+        // Realism: a full region refuses every machine, as a 422 with the code (see
+        // `Realism::full_region`, from fly-go `flaps/flaps_error.go` `CapacityScopeOf`).
+        if self.realism.full_region.as_deref() == Some(region.as_str()) {
+            return Err(ApiError::coded(
+                422,
+                format!("insufficient resources to create new machine in region {region}"),
+                "insufficient_capacity",
+            ));
+        }
         let version = self.rng.ulid(now);
         let private_ip = self.rng.private_ip();
         let launch_event = self.rng.ulid(now);

@@ -598,8 +598,8 @@ fn lease_body(l: &super::model::Lease) -> Value {
         "description": l.description, "expires_at": l.expires_ms / 1000, "version": l.version}})
 }
 
-/// `GET …/lease`: the lease *with its nonce*, to anyone who may read the app, as Fly
-/// answers it: fly-go's `MachineLeaseData` carries `nonce` (`machine_types.go`), and
+/// `GET …/lease`: the lease *with its nonce* (realism `lease_nonce_visible`), to anyone
+/// who may read the app, as Fly answers it: fly-go's `MachineLeaseData` carries `nonce` (`machine_types.go`), and
 /// `fly machine leases clear` reads it there to release someone else's lease (flyctl
 /// `internal/command/machine/leases.go`, `runLeaseClear`). A client must therefore
 /// expect its lease to be taken from it.
@@ -610,7 +610,13 @@ async fn get_lease(call: AppCall<(String, String)>) -> ApiResult {
         let l = m
             .live_lease(now)
             .ok_or_else(|| ApiError::not_found("lease not found"))?;
-        ok_json(200, lease_body(l))
+        let mut body = lease_body(l);
+        if !w.realism.lease_nonce_visible
+            && let Some(data) = body.get_mut("data").and_then(Value::as_object_mut)
+        {
+            data.remove("nonce");
+        }
+        ok_json(200, body)
     })
 }
 

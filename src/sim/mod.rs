@@ -21,7 +21,8 @@
 //! # Realism
 //! See [`Realism`]: Fly's eventual consistency (a new app answering 404 for a moment,
 //! secrets reaching hosts late, destroyed volumes lingering in transitional states,
-//! idempotency keys that expire), on by default; `sim --realism off` (or
+//! idempotency keys that expire), lease nonces visible to any reader and a full region
+//! ([`FULL_REGION`]: capacity errors), on by default; `sim --realism off` (or
 //! `POST /__sim/realism {"enabled": false}`) gives the ideal platform.
 //!
 //! # Test conventions
@@ -32,7 +33,7 @@
 //! | Method | Path | Effect |
 //! |---|---|---|
 //! | GET | `/__sim/state` | every resource as JSON |
-//! | GET | `/__sim/requests` | request log: method, path, status, sim start/end (ms), real µs |
+//! | GET | `/__sim/requests` | request log: method, path, status, sim start/end (ms), real µs, the injected `fault` if any |
 //! | POST | `/__sim/faults` | `{"spec":"5xx=0.05,reset=0.02,latency=200ms@0.5"}` or a bare string |
 //! | POST | `/__sim/reset` | reload the scenario, clear the request log |
 //! | POST | `/__sim/clock/advance` | `{"ms": N}` or `{"seconds": N}`; runs due transitions |
@@ -82,7 +83,7 @@ use std::time::Duration;
 
 pub use faults::FaultConfig;
 pub use latency::LatencyModel;
-pub use realism::Realism;
+pub use realism::{FULL_REGION, Realism};
 
 use clock::Clock;
 use model::World;
@@ -500,8 +501,8 @@ pub struct SimArgs {
     #[arg(long, env = "FLY_MCP_FAULTS", default_value = "")]
     pub faults: String,
     /// Fly's eventual consistency (a new app hidden for a moment, secrets that reach
-    /// hosts late, volumes lingering after destroy, idempotency keys that expire);
-    /// `off` gives an ideal platform.
+    /// hosts late, volumes lingering after destroy, idempotency keys that expire),
+    /// visible lease nonces and a full region (`mad`); `off` gives an ideal platform.
     #[arg(long, env = "FLY_MCP_REALISM", default_value = "on", value_parser = ["on", "off"])]
     pub realism: String,
     /// Require this token (otherwise any token is accepted).

@@ -581,6 +581,11 @@ pub(crate) struct RequestRecord {
     pub start_ms: u64,
     pub end_ms: u64,
     pub real_us: u64,
+    /// The fault injected into this request, if any: `5xx` or `reset` (before the
+    /// handler), `applied` or `applied_reset` (after it). A reset is logged with the
+    /// status the handler would have given (200 for one before the handler).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault: Option<&'static str>,
 }
 
 /// The viewer behind every accepted token.
@@ -818,6 +823,8 @@ impl World {
                 "secrets_propagation_ms": self.realism.secrets_propagation_ms,
                 "volume_destroy_step_ms": self.realism.volume_destroy_step_ms,
                 "idempotency_key_ttl_ms": self.realism.idempotency_key_ttl_ms,
+                "lease_nonce_visible": self.realism.lease_nonce_visible,
+                "full_region": self.realism.full_region,
             },
             "faults": {
                 "5xx": self.faults.server_error, "reset": self.faults.reset,

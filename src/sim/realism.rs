@@ -17,6 +17,10 @@
 
 use super::SimError;
 
+/// The region the realistic profile keeps full (Madrid: a real region no test or
+/// scenario places anything in otherwise).
+pub const FULL_REGION: &str = "mad";
+
 /// How far the simulator departs from an ideal platform toward Fly's real behaviour.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Realism {
@@ -46,6 +50,23 @@ pub struct Realism {
     /// forgets keys after an hour: a client must not rely on a key for more than a
     /// retry.
     pub idempotency_key_ttl_ms: Option<u64>,
+    /// `GET …/lease` answers the lease *with its nonce* to anyone who may read the app,
+    /// so anyone can release or take over someone else's lease; a client must expect
+    /// its lease to be cleared under it. Source: fly-go `machine_types.go`
+    /// (`MachineLeaseData` carries `nonce`), read by flyctl `fly machine leases clear`
+    /// (`internal/command/machine/leases.go`, `runLeaseClear`) to release another
+    /// holder's lease. Off, only the holder learns the nonce (from its acquire).
+    pub lease_nonce_visible: bool,
+    /// A region whose hosts are full. A machine create there answers 422
+    /// `{"status": "insufficient_capacity"}` and a volume create 409
+    /// `"aborted: no capacity"`; nothing is created. Source: fly-go
+    /// `flaps/flaps_error.go` (`CapacityScopeOf`: `insufficient_capacity` is region
+    /// scoped, "a proper 422 insufficient_capacity"; `flydNoCapacityPhrase`: "aborted: no
+    /// capacity" is what flaps answers, as a 409, when every host refused a volume create
+    /// or fork), and its `Suggestion` for the code ("Try choosing a different region").
+    /// Which region is full, and that it stays full, are the simulator's choice
+    /// (`openapi/divergences.yaml`); no test but the capacity ones uses it.
+    pub full_region: Option<String>,
 }
 
 impl Realism {
@@ -56,17 +77,22 @@ impl Realism {
             secrets_propagation_ms: 2_000,
             volume_destroy_step_ms: 150,
             idempotency_key_ttl_ms: Some(3_600_000),
+            lease_nonce_visible: true,
+            full_region: Some(FULL_REGION.to_owned()),
         }
     }
 
     /// The ideal platform: a new app is visible at once, secrets reach every launch at
-    /// once, a destroyed volume is gone at once and keys are kept as long as the app.
+    /// once, a destroyed volume is gone at once, keys are kept as long as the app, only
+    /// a lease's holder knows its nonce and every region has room.
     pub fn off() -> Self {
         Realism {
             new_app_hidden_ms: 0,
             secrets_propagation_ms: 0,
             volume_destroy_step_ms: 0,
             idempotency_key_ttl_ms: None,
+            lease_nonce_visible: false,
+            full_region: None,
         }
     }
 

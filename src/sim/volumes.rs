@@ -194,6 +194,11 @@ async fn create(call: AppCall<String>, body: Bytes) -> ApiResult {
                     "volume_placement_capacity",
                 ));
             }
+            // Realism: a full region refuses the volume with flaps' 409 "aborted: no
+            // capacity" (see `Realism::full_region`).
+            if w.realism.full_region.as_deref() == Some(region.as_str()) {
+                return Err(ApiError::new(409, "aborted: no capacity"));
+            }
             let id = w.rng.volume_id();
             let zone = pick_zone(w, app, &name, &region, unique);
             let restoring = snapshot.is_some() || source_vol.is_some();

@@ -71,8 +71,13 @@ pub async fn platform_facts(
                 deprecated: r.deprecated,
             })
             .collect(),
+        // Only the sizes a machine can be given (`fly::validate::preset`): GraphQL may
+        // still list GPU sizes, which Fly no longer offers (flyctl
+        // `internal/command/platform/vmsizes.go` leaves them out of `fly platform
+        // vm-sizes`, and the API refuses a GPU guest).
         vm_sizes: sizes
             .into_iter()
+            .filter(|s| fly::validate::preset(&s.name).is_ok())
             .map(|s| VmSizeFact {
                 name: s.name,
                 cpu_cores: s.cpu_cores,

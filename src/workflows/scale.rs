@@ -274,8 +274,10 @@ pub async fn run_scale(
         })
         .collect();
     let opts = BulkOptions::with_concurrency(SCALE_CONCURRENCY);
+    let volume_creates = tokio::sync::Mutex::new(());
+    let volume_creates = &volume_creates;
     let created = run_bulk(jobs, &opts, ctl, |job: CloneJob| async move {
-        make_clone(client, plan, &job, start_timeout).await
+        make_clone(client, plan, &job, start_timeout, volume_creates).await
     })
     .await;
     let mut lines: Vec<ScaleLine> = created
@@ -346,6 +348,7 @@ async fn make_clone(
     plan: &ScalePlan,
     job: &CloneJob,
     start_timeout: Duration,
+    volume_creates: &tokio::sync::Mutex<()>,
 ) -> Result<(String, Vec<String>), Error> {
     let app = plan.app.as_str();
     let mut config = plan.template_config.clone();
@@ -374,13 +377,16 @@ async fn make_clone(
             size_gb: Some(template_mount.size_gb),
             ..CreateVolume::default()
         };
-        let v = client
-            .create_volume(app, &body)
-            .await
-            .map_err(Error::fly(format!(
-                "creating volume {} in {} for a clone of {}",
-                template_mount.volume_name, job.region, plan.template.id
-            )))?;
+        let v = match create_clone_volume(client, app, &body, volume_creates).await {
+            Ok(v) => v,
+            Err(e) => {
+                remove_clone_volumes(client, app, &volumes).await;
+                return Err(Error::fly(format!(
+                    "creating volume {} in {} for a clone of {}",
+                    template_mount.volume_name, job.region, plan.template.id
+                ))(e));
+            }
+        };
         volumes.push(v.id.clone());
         mounts.push(Mount {
             volume: v.id,
@@ -400,11 +406,7 @@ async fn make_clone(
         Ok(m) => m,
         Err(e) => {
             // Leave nothing behind: the volumes were made for this clone only.
-            for v in &volumes {
-                if let Err(err) = client.destroy_volume(app, v).await {
-                    tracing::warn!(app, volume = %v, error = %err, "could not remove the volume of a failed clone");
-                }
-            }
+            remove_clone_volumes(client, app, &volumes).await;
             return Err(Error::fly(format!(
                 "creating a clone of {} in {}",
                 plan.template.id, job.region
@@ -423,4 +425,62 @@ async fn make_clone(
         .await
         .map_err(Error::fly(format!("waiting for clone {} to start", m.id)))?;
     Ok((m.id, volumes))
+}
+
+/// Creates one volume of a clone. A volume create is not idempotent and every clone's
+/// volume has the template's name (Fly spreads same-named volumes over hosts), so the
+/// clones of one call create theirs one at a time: after an ambiguous failure (a 5xx or
+/// a reset, the volume may exist) the volumes are listed again, and a live, unattached
+/// volume of that name that was not there before the create is this one; when there is
+/// none the create had no effect and is sent again. (A clone of another call creating
+/// a same-named volume at the same moment could be taken for ours; scaling one app from
+/// two places at once is not guarded against.)
+async fn create_clone_volume(
+    client: &fly::Client,
+    app: &str,
+    body: &CreateVolume,
+    one_at_a_time: &tokio::sync::Mutex<()>,
+) -> Result<fly::Volume, fly::Error> {
+    let _turn = one_at_a_time.lock().await;
+    let named = |vs: Vec<fly::Volume>| -> Vec<fly::Volume> {
+        vs.into_iter()
+            .filter(|v| v.name == body.name && v.region == body.region && !v.is_going())
+            .collect()
+    };
+    let before: Vec<String> = named(client.list_volumes(app).await?)
+        .into_iter()
+        .map(|v| v.id)
+        .collect();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match client.create_volume(app, body).await {
+            Ok(v) => return Ok(v),
+            Err(e)
+                if (e.is_ambiguous() || e.is_retryable()) && attempts < CLONE_VOLUME_ATTEMPTS =>
+            {
+                let made = named(client.list_volumes(app).await?)
+                    .into_iter()
+                    .find(|v| !before.contains(&v.id) && !v.is_attached());
+                if let Some(v) = made {
+                    tracing::debug!(app, volume = %v.id, error = %e, "a volume create answered with an error had made the volume: adopted");
+                    return Ok(v);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Volume creates sent for one clone volume while each failure turns out to have made
+/// nothing.
+const CLONE_VOLUME_ATTEMPTS: usize = 4;
+
+/// Removes the volumes made for a clone that failed (logged when that fails too).
+async fn remove_clone_volumes(client: &fly::Client, app: &str, volumes: &[String]) {
+    for v in volumes {
+        if let Err(err) = client.destroy_volume(app, v).await {
+            tracing::warn!(app, volume = %v, error = %err, "could not remove the volume of a failed clone");
+        }
+    }
 }

@@ -282,12 +282,9 @@ fn placement_error(
 ) -> impl FnOnce(fly::Error) -> Error {
     let step = format!("{what} in {region} for app {app}");
     move |e| {
-        let hint = match e.code() {
-            Some("volume_placement_capacity" | "insufficient_capacity") => Some(
-                "no host in that region has room for it (require_unique_zone spreads same-named volumes over different hosts: set it false, or pick another region)",
-            ),
-            _ => None,
-        };
+        let hint = e.is_capacity().then_some(
+            "no host in that region has room for it (require_unique_zone spreads same-named volumes over different hosts: set it false, or pick another region)",
+        );
         match hint {
             Some(h) => Error::fly(format!("{step}: {h}"))(e),
             None => Error::fly(step)(e),

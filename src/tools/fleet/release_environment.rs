@@ -89,13 +89,18 @@ impl ToolOutput for ReleaseOut {
                 park_word(self.parked_as),
                 self.pool
             ),
-            ReleaseModeArg::Wipe => format!(
-                "machine {} ({who}'s) destroyed; fresh machine {} {} in its slot of pool {}",
-                self.machine_id,
-                self.replacement.as_deref().unwrap_or("?"),
-                park_word(self.parked_as),
-                self.pool
-            ),
+            ReleaseModeArg::Wipe => match self.replacement.as_deref() {
+                Some(fresh) => format!(
+                    "machine {} ({who}'s) destroyed; fresh machine {fresh} {} in its slot of pool {}",
+                    self.machine_id,
+                    park_word(self.parked_as),
+                    self.pool
+                ),
+                None => format!(
+                    "machine {} ({who}'s) destroyed; its slot of pool {} is not refilled yet: call pool_fill",
+                    self.machine_id, self.pool
+                ),
+            },
         }
     }
 }

@@ -257,35 +257,51 @@ pub(super) async fn create_member(
     config
         .metadata
         .insert(SLOT_KEY.to_owned(), slot.to_string());
-    let body = CreateMachine {
+    let mut body = CreateMachine {
         min_secrets_version: workflows::recorded_secrets_version(&config),
         config,
-        name: Some(name),
+        name: Some(name.clone()),
         region: spec.region.clone(),
         skip_launch: (spec.park == Park::Stopped).then_some(true),
         ..CreateMachine::default()
     };
     let step = || format!("slot {slot}: creating a machine in app {}", spec.app);
     // The fill already listed the pool, so a plain create is safe; only an ambiguous
-    // failure needs a look by the idempotency key before anyone retries.
-    match client.create_machine(&spec.app, &body).await {
-        Ok(m) => Ok(m),
-        Err(e) if e.is_ambiguous() => {
-            match client.find_machine_by_idempotency_key(&spec.app, key).await {
-                Ok(Some(m)) => Ok(m),
-                Ok(None) | Err(_) => Err(Error::fly(step())(e)),
+    // failure needs a look by the idempotency key before the create is sent again (it
+    // had no effect when nothing carries the key; a second create of the same name
+    // that did go through answers 409, looked up the same way).
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match client.create_machine(&spec.app, &body).await {
+            Ok(m) => return Ok(m),
+            Err(e) if e.is_ambiguous() || e.is_conflict() => {
+                match client.find_machine_by_idempotency_key(&spec.app, key).await {
+                    Ok(Some(m)) => return Ok(m),
+                    Ok(None) if attempts < CREATE_ATTEMPTS => {
+                        // Nothing carries the key: an ambiguous create made nothing, and a
+                        // name conflict is with another machine holding the name, such as
+                        // one of this slot being destroyed (a destroyed machine keeps its
+                        // name for a while): the slot's machine takes a fresh name.
+                        if e.is_conflict() {
+                            let generation =
+                                ulid::Ulid::generate().to_string().to_ascii_lowercase();
+                            let suffix: String = generation.chars().rev().take(6).collect();
+                            body.name = Some(format!("{name}-{suffix}"));
+                        }
+                    }
+                    Ok(None) => return Err(Error::fly(step())(e)),
+                    Err(look) => return Err(Error::fly(step())(look)),
+                }
             }
+            Err(e) => return Err(Error::fly(step())(e)),
         }
-        Err(e) if e.is_conflict() => {
-            // Same name: an earlier attempt made it.
-            match client.find_machine_by_idempotency_key(&spec.app, key).await {
-                Ok(Some(m)) => Ok(m),
-                Ok(None) | Err(_) => Err(Error::fly(step())(e)),
-            }
-        }
-        Err(e) => Err(Error::fly(step())(e)),
     }
 }
+
+/// Creates sent for one slot while each ambiguous failure turns out to have made
+/// nothing.
+const CREATE_ATTEMPTS: usize = 4;
 
 /// Brings a `filling` member to the park state, then marks it free.
 pub(super) async fn park_and_free(

@@ -173,11 +173,27 @@ async fn release_under_lease(
             let name = format!("{pool}-{slot}-{suffix}");
             // The wiped machine's config carries the secrets version it was given.
             let floor = workflows::recorded_secrets_version(&spec.config);
-            let fresh = create_member(client, &spec, slot, &template, &key, name, floor).await?;
-            park_and_free(client, &spec, &fresh.id, timeout).await?;
+            // The user's environment is gone whatever happens next: a refill that fails
+            // does not undo the release, it leaves the slot for `pool_fill` (which also
+            // parks a member left `filling`).
+            let replacement = match create_member(client, &spec, slot, &template, &key, name, floor)
+                .await
+            {
+                Ok(fresh) => match park_and_free(client, &spec, &fresh.id, timeout).await {
+                    Ok(()) => Some(fresh.id),
+                    Err(e) => {
+                        tracing::warn!(app, machine = %fresh.id, error = %e, "the wiped slot's fresh machine was not parked; pool_fill will");
+                        None
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(app, slot, error = %e, "the wiped slot was not refilled; pool_fill will");
+                    None
+                }
+            };
             Ok(Released {
                 machine_id: id.to_owned(),
-                replacement: Some(fresh.id),
+                replacement,
                 user,
                 mode,
                 parked_as: park_as,

@@ -500,8 +500,11 @@ async fn ensure_volume(
             }
             Err(e) => {
                 return Err(Error::fly(format!(
-                    "creating volume {} in {} for app {}",
-                    v.name, spec.region, spec.app
+                    "creating volume {} in {} for app {}{}",
+                    v.name,
+                    spec.region,
+                    spec.app,
+                    capacity_hint(&e, &spec.region)
                 ))(e));
             }
         }
@@ -545,7 +548,10 @@ async fn ensure_machine(
     let m = client
         .create_machine_idempotent(&spec.app, &body, &key)
         .await
-        .map_err(Error::fly(step()))?;
+        .map_err(|e| {
+            let hint = capacity_hint(&e, &spec.region);
+            Error::fly(format!("{}{hint}", step()))(e)
+        })?;
     ledger.push(Resource::Machine {
         id: m.id.clone(),
         name: m.name.clone(),
@@ -628,4 +634,16 @@ async fn undo(
         }
     }
     (removed, left, errors)
+}
+
+/// The next step after a capacity error (fly-go's suggestion for the code, "Try
+/// choosing a different region"), or nothing for any other error.
+fn capacity_hint(e: &fly::Error, region: &str) -> String {
+    if e.is_capacity() {
+        format!(
+            ": Fly has no room in {region} right now; call again with another region (platform_info lists them)"
+        )
+    } else {
+        String::new()
+    }
 }

@@ -3,6 +3,7 @@
 //! independent client stacks racing for one pool, the claim's cost on the simulator's
 //! own clock, and the MCP tools over an in-process pipe.
 
+mod faults;
 mod pool;
 mod processes;
 mod race;

@@ -422,3 +422,59 @@ async fn org_machines_pages_by_cursor_and_reads_the_creator() {
     assert_eq!(all[0].app, "a");
     assert_eq!(all[1].creator, None);
 }
+
+/// A destroy retried after a 5xx whose first attempt went through meets the machine
+/// destroyed (412 `unable to destroy machine from current state: 'destroyed'`): that is
+/// the destroy done, not a failure (found by the fault campaign: scale-down and reap
+/// reported a failure while the machine was gone). Another 412 stays an error.
+#[tokio::test]
+async fn a_destroy_refused_because_the_machine_is_already_destroyed_is_done() {
+    let (server, client) = stub().await;
+    Mock::given(method("DELETE"))
+        .and(path("/v1/apps/web/machines/m1"))
+        .respond_with(ResponseTemplate::new(502).set_body_string("bad gateway"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/v1/apps/web/machines/m1"))
+        .respond_with(ResponseTemplate::new(412).set_body_json(json!({
+            "error": "failed_precondition: unable to destroy machine from current state: 'destroyed'"})))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/apps/web/machines/m1"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"id": "m1", "state": "destroyed", "region": "iad"})),
+        )
+        .mount(&server)
+        .await;
+    client
+        .destroy_machine("web", "m1", true, None)
+        .await
+        .unwrap();
+
+    let (server, client) = stub().await;
+    Mock::given(method("DELETE"))
+        .and(path("/v1/apps/web/machines/m2"))
+        .respond_with(ResponseTemplate::new(412).set_body_json(json!({
+            "error": "failed_precondition: unable to destroy machine, not currently stopped"})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/apps/web/machines/m2"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"id": "m2", "state": "started", "region": "iad"})),
+        )
+        .mount(&server)
+        .await;
+    let err = client
+        .destroy_machine("web", "m2", false, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(412), "{err}");
+}

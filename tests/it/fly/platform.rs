@@ -98,3 +98,38 @@ async fn graphql_errors_with_http_200_are_surfaced_in_full() {
         "organizations: GraphQL error: Not authorized; second"
     );
 }
+
+/// Issue 18 item 16: Fly no longer offers GPU Machines. When GraphQL `platform.vmSizes`
+/// still lists GPU sizes, `platform_info`'s facts leave them out (as flyctl's `fly
+/// platform vm-sizes` does, `internal/command/platform/vmsizes.go`), and no GPU preset
+/// is accepted as a size.
+#[tokio::test]
+async fn item16_no_gpu_size_is_offered_even_when_graphql_lists_one() {
+    let (server, client) = stub().await;
+    let size = |name: &str, cpus: f64, mb: i64| {
+        json!({"name": name, "cpuCores": cpus, "memoryMb": mb, "memoryGb": mb as f64 / 1024.0,
+               "maxMemoryMb": mb, "memoryIncrementsMb": [256], "priceMonth": 1.0, "priceSecond": 0.000001})
+    };
+    Mock::given(method("POST"))
+        .and(path("/graphql"))
+        .and(body_partial_json(json!({"operationName": "VmSizes"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"data": {"platform": {"vmSizes": [
+            size("shared-cpu-1x", 1.0, 256), size("a10", 8.0, 32768), size("l40s", 32.0, 65536),
+            size("a100-40gb", 8.0, 32768), size("a100-80gb", 8.0, 32768),
+            size("performance-2x", 2.0, 4096)]}}}),
+        ))
+        .mount(&server)
+        .await;
+    let facts = fly_machines_mcp::workflows::observe::platform_facts(&client, false, true)
+        .await
+        .unwrap();
+    let names: Vec<&str> = facts.vm_sizes.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["shared-cpu-1x", "performance-2x"]);
+    for gpu in ["a10", "l40s", "a100-40gb", "a100-80gb"] {
+        assert!(
+            fly_machines_mcp::fly::validate::preset(gpu).is_err(),
+            "{gpu}"
+        );
+    }
+}

@@ -3,6 +3,7 @@
 //! moves when a test advances it.
 
 mod apps;
+mod capacity;
 mod demo;
 mod lifecycle;
 mod parity;

@@ -512,3 +512,48 @@ async fn secret_values_by_reference_never_reach_output_logs_or_audit() {
     // The rollout put the machine on the new secrets version.
     assert_eq!(env.version_count("mcp-secrets", &id).await, 2);
 }
+
+/// A clone's volume created but answered 5xx (found by the fault campaign): the scale
+/// looks again, adopts that volume and makes no second one; the clone starts on it.
+#[tokio::test]
+async fn a_clone_volume_created_but_answered_5xx_is_adopted_not_made_twice() {
+    let env = Env::serving().await;
+    env.create_app("vol-5xx").await;
+    let (st, vol) = env
+        .post(
+            "/v1/apps/vol-5xx/volumes",
+            json!({"name": "data", "region": "iad", "size_gb": 1}),
+        )
+        .await;
+    assert_eq!(st, 200, "{vol}");
+    let (st, m) = env
+        .post(
+            "/v1/apps/vol-5xx/machines",
+            json!({"region": "iad", "config": {"image": "nginx:1",
+                "mounts": [{"volume": vol["id"], "path": "/data"}]}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{m}");
+    env.until_started("vol-5xx", m["id"].as_str().unwrap())
+        .await;
+    env.sim.set_faults(
+        "applied=1,on=POST /v1/apps/vol-5xx/volumes,times=1"
+            .parse()
+            .unwrap(),
+    );
+    let up = env
+        .confirmed_call(
+            "scale_machines",
+            json!({"app": "vol-5xx", "regions": {"iad": 2}}),
+        )
+        .await;
+    assert!(!is_error(&up), "{}", text(&up));
+    assert_eq!(up.structured_content.as_ref().unwrap()["created"], 1);
+    let state = env.state();
+    let app = app_of(&state, "vol-5xx");
+    assert_eq!(app["volumes"].as_array().unwrap().len(), 2, "{app}");
+    assert_eq!(app["machines"].as_array().unwrap().len(), 2, "{app}");
+    for v in app["volumes"].as_array().unwrap() {
+        assert!(v["attached_machine_id"].is_string(), "{v}");
+    }
+}
