@@ -320,24 +320,24 @@ impl Gate {
         let by_argument = |request: &ConfirmRequest, given: Option<&str>| {
             self.by_argument(tool, request, given, saw_app_text)
         };
+        // What the user's answer means, whichever channel brought it.
+        let settle = |answer: Elicited| -> Result<(), GateStop> {
+            match answer {
+                Elicited::Confirmed => Ok(()),
+                Elicited::Refused(reason) => Err(ToolError::NotConfirmed { reason }.into()),
+                Elicited::Unavailable => Ok(by_argument(request, given)?),
+            }
+        };
         match (self.policy.confirm, confirmer) {
             (ConfirmMode::Never, _) => Ok(()),
             (ConfirmMode::Argument, _) | (ConfirmMode::Elicit, Confirmer::ArgumentOnly) => {
                 Ok(by_argument(request, given)?)
             }
-            (ConfirmMode::Elicit, Confirmer::Elicit(peer)) => match elicit(&peer, request).await {
-                Elicited::Confirmed => Ok(()),
-                Elicited::Refused(reason) => Err(ToolError::NotConfirmed { reason }.into()),
-                Elicited::Unavailable => Ok(by_argument(request, given)?),
-            },
+            (ConfirmMode::Elicit, Confirmer::Elicit(peer)) => settle(elicit(&peer, request).await),
             (ConfirmMode::Elicit, Confirmer::Task(task)) => {
                 let form = InputRequest::Elicitation(ElicitRequest::new(elicit_params(request)?));
                 match task.0.request_input(CONFIRM_INPUT_KEY, form).await {
-                    Ok(answer) => match read_answer(request, &answer) {
-                        Elicited::Confirmed => Ok(()),
-                        Elicited::Refused(reason) => Err(ToolError::NotConfirmed { reason }.into()),
-                        Elicited::Unavailable => Ok(by_argument(request, given)?),
-                    },
+                    Ok(answer) => settle(read_answer(request, &answer)),
                     Err(_) => Err(ToolError::NotConfirmed {
                         reason: "the task was cancelled before the user answered".to_owned(),
                     }
@@ -351,11 +351,7 @@ impl Gate {
                     .and_then(|r| r.get(CONFIRM_INPUT_KEY))
                     .filter(|_| state.as_deref() == Some(digest.as_str()));
                 match answer {
-                    Some(answer) => match read_answer(request, answer) {
-                        Elicited::Confirmed => Ok(()),
-                        Elicited::Refused(reason) => Err(ToolError::NotConfirmed { reason }.into()),
-                        Elicited::Unavailable => Ok(by_argument(request, given)?),
-                    },
+                    Some(answer) => settle(read_answer(request, answer)),
                     None => {
                         let mut requests = InputRequests::new();
                         requests.insert(

@@ -372,13 +372,9 @@ async fn replay_elsewhere(
     let Ok(bytes) = axum::body::to_bytes(body, state.max_body_bytes).await else {
         return reject(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
     };
-    if let Some(target) = super::tasks::replay_target(&bytes, ours)
+    if let Some((target, id)) = super::tasks::replay_target(&bytes, ours)
         && let Ok(value) = format!("instance={target}").parse::<header::HeaderValue>()
     {
-        let id = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|m| m.get("id").cloned())
-            .unwrap_or(serde_json::Value::Null);
         let body = serde_json::json!({
             "jsonrpc": "2.0",
             "id": id,

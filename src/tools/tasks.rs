@@ -27,7 +27,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
@@ -56,28 +56,7 @@ pub const TTL_MARGIN: Duration = Duration::from_secs(300);
 pub const MAX_RUNNING_PER_CALLER: usize = 16;
 
 /// The tools whose work waits on Fly, and so run as tasks for clients that declared
-/// the extension. `machine_action` only when it waits; `volume_action` only for a fork
-/// or a restore (a new volume that Fly hydrates).
-pub fn runs_as_task(tool: &str, args: Option<&serde_json::Map<String, Value>>) -> bool {
-    let arg = |name: &str| args.and_then(|a| a.get(name));
-    match tool {
-        "provision_environment"
-        | "update_machines"
-        | "scale_machines"
-        | "teardown_environment"
-        | "pool_fill"
-        | "reap_expired"
-        | "deploy_mcp_server" => true,
-        "machine_action" => arg("wait").and_then(Value::as_bool) != Some(false),
-        "volume_action" => matches!(
-            arg("action").and_then(Value::as_str),
-            Some("fork" | "restore")
-        ),
-        _ => false,
-    }
-}
-
-/// The tools [`runs_as_task`] can pick, for checking them against the catalog.
+/// the extension (checked against the catalog by the tests).
 pub const TASK_TOOLS: &[&str] = &[
     "provision_environment",
     "update_machines",
@@ -89,6 +68,21 @@ pub const TASK_TOOLS: &[&str] = &[
     "machine_action",
     "volume_action",
 ];
+
+/// Whether this call of `tool` runs as a task: one of [`TASK_TOOLS`], `machine_action`
+/// only when it waits, `volume_action` only for a fork or a restore (a new volume that
+/// Fly hydrates).
+pub fn runs_as_task(tool: &str, args: Option<&serde_json::Map<String, Value>>) -> bool {
+    let arg = |name: &str| args.and_then(|a| a.get(name));
+    match tool {
+        "machine_action" => arg("wait").and_then(Value::as_bool) != Some(false),
+        "volume_action" => matches!(
+            arg("action").and_then(Value::as_str),
+            Some("fork" | "restore")
+        ),
+        _ => TASK_TOOLS.contains(&tool),
+    }
+}
 
 /// Who a task belongs to: the server key, the OAuth subject, or a fingerprint of the
 /// caller's own Fly token; `None` for an unauthenticated (loopback) or stdio caller.
@@ -112,6 +106,8 @@ pub struct Tasks {
     instance: Option<String>,
     /// Internal task id → (owner, created): checked on every `tasks/*` request.
     owners: Mutex<HashMap<String, (Option<String>, Instant)>>,
+    /// Owner → tasks still running (a slot is given back when the task's future ends).
+    running: Arc<Mutex<HashMap<Option<String>, usize>>>,
     ttl: Duration,
 }
 
@@ -137,6 +133,7 @@ impl Tasks {
             manager: TaskManager::new(),
             instance: instance.filter(|i| is_instance_id(i)),
             owners: Mutex::new(HashMap::new()),
+            running: Arc::default(),
             ttl: TASK_TTL,
         }
     }
@@ -195,27 +192,18 @@ impl Tasks {
         F: FnOnce(TaskContext) -> TaskFuture,
     {
         let owner = owner_of(caller);
-        let running = self
-            .owners()
-            .iter()
-            .filter(|(_, (o, _))| *o == owner)
-            .filter(|(id, _)| {
-                self.manager
-                    .get_task(id)
-                    .is_ok_and(|t| !t.status().is_terminal())
-            })
-            .count();
-        if running >= MAX_RUNNING_PER_CALLER {
-            return Err(format!(
-                "{running} of your tasks are still running (at most {MAX_RUNNING_PER_CALLER}): \
-                 wait for one to finish (tasks/get) or cancel one, then call again"
-            ));
-        }
+        let slot = RunningSlot::take(&self.running, owner.clone())?;
         let options = TaskOptions::new()
             .with_ttl_ms(duration_ms(self.ttl))
             .with_poll_interval_ms(duration_ms(POLL_INTERVAL))
             .with_status_message(status);
-        let mut task = self.manager.spawn(options, work);
+        let mut task = self.manager.spawn(options, move |ctx| {
+            let work = work(ctx);
+            boxed(async move {
+                let _slot = slot;
+                work.await
+            })
+        });
         {
             let mut owners = self.owners();
             // Forget tasks the manager has evicted (it keeps a finished task one TTL
@@ -259,6 +247,51 @@ impl Tasks {
     }
 }
 
+/// One of an owner's [`MAX_RUNNING_PER_CALLER`] running tasks, given back on drop
+/// (the task's future ended, or was aborted).
+struct RunningSlot {
+    counts: Arc<Mutex<HashMap<Option<String>, usize>>>,
+    owner: Option<String>,
+}
+
+impl RunningSlot {
+    fn take(
+        counts: &Arc<Mutex<HashMap<Option<String>, usize>>>,
+        owner: Option<String>,
+    ) -> Result<RunningSlot, String> {
+        let mut map = counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let running = map.entry(owner.clone()).or_default();
+        if *running >= MAX_RUNNING_PER_CALLER {
+            return Err(format!(
+                "{running} of your tasks are still running (at most {MAX_RUNNING_PER_CALLER}): \
+                 wait for one to finish (tasks/get) or cancel one, then call again"
+            ));
+        }
+        *running += 1;
+        Ok(RunningSlot {
+            counts: counts.clone(),
+            owner,
+        })
+    }
+}
+
+impl Drop for RunningSlot {
+    fn drop(&mut self) {
+        let mut map = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = map.get_mut(&self.owner) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.owner);
+            }
+        }
+    }
+}
+
 fn duration_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -269,9 +302,10 @@ fn is_instance_id(s: &str) -> bool {
 }
 
 /// For a `tasks/*` JSON-RPC request (`body`) naming a task of another replica than
-/// `ours`: that replica's Machine id, for a `fly-replay: instance=<id>` answer.
-/// `None` for anything else (the handler answers it, unknown tasks included).
-pub fn replay_target(body: &[u8], ours: &str) -> Option<String> {
+/// `ours`: that replica's Machine id, for a `fly-replay: instance=<id>` answer, and the
+/// request's id. `None` for anything else (the handler answers it, unknown tasks
+/// included).
+pub fn replay_target(body: &[u8], ours: &str) -> Option<(String, Value)> {
     let message: Value = serde_json::from_slice(body).ok()?;
     let method = message.get("method")?.as_str()?;
     if !matches!(method, "tasks/get" | "tasks/update" | "tasks/cancel") {
@@ -279,7 +313,8 @@ pub fn replay_target(body: &[u8], ours: &str) -> Option<String> {
     }
     let task_id = message.get("params")?.get("taskId")?.as_str()?;
     let (instance, _) = task_id.split_once('.')?;
-    (is_instance_id(instance) && instance != ours).then(|| instance.to_owned())
+    let id = message.get("id").cloned().unwrap_or(Value::Null);
+    (is_instance_id(instance) && instance != ours).then(|| (instance.to_owned(), id))
 }
 
 /// The channel a task asks its confirmation through (its `input_required` state).
@@ -370,8 +405,8 @@ mod tests {
         };
         let other = body("tasks/get", "e286065f969386.5b0c1e9e");
         assert_eq!(
-            replay_target(other.as_bytes(), "d8d9e1c1f73e48").as_deref(),
-            Some("e286065f969386")
+            replay_target(other.as_bytes(), "d8d9e1c1f73e48"),
+            Some(("e286065f969386".to_owned(), serde_json::json!(1)))
         );
         let ours = body("tasks/cancel", "d8d9e1c1f73e48.5b0c1e9e");
         assert_eq!(replay_target(ours.as_bytes(), "d8d9e1c1f73e48"), None);

@@ -492,12 +492,21 @@ pub fn assert_matches_output_schemas(gate: &Gate, tool: &str, structured: &Value
 /// that happen in another task or process and send no event to await (a rollback after
 /// a cancelled call, a request seen in the simulator's log): it re-checks every few
 /// milliseconds, the one poll interval of the tests.
-pub async fn eventually<F, Fut>(what: &str, mut done: F)
+pub async fn eventually<F, Fut>(what: &str, done: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    eventually_within(what, std::time::Duration::from_secs(20), done).await;
+}
+
+/// [`eventually`] with a deadline of `within`.
+pub async fn eventually_within<F, Fut>(what: &str, within: std::time::Duration, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + within;
     while !done().await {
         assert!(
             std::time::Instant::now() < deadline,

@@ -15,9 +15,11 @@ use fly_machines_mcp::tools::{
 };
 use serde_json::{Value, json};
 
-use crate::support::{TestEnv, eventually};
+use crate::support::{TestEnv, eventually, eventually_within};
 
 const TASKS: &str = "io.modelcontextprotocol/tasks";
+/// How long a test waits for a task to get where it should.
+const SETTLE: Duration = Duration::from_secs(30);
 
 /// A stateless (2026-07-28) client speaking JSON-RPC over HTTP, each request carrying
 /// its own metadata and capabilities.
@@ -115,18 +117,15 @@ impl Wire {
     }
 
     async fn until(&self, task: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
+        let last = std::sync::Mutex::new(Value::Null);
+        eventually_within(&format!("task {task} got there"), SETTLE, || async {
             let t = self.get(task).await;
-            if pred(&t) {
-                return t;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "task never got there: {t}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            let there = pred(&t);
+            *last.lock().unwrap() = t;
+            there
+        })
+        .await;
+        last.into_inner().unwrap()
     }
 
     async fn settled(&self, task: &str) -> Value {
@@ -489,19 +488,17 @@ async fn a_session_that_declared_tasks_at_initialize_gets_a_task() {
         panic!("a session that declared tasks gets a task for a long call");
     };
     let id = created.task.task_id.clone();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let done = loop {
+    let status = std::sync::Mutex::new(TaskStatus::Working);
+    eventually_within("the session's task settled", SETTLE, || async {
         let get = ClientRequest::GetTaskRequest(GetTaskRequest::new(GetTaskParams::new(&id)));
         let ServerResult::GetTaskResult(got) = env.mcp().send_request(get).await.unwrap() else {
             panic!("tasks/get answers a task");
         };
-        if got.task.status().is_terminal() {
-            break got;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never settled");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    assert_eq!(done.task.status(), TaskStatus::Completed);
+        *status.lock().unwrap() = got.task.status();
+        got.task.status().is_terminal()
+    })
+    .await;
+    assert_eq!(status.into_inner().unwrap(), TaskStatus::Completed);
     assert!(env.app_state("tk-sess").is_some());
     // The same session's short calls are synchronous.
     let list = env.call("list_apps", json!({})).await;
