@@ -23,6 +23,7 @@ use rmcp::{
 };
 use serde_json::{Value, json};
 
+use crate::contract::proxy::RecordingProxy;
 use crate::server::gate_with;
 
 const SIM_TOKEN: &str = "harness-sim-token-0451";
@@ -33,11 +34,13 @@ pub const CAP: usize = 16 * 1024;
 /// What a test varies in its [`TestEnv`]: the simulator's config (mode, clock scale,
 /// realism, rate limits, scenario, required token), the server's catalog and policy
 /// (toolsets, confirmation mode, read-only, keys …), the MCP client's handler, the
-/// apps to create first, and whether there is a server at all ([`TestEnv::sim_only`]).
+/// apps to create first, whether there is a server at all ([`TestEnv::sim_only`]) and
+/// whether the Fly clients go through a recording proxy ([`TestEnvBuilder::proxy`]).
 pub struct TestEnvBuilder<H = ()> {
     cfg: SimConfig,
     token: Option<String>,
     serve: bool,
+    proxy: bool,
     audit: bool,
     catalog: Option<Catalog>,
     opts: PolicyOptions,
@@ -49,8 +52,12 @@ pub struct TestEnvBuilder<H = ()> {
 /// (unless [`TestEnv::sim_only`]) an MCP client connected to a server over the gate.
 pub struct TestEnv<H: ClientHandler = ()> {
     pub sim: SimHandle,
+    /// Between the Fly clients and `sim`, with [`TestEnvBuilder::proxy`].
+    proxy: Option<RecordingProxy>,
     /// The project's Fly client for `sim` (attenuating, on the simulator's clock).
     pub fly: fly::Client,
+    /// The viewer's tokens `fly` was given (each call of `viewer_token` mints others).
+    pub fly_token: String,
     pub gate: Arc<Gate>,
     mcp: Option<RunningService<RoleClient, H>>,
     /// The server's policy (for [`TestEnv::another_gate`]).
@@ -68,6 +75,7 @@ impl TestEnv {
             cfg: SimConfig::for_tests(),
             token: None,
             serve: true,
+            proxy: false,
             audit: false,
             catalog: None,
             opts: PolicyOptions {
@@ -145,6 +153,12 @@ impl<H: ClientHandler> TestEnvBuilder<H> {
         self.opts.secret_refs.dir = Some(dir.to_path_buf());
         self
     }
+    /// The Fly clients reach the simulator through a [`RecordingProxy`], which keeps
+    /// every request as it went over the wire ([`TestEnv::proxy`]).
+    pub fn proxy(mut self) -> Self {
+        self.proxy = true;
+        self
+    }
     /// The gate writes an audit log to [`TestEnv::audit`].
     pub fn audit(mut self) -> Self {
         self.audit = true;
@@ -161,6 +175,7 @@ impl<H: ClientHandler> TestEnvBuilder<H> {
             cfg: self.cfg,
             token: self.token,
             serve: self.serve,
+            proxy: self.proxy,
             audit: self.audit,
             catalog: self.catalog,
             opts: self.opts,
@@ -195,7 +210,16 @@ impl<H: ClientHandler> TestEnvBuilder<H> {
     /// [`TestEnvBuilder::start`] keeping `dir` (and what the caller put there).
     pub async fn start_in(self, dir: tempfile::TempDir) -> TestEnv<H> {
         let sim = sim_of(self.cfg.clone(), self.token.as_deref()).await;
-        let fly = attenuating_client(&sim);
+        let proxy = if self.proxy {
+            Some(RecordingProxy::start(&sim.base_url()).await)
+        } else {
+            None
+        };
+        let fly_url = proxy
+            .as_ref()
+            .map_or_else(|| sim.base_url(), RecordingProxy::base_url);
+        let fly_token = sim.viewer_token();
+        let fly = fly::Client::new(attenuating_config_at(&sim, &fly_url, &fly_token)).unwrap();
         for app in &self.apps {
             let (status, body) = post_json(
                 &sim.base_url(),
@@ -224,7 +248,9 @@ impl<H: ClientHandler> TestEnvBuilder<H> {
         };
         TestEnv {
             sim,
+            proxy,
             fly,
+            fly_token,
             gate,
             mcp,
             opts,
@@ -245,13 +271,56 @@ impl<H: ClientHandler> TestEnv<H> {
     /// A gate of another server process: every tool, the same policy, a Fly client
     /// of its own.
     pub fn another_gate(&self) -> Arc<Gate> {
+        self.gate_of(&self.opts)
+    }
+
+    /// A gate of another server process with the policy `opts`: every tool, an
+    /// attenuating Fly client of its own.
+    pub fn gate_of(&self, opts: &PolicyOptions) -> Arc<Gate> {
         gate_with(
             Catalog::all().unwrap(),
-            &self.opts,
-            attenuating_client(&self.sim),
+            opts,
+            fly::Client::new(attenuating_config_at(
+                &self.sim,
+                &self.fly_url(),
+                &self.sim.viewer_token(),
+            ))
+            .unwrap(),
             Redactor::new(),
             None,
         )
+    }
+
+    /// The recording proxy between the Fly clients and the simulator.
+    pub fn proxy(&self) -> &RecordingProxy {
+        self.proxy
+            .as_ref()
+            .expect("a TestEnv built without .proxy() has no proxy")
+    }
+
+    /// Where the Fly clients send their requests: the proxy if there is one, else the
+    /// simulator.
+    pub fn fly_url(&self) -> String {
+        self.proxy
+            .as_ref()
+            .map_or_else(|| self.sim.base_url(), RecordingProxy::base_url)
+    }
+
+    /// A bare client config for [`TestEnv::fly_url`]: `token` sent as it is (no
+    /// macaroons minted by the simulator), the real clock, the defaults of
+    /// `ClientConfig::local` (for the client's own tests, which vary pacing and
+    /// retries).
+    pub fn bare_config(&self, token: Option<&str>) -> fly::ClientConfig {
+        fly::ClientConfig::local(
+            self.fly_url().parse().unwrap(),
+            token.and_then(fly::Token::parse),
+        )
+        .unwrap()
+    }
+
+    /// A Fly client of [`TestEnv::bare_config`].
+    pub fn bare_client(&self, token: Option<&str>) -> fly::Client {
+        fly::Client::new(self.bare_config(token)).unwrap()
     }
 
     /// Calls a tool; returns the result (error results included).
@@ -447,11 +516,13 @@ impl TestEnv {
 /// request the client makes is attenuated (the default), and the simulator verifies
 /// and enforces what it was sent.
 pub fn attenuating_config(sim: &SimHandle) -> fly::ClientConfig {
-    let mut cfg = fly::ClientConfig::local(
-        sim.base_url().parse().unwrap(),
-        fly::Token::parse(sim.viewer_token()),
-    )
-    .unwrap();
+    attenuating_config_at(sim, &sim.base_url(), &sim.viewer_token())
+}
+
+/// [`attenuating_config`] holding `token` (the viewer's, from `sim`) and sending its
+/// requests to `base` (`sim` or a proxy in front of it).
+fn attenuating_config_at(sim: &SimHandle, base: &str, token: &str) -> fly::ClientConfig {
+    let mut cfg = fly::ClientConfig::local(base.parse().unwrap(), fly::Token::parse(token)).unwrap();
     cfg.clock = Some(fly::UnixClock::new(sim.unix_clock()));
     cfg
 }

@@ -4,66 +4,35 @@
 //! simulator directly, as a bug that bypassed the gate would, and the simulator (like
 //! Fly) refuses what their caveats exclude.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use fly_machines_mcp::{
     fly::{self, macaroon::Action, macaroon::Caveat},
-    sim::{self, Scenario, SimConfig, SimHandle},
-    tools::{Catalog, ConfirmMode, Gate, McpServer, PolicyOptions, Redactor, Selection},
+    sim::{Realism, Scenario},
+    tools::{ConfirmMode, PolicyOptions, Selection},
 };
-use rmcp::{RoleClient, ServiceExt, model::CallToolRequestParams, service::RunningService};
 use serde_json::{Value, json};
 
-use crate::contract::proxy::RecordingProxy;
-use crate::server::gate_with;
+use crate::support::TestEnv;
 
+/// The demo scenario with the server's Fly client behind a recording proxy.
 struct Setup {
-    sim: SimHandle,
-    proxy: RecordingProxy,
-    client: RunningService<RoleClient, ()>,
-    _gate: Arc<Gate>,
+    env: TestEnv,
     http: reqwest::Client,
     /// The viewer's tokens the server was given.
     token: String,
 }
 
 async fn setup(opts: PolicyOptions) -> Setup {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let sim = sim::start(
-        SimConfig::for_tests().with_scenario(Scenario::Demo),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
-    let proxy = RecordingProxy::start(&sim.base_url()).await;
-    let token = sim.viewer_token();
-    let mut cfg = fly::ClientConfig::local(
-        proxy.base_url().parse().unwrap(),
-        fly::Token::parse(token.clone()),
-    )
-    .unwrap();
-    cfg.clock = Some(fly::UnixClock::new(sim.unix_clock()));
-    let gate = gate_with(
-        Catalog::all().unwrap(),
-        &opts,
-        fly::Client::new(cfg).unwrap(),
-        Redactor::new(),
-        None,
-    );
-    let (server_io, client_io) = tokio::io::duplex(1 << 22);
-    let server_gate = gate.clone();
-    tokio::spawn(async move {
-        if let Ok(running) = McpServer::new(server_gate).serve(server_io).await {
-            let _ = running.waiting().await;
-        }
-    });
-    let client = ().serve(client_io).await.unwrap();
+    let env = TestEnv::builder()
+        .scenario(Scenario::Demo)
+        .policy(opts)
+        .proxy()
+        .start()
+        .await;
+    let token = env.fly_token.clone();
     Setup {
-        sim,
-        proxy,
-        client,
-        _gate: gate,
+        env,
         http: reqwest::Client::new(),
         token,
     }
@@ -83,16 +52,13 @@ fn all_tools(read_only: bool) -> PolicyOptions {
 
 impl Setup {
     async fn ok(&self, tool: &'static str, args: Value) -> Value {
-        let params =
-            CallToolRequestParams::new(tool).with_arguments(args.as_object().unwrap().clone());
-        let r = self.client.call_tool(params).await.unwrap();
-        assert_ne!(r.is_error, Some(true), "{tool}: {:?}", r.content);
-        r.structured_content.unwrap()
+        self.env.call_json(tool, args).await
     }
 
     /// `(method, path, Authorization)` of every request the server sent.
     fn sent(&self) -> Vec<(String, String, String)> {
-        self.proxy
+        self.env
+            .proxy()
             .log
             .all()
             .into_iter()
@@ -131,7 +97,7 @@ impl Setup {
             .http
             .request(
                 method.parse().unwrap(),
-                format!("{}{path}", self.sim.base_url()),
+                format!("{}{path}", self.env.sim.base_url()),
             )
             .header("Authorization", token);
         if let Some(b) = body {
@@ -143,7 +109,7 @@ impl Setup {
     }
 
     async fn machines(&self, app: &str) -> Vec<String> {
-        let token = self.sim.viewer_token();
+        let token = self.env.sim.viewer_token();
         let (st, list) = self
             .replay(&token, "GET", &format!("/v1/apps/{app}/machines"), None)
             .await;
@@ -250,7 +216,7 @@ async fn a_read_only_server_sends_read_only_tokens_and_the_simulator_refuses_a_w
         );
     }
     // The machine was not touched.
-    let viewer = s.sim.viewer_token();
+    let viewer = s.env.sim.viewer_token();
     let (_, m) = s
         .replay(
             &viewer,
@@ -266,7 +232,7 @@ async fn a_read_only_server_sends_read_only_tokens_and_the_simulator_refuses_a_w
 async fn a_token_for_app_a_cannot_touch_app_b_even_past_the_gate() {
     let s = setup(all_tools(false)).await;
     // B: another app of the same org, with a machine.
-    let viewer = s.sim.viewer_token();
+    let viewer = s.env.sim.viewer_token();
     let (st, _) = s
         .replay(
             &viewer,
@@ -276,24 +242,19 @@ async fn a_token_for_app_a_cannot_touch_app_b_even_past_the_gate() {
         )
         .await;
     assert_eq!(st, 201);
-    // A new app answers 404 for a moment (the realistic profile, as on Fly).
-    let mut created = None;
-    for _ in 0..200 {
-        let (st, body) = s
-            .replay(
-                &viewer,
-                "POST",
-                "/v1/apps/other-app/machines",
-                Some(json!({"region": "iad", "config": {"image": "nginx:latest"}})),
-            )
-            .await;
-        if st != 404 {
-            created = Some((st, body));
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    let (st, b_machine) = created.expect("the new app became visible");
+    // A new app answers 404 for a moment (the realistic profile, as on Fly): that
+    // moment passes on the simulator's clock.
+    s.env.sim.advance(Duration::from_millis(
+        Realism::realistic().new_app_hidden_ms,
+    ));
+    let (st, b_machine) = s
+        .replay(
+            &viewer,
+            "POST",
+            "/v1/apps/other-app/machines",
+            Some(json!({"region": "iad", "config": {"image": "nginx:latest"}})),
+        )
+        .await;
     assert_eq!(st, 200, "{b_machine}");
     let b_id = b_machine["id"].as_str().unwrap().to_owned();
 
@@ -380,7 +341,7 @@ async fn an_expired_attenuated_token_is_refused() {
         .await;
     assert_eq!(st, 200);
     // Minutes later (the simulator's clock), the same token is worthless…
-    s.sim.advance(Duration::from_secs(6 * 60));
+    s.env.sim.advance(Duration::from_secs(6 * 60));
     let (st, answer) = s
         .replay(&token, "GET", "/v1/apps/cdn-demo/machines", None)
         .await;

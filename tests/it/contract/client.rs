@@ -7,19 +7,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use secrecy::SecretString;
-use url::Url;
 
 use fly_machines_mcp::fly::{
-    AllocateIp, Client, ClientConfig, CreateApp, CreateMachine, CreateVolume, ExecRequest, IpType,
+    AllocateIp, Client, CreateApp, CreateMachine, CreateVolume, ExecRequest, IpType,
     LogQuery, MachineFilter, RestartOptions, StopOptions, Token, UpdateMachine, UpdateVolume,
     WaitParams, WaitTarget,
 };
 use fly_machines_mcp::fly::{GuestConfig, MachineConfig, Mount};
-use fly_machines_mcp::sim::{self, SimConfig};
 
 use super::divergences::{self, Side};
 use super::openapi::Spec;
-use super::proxy::RecordingProxy;
+use crate::support::TestEnv;
 
 const APP: &str = "contract-client";
 
@@ -39,13 +37,10 @@ async fn wait(c: &Client, id: &str, target: WaitTarget) {
 #[tokio::test]
 async fn every_client_request_matches_the_spec() {
     let spec = Spec::load().unwrap();
-    let handle = sim::start(SimConfig::for_tests(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let proxy = RecordingProxy::start(&handle.base_url()).await;
-    let base = Url::parse(&proxy.base_url()).unwrap();
-    let token = Token::parse("contract-client-token").unwrap();
-    let c = Client::new(ClientConfig::local(base, Some(token)).unwrap()).unwrap();
+    let env = TestEnv::sim_only().proxy().start().await;
+    let token = "contract-client-token";
+    assert!(Token::parse(token).is_some());
+    let c = env.bare_client(Some(token));
 
     // platform and identity
     c.current_token().await.unwrap();
@@ -331,7 +326,7 @@ async fn every_client_request_matches_the_spec() {
     c.delete_app(APP, true).await.unwrap();
 
     drop(c);
-    handle.shutdown().await;
+    let proxy = env.proxy();
 
     // Every operation the client can call was called.
     let exercised: BTreeSet<String> = proxy

@@ -5,25 +5,28 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use fly_machines_mcp::fly::{
-    Client, ClientConfig, CreateApp, CreateMachine, CreateVolume, GuestConfig, IpType, LogQuery,
-    MachineConfig, MachineFilter, MachineState, Mount, StopOptions, Token, WaitTarget,
+    Client, CreateApp, CreateMachine, CreateVolume, GuestConfig, IpType, LogQuery, MachineConfig,
+    MachineFilter, MachineState, Mount, StopOptions, WaitTarget,
 };
-use fly_machines_mcp::sim::{self, Scenario, SimConfig, SimHandle};
+use fly_machines_mcp::sim::Scenario;
 use secrecy::SecretString;
 
-async fn sim_client(cfg: SimConfig) -> (SimHandle, Client) {
-    let handle = sim::start(cfg, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let base = url::Url::parse(&handle.base_url()).unwrap();
-    let client =
-        Client::new(ClientConfig::local(base, Token::parse("fm2_sim-token")).unwrap()).unwrap();
-    (handle, client)
+use crate::support::{TestEnv, TestEnvBuilder};
+
+/// The token the bare clients send (the simulator here requires none).
+const TOKEN: &str = "fm2_sim-token";
+
+/// The simulator of `env` and a bare client of it: the client's own wire types, no
+/// attenuation by the test harness.
+async fn sim_client(env: TestEnvBuilder) -> (TestEnv, Client) {
+    let env = env.start().await;
+    let client = env.bare_client(Some(TOKEN));
+    (env, client)
 }
 
 #[tokio::test]
 async fn provision_like_flow_round_trips() {
-    let (sim, client) = sim_client(SimConfig::for_tests()).await;
+    let (env, client) = sim_client(TestEnv::sim_only()).await;
     let orgs = client.organizations().await.unwrap();
     let org = orgs
         .iter()
@@ -166,12 +169,12 @@ async fn provision_like_flow_round_trips() {
             .unwrap_err()
             .is_not_found()
     );
-    sim.shutdown().await;
+    env.shutdown().await;
 }
 
 #[tokio::test]
 async fn demo_scenario_reads_decode() {
-    let (sim, client) = sim_client(SimConfig::for_tests().with_scenario(Scenario::Demo)).await;
+    let (env, client) = sim_client(TestEnv::sim_only().scenario(Scenario::Demo)).await;
     let machines = client
         .list_machines("cdn-demo", &MachineFilter::default())
         .await
@@ -202,20 +205,19 @@ async fn demo_scenario_reads_decode() {
     client.list_certificates("cdn-demo").await.unwrap();
     client.list_secrets("cdn-demo").await.unwrap();
     client.list_ip_assignments("cdn-demo").await.unwrap();
-    sim.shutdown().await;
+    env.shutdown().await;
 }
 
 #[tokio::test]
 async fn pacing_keeps_a_burst_under_the_simulators_rate_limits() {
-    let cfg = SimConfig {
-        time_scale: 1.0,
-        ..SimConfig::for_tests()
-            .with_scenario(Scenario::Demo)
-            .with_rate_limits(true)
-    };
-    let (sim, client) = sim_client(cfg).await;
-    let base = url::Url::parse(&sim.base_url()).unwrap();
-    let mut cfg = ClientConfig::local(base, Token::parse("fm2_sim-token")).unwrap();
+    let (env, client) = sim_client(
+        TestEnv::sim_only()
+            .scenario(Scenario::Demo)
+            .rate_limits()
+            .time_scale(1.0),
+    )
+    .await;
+    let mut cfg = env.bare_config(Some(TOKEN));
     cfg.pacing = true;
     cfg.retry = fly_machines_mcp::fly::RetryPolicy::none();
     let paced = Client::new(cfg).unwrap();
@@ -242,5 +244,5 @@ async fn pacing_keeps_a_burst_under_the_simulators_rate_limits() {
         started.elapsed() >= Duration::from_secs(2),
         "the burst was queued"
     );
-    sim.shutdown().await;
+    env.shutdown().await;
 }

@@ -1,61 +1,38 @@
 //! The framework's proof tools against the simulator (demo scenario), through a real
 //! rmcp client: platform_info and the destroy_machines confirmation round trip.
 
-use std::sync::Arc;
-
 use fly_machines_mcp::{
     fly,
-    sim::{self, Scenario, SimConfig, SimHandle},
-    tools::{Catalog, ConfirmMode, Gate, McpServer, PolicyOptions, Redactor},
+    sim::{Scenario, SimHandle},
+    tools::{ConfirmMode, PolicyOptions, Redactor},
 };
-use rmcp::{
-    RoleClient, ServiceExt,
-    model::{CallToolRequestParams, CallToolResult},
-    service::RunningService,
-};
+use rmcp::{ServiceExt, model::CallToolRequestParams};
 use serde_json::{Value, json};
 
 use super::gate_with;
+use crate::support::{TestEnv, TestEnvBuilder, connect, text_of};
 
 pub const SIM_TOKEN: &str = "sim-token-for-tests-1234567";
 
+/// The demo scenario, requiring [`SIM_TOKEN`], with the server's `opts`.
+fn demo(opts: PolicyOptions) -> TestEnvBuilder {
+    TestEnv::builder()
+        .scenario(Scenario::Demo)
+        .token(SIM_TOKEN)
+        .policy(opts)
+}
+
+/// Only the simulator of [`demo`].
 pub async fn demo_sim() -> SimHandle {
-    sim::start(
-        SimConfig::for_tests()
-            .with_scenario(Scenario::Demo)
-            .with_required_token(SIM_TOKEN),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap()
+    demo(PolicyOptions::default()).start_sim().await
 }
 
 pub fn sim_client(sim: &SimHandle) -> fly::Client {
     crate::support::attenuating_client(sim)
 }
 
-async fn connect(gate: Arc<Gate>) -> RunningService<RoleClient, ()> {
-    let (server_io, client_io) = tokio::io::duplex(1 << 20);
-    tokio::spawn(async move {
-        if let Ok(running) = McpServer::new(gate).serve(server_io).await {
-            let _ = running.waiting().await;
-        }
-    });
-    ().serve(client_io).await.unwrap()
-}
-
 fn call(name: &'static str, v: Value) -> CallToolRequestParams {
-    CallToolRequestParams::new(name).with_arguments(v.as_object().unwrap().clone())
-}
-
-use crate::support::text_of;
-
-fn assert_matches_output_schema(gate: &Gate, tool: &str, r: &CallToolResult) {
-    crate::support::assert_matches_output_schemas(
-        gate,
-        tool,
-        r.structured_content.as_ref().unwrap(),
-    );
+    crate::support::params(name, v)
 }
 
 fn opts(confirm: ConfirmMode) -> PolicyOptions {
@@ -102,22 +79,8 @@ fn visit(v: &Value, f: &mut dyn FnMut(&serde_json::Map<String, Value>)) {
 
 #[tokio::test]
 async fn platform_info_lists_regions_and_priced_vm_sizes() {
-    let sim = demo_sim().await;
-    let gate = gate_with(
-        Catalog::all().unwrap(),
-        &opts(ConfirmMode::Elicit),
-        sim_client(&sim),
-        Redactor::new(),
-        None,
-    );
-    let client = connect(gate.clone()).await;
-    let r = client
-        .call_tool(call("platform_info", json!({})))
-        .await
-        .unwrap();
-    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
-    assert_matches_output_schema(&gate, "platform_info", &r);
-    let s = r.structured_content.clone().unwrap();
+    let env = demo(opts(ConfirmMode::Elicit)).start().await;
+    let (t, s) = env.ok("platform_info", json!({})).await;
     assert!(s["regions"].as_array().unwrap().len() > 10);
     let sizes = s["vm_sizes"].as_array().unwrap();
     assert!(
@@ -125,121 +88,90 @@ async fn platform_info_lists_regions_and_priced_vm_sizes() {
             .iter()
             .any(|z| z["name"] == "shared-cpu-1x" && z["price_month"].as_f64().unwrap() > 0.0)
     );
-    let t = text_of(&r);
     assert!(t.contains("CODE") && t.contains("PER_MONTH"), "{t}");
 
-    let r = client
-        .call_tool(call("platform_info", json!({"include": "regions"})))
-        .await
-        .unwrap();
+    let r = env
+        .call("platform_info", json!({"include": "regions"}))
+        .await;
     assert!(
         r.structured_content.unwrap()["vm_sizes"]
             .as_array()
             .unwrap()
             .is_empty()
     );
-    client.cancel().await.unwrap();
-    sim.shutdown().await;
+    env.shutdown().await;
 }
 
 #[tokio::test]
 async fn destroy_machines_plans_confirms_and_reports() {
-    let sim = demo_sim().await;
-    let gate = gate_with(
-        Catalog::all().unwrap(),
-        &opts(ConfirmMode::Argument),
-        sim_client(&sim),
-        Redactor::new(),
-        None,
-    );
-    let client = connect(gate.clone()).await;
-    let id = demo_machine(&sim, "started");
+    let env = demo(opts(ConfirmMode::Argument)).start().await;
+    let sim = &env.sim;
+    let id = demo_machine(sim, "started");
 
     // Running without force: refused before any confirmation, naming the field.
-    let r = client
-        .call_tool(call(
+    let r = env
+        .call(
             "destroy_machines",
             json!({"app": "cdn-demo", "machine_ids": [id]}),
-        ))
-        .await
-        .unwrap();
+        )
+        .await;
     assert_eq!(r.is_error, Some(true));
     assert!(text_of(&r).contains("invalid force"), "{}", text_of(&r));
 
     // With force: the plan names the machine, its region and state; nothing destroyed yet.
-    let r = client
-        .call_tool(call(
+    let plan = env
+        .err(
             "destroy_machines",
             json!({"app": "cdn-demo", "machine_ids": [id], "force": true}),
-        ))
-        .await
-        .unwrap();
-    assert_eq!(r.is_error, Some(true));
-    let plan = text_of(&r);
+        )
+        .await;
     assert!(
         plan.contains(&id) && plan.contains("cdn-demo-") && plan.contains("started"),
         "{plan}"
     );
     let token = crate::support::confirm_token_in(&plan);
-    assert_eq!(demo_state_of(&sim, &id), "started");
+    assert_eq!(demo_state_of(sim, &id), "started");
 
     // Confirmed: destroyed, per-machine report.
-    let r = client
-        .call_tool(call(
+    let s = env
+        .call_json(
             "destroy_machines",
             json!({"app": "cdn-demo", "machine_ids": [id], "force": true, "confirm": token}),
-        ))
-        .await
-        .unwrap();
-    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
-    assert_matches_output_schema(&gate, "destroy_machines", &r);
-    let s = r.structured_content.unwrap();
+        )
+        .await;
     assert_eq!(s["destroyed"], 1);
     assert_eq!(s["machines"][0]["id"], json!(id));
-    assert_ne!(demo_state_of(&sim, &id), "started");
+    assert_ne!(demo_state_of(sim, &id), "started");
 
     // Unknown machine id: a clear error with the next step.
-    let r = client
-        .call_tool(call(
+    let t = env
+        .err(
             "destroy_machines",
             json!({"app": "cdn-demo", "machine_ids": ["00000000000000"], "confirm": "cdn-demo"}),
-        ))
-        .await
-        .unwrap();
-    assert_eq!(r.is_error, Some(true));
-    assert!(text_of(&r).contains("app_status"), "{}", text_of(&r));
-    client.cancel().await.unwrap();
-    sim.shutdown().await;
+        )
+        .await;
+    assert!(t.contains("app_status"), "{t}");
+    env.shutdown().await;
 }
 
 #[tokio::test]
 async fn owned_only_refuses_machines_this_server_did_not_create() {
-    let sim = demo_sim().await;
-    let o = PolicyOptions {
+    let env = demo(PolicyOptions {
         owned_only: true,
         ..opts(ConfirmMode::Never)
-    };
-    let gate = gate_with(
-        Catalog::all().unwrap(),
-        &o,
-        sim_client(&sim),
-        Redactor::new(),
-        None,
-    );
-    let client = connect(gate).await;
-    let id = demo_machine(&sim, "started");
-    let r = client
-        .call_tool(call(
+    })
+    .start()
+    .await;
+    let id = demo_machine(&env.sim, "started");
+    let t = env
+        .err(
             "destroy_machines",
             json!({"app": "cdn-demo", "machine_ids": [id], "force": true}),
-        ))
-        .await
-        .unwrap();
-    assert_eq!(r.is_error, Some(true));
-    assert!(text_of(&r).contains("--owned-only"), "{}", text_of(&r));
-    assert_eq!(demo_state_of(&sim, &id), "started");
-    client.cancel().await.unwrap();
-    sim.shutdown().await;
+        )
+        .await;
+    assert!(t.contains("--owned-only"), "{t}");
+    assert_eq!(demo_state_of(&env.sim, &id), "started");
+    env.shutdown().await;
 }
 
 fn demo_state_of(sim: &SimHandle, id: &str) -> String {
@@ -257,47 +189,33 @@ fn demo_state_of(sim: &SimHandle, id: &str) -> String {
 
 #[tokio::test]
 async fn allow_org_is_checked_against_the_apps_own_org() {
-    let sim = demo_sim().await;
-    let o = PolicyOptions {
+    let env = demo(PolicyOptions {
         allow_org: vec!["demo-*".into()],
         ..opts(ConfirmMode::Argument)
-    };
-    let gate = gate_with(
-        Catalog::all().unwrap(),
-        &o,
-        sim_client(&sim),
-        Redactor::new(),
-        None,
-    );
-    let client = connect(gate).await;
-    let id = demo_machine(&sim, "started");
-    let r = client
-        .call_tool(call(
+    })
+    .start()
+    .await;
+    let id = demo_machine(&env.sim, "started");
+    let t = env
+        .err(
             "destroy_machines",
             json!({"app": "cdn-demo", "machine_ids": [id], "force": true}),
-        ))
-        .await
-        .unwrap();
-    assert_eq!(r.is_error, Some(true));
-    let t = text_of(&r);
+        )
+        .await;
     assert!(
         t.contains("--allow-org demo-*") && t.contains("cdn-org"),
         "{t}"
     );
-    client.cancel().await.unwrap();
 
-    let o = PolicyOptions {
-        allow_org: vec!["cdn-*".into()],
-        ..opts(ConfirmMode::Argument)
-    };
-    let gate = gate_with(
-        Catalog::all().unwrap(),
-        &o,
-        sim_client(&sim),
-        Redactor::new(),
-        None,
-    );
-    let client = connect(gate).await;
+    // Another server over the same simulator, allowing the app's org.
+    let client = connect(
+        env.gate_of(&PolicyOptions {
+            allow_org: vec!["cdn-*".into()],
+            ..opts(ConfirmMode::Argument)
+        }),
+        (),
+    )
+    .await;
     let r = client
         .call_tool(call(
             "destroy_machines",
@@ -311,28 +229,26 @@ async fn allow_org_is_checked_against_the_apps_own_org() {
         text_of(&r)
     );
     client.cancel().await.unwrap();
-    sim.shutdown().await;
+    env.shutdown().await;
 }
 
 #[tokio::test]
 async fn passthrough_uses_the_callers_fly_token_and_audit_names_the_key() {
     use fly_machines_mcp::tools::{
-        audit::AuditLog,
+        Catalog,
         http::{HttpAuth, HttpOptions, start},
     };
     use rmcp::transport::{
         StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
     };
 
-    let sim = demo_sim().await;
+    // The gate of `env` (the second server below) writes the audit log.
+    let env = demo(opts(ConfirmMode::Never)).audit().start().await;
     // The server holds no token: only the caller's bearer reaches Fly.
-    let no_token =
-        fly::Client::new(fly::ClientConfig::local(sim.base_url().parse().unwrap(), None).unwrap())
-            .unwrap();
     let gate = gate_with(
         Catalog::all().unwrap(),
         &opts(ConfirmMode::Never),
-        no_token.clone(),
+        env.bare_client(None),
         Redactor::new(),
         None,
     );
@@ -359,20 +275,11 @@ async fn passthrough_uses_the_callers_fly_token_and_audit_names_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys");
     std::fs::write(&keys, "ci-bot:key-for-ci-0123456\n").unwrap();
-    let audit_path = dir.path().join("audit.jsonl");
-    let audit = AuditLog::open(&audit_path, Redactor::new()).unwrap();
-    let gate = gate_with(
-        Catalog::all().unwrap(),
-        &opts(ConfirmMode::Never),
-        sim_client(&sim),
-        Redactor::new(),
-        Some(audit),
-    );
     let http_opts = HttpOptions {
         auth: HttpAuth::Keys(keys),
         ..HttpOptions::default()
     };
-    let server = start(gate, "127.0.0.1:0".parse().unwrap(), http_opts)
+    let server = start(env.gate.clone(), "127.0.0.1:0".parse().unwrap(), http_opts)
         .await
         .unwrap();
     let transport = StreamableHttpClientTransport::from_config(
@@ -380,7 +287,7 @@ async fn passthrough_uses_the_callers_fly_token_and_audit_names_the_key() {
             .auth_header("key-for-ci-0123456"),
     );
     let client = ().serve(transport).await.unwrap();
-    let id = demo_machine(&sim, "started");
+    let id = demo_machine(&env.sim, "started");
     let r = client
         .call_tool(call(
             "destroy_machines",
@@ -391,15 +298,8 @@ async fn passthrough_uses_the_callers_fly_token_and_audit_names_the_key() {
     assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
     client.cancel().await.unwrap();
     server.shutdown().await.unwrap();
-    let line: Value = serde_json::from_str(
-        std::fs::read_to_string(&audit_path)
-            .unwrap()
-            .lines()
-            .next()
-            .unwrap(),
-    )
-    .unwrap();
+    let line = env.audit_records().remove(0);
     assert_eq!(line["caller"], "ci-bot");
     assert_eq!(line["outcome"], "ok");
-    sim.shutdown().await;
+    env.shutdown().await;
 }
