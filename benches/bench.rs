@@ -8,7 +8,8 @@
 //! HTTP: concurrent sessions × calls with errors, p50/p99 and server RSS;
 //! `provision_environment` against the latency model's critical path and the seed
 //! recipe's sequential calls; pool claims against a cold provision; a pool fill of 200
-//! under rate limits against the rate-limit bound.
+//! under rate limits against the rate-limit bound; the client's own pacing of a burst
+//! against the pacing bound (`pacing/`).
 //!
 //! The servers under test run with `FLY_MCP_PACING=off`: their client-side pacing
 //! follows Fly's limits on the real clock, while the simulator applies the same limits
@@ -40,6 +41,11 @@ use fly_machines_mcp::{
 };
 use serde_json::{Value, json};
 
+mod pacing;
+mod stats;
+
+use stats::{median, percentile, rss_kb, status_kb};
+
 const BIN: &str = env!("CARGO_BIN_EXE_fly-machines-mcp");
 const TOKEN: &str = "bench-token-0123456789";
 
@@ -47,33 +53,6 @@ struct Row {
     name: String,
     value: String,
     target: String,
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v[i.min(v.len() - 1)]
-}
-
-fn rss_kb(pid: u32) -> u64 {
-    status_kb(pid, "VmRSS:")
-}
-
-/// A `kB` field of `/proc/PID/status` (`VmRSS:`, `RssAnon:`, `RssFile:`), 0 if absent.
-fn status_kb(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
-        })
-        .unwrap_or(0)
 }
 
 /// Children of this benchmark, killed by the watchdog if the run overstays.
@@ -458,6 +437,9 @@ fn main() {
 
     eprintln!("bench: fleet of 200");
     rows.extend(rt.block_on(fleet_rows(200, 3)));
+
+    eprintln!("bench: pacing");
+    rows.push(rt.block_on(pacing::pacing_row(3)));
 
     println!("\n| measurement | result | target |\n|---|---|---|");
     for r in rows {

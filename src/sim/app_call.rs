@@ -58,18 +58,31 @@ where
         parts: &mut Parts,
         state: &Arc<Shared>,
     ) -> Result<Self, Self::Rejection> {
-        let Extension(scope) = Extension::<Scope>::from_request_parts(parts, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        let Path(path) = Path::<P>::from_request_parts(parts, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
+        let (scope, path) = scope_and_path(parts, state).await?;
         Ok(AppCall {
             s: Arc::clone(state),
             scope,
             path,
         })
     }
+}
+
+/// `Extension<Scope>` then `Path<P>`, each rejected as that extractor alone would be:
+/// the preamble of [`AppCall`] and of the org listings.
+pub(crate) async fn scope_and_path<P>(
+    parts: &mut Parts,
+    state: &Arc<Shared>,
+) -> Result<(Scope, P), Response>
+where
+    P: DeserializeOwned + Send,
+{
+    let Extension(scope) = Extension::<Scope>::from_request_parts(parts, state)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let Path(path) = Path::<P>::from_request_parts(parts, state)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    Ok((scope, path))
 }
 
 impl<P: AppPath> AppCall<P> {

@@ -105,12 +105,16 @@ async fn advance(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
     ok_json(200, json!({"ok": true, "now_ms": now}))
 }
 
-async fn rate_limits(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
-    let body = parse_body(&body)?;
-    let on = body
+/// The `{"enabled": bool}` of a switch: 400 without it.
+fn enabled(body: &[u8]) -> Result<bool, ApiError> {
+    parse_body(body)?
         .get("enabled")
         .and_then(Value::as_bool)
-        .ok_or_else(|| ApiError::bad_request("give {\"enabled\": bool}"))?;
+        .ok_or_else(|| ApiError::bad_request("give {\"enabled\": bool}"))
+}
+
+async fn rate_limits(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
+    let on = enabled(&body)?;
     s.with_world(|w, _| {
         w.rate_limits_on = on;
         w.limiter.clear();
@@ -121,11 +125,7 @@ async fn rate_limits(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
 /// `{"enabled": bool}`: the realistic profile (`Realism::realistic`) or the ideal
 /// platform (`Realism::off`), for what happens from now on.
 async fn realism(State(s): State<Arc<Shared>>, body: Bytes) -> ApiResult {
-    let body = parse_body(&body)?;
-    let on = body
-        .get("enabled")
-        .and_then(Value::as_bool)
-        .ok_or_else(|| ApiError::bad_request("give {\"enabled\": bool}"))?;
+    let on = enabled(&body)?;
     s.with_world(|w, _| {
         w.realism = if on {
             super::Realism::realistic()
@@ -181,9 +181,8 @@ async fn host(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes)
             "host status {status:?}: expected ok, unreachable or unknown"
         )));
     }
-    s.with_world(|w, now| {
-        let app = find_machine_app(w, &id)?;
-        let m = w.machine_mut(&app, &id)?;
+    on_machine(&s, &id, |w, app, now| {
+        let m = w.machine_mut(app, &id)?;
         m.host_status.clone_from(&status);
         m.updated_ms = now;
         w.touch();
@@ -191,12 +190,22 @@ async fn host(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes)
     })
 }
 
-fn find_machine_app(w: &World, id: &str) -> Result<String, ApiError> {
-    w.apps
-        .values()
-        .find(|a| a.machines.contains_key(id))
-        .map(|a| a.name.clone())
-        .ok_or_else(|| ApiError::not_found("machine not found"))
+/// Runs `f` on the world with the app of machine `id` (whichever app holds it): 404
+/// when none does.
+fn on_machine<R>(
+    s: &Shared,
+    id: &str,
+    f: impl FnOnce(&mut World, &str, u64) -> Result<R, ApiError>,
+) -> Result<R, ApiError> {
+    s.with_world(|w, now| {
+        let app = w
+            .apps
+            .values()
+            .find(|a| a.machines.contains_key(id))
+            .map(|a| a.name.clone())
+            .ok_or_else(|| ApiError::not_found("machine not found"))?;
+        f(w, &app, now)
+    })
 }
 
 /// `{"oom": true}` (default) or `{"signal": "SIGSEGV"}`: the guest process dies.
@@ -208,9 +217,8 @@ async fn crash(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes
         .and_then(Value::as_str)
         .and_then(super::platform::signal_number)
         .unwrap_or(9);
-    let out = s.with_world(|w, now| {
-        let app = find_machine_app(w, &id)?;
-        w.kill_process(&app, &id, signo, oom, now)
+    let out = on_machine(&s, &id, |w, app, now| {
+        w.kill_process(app, &id, signo, oom, now)
     })?;
     ok_json(200, out)
 }

@@ -11,6 +11,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::Shared;
+use super::config_rules::{
+    check_current_version, check_same_region, mounted_volumes, required_config, skip_launch,
+};
 use super::http::ApiError;
 use super::model::{
     App, Check, Effect, Event, EventTpl, Lease, MState, Machine, MachineVersion, Step, Target,
@@ -92,6 +95,15 @@ pub(crate) fn failing_image(config: &Value) -> bool {
     image
         .rsplit_once(':')
         .is_some_and(|(_, tag)| tag.starts_with("failing"))
+}
+
+/// Started again `start_ms` later (after a restart, a crash or an update), its checks
+/// passing.
+fn restarted(start_ms: u64) -> Plan {
+    plan(start_ms, MState::Started)
+        .event("start", "flyd")
+        .effect(Effect::ChecksPassing)
+        .log(format!("Machine started in {start_ms}ms"))
 }
 
 /// The last step of a boot: started, or failed for a [`failing_image`].
@@ -330,6 +342,15 @@ impl World {
         self.touch();
     }
 
+    /// A user's action begins: the machine enters `state` now, with the `kind` event.
+    fn begin(&mut self, app: &str, id: &str, state: MState, kind: &str, now: u64) {
+        if let Ok(m) = self.machine_mut(app, id) {
+            m.state = state;
+            m.updated_ms = now;
+        }
+        self.push_event(app, id, kind, "user", None, now);
+    }
+
     /// Appends an event now (user-initiated actions).
     pub(crate) fn push_event(
         &mut self,
@@ -423,11 +444,7 @@ impl World {
         };
         let delay = self.delay(boot);
         let config = m.config().clone();
-        if let Ok(m) = self.machine_mut(app, id) {
-            m.state = MState::Starting;
-            m.updated_ms = now;
-        }
-        self.push_event(app, id, "start", "user", None, now);
+        self.begin(app, id, MState::Starting, "start", now);
         let resumed = previous == MState::Suspended;
         let line = if resumed {
             format!("Machine resumed in {delay}ms")
@@ -458,11 +475,7 @@ impl World {
             other => return Err(Self::precondition("stop", other)),
         }
         let signo = platform::signal_number(signal).unwrap_or(15);
-        if let Ok(m) = self.machine_mut(app, id) {
-            m.state = MState::Stopping;
-            m.updated_ms = now;
-        }
-        self.push_event(app, id, "stop", "user", None, now);
+        self.begin(app, id, MState::Stopping, "stop", now);
         let delay = self.delay(self.latency.stop_ms);
         let exit = exit_request(now.saturating_add(delay), 0, signo, false, true, false);
         self.schedule(
@@ -493,11 +506,7 @@ impl World {
             MState::Suspended | MState::Suspending => return Ok(json!({"ok": true})),
             other => return Err(Self::precondition("suspend", other)),
         }
-        if let Ok(m) = self.machine_mut(app, id) {
-            m.state = MState::Suspending;
-            m.updated_ms = now;
-        }
-        self.push_event(app, id, "suspend", "user", None, now);
+        self.begin(app, id, MState::Suspending, "suspend", now);
         let delay = self.delay(self.latency.suspend_ms);
         self.schedule(
             app,
@@ -523,11 +532,7 @@ impl World {
         if state != MState::Started {
             return Err(Self::precondition("restart", state));
         }
-        if let Ok(m) = self.machine_mut(app, id) {
-            m.state = MState::Restarting;
-            m.updated_ms = now;
-        }
-        self.push_event(app, id, "restart", "user", None, now);
+        self.begin(app, id, MState::Restarting, "restart", now);
         let stop = self.delay(self.latency.stop_ms);
         let start = self.delay(self.latency.start_ms);
         let exit = exit_request(now.saturating_add(stop), 0, 15, false, true, true);
@@ -539,10 +544,7 @@ impl World {
                     .event("exit", "flyd")
                     .request(exit)
                     .effect(Effect::ChecksDown),
-                plan(start, MState::Started)
-                    .event("start", "flyd")
-                    .effect(Effect::ChecksPassing)
-                    .log(format!("Machine started in {start}ms")),
+                restarted(start),
             ],
             now,
         );
@@ -593,12 +595,7 @@ impl World {
         ];
         if restarting {
             steps.push(plan(0, MState::Starting).log("reboot: Restarting system"));
-            steps.push(
-                plan(start, MState::Started)
-                    .event("start", "flyd")
-                    .effect(Effect::ChecksPassing)
-                    .log(format!("Machine started in {start}ms")),
-            );
+            steps.push(restarted(start));
         }
         self.schedule(app, id, steps, now);
         Ok(json!({"ok": true}))
@@ -629,11 +626,7 @@ impl World {
             }
             _ => {}
         }
-        if let Ok(m) = self.machine_mut(app, id) {
-            m.state = MState::Destroying;
-            m.updated_ms = now;
-        }
-        self.push_event(app, id, "destroy", "user", None, now);
+        self.begin(app, id, MState::Destroying, "destroy", now);
         let delay = self.delay(self.latency.destroy_ms);
         self.schedule(
             app,
@@ -700,21 +693,8 @@ impl World {
 
     /// Marks the volumes in `config.mounts` attached to `id`, releasing any others.
     pub(crate) fn attach_mounts(&mut self, app: &str, id: &str) {
-        let (ids, version): (Vec<String>, String) = match self.machine(app, id) {
-            Ok(m) => (
-                m.config()
-                    .get("mounts")
-                    .and_then(Value::as_array)
-                    .map(|ms| {
-                        ms.iter()
-                            .filter_map(|x| {
-                                x.get("volume").and_then(Value::as_str).map(str::to_owned)
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                m.version().to_owned(),
-            ),
+        let (ids, version) = match self.machine(app, id) {
+            Ok(m) => (mounted_volumes(m.config()), m.version().to_owned()),
             Err(_) => return,
         };
         if let Some(a) = self.apps.get_mut(app) {
@@ -740,39 +720,9 @@ impl World {
         if !self.apps.contains_key(app) {
             return Err(ApiError::not_found("app not found"));
         }
-        let config = body
-            .get("config")
-            .cloned()
-            .ok_or_else(|| ApiError::new(400, "invalid request: config is required"))?;
-        let region = match body.get("region").and_then(Value::as_str) {
-            Some(r) if !r.is_empty() => r.to_owned(),
-            _ => self.nearest_region.clone(),
-        };
-        if platform::region(&region).is_none() {
-            return Err(ApiError::new(
-                400,
-                format!(
-                    "invalid region {region:?}: not a Fly region (GET /v1/platform/regions lists them)"
-                ),
-            ));
-        }
-        let name = match body.get("name").and_then(Value::as_str) {
-            Some(n) if !n.is_empty() => n.to_owned(),
-            _ => self.rng.machine_name(),
-        };
-        if let Some(existing) = self.apps.get(app).and_then(|a| {
-            a.machines
-                .values()
-                .find(|m| m.name == name && m.state != MState::Destroyed)
-        }) {
-            return Err(ApiError::new(
-                409,
-                format!(
-                    "already_exists: unique machine name violation, machine ID {} already exists with name \"{name}\"",
-                    existing.id
-                ),
-            ));
-        }
+        let config = required_config(body)?;
+        let region = self.create_region(body)?;
+        let name = self.create_name(app, body)?;
         let booted_secrets = self.launch_secrets(app, body, now)?;
         let id = self.rng.machine_id();
         let config = self.normalise_config(app, &id, config, &region, &[])?;
@@ -803,10 +753,6 @@ impl World {
         let version = self.rng.ulid(now);
         let private_ip = self.rng.private_ip();
         let launch_event = self.rng.ulid(now);
-        let skip_launch = body
-            .get("skip_launch")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
         let machine = Machine {
             id: id.clone(),
             name,
@@ -842,7 +788,7 @@ impl World {
             Some(ttl) if ttl > 0 => Some(self.acquire_lease(app, &id, ttl, "", None, now)?.nonce),
             _ => None,
         };
-        if !skip_launch {
+        if !skip_launch(body) {
             let config_now = self.machine(app, &id)?.config().clone();
             let create = self.delay(self.latency.create_ms);
             let boot = self.delay(self.latency.boot_ms);
@@ -880,52 +826,17 @@ impl World {
         let previous = m.state;
         let region = m.region.clone();
         let current = m.version().to_owned();
-        let current_mounts: Vec<String> = m
-            .config()
-            .get("mounts")
-            .and_then(Value::as_array)
-            .map(|ms| {
-                ms.iter()
-                    .filter_map(|x| x.get("volume").and_then(Value::as_str).map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if let Some(cv) = body.get("current_version").and_then(Value::as_str)
-            && !cv.is_empty()
-            && cv != current
-        {
-            return Err(ApiError::new(
-                409,
-                format!(
-                    "machine version mismatch: current_version {cv} is not the machine's current version {current}"
-                ),
-            ));
-        }
+        let current_mounts = mounted_volumes(m.config());
+        check_current_version(body, &current)?;
         if matches!(previous, MState::Destroyed | MState::Destroying) {
             return Err(Self::precondition("update", previous));
         }
-        if let Some(r) = body.get("region").and_then(Value::as_str)
-            && !r.is_empty()
-            && r != region
-        {
-            return Err(ApiError::new(
-                400,
-                format!(
-                    "cannot change a machine's region ({region} → {r}); create a new machine instead"
-                ),
-            ));
-        }
-        let config = body
-            .get("config")
-            .cloned()
-            .ok_or_else(|| ApiError::new(400, "invalid request: config is required"))?;
+        check_same_region(body, &region)?;
+        let config = required_config(body)?;
         let config = self.normalise_config(app, id, config, &region, &current_mounts)?;
         let booted_secrets = self.launch_secrets(app, body, now)?;
         let version = self.rng.ulid(now);
-        let skip_launch = body
-            .get("skip_launch")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+        let skip = skip_launch(body);
         if let Ok(m) = self.machine_mut(app, id) {
             m.versions.push(MachineVersion {
                 id: version,
@@ -940,7 +851,7 @@ impl World {
         self.push_event(app, id, "update", "user", None, now);
         let update = self.delay(self.latency.update_ms);
         let start = self.delay(self.latency.start_ms);
-        let steps = if skip_launch {
+        let steps = if skip {
             let end = match previous {
                 MState::Created => MState::Created,
                 _ => MState::Stopped,
@@ -953,10 +864,7 @@ impl World {
         } else {
             vec![
                 plan(update, MState::Starting).event("update", "flyd"),
-                plan(start, MState::Started)
-                    .event("start", "flyd")
-                    .effect(Effect::ChecksPassing)
-                    .log(format!("Machine started in {start}ms")),
+                restarted(start),
             ]
         };
         self.schedule(app, id, steps, now);

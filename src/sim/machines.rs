@@ -65,6 +65,20 @@ fn flag(q: &[(String, String)], key: &str) -> bool {
     param(q, key).is_some_and(|v| v == "true" || v == "1")
 }
 
+/// Every `state` the query names (`state=a,b` and repeated `state=` alike).
+fn states(q: &[(String, String)]) -> Vec<String> {
+    q.iter()
+        .filter(|(k, _)| k == "state")
+        .flat_map(|(_, v)| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 fn nonce(headers: &HeaderMap) -> Option<String> {
     headers
         .get(NONCE_HEADER)
@@ -75,17 +89,7 @@ fn nonce(headers: &HeaderMap) -> Option<String> {
 
 /// `GET /v1/apps/{app}/machines`.
 async fn list(call: AppCall<String>, Query(q): Pairs) -> ApiResult {
-    let states: Vec<String> = q
-        .iter()
-        .filter(|(k, _)| k == "state")
-        .flat_map(|(_, v)| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|x| !x.is_empty())
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let states = states(&q);
     let region = param(&q, "region").unwrap_or("").to_owned();
     let summary = flag(&q, "summary");
     let include_deleted = flag(&q, "include_deleted");
@@ -322,17 +326,7 @@ impl Drop for InFlight<'_> {
 /// `GET …/wait`: blocks until the state is reached, 408 after `timeout` (≤60 s).
 async fn wait(call: AppCall<(String, String)>, Query(q): Pairs) -> ApiResult {
     let (app, id) = call.ids();
-    let mut targets: Vec<String> = q
-        .iter()
-        .filter(|(k, _)| k == "state")
-        .flat_map(|(_, v)| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|x| !x.is_empty())
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let mut targets = states(&q);
     if targets.is_empty() {
         targets.push("started".into());
     }

@@ -57,6 +57,7 @@ mod app_call;
 mod authz;
 mod clock;
 mod config;
+mod config_rules;
 mod control;
 mod faults;
 mod graphql;

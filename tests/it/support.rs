@@ -522,7 +522,8 @@ pub fn attenuating_config(sim: &SimHandle) -> fly::ClientConfig {
 /// [`attenuating_config`] holding `token` (the viewer's, from `sim`) and sending its
 /// requests to `base` (`sim` or a proxy in front of it).
 fn attenuating_config_at(sim: &SimHandle, base: &str, token: &str) -> fly::ClientConfig {
-    let mut cfg = fly::ClientConfig::local(base.parse().unwrap(), fly::Token::parse(token)).unwrap();
+    let mut cfg =
+        fly::ClientConfig::local(base.parse().unwrap(), fly::Token::parse(token)).unwrap();
     cfg.clock = Some(fly::UnixClock::new(sim.unix_clock()));
     cfg
 }

@@ -9,9 +9,9 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use fly_machines_mcp::fly::{
-    AllocateIp, Client, CreateApp, CreateMachine, CreateVolume, ExecRequest, IpType,
-    LogQuery, MachineFilter, RestartOptions, StopOptions, Token, UpdateMachine, UpdateVolume,
-    WaitParams, WaitTarget,
+    AllocateIp, Client, CreateApp, CreateMachine, CreateVolume, ExecRequest, IpType, LogQuery,
+    MachineFilter, RestartOptions, StopOptions, Token, UpdateMachine, UpdateVolume, WaitParams,
+    WaitTarget,
 };
 use fly_machines_mcp::fly::{GuestConfig, MachineConfig, Mount};
 

@@ -158,9 +158,20 @@ async fn pacing_queues_a_burst_instead_of_drawing_429s() {
     assert_eq!(waited.len(), 5, "{waited:?}");
     // The paced period is 1 s stretched by 10%; the burst of 3 goes at once, then one
     // call a period: how many calls had to wait at least one and two periods.
-    let past = |n: u64| waited.iter().filter(|w| **w >= Duration::from_millis(n)).count();
-    assert!(past(1000) >= 2, "the 4th and 5th calls were queued: {waited:?}");
-    assert!(past(2000) >= 1, "the 5th call waited two periods: {waited:?}");
+    let past = |n: u64| {
+        waited
+            .iter()
+            .filter(|w| **w >= Duration::from_millis(n))
+            .count()
+    };
+    assert!(
+        past(1000) >= 2,
+        "the 4th and 5th calls were queued: {waited:?}"
+    );
+    assert!(
+        past(2000) >= 1,
+        "the 5th call waited two periods: {waited:?}"
+    );
 }
 
 #[tokio::test]
