@@ -127,6 +127,7 @@ pub struct AllocateIpArgs {
 }
 
 /// An address of an app.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct IpOut {
     pub address: String,
@@ -135,7 +136,6 @@ pub struct IpOut {
     /// `global` for anycast.
     pub region: String,
     /// Flycast network, for private addresses.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
 }
 

@@ -139,6 +139,7 @@ impl DestroyPlan for SetSecretsPlan {
 }
 
 /// One secret in the result.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct SecretOut {
     pub name: String,
@@ -147,11 +148,11 @@ pub struct SecretOut {
     /// Fly's digest of the value (empty once unset).
     pub digest: String,
     /// Where the value came from (for `set`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
 }
 
 /// Result of `set_secrets`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct SetSecretsReport {
     pub app: String,
@@ -159,7 +160,6 @@ pub struct SetSecretsReport {
     pub version: u64,
     pub secrets: Vec<SecretOut>,
     /// Machines updated by the rollout, when asked for.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout: Option<super::provision::UpdateMachinesReport>,
 }
 

@@ -68,6 +68,7 @@ pub struct VolumeActionArgs {
 }
 
 /// A volume in a result.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct VolumeOut {
     pub id: String,
@@ -76,7 +77,6 @@ pub struct VolumeOut {
     pub zone: String,
     pub size_gb: u64,
     pub state: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub attached_machine_id: Option<String>,
 }
 
@@ -104,12 +104,12 @@ pub struct SnapshotOut {
 }
 
 /// Result of `volume_action`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct VolumeActionReport {
     pub app: String,
     pub action: String,
     pub volume: VolumeOut,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<SnapshotOut>,
     /// What to do next.
     #[serde(skip_serializing_if = "Vec::is_empty")]

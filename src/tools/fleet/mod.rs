@@ -57,22 +57,19 @@ pub struct PoolArgs {
 }
 
 /// One member of a pool.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct MemberOut {
     pub machine_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub slot: Option<u32>,
     pub region: String,
     /// Machine state (`suspended`, `started`, …).
     pub machine_state: String,
     /// `free`, `claimed`, `filling` or `broken`.
     pub pool_state: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
     /// Why it counts as broken.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
 }
 

@@ -64,10 +64,10 @@ impl DestroyPlan for ReapPlanOut {
 }
 
 /// One reaped member.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ReapedOut {
     pub machine_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// `destroyed`, `renewed` (spared), `busy` (leased by someone else) or `failed: …`.
     pub outcome: String,

@@ -33,6 +33,7 @@ pub struct DiagnoseArgs {
 }
 
 // A finding.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct FindingOut {
     // `critical`, `warning` or `info`.
@@ -40,9 +41,7 @@ pub struct FindingOut {
     // e.g. `oom_kill`, `check_critical`, `crash_loop`, `image_drift`.
     pub kind: String,
     // Machine id; absent for app-wide findings.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub machine: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     pub title: String,
     // The exact event, check or log lines.
@@ -63,6 +62,7 @@ pub struct TimelineOut {
 }
 
 // The worst incident.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct IncidentOut {
     pub machine: String,
@@ -70,7 +70,6 @@ pub struct IncidentOut {
     // RFC 3339.
     pub started_at: String,
     // Seconds until health checks passed again; absent if not seen.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub recovered_after_s: Option<i64>,
     // The steps in order, e.g. `OOM kill`, `SIGKILL`, `reboot`, ….
     pub chain: Vec<String>,
@@ -78,6 +77,7 @@ pub struct IncidentOut {
 }
 
 // Result of `diagnose`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct DiagnoseOut {
     pub app: String,
@@ -88,7 +88,6 @@ pub struct DiagnoseOut {
     pub findings: Vec<FindingOut>,
     // Findings left out to stay under the output cap (the least urgent).
     pub left_out: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub incident: Option<IncidentOut>,
     // Log lines read.
     pub logs_read: usize,

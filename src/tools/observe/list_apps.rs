@@ -31,6 +31,7 @@ pub struct ListAppsArgs {
 }
 
 // An org the token reaches.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct OrgOut {
     pub slug: String,
@@ -38,19 +39,17 @@ pub struct OrgOut {
     // `PERSONAL` or `SHARED`.
     pub kind: String,
     // Its apps could not be listed (why).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
 // An app in the listing.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct AppOut {
     pub name: String,
     pub org: String,
     pub status: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub machines: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub volumes: Option<u64>,
 }
 

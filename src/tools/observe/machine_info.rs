@@ -40,12 +40,12 @@ pub struct MachineInfoArgs {
 }
 
 // A health check.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct CheckOut {
     pub name: String,
     pub status: String,
     pub output: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
 }
 
@@ -72,25 +72,21 @@ pub struct ProcessOut {
 }
 
 // Result of `machine_info`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct MachineInfoOut {
     pub id: String,
     pub name: String,
     pub region: String,
     pub state: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub host_status: Option<String>,
     pub version: String,
     pub private_ip: String,
     pub created_at: String,
     pub image: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub image_digest: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub guest: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cmd: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub restart: Option<String>,
     pub services: Vec<String>,
     pub mounts: Vec<String>,
@@ -102,12 +98,10 @@ pub struct MachineInfoOut {
     // Unplanned exits and OOM kills among the events.
     pub restarts: u64,
     pub oom_kills: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub lease: Option<String>,
     pub metadata: BTreeMap<String, String>,
     // Newest first.
     pub versions: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub processes: Option<Vec<ProcessOut>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unavailable: Vec<String>,

@@ -84,6 +84,7 @@ impl DestroyPlan for DestroyMachinesPlan {
 }
 
 /// Outcome for one machine.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct MachineDestroyed {
     pub id: String,
@@ -92,7 +93,6 @@ pub struct MachineDestroyed {
     /// `destroyed` or `failed`.
     pub outcome: String,
     /// Why it failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 

@@ -56,17 +56,16 @@ pub struct MachineActionArgs {
 }
 
 /// One machine's outcome.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct MachineActionOut {
     pub id: String,
     pub name: String,
     pub region: String,
     pub before: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
     /// `done`, `unchanged`, `failed`, `skipped` or `cancelled`.
     pub outcome: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub elapsed_ms: u64,
 }

@@ -179,21 +179,17 @@ pub struct PlanStepOut {
 }
 
 /// Result of `provision_environment`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ProvisionReport {
     pub app: String,
     pub url: String,
     /// `provisioned` or `planned` (dry run).
     pub status: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub machine_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub machine_state: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub volume_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ipv4: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ipv6: Option<String>,
     pub region: String,
     /// Created by this call.
@@ -204,9 +200,7 @@ pub struct ProvisionReport {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub plan: Vec<PlanStepOut>,
     /// Estimated cost per month running all month, USD.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub estimated_monthly_usd: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cost_basis: Option<String>,
     pub idempotency_key: String,
     pub elapsed_ms: u64,

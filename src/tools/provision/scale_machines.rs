@@ -107,6 +107,7 @@ impl DestroyPlan for ScaleMachinesPlan {
 }
 
 /// One line of a scale report.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ScaleLine {
     /// `created`, `destroyed`, `failed` or `skipped`.
@@ -117,7 +118,6 @@ pub struct ScaleLine {
     /// Volumes created for a clone.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 

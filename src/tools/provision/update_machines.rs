@@ -88,6 +88,7 @@ pub struct UpdateMachinesArgs {
 }
 
 /// One machine in an update report.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct MachineUpdated {
     pub id: String,
@@ -98,7 +99,6 @@ pub struct MachineUpdated {
     pub previous_version: String,
     /// The version the machine is on now.
     pub version: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Our lease could not be released; it expires on its own.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
