@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::tools::args::{AppName, Region};
 use crate::tools::catalog::DeclarationError;
-use crate::tools::render::table_of;
+use crate::tools::render::{Row, rows};
 use crate::tools::{DestroyPlan, ToolContext, ToolDef, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::network as wf;
 
@@ -150,15 +150,17 @@ impl From<wf::IpAddress> for IpOut {
     }
 }
 
-fn ip_rows(ips: &[IpOut]) -> String {
-    table_of(&["ADDRESS", "KIND", "REGION", "NETWORK"], ips, |i| {
+impl Row for IpOut {
+    const HEADER: &'static [&'static str] = &["ADDRESS", "KIND", "REGION", "NETWORK"];
+
+    fn cells(&self) -> Vec<String> {
         vec![
-            i.address.clone(),
-            i.kind.clone(),
-            i.region.clone(),
-            i.network.clone().unwrap_or_default(),
+            self.address.clone(),
+            self.kind.clone(),
+            self.region.clone(),
+            self.network.clone().unwrap_or_default(),
         ]
-    })
+    }
 }
 
 /// Result of `allocate_ip`.
@@ -180,7 +182,7 @@ impl ToolOutput for AllocateIpOut {
             } else {
                 ""
             },
-            ip_rows(&self.addresses)
+            rows(&self.addresses)
         )
     }
 }
@@ -358,6 +360,19 @@ impl From<wf::CertificateState> for CertificateOut {
     }
 }
 
+impl Row for DnsRecordOut {
+    const HEADER: &'static [&'static str] = &["TYPE", "NAME", "VALUE", "PURPOSE"];
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.record_type.clone(),
+            self.name.clone(),
+            self.value.clone(),
+            self.purpose.clone(),
+        ]
+    }
+}
+
 impl ToolOutput for CertificateOut {
     fn render_text(&self) -> String {
         let mut out = format!(
@@ -366,18 +381,7 @@ impl ToolOutput for CertificateOut {
             self.app,
             self.status,
             if self.ready { ", ready" } else { "" },
-            table_of(
-                &["TYPE", "NAME", "VALUE", "PURPOSE"],
-                &self.dns_records,
-                |r| {
-                    vec![
-                        r.record_type.clone(),
-                        r.name.clone(),
-                        r.value.clone(),
-                        r.purpose.clone(),
-                    ]
-                }
-            )
+            rows(&self.dns_records)
         );
         if !self.issued.is_empty() {
             out.push_str(&format!("issued: {}\n", self.issued.join("; ")));

@@ -25,6 +25,30 @@ pub fn cap_text(text: String, max: usize, narrow_hint: &str) -> String {
     )
 }
 
+/// A type shown one item a row: the headers of its columns and an item's cells, said
+/// once next to each other.
+pub trait Row {
+    /// The column headers.
+    const HEADER: &'static [&'static str];
+
+    /// This item's cells, in [`Row::HEADER`]'s order.
+    fn cells(&self) -> Vec<String>;
+}
+
+/// [`table`] of `items`, under their type's [`Row::HEADER`].
+pub fn rows<T: Row>(items: &[T]) -> String {
+    table_of(T::HEADER, items, T::cells)
+}
+
+/// How many items ended each way, as a report's header says it: `2 done, 0 failed`.
+pub fn tally(counts: &[(impl std::fmt::Display, &str)]) -> String {
+    counts
+        .iter()
+        .map(|(n, word)| format!("{n} {word}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// [`table`] with one row an item: `cells` gives an item's columns, in `header`'s order.
 pub fn table_of<'a, T: 'a>(
     header: &[&str],

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::tools::args::AppName;
 use crate::tools::catalog::DeclarationError;
 use crate::tools::error::complete_or_incomplete;
-use crate::tools::render::{table, table_of};
+use crate::tools::render::{Row, rows, table};
 use crate::tools::{DestroyPlan, ToolContext, ToolDef, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{secrets as wf, update as upd};
 
@@ -163,20 +163,26 @@ pub struct SetSecretsReport {
     pub rollout: Option<super::provision::UpdateMachinesReport>,
 }
 
+impl Row for SecretOut {
+    const HEADER: &'static [&'static str] = &["NAME", "CHANGE", "DIGEST", "FROM"];
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.name.clone(),
+            self.change.clone(),
+            self.digest.chars().take(16).collect(),
+            self.source.clone().unwrap_or_default(),
+        ]
+    }
+}
+
 impl ToolOutput for SetSecretsReport {
     fn render_text(&self) -> String {
         let mut out = format!(
             "app {}: secrets version {}\n{}",
             self.app,
             self.version,
-            table_of(&["NAME", "CHANGE", "DIGEST", "FROM"], &self.secrets, |s| {
-                vec![
-                    s.name.clone(),
-                    s.change.clone(),
-                    s.digest.chars().take(16).collect(),
-                    s.source.clone().unwrap_or_default(),
-                ]
-            })
+            rows(&self.secrets)
         );
         if let Some(r) = &self.rollout {
             out.push_str("\nrollout: ");

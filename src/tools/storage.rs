@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::tools::args::{AppName, Region, VolumeId};
 use crate::tools::catalog::DeclarationError;
-use crate::tools::render::table;
+use crate::tools::render::{Row, rows};
 use crate::tools::{DestroyPlan, ToolContext, ToolDef, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::volumes as wf;
 
@@ -116,19 +116,22 @@ pub struct VolumeActionReport {
     pub notes: Vec<String>,
 }
 
-fn volume_row(v: &VolumeOut) -> Vec<String> {
-    vec![
-        v.id.clone(),
-        v.name.clone(),
-        v.region.clone(),
-        v.zone.clone(),
-        format!("{} GB", v.size_gb),
-        v.state.clone(),
-        v.attached_machine_id.clone().unwrap_or_default(),
-    ]
-}
+impl Row for VolumeOut {
+    const HEADER: &'static [&'static str] =
+        &["ID", "NAME", "REGION", "ZONE", "SIZE", "STATE", "ATTACHED"];
 
-const VOLUME_HEADER: [&str; 7] = ["ID", "NAME", "REGION", "ZONE", "SIZE", "STATE", "ATTACHED"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.id.clone(),
+            self.name.clone(),
+            self.region.clone(),
+            self.zone.clone(),
+            format!("{} GB", self.size_gb),
+            self.state.clone(),
+            self.attached_machine_id.clone().unwrap_or_default(),
+        ]
+    }
+}
 
 impl ToolOutput for VolumeActionReport {
     fn render_text(&self) -> String {
@@ -136,7 +139,7 @@ impl ToolOutput for VolumeActionReport {
             "app {}: {}\n{}",
             self.app,
             self.action,
-            table(&VOLUME_HEADER, &[volume_row(&self.volume)])
+            rows(std::slice::from_ref(&self.volume))
         );
         if let Some(s) = &self.snapshot {
             out.push_str(&format!(
@@ -248,7 +251,7 @@ impl DestroyPlan for DestroyVolumePlan {
             "volume {} of app {} and all its data:\n{}",
             self.volume.id,
             self.app,
-            table(&VOLUME_HEADER, &[volume_row(&v)])
+            rows(&[v])
         )
     }
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     catalog::{DeclarationError, ToolDef},
-    render::table_of,
+    render::Row,
 };
 use crate::workflows::pool as wf;
 
@@ -92,22 +92,21 @@ impl From<&wf::Member> for MemberOut {
     }
 }
 
-fn member_rows(members: &[MemberOut]) -> String {
-    table_of(
-        &["ID", "SLOT", "STATE", "POOL", "USER", "EXPIRES", "PROBLEM"],
-        members,
-        |m| {
-            vec![
-                m.machine_id.clone(),
-                m.slot.map(|s| s.to_string()).unwrap_or_default(),
-                m.machine_state.clone(),
-                m.pool_state.clone(),
-                m.user.clone().unwrap_or_default(),
-                m.expires_at.clone().unwrap_or_default(),
-                m.problem.clone().unwrap_or_default(),
-            ]
-        },
-    )
+impl Row for MemberOut {
+    const HEADER: &'static [&'static str] =
+        &["ID", "SLOT", "STATE", "POOL", "USER", "EXPIRES", "PROBLEM"];
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.machine_id.clone(),
+            self.slot.map(|s| s.to_string()).unwrap_or_default(),
+            self.machine_state.clone(),
+            self.pool_state.clone(),
+            self.user.clone().unwrap_or_default(),
+            self.expires_at.clone().unwrap_or_default(),
+            self.problem.clone().unwrap_or_default(),
+        ]
+    }
 }
 
 /// How free environments wait.

@@ -4,9 +4,9 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::{MemberOut, PoolArgs, member_rows};
+use super::{MemberOut, PoolArgs};
 use crate::tools::error::complete_or_incomplete;
-use crate::tools::render::table_of;
+use crate::tools::render::{Row, rows};
 use crate::tools::{DestroyPlan, ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{
     outcome::{self, Outcome},
@@ -58,7 +58,7 @@ impl DestroyPlan for ReapPlanOut {
             self.expired.len(),
             self.pool,
             self.app,
-            member_rows(&self.expired)
+            rows(&self.expired)
         )
     }
 }
@@ -82,6 +82,18 @@ pub struct ReapOut {
     pub machines: Vec<ReapedOut>,
 }
 
+impl Row for ReapedOut {
+    const HEADER: &'static [&'static str] = &["ID", "USER", "OUTCOME"];
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.machine_id.clone(),
+            self.user.clone().unwrap_or_default(),
+            self.outcome.clone(),
+        ]
+    }
+}
+
 impl ToolOutput for ReapOut {
     fn render_text(&self) -> String {
         format!(
@@ -89,13 +101,7 @@ impl ToolOutput for ReapOut {
             self.pool,
             self.app,
             self.destroyed,
-            table_of(&["ID", "USER", "OUTCOME"], &self.machines, |m| {
-                vec![
-                    m.machine_id.clone(),
-                    m.user.clone().unwrap_or_default(),
-                    m.outcome.clone(),
-                ]
-            })
+            rows(&self.machines)
         )
     }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ROW_BUDGET;
 use crate::tools::args::AppName;
-use crate::tools::render::table_of;
+use crate::tools::render::{Row, rows};
 use crate::tools::untrusted;
 use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{diagnose as diag, observe as wf};
@@ -101,6 +101,19 @@ fn offset_text(s: f64) -> String {
     }
 }
 
+impl Row for TimelineOut {
+    const HEADER: &'static [&'static str] = &["TIME", "T", "SOURCE", "WHAT"];
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.time.clone(),
+            offset_text(self.offset_s),
+            self.source.clone(),
+            self.text.clone(),
+        ]
+    }
+}
+
 impl ToolOutput for DiagnoseOut {
     fn render_text(&self) -> String {
         let mut by_sev: BTreeMap<&str, usize> = BTreeMap::new();
@@ -163,18 +176,7 @@ impl ToolOutput for DiagnoseOut {
                 i.started_at,
                 i.chain.join(" → ")
             ));
-            out.push_str(&untrusted::block(&table_of(
-                &["TIME", "T", "SOURCE", "WHAT"],
-                &i.timeline,
-                |t| {
-                    vec![
-                        t.time.clone(),
-                        offset_text(t.offset_s),
-                        t.source.clone(),
-                        t.text.clone(),
-                    ]
-                },
-            )));
+            out.push_str(&untrusted::block(&rows(&i.timeline)));
         } else if self.findings.is_empty() {
             out.push_str("no unplanned exits and nothing failing\n");
         }

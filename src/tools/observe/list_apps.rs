@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::ROW_BUDGET;
-use crate::tools::render::table_of;
+use crate::tools::render::{Row, rows};
 use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::status;
 
@@ -64,6 +64,21 @@ pub struct ListAppsOut {
     pub left_out: usize,
 }
 
+impl Row for AppOut {
+    const HEADER: &'static [&'static str] = &["APP", "ORG", "STATUS", "MACHINES", "VOLUMES"];
+
+    fn cells(&self) -> Vec<String> {
+        let n = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
+        vec![
+            self.name.clone(),
+            self.org.clone(),
+            self.status.clone(),
+            n(self.machines),
+            n(self.volumes),
+        ]
+    }
+}
+
 impl ToolOutput for ListAppsOut {
     fn render_text(&self) -> String {
         let mut out = String::new();
@@ -85,20 +100,7 @@ impl ToolOutput for ListAppsOut {
         if self.apps.is_empty() {
             out.push_str("no apps\n");
         } else {
-            out.push_str(&table_of(
-                &["APP", "ORG", "STATUS", "MACHINES", "VOLUMES"],
-                &self.apps,
-                |a| {
-                    let n = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
-                    vec![
-                        a.name.clone(),
-                        a.org.clone(),
-                        a.status.clone(),
-                        n(a.machines),
-                        n(a.volumes),
-                    ]
-                },
-            ));
+            out.push_str(&rows(&self.apps));
         }
         if self.left_out > 0 {
             out.push_str(&format!(

@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::tools::args::AppName;
-use crate::tools::render::table_of;
+use crate::tools::render::{Row, rows};
 use crate::tools::untrusted;
 use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{observe as wf, status};
@@ -107,6 +107,41 @@ pub struct MachineInfoOut {
     pub unavailable: Vec<String>,
 }
 
+impl Row for CheckOut {
+    const HEADER: &'static [&'static str] = &["NAME", "STATUS", "OUTPUT", "UPDATED"];
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.name.clone(),
+            self.status.clone(),
+            wf::clip(&self.output, 200),
+            self.updated_at.clone().unwrap_or_default(),
+        ]
+    }
+}
+
+impl Row for EventOut {
+    const HEADER: &'static [&'static str] = &["AT", "SOURCE", "EVENT"];
+
+    fn cells(&self) -> Vec<String> {
+        vec![self.at.clone(), self.source.clone(), self.text.clone()]
+    }
+}
+
+impl Row for ProcessOut {
+    const HEADER: &'static [&'static str] = &["PID", "COMMAND", "CPU", "RSS_MB", "LISTEN"];
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.pid.to_string(),
+            wf::clip(&self.command, 80),
+            format!("{:.1}", self.cpu),
+            format!("{:.0}", self.rss_mb),
+            self.listening.join(", "),
+        ]
+    }
+}
+
 impl ToolOutput for MachineInfoOut {
     fn render_text(&self) -> String {
         let mut out = format!(
@@ -153,28 +188,13 @@ impl ToolOutput for MachineInfoOut {
             out.push_str("checks: none\n");
         } else {
             out.push_str("checks:\n");
-            out.push_str(&untrusted::block(&table_of(
-                &["NAME", "STATUS", "OUTPUT", "UPDATED"],
-                &self.checks,
-                |c| {
-                    vec![
-                        c.name.clone(),
-                        c.status.clone(),
-                        wf::clip(&c.output, 200),
-                        c.updated_at.clone().unwrap_or_default(),
-                    ]
-                },
-            )));
+            out.push_str(&untrusted::block(&rows(&self.checks)));
         }
         out.push_str(&format!(
             "events (oldest first; {} restarts, {} OOM kills):\n",
             self.restarts, self.oom_kills
         ));
-        out.push_str(&untrusted::block(&table_of(
-            &["AT", "SOURCE", "EVENT"],
-            &self.events,
-            |e| vec![e.at.clone(), e.source.clone(), e.text.clone()],
-        )));
+        out.push_str(&untrusted::block(&rows(&self.events)));
         out.push_str(&format!(
             "lease: {}\n",
             self.lease.as_deref().unwrap_or("none")
@@ -188,19 +208,7 @@ impl ToolOutput for MachineInfoOut {
         out.push_str(&format!("versions: {}\n", list(&self.versions)));
         if let Some(ps) = &self.processes {
             out.push_str("processes:\n");
-            out.push_str(&untrusted::block(&table_of(
-                &["PID", "COMMAND", "CPU", "RSS_MB", "LISTEN"],
-                ps,
-                |p| {
-                    vec![
-                        p.pid.to_string(),
-                        wf::clip(&p.command, 80),
-                        format!("{:.1}", p.cpu),
-                        format!("{:.0}", p.rss_mb),
-                        p.listening.join(", "),
-                    ]
-                },
-            )));
+            out.push_str(&untrusted::block(&rows(ps)));
         }
         for u in &self.unavailable {
             out.push_str(&format!("not read: {u}\n"));

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{MachineRef, count};
 use crate::tools::args::{AppName, MachineId};
 use crate::tools::error::complete_or_incomplete;
-use crate::tools::render::table_of;
+use crate::tools::render::{Row, rows, tally};
 use crate::tools::{DestroyPlan, ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{Outcome, destroy as wf, outcome::HasOutcome};
 
@@ -71,14 +71,7 @@ impl DestroyPlan for DestroyMachinesPlan {
             } else {
                 ""
             },
-            table_of(&["ID", "NAME", "REGION", "STATE"], &self.machines, |m| {
-                vec![
-                    m.id.clone(),
-                    m.name.clone(),
-                    m.region.clone(),
-                    m.state.clone(),
-                ]
-            })
+            rows(&self.machines)
         )
     }
 }
@@ -105,26 +98,27 @@ pub struct DestroyMachinesReport {
     pub machines: Vec<MachineDestroyed>,
 }
 
+impl Row for MachineDestroyed {
+    const HEADER: &'static [&'static str] = &["ID", "NAME", "REGION", "OUTCOME", "ERROR"];
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.id.clone(),
+            self.name.clone(),
+            self.region.clone(),
+            self.outcome.clone(),
+            self.error.clone().unwrap_or_default(),
+        ]
+    }
+}
+
 impl ToolOutput for DestroyMachinesReport {
     fn render_text(&self) -> String {
         format!(
-            "app {}: {} destroyed, {} failed\n{}",
+            "app {}: {}\n{}",
             self.app,
-            self.destroyed,
-            self.failed,
-            table_of(
-                &["ID", "NAME", "REGION", "OUTCOME", "ERROR"],
-                &self.machines,
-                |m| {
-                    vec![
-                        m.id.clone(),
-                        m.name.clone(),
-                        m.region.clone(),
-                        m.outcome.clone(),
-                        m.error.clone().unwrap_or_default(),
-                    ]
-                }
-            )
+            tally(&[(self.destroyed, "destroyed"), (self.failed, "failed")]),
+            rows(&self.machines)
         )
     }
 }

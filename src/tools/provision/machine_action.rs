@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::count;
 use crate::tools::args::{AppName, MachineId};
 use crate::tools::error::complete_or_incomplete;
-use crate::tools::render::table_of;
+use crate::tools::render::{Row, rows, tally};
 use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{Outcome, lifecycle as life};
 
@@ -81,32 +81,36 @@ pub struct MachineActionReport {
     pub machines: Vec<MachineActionOut>,
 }
 
+impl Row for MachineActionOut {
+    const HEADER: &'static [&'static str] = &[
+        "ID", "NAME", "REGION", "BEFORE", "AFTER", "OUTCOME", "ERROR",
+    ];
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.id.clone(),
+            self.name.clone(),
+            self.region.clone(),
+            self.before.clone(),
+            self.after.clone().unwrap_or_else(|| "?".to_owned()),
+            self.outcome.clone(),
+            self.error.clone().unwrap_or_default(),
+        ]
+    }
+}
+
 impl ToolOutput for MachineActionReport {
     fn render_text(&self) -> String {
         format!(
-            "{} on app {}: {} done, {} unchanged, {} failed\n{}",
+            "{} on app {}: {}\n{}",
             self.action,
             self.app,
-            self.done,
-            self.unchanged,
-            self.failed,
-            table_of(
-                &[
-                    "ID", "NAME", "REGION", "BEFORE", "AFTER", "OUTCOME", "ERROR"
-                ],
-                &self.machines,
-                |m| {
-                    vec![
-                        m.id.clone(),
-                        m.name.clone(),
-                        m.region.clone(),
-                        m.before.clone(),
-                        m.after.clone().unwrap_or_else(|| "?".to_owned()),
-                        m.outcome.clone(),
-                        m.error.clone().unwrap_or_default(),
-                    ]
-                }
-            )
+            tally(&[
+                (self.done, "done"),
+                (self.unchanged, "unchanged"),
+                (self.failed, "failed"),
+            ]),
+            rows(&self.machines)
         )
     }
 }

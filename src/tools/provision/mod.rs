@@ -10,7 +10,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::catalog::{DeclarationError, ToolDef};
+use super::{
+    catalog::{DeclarationError, ToolDef},
+    render::Row,
+};
 use crate::workflows::{
     observe::MachineSummary,
     outcome::{self, HasOutcome, Outcome},
@@ -62,6 +65,19 @@ pub struct MachineRef {
     pub region: String,
     /// State when looked up.
     pub state: String,
+}
+
+impl Row for MachineRef {
+    const HEADER: &'static [&'static str] = &["ID", "NAME", "REGION", "STATE"];
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.id.clone(),
+            self.name.clone(),
+            self.region.clone(),
+            self.state.clone(),
+        ]
+    }
 }
 
 impl From<MachineSummary> for MachineRef {

@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, time::Duration};
 use super::{CpuKind, ResourceOut, resource_out};
 use crate::fly;
 use crate::tools::args::{AppName, NAME_PATTERN, Region};
-use crate::tools::render::table_of;
+use crate::tools::render::{Row, rows};
 use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::provision::{self as prov, EnvSpec};
 
@@ -206,15 +206,19 @@ pub struct ProvisionReport {
     pub elapsed_ms: u64,
 }
 
+impl Row for PlanStepOut {
+    const HEADER: &'static [&'static str] = &["RESOURCE", "ACTION", "DETAIL"];
+
+    fn cells(&self) -> Vec<String> {
+        vec![self.kind.clone(), self.action.clone(), self.detail.clone()]
+    }
+}
+
 impl ToolOutput for ProvisionReport {
     fn render_text(&self) -> String {
         let mut out = format!("app {} ({}): {}\n", self.app, self.url, self.status);
         if !self.plan.is_empty() {
-            out.push_str(&table_of(
-                &["RESOURCE", "ACTION", "DETAIL"],
-                &self.plan,
-                |s| vec![s.kind.clone(), s.action.clone(), s.detail.clone()],
-            ));
+            out.push_str(&rows(&self.plan));
             out.push('\n');
         }
         if let Some(id) = &self.machine_id {

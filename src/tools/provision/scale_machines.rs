@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, time::Duration};
 use super::{MachineRef, count};
 use crate::tools::args::{AppName, MachineId};
 use crate::tools::error::complete_or_incomplete;
-use crate::tools::render::table_of;
+use crate::tools::render::{Row, rows, tally};
 use crate::tools::{DestroyPlan, ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{Outcome, scale};
 
@@ -92,14 +92,7 @@ impl DestroyPlan for ScaleMachinesPlan {
             out.push_str(&format!(
                 "\ndestroy {} machine(s) (running ones are killed):\n{}",
                 self.destroy.len(),
-                table_of(&["ID", "NAME", "REGION", "STATE"], &self.destroy, |m| {
-                    vec![
-                        m.id.clone(),
-                        m.name.clone(),
-                        m.region.clone(),
-                        m.state.clone(),
-                    ]
-                })
+                rows(&self.destroy)
             ));
         }
         out
@@ -132,28 +125,32 @@ pub struct ScaleMachinesReport {
     pub machines: Vec<ScaleLine>,
 }
 
+impl Row for ScaleLine {
+    const HEADER: &'static [&'static str] = &["ID", "REGION", "OUTCOME", "VOLUMES", "ERROR"];
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.id.clone(),
+            self.region.clone(),
+            self.outcome.clone(),
+            self.volumes.join(","),
+            self.error.clone().unwrap_or_default(),
+        ]
+    }
+}
+
 impl ToolOutput for ScaleMachinesReport {
     fn render_text(&self) -> String {
         format!(
-            "app {} (template {}): {} created, {} destroyed, {} failed\n{}",
+            "app {} (template {}): {}\n{}",
             self.app,
             self.template,
-            self.created,
-            self.destroyed,
-            self.failed,
-            table_of(
-                &["ID", "REGION", "OUTCOME", "VOLUMES", "ERROR"],
-                &self.machines,
-                |l| {
-                    vec![
-                        l.id.clone(),
-                        l.region.clone(),
-                        l.outcome.clone(),
-                        l.volumes.join(","),
-                        l.error.clone().unwrap_or_default(),
-                    ]
-                }
-            )
+            tally(&[
+                (self.created, "created"),
+                (self.destroyed, "destroyed"),
+                (self.failed, "failed"),
+            ]),
+            rows(&self.machines)
         )
     }
 }

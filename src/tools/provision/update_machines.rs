@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, time::Duration};
 use super::{CpuKind, count};
 use crate::tools::args::{AppName, MachineId};
 use crate::tools::error::complete_or_incomplete;
-use crate::tools::render::table_of;
+use crate::tools::render::{Row, rows, tally};
 use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{Outcome, update as upd};
 
@@ -122,36 +122,40 @@ pub struct UpdateMachinesReport {
     pub machines: Vec<MachineUpdated>,
 }
 
+impl Row for MachineUpdated {
+    const HEADER: &'static [&'static str] = &["ID", "REGION", "OUTCOME", "VERSION", "ERROR"];
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.id.clone(),
+            self.region.clone(),
+            self.outcome.clone(),
+            self.version.clone(),
+            self.error.clone().unwrap_or_default(),
+        ]
+    }
+}
+
 impl ToolOutput for UpdateMachinesReport {
     fn render_text(&self) -> String {
         format!(
-            "app {}: {} update ({}): {} updated, {} unchanged, {} failed, {} reverted, {} skipped{}\n{}",
+            "app {}: {} update ({}): {}{}\n{}",
             self.app,
             self.strategy,
             self.change,
-            self.updated,
-            self.unchanged,
-            self.failed,
-            self.reverted,
-            self.skipped,
+            tally(&[
+                (self.updated, "updated"),
+                (self.unchanged, "unchanged"),
+                (self.failed, "failed"),
+                (self.reverted, "reverted"),
+                (self.skipped, "skipped"),
+            ]),
             if self.stopped_early {
                 " (stopped at the first failure)"
             } else {
                 ""
             },
-            table_of(
-                &["ID", "REGION", "OUTCOME", "VERSION", "ERROR"],
-                &self.machines,
-                |m| {
-                    vec![
-                        m.id.clone(),
-                        m.region.clone(),
-                        m.outcome.clone(),
-                        m.version.clone(),
-                        m.error.clone().unwrap_or_default(),
-                    ]
-                }
-            )
+            rows(&self.machines)
         )
     }
 }
