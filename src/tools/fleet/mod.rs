@@ -29,11 +29,6 @@ pub use reap_expired::*;
 pub use release_environment::*;
 
 use crate::tools::args::{AppName, NAME_PATTERN};
-use claim_environment::{CLAIM_ENVIRONMENT, claim_environment};
-use pool_fill::{POOL_FILL, pool_fill};
-use pool_status::{POOL_STATUS, pool_status};
-use reap_expired::{REAP_EXPIRED, plan_reap_expired, reap_expired};
-use release_environment::{RELEASE_ENVIRONMENT, release_environment};
 
 /// The tools of this toolset.
 pub fn tools() -> Result<Vec<ToolDef>, DeclarationError> {

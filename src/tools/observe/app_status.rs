@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{ROW_BUDGET, counts_text};
+use super::{ROW_BUDGET, counts_text, listed};
 use crate::tools::args::{AppName, Region};
 use crate::tools::render::table_of;
 use crate::tools::untrusted;
@@ -283,14 +283,7 @@ impl ToolOutput for AppStatusOut {
                 }
             })
             .collect();
-        out.push_str(&format!(
-            "IPs: {}\n",
-            if ips.is_empty() {
-                "none".to_owned()
-            } else {
-                ips.join(", ")
-            }
-        ));
+        out.push_str(&format!("IPs: {}\n", listed(&ips, ", ")));
         let vols: Vec<String> = self
             .volumes
             .iter()
@@ -310,27 +303,13 @@ impl ToolOutput for AppStatusOut {
                 )
             })
             .collect();
-        out.push_str(&format!(
-            "volumes: {}\n",
-            if vols.is_empty() {
-                "none".to_owned()
-            } else {
-                vols.join("; ")
-            }
-        ));
+        out.push_str(&format!("volumes: {}\n", listed(&vols, "; ")));
         let certs: Vec<String> = self
             .certificates
             .iter()
             .map(|c| format!("{} ({})", c.hostname, c.status))
             .collect();
-        out.push_str(&format!(
-            "certificates: {}\n",
-            if certs.is_empty() {
-                "none".to_owned()
-            } else {
-                certs.join(", ")
-            }
-        ));
+        out.push_str(&format!("certificates: {}\n", listed(&certs, ", ")));
         for u in &self.unavailable {
             out.push_str(&format!("not read: {u}\n"));
         }

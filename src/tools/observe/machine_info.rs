@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::listed;
 use crate::tools::args::AppName;
 use crate::tools::render::{Row, rows};
 use crate::tools::untrusted;
@@ -174,13 +175,7 @@ impl ToolOutput for MachineInfoOut {
             out.push_str(&line.join(" · "));
             out.push('\n');
         }
-        let list = |v: &[String]| {
-            if v.is_empty() {
-                "none".to_owned()
-            } else {
-                v.join("; ")
-            }
-        };
+        let list = |v: &[String]| listed(v, "; ");
         out.push_str(&format!("services: {}\n", list(&self.services)));
         out.push_str(&format!("mounts: {}\n", list(&self.mounts)));
         out.push_str(&format!("env: {}\n", untrusted::block(&list(&self.env))));

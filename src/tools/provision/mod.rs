@@ -34,13 +34,6 @@ pub use scale_machines::*;
 pub use teardown_environment::*;
 pub use update_machines::*;
 
-use destroy_machines::{DESTROY_MACHINES, destroy_machines, plan_destroy_machines};
-use machine_action::{MACHINE_ACTION, machine_action};
-use provision_environment::{PROVISION_ENVIRONMENT, provision_environment};
-use scale_machines::{SCALE_MACHINES, plan_scale_machines, scale_machines};
-use teardown_environment::{TEARDOWN_ENVIRONMENT, plan_teardown_environment, teardown_environment};
-use update_machines::{UPDATE_MACHINES, update_machines};
-
 /// The tools of this toolset.
 pub fn tools() -> Result<Vec<ToolDef>, DeclarationError> {
     Ok(vec![
