@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::tools::args::{AppName, Region};
 use crate::tools::catalog::DeclarationError;
-use crate::tools::render::{Row, rows};
+use crate::tools::render::{rows, table_row};
 use crate::tools::{DestroyPlan, ToolContext, ToolDef, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::network as wf;
 
@@ -150,18 +150,12 @@ impl From<wf::IpAddress> for IpOut {
     }
 }
 
-impl Row for IpOut {
-    const HEADER: &'static [&'static str] = &["ADDRESS", "KIND", "REGION", "NETWORK"];
-
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.address.clone(),
-            self.kind.clone(),
-            self.region.clone(),
-            self.network.clone().unwrap_or_default(),
-        ]
-    }
-}
+table_row!(IpOut, |i| {
+    "ADDRESS": i.address.clone(),
+    "KIND": i.kind.clone(),
+    "REGION": i.region.clone(),
+    "NETWORK": i.network.clone().unwrap_or_default(),
+});
 
 /// Result of `allocate_ip`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -360,18 +354,12 @@ impl From<wf::CertificateState> for CertificateOut {
     }
 }
 
-impl Row for DnsRecordOut {
-    const HEADER: &'static [&'static str] = &["TYPE", "NAME", "VALUE", "PURPOSE"];
-
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.record_type.clone(),
-            self.name.clone(),
-            self.value.clone(),
-            self.purpose.clone(),
-        ]
-    }
-}
+table_row!(DnsRecordOut, |r| {
+    "TYPE": r.record_type.clone(),
+    "NAME": r.name.clone(),
+    "VALUE": r.value.clone(),
+    "PURPOSE": r.purpose.clone(),
+});
 
 impl ToolOutput for CertificateOut {
     fn render_text(&self) -> String {

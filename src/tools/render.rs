@@ -35,6 +35,22 @@ pub trait Row {
     fn cells(&self) -> Vec<String>;
 }
 
+/// Implements [`Row`] for a type from its columns, each a header and the cell an item
+/// shows under it: `table_row!(Line, |l| { "ID": l.id.clone(), "STATE": l.state() })`.
+macro_rules! table_row {
+    ($type:ty, |$item:ident| { $($header:literal: $cell:expr),+ $(,)? }) => {
+        impl $crate::tools::render::Row for $type {
+            const HEADER: &'static [&'static str] = &[$($header),+];
+
+            fn cells(&self) -> Vec<String> {
+                let $item = self;
+                vec![$($cell),+]
+            }
+        }
+    };
+}
+pub(crate) use table_row;
+
 /// [`table`] of `items`, under their type's [`Row::HEADER`].
 pub fn rows<T: Row>(items: &[T]) -> String {
     table_of(T::HEADER, items, T::cells)

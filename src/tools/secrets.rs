@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::tools::args::AppName;
 use crate::tools::catalog::DeclarationError;
 use crate::tools::error::complete_or_incomplete;
-use crate::tools::render::{Row, rows, table};
+use crate::tools::render::{rows, table, table_row};
 use crate::tools::{DestroyPlan, ToolContext, ToolDef, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{secrets as wf, update as upd};
 
@@ -163,18 +163,12 @@ pub struct SetSecretsReport {
     pub rollout: Option<super::provision::UpdateMachinesReport>,
 }
 
-impl Row for SecretOut {
-    const HEADER: &'static [&'static str] = &["NAME", "CHANGE", "DIGEST", "FROM"];
-
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.name.clone(),
-            self.change.clone(),
-            self.digest.chars().take(16).collect(),
-            self.source.clone().unwrap_or_default(),
-        ]
-    }
-}
+table_row!(SecretOut, |s| {
+    "NAME": s.name.clone(),
+    "CHANGE": s.change.clone(),
+    "DIGEST": s.digest.chars().take(16).collect(),
+    "FROM": s.source.clone().unwrap_or_default(),
+});
 
 impl ToolOutput for SetSecretsReport {
     fn render_text(&self) -> String {

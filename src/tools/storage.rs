@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::tools::args::{AppName, Region, VolumeId};
 use crate::tools::catalog::DeclarationError;
-use crate::tools::render::{Row, rows};
+use crate::tools::render::{rows, table_row};
 use crate::tools::{DestroyPlan, ToolContext, ToolDef, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::volumes as wf;
 
@@ -116,22 +116,15 @@ pub struct VolumeActionReport {
     pub notes: Vec<String>,
 }
 
-impl Row for VolumeOut {
-    const HEADER: &'static [&'static str] =
-        &["ID", "NAME", "REGION", "ZONE", "SIZE", "STATE", "ATTACHED"];
-
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.id.clone(),
-            self.name.clone(),
-            self.region.clone(),
-            self.zone.clone(),
-            format!("{} GB", self.size_gb),
-            self.state.clone(),
-            self.attached_machine_id.clone().unwrap_or_default(),
-        ]
-    }
-}
+table_row!(VolumeOut, |v| {
+    "ID": v.id.clone(),
+    "NAME": v.name.clone(),
+    "REGION": v.region.clone(),
+    "ZONE": v.zone.clone(),
+    "SIZE": format!("{} GB", v.size_gb),
+    "STATE": v.state.clone(),
+    "ATTACHED": v.attached_machine_id.clone().unwrap_or_default(),
+});
 
 impl ToolOutput for VolumeActionReport {
     fn render_text(&self) -> String {

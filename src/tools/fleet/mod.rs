@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     catalog::{DeclarationError, ToolDef},
-    render::Row,
+    render::table_row,
 };
 use crate::workflows::pool as wf;
 
@@ -87,22 +87,15 @@ impl From<&wf::Member> for MemberOut {
     }
 }
 
-impl Row for MemberOut {
-    const HEADER: &'static [&'static str] =
-        &["ID", "SLOT", "STATE", "POOL", "USER", "EXPIRES", "PROBLEM"];
-
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.machine_id.clone(),
-            self.slot.map(|s| s.to_string()).unwrap_or_default(),
-            self.machine_state.clone(),
-            self.pool_state.clone(),
-            self.user.clone().unwrap_or_default(),
-            self.expires_at.clone().unwrap_or_default(),
-            self.problem.clone().unwrap_or_default(),
-        ]
-    }
-}
+table_row!(MemberOut, |m| {
+    "ID": m.machine_id.clone(),
+    "SLOT": m.slot.map(|s| s.to_string()).unwrap_or_default(),
+    "STATE": m.machine_state.clone(),
+    "POOL": m.pool_state.clone(),
+    "USER": m.user.clone().unwrap_or_default(),
+    "EXPIRES": m.expires_at.clone().unwrap_or_default(),
+    "PROBLEM": m.problem.clone().unwrap_or_default(),
+});
 
 /// How free environments wait.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

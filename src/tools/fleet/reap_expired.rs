@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{MemberOut, PoolArgs};
 use crate::tools::error::complete_or_incomplete;
-use crate::tools::render::{Row, rows};
+use crate::tools::render::{rows, table_row};
 use crate::tools::{DestroyPlan, ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{
     outcome::{self, Outcome},
@@ -82,17 +82,11 @@ pub struct ReapOut {
     pub machines: Vec<ReapedOut>,
 }
 
-impl Row for ReapedOut {
-    const HEADER: &'static [&'static str] = &["ID", "USER", "OUTCOME"];
-
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.machine_id.clone(),
-            self.user.clone().unwrap_or_default(),
-            self.outcome.clone(),
-        ]
-    }
-}
+table_row!(ReapedOut, |m| {
+    "ID": m.machine_id.clone(),
+    "USER": m.user.clone().unwrap_or_default(),
+    "OUTCOME": m.outcome.clone(),
+});
 
 impl ToolOutput for ReapOut {
     fn render_text(&self) -> String {

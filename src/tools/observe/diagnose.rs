@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ROW_BUDGET;
 use crate::tools::args::AppName;
-use crate::tools::render::{Row, rows};
+use crate::tools::render::{rows, table_row};
 use crate::tools::untrusted;
 use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{diagnose as diag, observe as wf};
@@ -101,18 +101,12 @@ fn offset_text(s: f64) -> String {
     }
 }
 
-impl Row for TimelineOut {
-    const HEADER: &'static [&'static str] = &["TIME", "T", "SOURCE", "WHAT"];
-
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.time.clone(),
-            offset_text(self.offset_s),
-            self.source.clone(),
-            self.text.clone(),
-        ]
-    }
-}
+table_row!(TimelineOut, |t| {
+    "TIME": t.time.clone(),
+    "T": offset_text(t.offset_s),
+    "SOURCE": t.source.clone(),
+    "WHAT": t.text.clone(),
+});
 
 impl ToolOutput for DiagnoseOut {
     fn render_text(&self) -> String {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::listed;
 use crate::tools::args::AppName;
-use crate::tools::render::{Row, rows};
+use crate::tools::render::{rows, table_row};
 use crate::tools::untrusted;
 use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{observe as wf, status};
@@ -108,40 +108,26 @@ pub struct MachineInfoOut {
     pub unavailable: Vec<String>,
 }
 
-impl Row for CheckOut {
-    const HEADER: &'static [&'static str] = &["NAME", "STATUS", "OUTPUT", "UPDATED"];
+table_row!(CheckOut, |c| {
+    "NAME": c.name.clone(),
+    "STATUS": c.status.clone(),
+    "OUTPUT": wf::clip(&c.output, 200),
+    "UPDATED": c.updated_at.clone().unwrap_or_default(),
+});
 
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.name.clone(),
-            self.status.clone(),
-            wf::clip(&self.output, 200),
-            self.updated_at.clone().unwrap_or_default(),
-        ]
-    }
-}
+table_row!(EventOut, |e| {
+    "AT": e.at.clone(),
+    "SOURCE": e.source.clone(),
+    "EVENT": e.text.clone(),
+});
 
-impl Row for EventOut {
-    const HEADER: &'static [&'static str] = &["AT", "SOURCE", "EVENT"];
-
-    fn cells(&self) -> Vec<String> {
-        vec![self.at.clone(), self.source.clone(), self.text.clone()]
-    }
-}
-
-impl Row for ProcessOut {
-    const HEADER: &'static [&'static str] = &["PID", "COMMAND", "CPU", "RSS_MB", "LISTEN"];
-
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.pid.to_string(),
-            wf::clip(&self.command, 80),
-            format!("{:.1}", self.cpu),
-            format!("{:.0}", self.rss_mb),
-            self.listening.join(", "),
-        ]
-    }
-}
+table_row!(ProcessOut, |p| {
+    "PID": p.pid.to_string(),
+    "COMMAND": wf::clip(&p.command, 80),
+    "CPU": format!("{:.1}", p.cpu),
+    "RSS_MB": format!("{:.0}", p.rss_mb),
+    "LISTEN": p.listening.join(", "),
+});
 
 impl ToolOutput for MachineInfoOut {
     fn render_text(&self) -> String {

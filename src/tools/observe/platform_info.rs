@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::tools::render::{Row, rows};
+use crate::tools::render::{Row, rows, table_row};
 use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::observe as wf;
 
@@ -89,27 +89,14 @@ impl Row for RegionOut {
     }
 }
 
-impl Row for VmSizeOut {
-    const HEADER: &'static [&'static str] = &[
-        "SIZE",
-        "CPUS",
-        "MEM_MB",
-        "MAX_MB",
-        "PER_MONTH",
-        "PER_SECOND",
-    ];
-
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.name.clone(),
-            format!("{}", self.cpu_cores),
-            self.memory_mb.to_string(),
-            self.max_memory_mb.to_string(),
-            format!("${:.2}", self.price_month),
-            format!("${:.8}", self.price_second),
-        ]
-    }
-}
+table_row!(VmSizeOut, |s| {
+    "SIZE": s.name.clone(),
+    "CPUS": format!("{}", s.cpu_cores),
+    "MEM_MB": s.memory_mb.to_string(),
+    "MAX_MB": s.max_memory_mb.to_string(),
+    "PER_MONTH": format!("${:.2}", s.price_month),
+    "PER_SECOND": format!("${:.8}", s.price_second),
+});
 
 impl ToolOutput for PlatformInfo {
     fn render_text(&self) -> String {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{MachineRef, count};
 use crate::tools::args::{AppName, MachineId};
 use crate::tools::error::complete_or_incomplete;
-use crate::tools::render::{Row, rows, tally};
+use crate::tools::render::{rows, table_row, tally};
 use crate::tools::{DestroyPlan, ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{Outcome, destroy as wf, outcome::HasOutcome};
 
@@ -98,19 +98,13 @@ pub struct DestroyMachinesReport {
     pub machines: Vec<MachineDestroyed>,
 }
 
-impl Row for MachineDestroyed {
-    const HEADER: &'static [&'static str] = &["ID", "NAME", "REGION", "OUTCOME", "ERROR"];
-
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.id.clone(),
-            self.name.clone(),
-            self.region.clone(),
-            self.outcome.clone(),
-            self.error.clone().unwrap_or_default(),
-        ]
-    }
-}
+table_row!(MachineDestroyed, |m| {
+    "ID": m.id.clone(),
+    "NAME": m.name.clone(),
+    "REGION": m.region.clone(),
+    "OUTCOME": m.outcome.clone(),
+    "ERROR": m.error.clone().unwrap_or_default(),
+});
 
 impl ToolOutput for DestroyMachinesReport {
     fn render_text(&self) -> String {

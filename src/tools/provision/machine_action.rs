@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::count;
 use crate::tools::args::{AppName, MachineId};
 use crate::tools::error::complete_or_incomplete;
-use crate::tools::render::{Row, rows, tally};
+use crate::tools::render::{rows, table_row, tally};
 use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{Outcome, lifecycle as life};
 
@@ -81,23 +81,15 @@ pub struct MachineActionReport {
     pub machines: Vec<MachineActionOut>,
 }
 
-impl Row for MachineActionOut {
-    const HEADER: &'static [&'static str] = &[
-        "ID", "NAME", "REGION", "BEFORE", "AFTER", "OUTCOME", "ERROR",
-    ];
-
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.id.clone(),
-            self.name.clone(),
-            self.region.clone(),
-            self.before.clone(),
-            self.after.clone().unwrap_or_else(|| "?".to_owned()),
-            self.outcome.clone(),
-            self.error.clone().unwrap_or_default(),
-        ]
-    }
-}
+table_row!(MachineActionOut, |m| {
+    "ID": m.id.clone(),
+    "NAME": m.name.clone(),
+    "REGION": m.region.clone(),
+    "BEFORE": m.before.clone(),
+    "AFTER": m.after.clone().unwrap_or_else(|| "?".to_owned()),
+    "OUTCOME": m.outcome.clone(),
+    "ERROR": m.error.clone().unwrap_or_default(),
+});
 
 impl ToolOutput for MachineActionReport {
     fn render_text(&self) -> String {

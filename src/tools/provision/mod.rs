@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     catalog::{DeclarationError, ToolDef},
-    render::Row,
+    render::table_row,
 };
 use crate::workflows::{
     observe::MachineSummary,
@@ -60,18 +60,12 @@ pub struct MachineRef {
     pub state: String,
 }
 
-impl Row for MachineRef {
-    const HEADER: &'static [&'static str] = &["ID", "NAME", "REGION", "STATE"];
-
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.id.clone(),
-            self.name.clone(),
-            self.region.clone(),
-            self.state.clone(),
-        ]
-    }
-}
+table_row!(MachineRef, |m| {
+    "ID": m.id.clone(),
+    "NAME": m.name.clone(),
+    "REGION": m.region.clone(),
+    "STATE": m.state.clone(),
+});
 
 impl From<MachineSummary> for MachineRef {
     fn from(m: MachineSummary) -> Self {

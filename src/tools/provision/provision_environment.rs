@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, time::Duration};
 use super::{CpuKind, ResourceOut, resource_out};
 use crate::fly;
 use crate::tools::args::{AppName, NAME_PATTERN, Region};
-use crate::tools::render::{Row, rows};
+use crate::tools::render::{rows, table_row};
 use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::provision::{self as prov, EnvSpec};
 
@@ -206,13 +206,11 @@ pub struct ProvisionReport {
     pub elapsed_ms: u64,
 }
 
-impl Row for PlanStepOut {
-    const HEADER: &'static [&'static str] = &["RESOURCE", "ACTION", "DETAIL"];
-
-    fn cells(&self) -> Vec<String> {
-        vec![self.kind.clone(), self.action.clone(), self.detail.clone()]
-    }
-}
+table_row!(PlanStepOut, |s| {
+    "RESOURCE": s.kind.clone(),
+    "ACTION": s.action.clone(),
+    "DETAIL": s.detail.clone(),
+});
 
 impl ToolOutput for ProvisionReport {
     fn render_text(&self) -> String {

@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, time::Duration};
 use super::{MachineRef, count};
 use crate::tools::args::{AppName, MachineId};
 use crate::tools::error::complete_or_incomplete;
-use crate::tools::render::{Row, rows, tally};
+use crate::tools::render::{rows, table_row, tally};
 use crate::tools::{DestroyPlan, ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{Outcome, scale};
 
@@ -125,19 +125,13 @@ pub struct ScaleMachinesReport {
     pub machines: Vec<ScaleLine>,
 }
 
-impl Row for ScaleLine {
-    const HEADER: &'static [&'static str] = &["ID", "REGION", "OUTCOME", "VOLUMES", "ERROR"];
-
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.id.clone(),
-            self.region.clone(),
-            self.outcome.clone(),
-            self.volumes.join(","),
-            self.error.clone().unwrap_or_default(),
-        ]
-    }
-}
+table_row!(ScaleLine, |l| {
+    "ID": l.id.clone(),
+    "REGION": l.region.clone(),
+    "OUTCOME": l.outcome.clone(),
+    "VOLUMES": l.volumes.join(","),
+    "ERROR": l.error.clone().unwrap_or_default(),
+});
 
 impl ToolOutput for ScaleMachinesReport {
     fn render_text(&self) -> String {

@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, time::Duration};
 use super::{CpuKind, count};
 use crate::tools::args::{AppName, MachineId};
 use crate::tools::error::complete_or_incomplete;
-use crate::tools::render::{Row, rows, tally};
+use crate::tools::render::{rows, table_row, tally};
 use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{Outcome, update as upd};
 
@@ -122,19 +122,13 @@ pub struct UpdateMachinesReport {
     pub machines: Vec<MachineUpdated>,
 }
 
-impl Row for MachineUpdated {
-    const HEADER: &'static [&'static str] = &["ID", "REGION", "OUTCOME", "VERSION", "ERROR"];
-
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.id.clone(),
-            self.region.clone(),
-            self.outcome.clone(),
-            self.version.clone(),
-            self.error.clone().unwrap_or_default(),
-        ]
-    }
-}
+table_row!(MachineUpdated, |m| {
+    "ID": m.id.clone(),
+    "REGION": m.region.clone(),
+    "OUTCOME": m.outcome.clone(),
+    "VERSION": m.version.clone(),
+    "ERROR": m.error.clone().unwrap_or_default(),
+});
 
 impl ToolOutput for UpdateMachinesReport {
     fn render_text(&self) -> String {
