@@ -65,6 +65,16 @@ pub fn tally(counts: &[(impl std::fmt::Display, &str)]) -> String {
         .join(", ")
 }
 
+/// A report on many items: its `head` and how many ended each way, then a row an item
+/// (`app web: 1 destroyed, 1 failed` over the table).
+pub fn tallied<T: Row>(
+    head: &str,
+    counts: &[(impl std::fmt::Display, &str)],
+    items: &[T],
+) -> String {
+    format!("{head}: {}\n{}", tally(counts), rows(items))
+}
+
 /// [`table`] with one row an item: `cells` gives an item's columns, in `header`'s order.
 pub fn table_of<'a, T: 'a>(
     header: &[&str],

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{MemberOut, PoolArgs};
 use crate::tools::error::complete_or_incomplete;
-use crate::tools::render::{rows, table_row};
+use crate::tools::render::{rows, table_row, tallied};
 use crate::tools::{DestroyPlan, ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{
     outcome::{self, Outcome},
@@ -90,12 +90,10 @@ table_row!(ReapedOut, |m| {
 
 impl ToolOutput for ReapOut {
     fn render_text(&self) -> String {
-        format!(
-            "pool {} in app {}: {} destroyed\n{}",
-            self.pool,
-            self.app,
-            self.destroyed,
-            rows(&self.machines)
+        tallied(
+            &format!("pool {} in app {}", self.pool, self.app),
+            &[(self.destroyed, "destroyed")],
+            &self.machines,
         )
     }
 }

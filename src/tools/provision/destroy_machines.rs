@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{MachineRef, count};
 use crate::tools::args::{AppName, MachineId};
 use crate::tools::error::complete_or_incomplete;
-use crate::tools::render::{rows, table_row, tally};
+use crate::tools::render::{rows, table_row, tallied};
 use crate::tools::{DestroyPlan, ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{Outcome, destroy as wf, outcome::HasOutcome};
 
@@ -108,11 +108,10 @@ table_row!(MachineDestroyed, |m| {
 
 impl ToolOutput for DestroyMachinesReport {
     fn render_text(&self) -> String {
-        format!(
-            "app {}: {}\n{}",
-            self.app,
-            tally(&[(self.destroyed, "destroyed"), (self.failed, "failed")]),
-            rows(&self.machines)
+        tallied(
+            &format!("app {}", self.app),
+            &[(self.destroyed, "destroyed"), (self.failed, "failed")],
+            &self.machines,
         )
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::count;
 use crate::tools::args::{AppName, MachineId};
 use crate::tools::error::complete_or_incomplete;
-use crate::tools::render::{rows, table_row, tally};
+use crate::tools::render::{table_row, tallied};
 use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{Outcome, lifecycle as life};
 
@@ -93,16 +93,14 @@ table_row!(MachineActionOut, |m| {
 
 impl ToolOutput for MachineActionReport {
     fn render_text(&self) -> String {
-        format!(
-            "{} on app {}: {}\n{}",
-            self.action,
-            self.app,
-            tally(&[
+        tallied(
+            &format!("{} on app {}", self.action, self.app),
+            &[
                 (self.done, "done"),
                 (self.unchanged, "unchanged"),
                 (self.failed, "failed"),
-            ]),
-            rows(&self.machines)
+            ],
+            &self.machines,
         )
     }
 }

@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, time::Duration};
 use super::{MachineRef, count};
 use crate::tools::args::{AppName, MachineId};
 use crate::tools::error::complete_or_incomplete;
-use crate::tools::render::{rows, table_row, tally};
+use crate::tools::render::{rows, table_row, tallied};
 use crate::tools::{DestroyPlan, ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{Outcome, scale};
 
@@ -135,16 +135,14 @@ table_row!(ScaleLine, |l| {
 
 impl ToolOutput for ScaleMachinesReport {
     fn render_text(&self) -> String {
-        format!(
-            "app {} (template {}): {}\n{}",
-            self.app,
-            self.template,
-            tally(&[
+        tallied(
+            &format!("app {} (template {})", self.app, self.template),
+            &[
                 (self.created, "created"),
                 (self.destroyed, "destroyed"),
                 (self.failed, "failed"),
-            ]),
-            rows(&self.machines)
+            ],
+            &self.machines,
         )
     }
 }
