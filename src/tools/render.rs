@@ -1,6 +1,12 @@
 //! Output discipline shared by every tool: the text cap with its truncation marker,
 //! and small helpers for compact aligned tables.
 
+/// A duration in whole milliseconds, as results report it (`elapsed_ms`, …); one too
+/// long for a `u64` saturates.
+pub fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Cuts `text` to at most `max` bytes (on a character boundary) and appends a marker
 /// saying how much was left out and how to ask for less.
 pub fn cap_text(text: String, max: usize, narrow_hint: &str) -> String {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::ParkArg;
 use crate::tools::args::{AppName, NAME_PATTERN, Region};
 use crate::tools::error::complete_or_incomplete;
-use crate::tools::render::tally;
+use crate::tools::render::{millis, tally};
 use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::pool::{self as wf, FillOptions};
 
@@ -153,7 +153,7 @@ pub(super) async fn pool_fill(
             .map(|(slot, e)| format!("slot {slot}: {e}"))
             .collect(),
         rate_limited_retries: report.rate_limited_retries,
-        elapsed_ms: u64::try_from(report.elapsed.as_millis()).unwrap_or(u64::MAX),
+        elapsed_ms: millis(report.elapsed),
     };
     complete_or_incomplete(out.failed > 0, out)
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::count;
 use crate::tools::args::{AppName, MachineId};
 use crate::tools::error::complete_or_incomplete;
-use crate::tools::render::{table_row, tallied};
+use crate::tools::render::{millis, table_row, tallied};
 use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{Outcome, lifecycle as life};
 
@@ -148,7 +148,7 @@ pub(super) async fn machine_action(
                 after: o.state_after.clone(),
                 outcome: o.outcome.name().to_owned(),
                 error: o.error.clone(),
-                elapsed_ms: u64::try_from(o.elapsed.as_millis()).unwrap_or(u64::MAX),
+                elapsed_ms: millis(o.elapsed),
             })
             .collect(),
     };

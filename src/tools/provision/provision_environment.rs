@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, time::Duration};
 use super::{CpuKind, ResourceOut, resource_out};
 use crate::fly;
 use crate::tools::args::{AppName, NAME_PATTERN, Region};
-use crate::tools::render::{rows, table_row};
+use crate::tools::render::{millis, rows, table_row};
 use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::provision::{self as prov, EnvSpec};
 
@@ -436,7 +436,7 @@ pub(super) async fn provision_environment(
             estimated_monthly_usd: None,
             cost_basis: None,
             idempotency_key: p.idempotency_key,
-            elapsed_ms: u64::try_from(p.elapsed.as_millis()).unwrap_or(u64::MAX),
+            elapsed_ms: millis(p.elapsed),
         }),
         Err(failure) => Err(failure.into_error(&args.app, rollback).into()),
     }
