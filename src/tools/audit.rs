@@ -15,6 +15,7 @@ use serde_json::Value;
 use super::redact::Redactor;
 
 /// One audit record.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditRecord {
     /// RFC 3339 UTC time the call finished.
@@ -23,19 +24,17 @@ pub struct AuditRecord {
     /// The arguments as received (redacted on write).
     pub args: Value,
     /// The HTTP server key id that made the call, if any.
+    #[serialize_always]
     pub caller: Option<String>,
     /// The OAuth access token's subject (`sub`), if the caller used one.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     /// The OAuth client id (`client_id` / `azp`), if the caller used a token.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
     /// `fly-request-id`s of every Fly response the call got.
     pub fly_request_ids: Vec<String>,
     /// `ok`, or the error kind (`refused`, `confirmation_required`, `failed`, ...).
     pub outcome: String,
     /// The error text, if the call failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 

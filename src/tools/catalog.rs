@@ -178,6 +178,37 @@ pub struct ConfirmRequest {
     pub binding: Value,
 }
 
+/// A tool's arguments: parsed from the call's JSON, described by their JSON Schema.
+pub trait ToolArgs: DeserializeOwned + JsonSchema + Send + 'static {}
+
+impl<A: DeserializeOwned + JsonSchema + Send + 'static> ToolArgs for A {}
+
+/// A tool body, or a destructive tool's plan: an
+/// `async fn(ToolContext, A) -> Result<Output, ToolError>`.
+pub trait Body<A>: Send + Sync + 'static {
+    /// What it answers: a [`ToolOutput`], or a [`DestroyPlan`].
+    type Output;
+
+    /// Runs it.
+    fn call(
+        &self,
+        ctx: ToolContext,
+        args: A,
+    ) -> BoxFuture<'static, Result<Self::Output, ToolError>>;
+}
+
+impl<A, O, F, Fut> Body<A> for F
+where
+    F: Fn(ToolContext, A) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
+{
+    type Output = O;
+
+    fn call(&self, ctx: ToolContext, args: A) -> BoxFuture<'static, Result<O, ToolError>> {
+        Box::pin(self(ctx, args))
+    }
+}
+
 type Exec = Box<dyn FnOnce(ToolContext) -> BoxFuture<'static, Result<Rendered, ToolError>> + Send>;
 
 /// A call whose arguments parsed and (for destructive tools) whose plan is ready.
@@ -245,41 +276,33 @@ pub struct DeclarationError {
 
 impl ToolDef {
     /// A read-only tool.
-    pub fn read<A, O, F, Fut>(info: ToolInfo, body: F) -> Result<Self, DeclarationError>
-    where
-        A: DeserializeOwned + JsonSchema + Send + 'static,
-        O: ToolOutput,
-        F: Fn(ToolContext, A) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
-    {
+    pub fn read<A: ToolArgs>(
+        info: ToolInfo,
+        body: impl Body<A, Output: ToolOutput>,
+    ) -> Result<Self, DeclarationError> {
         Self::simple(info, ToolKind::Read, body)
     }
 
     /// A tool that creates or changes things but never destroys.
-    pub fn write<A, O, F, Fut>(info: ToolInfo, body: F) -> Result<Self, DeclarationError>
-    where
-        A: DeserializeOwned + JsonSchema + Send + 'static,
-        O: ToolOutput,
-        F: Fn(ToolContext, A) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
-    {
+    pub fn write<A: ToolArgs>(
+        info: ToolInfo,
+        body: impl Body<A, Output: ToolOutput>,
+    ) -> Result<Self, DeclarationError> {
         Self::simple(info, ToolKind::Write, body)
     }
 
     /// A destructive tool: `plan` says exactly what would be destroyed (it must not
     /// change anything), the gate confirms it, then `run` destroys what the plan names.
     /// The framework adds the `confirm` argument to the input schema.
-    pub fn destructive<A, P, O, FP, FutP, FR, FutR>(
+    pub fn destructive<A, P, O, FR, FutR>(
         info: ToolInfo,
-        plan: FP,
+        plan: impl Body<A, Output = P>,
         run: FR,
     ) -> Result<Self, DeclarationError>
     where
-        A: DeserializeOwned + JsonSchema + Clone + Send + 'static,
+        A: ToolArgs + Clone,
         P: DestroyPlan,
         O: ToolOutput,
-        FP: Fn(ToolContext, A) -> FutP + Send + Sync + 'static,
-        FutP: Future<Output = Result<P, ToolError>> + Send + 'static,
         FR: Fn(ToolContext, A, P) -> FutR + Send + Sync + 'static,
         FutR: Future<Output = Result<O, ToolError>> + Send + 'static,
     {
@@ -300,17 +323,11 @@ impl ToolDef {
         )
     }
 
-    fn simple<A, O, F, Fut>(
+    fn simple<A: ToolArgs, B: Body<A, Output: ToolOutput>>(
         info: ToolInfo,
         kind: ToolKind,
-        body: F,
-    ) -> Result<Self, DeclarationError>
-    where
-        A: DeserializeOwned + JsonSchema + Send + 'static,
-        O: ToolOutput,
-        F: Fn(ToolContext, A) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
-    {
+        body: B,
+    ) -> Result<Self, DeclarationError> {
         let runner = SimpleRunner {
             body: Arc::new(body),
             _types: std::marker::PhantomData,
@@ -319,7 +336,7 @@ impl ToolDef {
             info,
             kind,
             input_schema::<A>(info.name)?,
-            output_schema::<O>(info.name)?,
+            output_schema::<B::Output>(info.name)?,
             Arc::new(runner),
         )
     }
@@ -425,12 +442,10 @@ struct SimpleRunner<A, F> {
     _types: std::marker::PhantomData<fn(A)>,
 }
 
-impl<A, O, F, Fut> Runner for SimpleRunner<A, F>
+impl<A, F> Runner for SimpleRunner<A, F>
 where
     A: DeserializeOwned + Send + 'static,
-    O: ToolOutput,
-    F: Fn(ToolContext, A) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
+    F: Body<A, Output: ToolOutput>,
 {
     fn prepare(
         &self,
@@ -442,7 +457,7 @@ where
             let parsed: A = parse_args(args)?;
             let exec: Exec = Box::new(move |ctx| {
                 Box::pin(async move {
-                    let out = body(ctx, parsed).await?;
+                    let out = body.call(ctx, parsed).await?;
                     render(&out)
                 })
             });
@@ -460,13 +475,12 @@ struct DestructiveRunner<A, FP, FR> {
     _types: std::marker::PhantomData<fn(A)>,
 }
 
-impl<A, P, O, FP, FutP, FR, FutR> Runner for DestructiveRunner<A, FP, FR>
+impl<A, P, O, FP, FR, FutR> Runner for DestructiveRunner<A, FP, FR>
 where
     A: DeserializeOwned + Clone + Send + 'static,
     P: DestroyPlan,
     O: ToolOutput,
-    FP: Fn(ToolContext, A) -> FutP + Send + Sync + 'static,
-    FutP: Future<Output = Result<P, ToolError>> + Send + 'static,
+    FP: Body<A, Output = P>,
     FR: Fn(ToolContext, A, P) -> FutR + Send + Sync + 'static,
     FutR: Future<Output = Result<O, ToolError>> + Send + 'static,
 {
@@ -483,7 +497,7 @@ where
             }
             let bound_args = args.clone();
             let parsed: A = parse_args(args)?;
-            let plan = plan_fn(ctx, parsed.clone()).await?;
+            let plan = plan_fn.call(ctx, parsed.clone()).await?;
             let confirm = ConfirmRequest {
                 binding: serde_json::json!({"args": bound_args, "plan": plan.binding()}),
                 token: plan.confirm_token().to_owned(),

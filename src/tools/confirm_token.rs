@@ -145,45 +145,32 @@ mod tests {
     #[test]
     fn a_token_confirms_its_plan_only_in_time_and_unaltered() {
         let key = ConfirmKey::random();
-        let t = key.issue("teardown_environment", "plan-a", 1_000);
-        assert_eq!(
-            key.check("teardown_environment", "plan-a", &t, 1_000),
-            Verdict::Valid
-        );
-        assert_eq!(
-            key.check("teardown_environment", "plan-a", &t, 1_300),
-            Verdict::Valid
-        );
-        assert_eq!(
-            key.check("teardown_environment", "plan-a", &t, 1_301),
-            Verdict::Expired
-        );
-        assert_eq!(
-            key.check("teardown_environment", "plan-b", &t, 1_000),
-            Verdict::Mismatch
-        );
-        assert_eq!(
-            key.check("destroy_volume", "plan-a", &t, 1_000),
-            Verdict::Mismatch
-        );
+        let td = "teardown_environment";
+        let t = key.issue(td, "plan-a", 1_000);
+        // The MAC's last character changed.
         let mut altered = t.clone();
         let last = altered.pop().unwrap();
         altered.push(if last == '0' { '1' } else { '0' });
-        assert_eq!(
-            key.check("teardown_environment", "plan-a", &altered, 1_000),
-            Verdict::Mismatch
-        );
         // A later expiry with the old MAC does not verify either.
         let mac = t.rsplit('-').next().unwrap();
         let stretched = format!("cfm-99999999999-{mac}");
-        assert_eq!(
-            key.check("teardown_environment", "plan-a", &stretched, 1_000),
-            Verdict::Mismatch
-        );
-        assert_eq!(
-            key.check("teardown_environment", "plan-a", "my-app", 1_000),
-            Verdict::NotAToken
-        );
+        let cases: [(&str, &str, &str, u64, Verdict); 8] = [
+            (td, "plan-a", &t, 1_000, Verdict::Valid),
+            (td, "plan-a", &t, 1_300, Verdict::Valid),
+            (td, "plan-a", &t, 1_301, Verdict::Expired),
+            (td, "plan-b", &t, 1_000, Verdict::Mismatch),
+            ("destroy_volume", "plan-a", &t, 1_000, Verdict::Mismatch),
+            (td, "plan-a", &altered, 1_000, Verdict::Mismatch),
+            (td, "plan-a", &stretched, 1_000, Verdict::Mismatch),
+            (td, "plan-a", "my-app", 1_000, Verdict::NotAToken),
+        ];
+        for (tool, plan, token, now, verdict) in cases {
+            assert_eq!(
+                key.check(tool, plan, token, now),
+                verdict,
+                "{tool} {plan} {token} at {now}"
+            );
+        }
     }
 
     #[test]

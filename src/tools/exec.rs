@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::tools::args::{AppName, MachineId};
 use crate::tools::catalog::DeclarationError;
+use crate::tools::render::millis;
 use crate::tools::{DestroyPlan, ToolContext, ToolDef, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::exec as wf;
 
@@ -244,7 +245,7 @@ async fn exec_command(
         exit_signal: outcome.exit_signal,
         stdout: outcome.stdout.into(),
         stderr: outcome.stderr.into(),
-        elapsed_ms: u64::try_from(outcome.elapsed.as_millis()).unwrap_or(u64::MAX),
+        elapsed_ms: millis(outcome.elapsed),
     })
 }
 

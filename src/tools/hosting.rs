@@ -113,6 +113,7 @@ pub struct DeployMcpServerArgs {
 }
 
 /// Result of `deploy_mcp_server`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct DeployMcpServerOut {
     pub app: String,
@@ -120,19 +121,14 @@ pub struct DeployMcpServerOut {
     pub url: String,
     pub region: String,
     pub machine_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub volume_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ipv4: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ipv6: Option<String>,
     /// The app secret holding the key.
     pub key_secret: String,
     /// Where the key was written, when key_file was given.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub key_file: Option<String>,
     /// The key itself, only when no key_file was given. Shown once; not kept by this server.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub bearer_key: Option<String>,
     /// MCP client configuration (`fly mcp proxy` with the key).
     pub client_config: serde_json::Value,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::tools::args::{AppName, Region};
 use crate::tools::catalog::DeclarationError;
-use crate::tools::render::table_of;
+use crate::tools::render::{rows, table_row};
 use crate::tools::{DestroyPlan, ToolContext, ToolDef, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::network as wf;
 
@@ -127,6 +127,7 @@ pub struct AllocateIpArgs {
 }
 
 /// An address of an app.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct IpOut {
     pub address: String,
@@ -135,7 +136,6 @@ pub struct IpOut {
     /// `global` for anycast.
     pub region: String,
     /// Flycast network, for private addresses.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
 }
 
@@ -150,16 +150,12 @@ impl From<wf::IpAddress> for IpOut {
     }
 }
 
-fn ip_rows(ips: &[IpOut]) -> String {
-    table_of(&["ADDRESS", "KIND", "REGION", "NETWORK"], ips, |i| {
-        vec![
-            i.address.clone(),
-            i.kind.clone(),
-            i.region.clone(),
-            i.network.clone().unwrap_or_default(),
-        ]
-    })
-}
+table_row!(IpOut, |i| {
+    "ADDRESS": i.address.clone(),
+    "KIND": i.kind.clone(),
+    "REGION": i.region.clone(),
+    "NETWORK": i.network.clone().unwrap_or_default(),
+});
 
 /// Result of `allocate_ip`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -180,7 +176,7 @@ impl ToolOutput for AllocateIpOut {
             } else {
                 ""
             },
-            ip_rows(&self.addresses)
+            rows(&self.addresses)
         )
     }
 }
@@ -358,6 +354,13 @@ impl From<wf::CertificateState> for CertificateOut {
     }
 }
 
+table_row!(DnsRecordOut, |r| {
+    "TYPE": r.record_type.clone(),
+    "NAME": r.name.clone(),
+    "VALUE": r.value.clone(),
+    "PURPOSE": r.purpose.clone(),
+});
+
 impl ToolOutput for CertificateOut {
     fn render_text(&self) -> String {
         let mut out = format!(
@@ -366,18 +369,7 @@ impl ToolOutput for CertificateOut {
             self.app,
             self.status,
             if self.ready { ", ready" } else { "" },
-            table_of(
-                &["TYPE", "NAME", "VALUE", "PURPOSE"],
-                &self.dns_records,
-                |r| {
-                    vec![
-                        r.record_type.clone(),
-                        r.name.clone(),
-                        r.value.clone(),
-                        r.purpose.clone(),
-                    ]
-                }
-            )
+            rows(&self.dns_records)
         );
         if !self.issued.is_empty() {
             out.push_str(&format!("issued: {}\n", self.issued.join("; ")));

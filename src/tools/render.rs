@@ -1,6 +1,12 @@
 //! Output discipline shared by every tool: the text cap with its truncation marker,
 //! and small helpers for compact aligned tables.
 
+/// A duration in whole milliseconds, as results report it (`elapsed_ms`, …); one too
+/// long for a `u64` saturates.
+pub fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Cuts `text` to at most `max` bytes (on a character boundary) and appends a marker
 /// saying how much was left out and how to ask for less.
 pub fn cap_text(text: String, max: usize, narrow_hint: &str) -> String {
@@ -23,6 +29,56 @@ pub fn cap_text(text: String, max: usize, narrow_hint: &str) -> String {
         kept.len(),
         text.len()
     )
+}
+
+/// A type shown one item a row: the headers of its columns and an item's cells, said
+/// once next to each other.
+pub trait Row {
+    /// The column headers.
+    const HEADER: &'static [&'static str];
+
+    /// This item's cells, in [`Row::HEADER`]'s order.
+    fn cells(&self) -> Vec<String>;
+}
+
+/// Implements [`Row`] for a type from its columns, each a header and the cell an item
+/// shows under it: `table_row!(Line, |l| { "ID": l.id.clone(), "STATE": l.state() })`.
+macro_rules! table_row {
+    ($type:ty, |$item:ident| { $($header:literal: $cell:expr),+ $(,)? }) => {
+        impl $crate::tools::render::Row for $type {
+            const HEADER: &'static [&'static str] = &[$($header),+];
+
+            fn cells(&self) -> Vec<String> {
+                let $item = self;
+                vec![$($cell),+]
+            }
+        }
+    };
+}
+pub(crate) use table_row;
+
+/// [`table`] of `items`, under their type's [`Row::HEADER`].
+pub fn rows<T: Row>(items: &[T]) -> String {
+    table_of(T::HEADER, items, T::cells)
+}
+
+/// How many items ended each way, as a report's header says it: `2 done, 0 failed`.
+pub fn tally(counts: &[(impl std::fmt::Display, &str)]) -> String {
+    counts
+        .iter()
+        .map(|(n, word)| format!("{n} {word}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A report on many items: its `head` and how many ended each way, then a row an item
+/// (`app web: 1 destroyed, 1 failed` over the table).
+pub fn tallied<T: Row>(
+    head: &str,
+    counts: &[(impl std::fmt::Display, &str)],
+    items: &[T],
+) -> String {
+    format!("{head}: {}\n{}", tally(counts), rows(items))
 }
 
 /// [`table`] with one row an item: `cells` gives an item's columns, in `header`'s order.

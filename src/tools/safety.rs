@@ -133,27 +133,29 @@ impl Scope {
 
     /// Refuses an app outside `--allow-app`.
     pub fn check_app(&self, app: &str) -> Result<(), ToolError> {
-        match &self.apps {
-            Some(rule) if !rule.allows(app) => Err(ToolError::Refused {
-                rule: rule.describe(),
-                message: format!("app '{app}' is outside the apps this server may touch"),
-            }),
-            Some(_) | None => match &self.narrower {
-                Some(n) => n.check_app(app),
-                None => Ok(()),
-            },
-        }
+        self.check("app", app, |s| &s.apps)
     }
 
     /// Refuses an org outside `--allow-org`.
     pub fn check_org(&self, org: &str) -> Result<(), ToolError> {
-        match &self.orgs {
-            Some(rule) if !rule.allows(org) => Err(ToolError::Refused {
-                rule: rule.describe(),
-                message: format!("org '{org}' is outside the orgs this server may touch"),
+        self.check("org", org, |s| &s.orgs)
+    }
+
+    /// Refuses `name`, an app or an org as `kind` says, when the rule that `rule` picks
+    /// out of this scope (or out of the narrower one) does not allow it.
+    fn check(
+        &self,
+        kind: &str,
+        name: &str,
+        rule: fn(&Scope) -> &Option<GlobRule>,
+    ) -> Result<(), ToolError> {
+        match rule(self) {
+            Some(r) if !r.allows(name) => Err(ToolError::Refused {
+                rule: r.describe(),
+                message: format!("{kind} '{name}' is outside the {kind}s this server may touch"),
             }),
             Some(_) | None => match &self.narrower {
-                Some(n) => n.check_org(org),
+                Some(n) => n.check(kind, name, rule),
                 None => Ok(()),
             },
         }

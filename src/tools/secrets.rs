@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::tools::args::AppName;
 use crate::tools::catalog::DeclarationError;
 use crate::tools::error::complete_or_incomplete;
-use crate::tools::render::{table, table_of};
+use crate::tools::render::{rows, table, table_row};
 use crate::tools::{DestroyPlan, ToolContext, ToolDef, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{secrets as wf, update as upd};
 
@@ -139,6 +139,7 @@ impl DestroyPlan for SetSecretsPlan {
 }
 
 /// One secret in the result.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct SecretOut {
     pub name: String,
@@ -147,11 +148,11 @@ pub struct SecretOut {
     /// Fly's digest of the value (empty once unset).
     pub digest: String,
     /// Where the value came from (for `set`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
 }
 
 /// Result of `set_secrets`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct SetSecretsReport {
     pub app: String,
@@ -159,9 +160,15 @@ pub struct SetSecretsReport {
     pub version: u64,
     pub secrets: Vec<SecretOut>,
     /// Machines updated by the rollout, when asked for.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout: Option<super::provision::UpdateMachinesReport>,
 }
+
+table_row!(SecretOut, |s| {
+    "NAME": s.name.clone(),
+    "CHANGE": s.change.clone(),
+    "DIGEST": s.digest.chars().take(16).collect(),
+    "FROM": s.source.clone().unwrap_or_default(),
+});
 
 impl ToolOutput for SetSecretsReport {
     fn render_text(&self) -> String {
@@ -169,14 +176,7 @@ impl ToolOutput for SetSecretsReport {
             "app {}: secrets version {}\n{}",
             self.app,
             self.version,
-            table_of(&["NAME", "CHANGE", "DIGEST", "FROM"], &self.secrets, |s| {
-                vec![
-                    s.name.clone(),
-                    s.change.clone(),
-                    s.digest.chars().take(16).collect(),
-                    s.source.clone().unwrap_or_default(),
-                ]
-            })
+            rows(&self.secrets)
         );
         if let Some(r) = &self.rollout {
             out.push_str("\nrollout: ");

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::tools::args::{AppName, Region, VolumeId};
 use crate::tools::catalog::DeclarationError;
-use crate::tools::render::table;
+use crate::tools::render::{rows, table_row};
 use crate::tools::{DestroyPlan, ToolContext, ToolDef, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::volumes as wf;
 
@@ -68,6 +68,7 @@ pub struct VolumeActionArgs {
 }
 
 /// A volume in a result.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct VolumeOut {
     pub id: String,
@@ -76,7 +77,6 @@ pub struct VolumeOut {
     pub zone: String,
     pub size_gb: u64,
     pub state: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub attached_machine_id: Option<String>,
 }
 
@@ -104,31 +104,27 @@ pub struct SnapshotOut {
 }
 
 /// Result of `volume_action`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct VolumeActionReport {
     pub app: String,
     pub action: String,
     pub volume: VolumeOut,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<SnapshotOut>,
     /// What to do next.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
 
-fn volume_row(v: &VolumeOut) -> Vec<String> {
-    vec![
-        v.id.clone(),
-        v.name.clone(),
-        v.region.clone(),
-        v.zone.clone(),
-        format!("{} GB", v.size_gb),
-        v.state.clone(),
-        v.attached_machine_id.clone().unwrap_or_default(),
-    ]
-}
-
-const VOLUME_HEADER: [&str; 7] = ["ID", "NAME", "REGION", "ZONE", "SIZE", "STATE", "ATTACHED"];
+table_row!(VolumeOut, |v| {
+    "ID": v.id.clone(),
+    "NAME": v.name.clone(),
+    "REGION": v.region.clone(),
+    "ZONE": v.zone.clone(),
+    "SIZE": format!("{} GB", v.size_gb),
+    "STATE": v.state.clone(),
+    "ATTACHED": v.attached_machine_id.clone().unwrap_or_default(),
+});
 
 impl ToolOutput for VolumeActionReport {
     fn render_text(&self) -> String {
@@ -136,7 +132,7 @@ impl ToolOutput for VolumeActionReport {
             "app {}: {}\n{}",
             self.app,
             self.action,
-            table(&VOLUME_HEADER, &[volume_row(&self.volume)])
+            rows(std::slice::from_ref(&self.volume))
         );
         if let Some(s) = &self.snapshot {
             out.push_str(&format!(
@@ -248,7 +244,7 @@ impl DestroyPlan for DestroyVolumePlan {
             "volume {} of app {} and all its data:\n{}",
             self.volume.id,
             self.app,
-            table(&VOLUME_HEADER, &[volume_row(&v)])
+            rows(&[v])
         )
     }
 }

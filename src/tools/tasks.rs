@@ -39,6 +39,7 @@ use rmcp::{
 use serde_json::Value;
 
 use super::gate::Caller;
+use super::render::millis;
 
 /// How long a task is kept (its `ttlMs`): long enough for the longest workflow (a
 /// 200-machine pool fill at Fly's create limit takes about 200 s; a rolling update
@@ -194,8 +195,8 @@ impl Tasks {
         let owner = owner_of(caller);
         let slot = RunningSlot::take(&self.running, owner.clone())?;
         let options = TaskOptions::new()
-            .with_ttl_ms(duration_ms(self.ttl))
-            .with_poll_interval_ms(duration_ms(POLL_INTERVAL))
+            .with_ttl_ms(millis(self.ttl))
+            .with_poll_interval_ms(millis(POLL_INTERVAL))
             .with_status_message(status);
         let mut task = self.manager.spawn(options, move |ctx| {
             let work = work(ctx);
@@ -290,10 +291,6 @@ impl Drop for RunningSlot {
             }
         }
     }
-}
-
-fn duration_ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A Fly Machine id as Fly writes them (lower-case letters and digits).

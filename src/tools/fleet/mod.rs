@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     catalog::{DeclarationError, ToolDef},
-    render::table_of,
+    render::table_row,
 };
 use crate::workflows::pool as wf;
 
@@ -29,11 +29,6 @@ pub use reap_expired::*;
 pub use release_environment::*;
 
 use crate::tools::args::{AppName, NAME_PATTERN};
-use claim_environment::{CLAIM_ENVIRONMENT, claim_environment};
-use pool_fill::{POOL_FILL, pool_fill};
-use pool_status::{POOL_STATUS, pool_status};
-use reap_expired::{REAP_EXPIRED, plan_reap_expired, reap_expired};
-use release_environment::{RELEASE_ENVIRONMENT, release_environment};
 
 /// The tools of this toolset.
 pub fn tools() -> Result<Vec<ToolDef>, DeclarationError> {
@@ -57,22 +52,19 @@ pub struct PoolArgs {
 }
 
 /// One member of a pool.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct MemberOut {
     pub machine_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub slot: Option<u32>,
     pub region: String,
     /// Machine state (`suspended`, `started`, …).
     pub machine_state: String,
     /// `free`, `claimed`, `filling` or `broken`.
     pub pool_state: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
     /// Why it counts as broken.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
 }
 
@@ -95,23 +87,15 @@ impl From<&wf::Member> for MemberOut {
     }
 }
 
-fn member_rows(members: &[MemberOut]) -> String {
-    table_of(
-        &["ID", "SLOT", "STATE", "POOL", "USER", "EXPIRES", "PROBLEM"],
-        members,
-        |m| {
-            vec![
-                m.machine_id.clone(),
-                m.slot.map(|s| s.to_string()).unwrap_or_default(),
-                m.machine_state.clone(),
-                m.pool_state.clone(),
-                m.user.clone().unwrap_or_default(),
-                m.expires_at.clone().unwrap_or_default(),
-                m.problem.clone().unwrap_or_default(),
-            ]
-        },
-    )
-}
+table_row!(MemberOut, |m| {
+    "ID": m.machine_id.clone(),
+    "SLOT": m.slot.map(|s| s.to_string()).unwrap_or_default(),
+    "STATE": m.machine_state.clone(),
+    "POOL": m.pool_state.clone(),
+    "USER": m.user.clone().unwrap_or_default(),
+    "EXPIRES": m.expires_at.clone().unwrap_or_default(),
+    "PROBLEM": m.problem.clone().unwrap_or_default(),
+});
 
 /// How free environments wait.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::ParkArg;
 use crate::tools::args::{AppName, NAME_PATTERN, Region};
 use crate::tools::error::complete_or_incomplete;
+use crate::tools::render::{millis, tally};
 use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::pool::{self as wf, FillOptions};
 
@@ -88,14 +89,16 @@ pub struct PoolFillOut {
 impl ToolOutput for PoolFillOut {
     fn render_text(&self) -> String {
         let mut out = format!(
-            "pool {} in app {}: {} slots; {} already there, {} created, {} parked, {} failed ({} rate-limit retries, {} ms)",
+            "pool {} in app {}: {} slots; {} ({} rate-limit retries, {} ms)",
             self.pool,
             self.app,
             self.size,
-            self.already_present,
-            self.created,
-            self.parked,
-            self.failed,
+            tally(&[
+                (self.already_present, "already there"),
+                (self.created, "created"),
+                (self.parked, "parked"),
+                (self.failed, "failed"),
+            ]),
             self.rate_limited_retries,
             self.elapsed_ms
         );
@@ -150,7 +153,7 @@ pub(super) async fn pool_fill(
             .map(|(slot, e)| format!("slot {slot}: {e}"))
             .collect(),
         rate_limited_retries: report.rate_limited_retries,
-        elapsed_ms: u64::try_from(report.elapsed.as_millis()).unwrap_or(u64::MAX),
+        elapsed_ms: millis(report.elapsed),
     };
     complete_or_incomplete(out.failed > 0, out)
 }

@@ -4,7 +4,8 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::{MemberOut, PoolArgs, member_rows};
+use super::{MemberOut, PoolArgs};
+use crate::tools::render::rows;
 use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::pool as wf;
 
@@ -52,7 +53,7 @@ impl ToolOutput for PoolStatusOut {
             self.filling,
             self.broken
         );
-        out.push_str(&member_rows(&self.members));
+        out.push_str(&rows(&self.members));
         if self.members_total > self.members.len() {
             out.push_str(&format!(
                 "\n({} more members not listed)",

@@ -4,9 +4,9 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::{MemberOut, PoolArgs, member_rows};
+use super::{MemberOut, PoolArgs};
 use crate::tools::error::complete_or_incomplete;
-use crate::tools::render::table_of;
+use crate::tools::render::{rows, table_row, tallied};
 use crate::tools::{DestroyPlan, ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{
     outcome::{self, Outcome},
@@ -58,16 +58,16 @@ impl DestroyPlan for ReapPlanOut {
             self.expired.len(),
             self.pool,
             self.app,
-            member_rows(&self.expired)
+            rows(&self.expired)
         )
     }
 }
 
 /// One reaped member.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ReapedOut {
     pub machine_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// `destroyed`, `renewed` (spared), `busy` (leased by someone else) or `failed: …`.
     pub outcome: String,
@@ -82,20 +82,18 @@ pub struct ReapOut {
     pub machines: Vec<ReapedOut>,
 }
 
+table_row!(ReapedOut, |m| {
+    "ID": m.machine_id.clone(),
+    "USER": m.user.clone().unwrap_or_default(),
+    "OUTCOME": m.outcome.clone(),
+});
+
 impl ToolOutput for ReapOut {
     fn render_text(&self) -> String {
-        format!(
-            "pool {} in app {}: {} destroyed\n{}",
-            self.pool,
-            self.app,
-            self.destroyed,
-            table_of(&["ID", "USER", "OUTCOME"], &self.machines, |m| {
-                vec![
-                    m.machine_id.clone(),
-                    m.user.clone().unwrap_or_default(),
-                    m.outcome.clone(),
-                ]
-            })
+        tallied(
+            &format!("pool {} in app {}", self.pool, self.app),
+            &[(self.destroyed, "destroyed")],
+            &self.machines,
         )
     }
 }

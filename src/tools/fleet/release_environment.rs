@@ -60,17 +60,16 @@ pub struct ReleaseArgs {
 }
 
 /// Result of `release_environment`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ReleaseOut {
     pub app: String,
     pub pool: String,
     pub machine_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     pub mode: ReleaseModeArg,
     pub parked_as: ParkArg,
     /// For `wipe`: the fresh machine now in the slot.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub replacement: Option<String>,
 }
 

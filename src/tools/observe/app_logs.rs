@@ -57,12 +57,12 @@ pub struct LogLineOut {
 }
 
 // Result of `app_logs`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct AppLogsOut {
     // Oldest first, newest last.
     pub lines: Vec<LogLineOut>,
     // Pass as `next` to continue after the last line (or, when `complete`, to see newer lines later).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
     // Everything up to now was read.
     pub complete: bool,
@@ -71,7 +71,6 @@ pub struct AppLogsOut {
     // Lines read before `grep`.
     pub scanned: usize,
     // How to read more, when there is more.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{ROW_BUDGET, counts_text};
+use super::{ROW_BUDGET, counts_text, listed};
 use crate::tools::args::{AppName, Region};
 use crate::tools::render::table_of;
 use crate::tools::untrusted;
@@ -64,6 +64,7 @@ pub struct AppStatusArgs {
 }
 
 // A machine as `app_status` lists it.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct MachineStatusOut {
     pub id: String,
@@ -71,25 +72,20 @@ pub struct MachineStatusOut {
     pub region: String,
     pub state: String,
     // Host status when not `ok` (`unreachable`, `unknown`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
     // `1 passing`, `1 critical`, `-` (no checks).
     pub checks: String,
     // Last event, e.g. `start → started`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_event: Option<String>,
     // When the last event happened (RFC 3339).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_event_at: Option<String>,
     // Unplanned exits among recent events.
     pub restarts: u64,
     // OOM kills among recent events.
     pub oom_kills: u64,
     // The image, when it differs from the app's common image.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     // Lease holder, when leased.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub lease: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub cordoned: bool,
@@ -105,6 +101,7 @@ pub struct IpOut {
 }
 
 // A volume of the app.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct VolumeOut {
     pub id: String,
@@ -112,9 +109,7 @@ pub struct VolumeOut {
     pub region: String,
     pub size_gb: u64,
     // Used share in percent, when reported.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub used_percent: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub attached_to: Option<String>,
 }
 
@@ -127,10 +122,10 @@ pub struct CertOut {
 }
 
 // Result of `app_status`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct AppStatusOut {
     pub app: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub org: Option<String>,
     pub status: String,
     pub url: String,
@@ -141,10 +136,8 @@ pub struct AppStatusOut {
     // Machines per region.
     pub regions: BTreeMap<String, usize>,
     // The image most machines run.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     // The guest size most machines have.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub guest: Option<String>,
     // Unhealthy first, then by region and name.
     pub machines: Vec<MachineStatusOut>,
@@ -154,7 +147,6 @@ pub struct AppStatusOut {
     // Machines not listed (limit or output cap).
     pub left_out: usize,
     // What was left out and how to narrow.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub left_out_note: Option<String>,
     pub ips: Vec<IpOut>,
     pub volumes: Vec<VolumeOut>,
@@ -291,14 +283,7 @@ impl ToolOutput for AppStatusOut {
                 }
             })
             .collect();
-        out.push_str(&format!(
-            "IPs: {}\n",
-            if ips.is_empty() {
-                "none".to_owned()
-            } else {
-                ips.join(", ")
-            }
-        ));
+        out.push_str(&format!("IPs: {}\n", listed(&ips, ", ")));
         let vols: Vec<String> = self
             .volumes
             .iter()
@@ -318,27 +303,13 @@ impl ToolOutput for AppStatusOut {
                 )
             })
             .collect();
-        out.push_str(&format!(
-            "volumes: {}\n",
-            if vols.is_empty() {
-                "none".to_owned()
-            } else {
-                vols.join("; ")
-            }
-        ));
+        out.push_str(&format!("volumes: {}\n", listed(&vols, "; ")));
         let certs: Vec<String> = self
             .certificates
             .iter()
             .map(|c| format!("{} ({})", c.hostname, c.status))
             .collect();
-        out.push_str(&format!(
-            "certificates: {}\n",
-            if certs.is_empty() {
-                "none".to_owned()
-            } else {
-                certs.join(", ")
-            }
-        ));
+        out.push_str(&format!("certificates: {}\n", listed(&certs, ", ")));
         for u in &self.unavailable {
             out.push_str(&format!("not read: {u}\n"));
         }

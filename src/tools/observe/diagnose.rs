@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ROW_BUDGET;
 use crate::tools::args::AppName;
-use crate::tools::render::table_of;
+use crate::tools::render::{rows, table_row};
 use crate::tools::untrusted;
 use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{diagnose as diag, observe as wf};
@@ -33,6 +33,7 @@ pub struct DiagnoseArgs {
 }
 
 // A finding.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct FindingOut {
     // `critical`, `warning` or `info`.
@@ -40,9 +41,7 @@ pub struct FindingOut {
     // e.g. `oom_kill`, `check_critical`, `crash_loop`, `image_drift`.
     pub kind: String,
     // Machine id; absent for app-wide findings.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub machine: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     pub title: String,
     // The exact event, check or log lines.
@@ -63,6 +62,7 @@ pub struct TimelineOut {
 }
 
 // The worst incident.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct IncidentOut {
     pub machine: String,
@@ -70,7 +70,6 @@ pub struct IncidentOut {
     // RFC 3339.
     pub started_at: String,
     // Seconds until health checks passed again; absent if not seen.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub recovered_after_s: Option<i64>,
     // The steps in order, e.g. `OOM kill`, `SIGKILL`, `reboot`, ….
     pub chain: Vec<String>,
@@ -78,6 +77,7 @@ pub struct IncidentOut {
 }
 
 // Result of `diagnose`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct DiagnoseOut {
     pub app: String,
@@ -88,7 +88,6 @@ pub struct DiagnoseOut {
     pub findings: Vec<FindingOut>,
     // Findings left out to stay under the output cap (the least urgent).
     pub left_out: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub incident: Option<IncidentOut>,
     // Log lines read.
     pub logs_read: usize,
@@ -101,6 +100,13 @@ fn offset_text(s: f64) -> String {
         format!("{s:+.1}s")
     }
 }
+
+table_row!(TimelineOut, |t| {
+    "TIME": t.time.clone(),
+    "T": offset_text(t.offset_s),
+    "SOURCE": t.source.clone(),
+    "WHAT": t.text.clone(),
+});
 
 impl ToolOutput for DiagnoseOut {
     fn render_text(&self) -> String {
@@ -164,18 +170,7 @@ impl ToolOutput for DiagnoseOut {
                 i.started_at,
                 i.chain.join(" → ")
             ));
-            out.push_str(&untrusted::block(&table_of(
-                &["TIME", "T", "SOURCE", "WHAT"],
-                &i.timeline,
-                |t| {
-                    vec![
-                        t.time.clone(),
-                        offset_text(t.offset_s),
-                        t.source.clone(),
-                        t.text.clone(),
-                    ]
-                },
-            )));
+            out.push_str(&untrusted::block(&rows(&i.timeline)));
         } else if self.findings.is_empty() {
             out.push_str("no unplanned exits and nothing failing\n");
         }

@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::ROW_BUDGET;
-use crate::tools::render::table_of;
+use crate::tools::render::{Row, rows};
 use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::status;
 
@@ -31,6 +31,7 @@ pub struct ListAppsArgs {
 }
 
 // An org the token reaches.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct OrgOut {
     pub slug: String,
@@ -38,19 +39,17 @@ pub struct OrgOut {
     // `PERSONAL` or `SHARED`.
     pub kind: String,
     // Its apps could not be listed (why).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
 // An app in the listing.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct AppOut {
     pub name: String,
     pub org: String,
     pub status: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub machines: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub volumes: Option<u64>,
 }
 
@@ -63,6 +62,21 @@ pub struct ListAppsOut {
     pub apps: Vec<AppOut>,
     // Apps matching but left out to stay under the output cap.
     pub left_out: usize,
+}
+
+impl Row for AppOut {
+    const HEADER: &'static [&'static str] = &["APP", "ORG", "STATUS", "MACHINES", "VOLUMES"];
+
+    fn cells(&self) -> Vec<String> {
+        let n = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
+        vec![
+            self.name.clone(),
+            self.org.clone(),
+            self.status.clone(),
+            n(self.machines),
+            n(self.volumes),
+        ]
+    }
 }
 
 impl ToolOutput for ListAppsOut {
@@ -86,20 +100,7 @@ impl ToolOutput for ListAppsOut {
         if self.apps.is_empty() {
             out.push_str("no apps\n");
         } else {
-            out.push_str(&table_of(
-                &["APP", "ORG", "STATUS", "MACHINES", "VOLUMES"],
-                &self.apps,
-                |a| {
-                    let n = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
-                    vec![
-                        a.name.clone(),
-                        a.org.clone(),
-                        a.status.clone(),
-                        n(a.machines),
-                        n(a.volumes),
-                    ]
-                },
-            ));
+            out.push_str(&rows(&self.apps));
         }
         if self.left_out > 0 {
             out.push_str(&format!(

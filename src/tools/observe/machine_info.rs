@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::listed;
 use crate::tools::args::AppName;
-use crate::tools::render::table_of;
+use crate::tools::render::{rows, table_row};
 use crate::tools::untrusted;
 use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{observe as wf, status};
@@ -40,12 +41,12 @@ pub struct MachineInfoArgs {
 }
 
 // A health check.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct CheckOut {
     pub name: String,
     pub status: String,
     pub output: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
 }
 
@@ -72,25 +73,21 @@ pub struct ProcessOut {
 }
 
 // Result of `machine_info`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct MachineInfoOut {
     pub id: String,
     pub name: String,
     pub region: String,
     pub state: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub host_status: Option<String>,
     pub version: String,
     pub private_ip: String,
     pub created_at: String,
     pub image: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub image_digest: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub guest: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cmd: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub restart: Option<String>,
     pub services: Vec<String>,
     pub mounts: Vec<String>,
@@ -102,16 +99,35 @@ pub struct MachineInfoOut {
     // Unplanned exits and OOM kills among the events.
     pub restarts: u64,
     pub oom_kills: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub lease: Option<String>,
     pub metadata: BTreeMap<String, String>,
     // Newest first.
     pub versions: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub processes: Option<Vec<ProcessOut>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unavailable: Vec<String>,
 }
+
+table_row!(CheckOut, |c| {
+    "NAME": c.name.clone(),
+    "STATUS": c.status.clone(),
+    "OUTPUT": wf::clip(&c.output, 200),
+    "UPDATED": c.updated_at.clone().unwrap_or_default(),
+});
+
+table_row!(EventOut, |e| {
+    "AT": e.at.clone(),
+    "SOURCE": e.source.clone(),
+    "EVENT": e.text.clone(),
+});
+
+table_row!(ProcessOut, |p| {
+    "PID": p.pid.to_string(),
+    "COMMAND": wf::clip(&p.command, 80),
+    "CPU": format!("{:.1}", p.cpu),
+    "RSS_MB": format!("{:.0}", p.rss_mb),
+    "LISTEN": p.listening.join(", "),
+});
 
 impl ToolOutput for MachineInfoOut {
     fn render_text(&self) -> String {
@@ -145,13 +161,7 @@ impl ToolOutput for MachineInfoOut {
             out.push_str(&line.join(" · "));
             out.push('\n');
         }
-        let list = |v: &[String]| {
-            if v.is_empty() {
-                "none".to_owned()
-            } else {
-                v.join("; ")
-            }
-        };
+        let list = |v: &[String]| listed(v, "; ");
         out.push_str(&format!("services: {}\n", list(&self.services)));
         out.push_str(&format!("mounts: {}\n", list(&self.mounts)));
         out.push_str(&format!("env: {}\n", untrusted::block(&list(&self.env))));
@@ -159,28 +169,13 @@ impl ToolOutput for MachineInfoOut {
             out.push_str("checks: none\n");
         } else {
             out.push_str("checks:\n");
-            out.push_str(&untrusted::block(&table_of(
-                &["NAME", "STATUS", "OUTPUT", "UPDATED"],
-                &self.checks,
-                |c| {
-                    vec![
-                        c.name.clone(),
-                        c.status.clone(),
-                        wf::clip(&c.output, 200),
-                        c.updated_at.clone().unwrap_or_default(),
-                    ]
-                },
-            )));
+            out.push_str(&untrusted::block(&rows(&self.checks)));
         }
         out.push_str(&format!(
             "events (oldest first; {} restarts, {} OOM kills):\n",
             self.restarts, self.oom_kills
         ));
-        out.push_str(&untrusted::block(&table_of(
-            &["AT", "SOURCE", "EVENT"],
-            &self.events,
-            |e| vec![e.at.clone(), e.source.clone(), e.text.clone()],
-        )));
+        out.push_str(&untrusted::block(&rows(&self.events)));
         out.push_str(&format!(
             "lease: {}\n",
             self.lease.as_deref().unwrap_or("none")
@@ -194,19 +189,7 @@ impl ToolOutput for MachineInfoOut {
         out.push_str(&format!("versions: {}\n", list(&self.versions)));
         if let Some(ps) = &self.processes {
             out.push_str("processes:\n");
-            out.push_str(&untrusted::block(&table_of(
-                &["PID", "COMMAND", "CPU", "RSS_MB", "LISTEN"],
-                ps,
-                |p| {
-                    vec![
-                        p.pid.to_string(),
-                        wf::clip(&p.command, 80),
-                        format!("{:.1}", p.cpu),
-                        format!("{:.0}", p.rss_mb),
-                        p.listening.join(", "),
-                    ]
-                },
-            )));
+            out.push_str(&untrusted::block(&rows(ps)));
         }
         for u in &self.unavailable {
             out.push_str(&format!("not read: {u}\n"));

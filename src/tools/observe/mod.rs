@@ -24,13 +24,6 @@ pub use list_apps::*;
 pub use machine_info::*;
 pub use platform_info::*;
 
-use app_logs::{APP_LOGS, app_logs};
-use app_status::{APP_STATUS, app_status};
-use diagnose::{DIAGNOSE, diagnose};
-use list_apps::{LIST_APPS, list_apps};
-use machine_info::{MACHINE_INFO, machine_info};
-use platform_info::{PLATFORM_INFO, platform_info};
-
 /// The tools of this toolset.
 pub fn tools() -> Result<Vec<ToolDef>, DeclarationError> {
     Ok(vec![
@@ -60,6 +53,15 @@ fn unavailable(gaps: Vec<crate::workflows::status::Gap>) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// `items` joined by `sep`, or `none` when there are none.
+fn listed(items: &[String], sep: &str) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(sep)
+    }
 }
 
 fn counts_text(counts: &BTreeMap<String, usize>) -> String {

@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::tools::render::table;
+use crate::tools::render::{Row, rows, table_row};
 use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::observe as wf;
 
@@ -74,57 +74,43 @@ pub struct PlatformInfo {
     pub vm_sizes: Vec<VmSizeOut>,
 }
 
+impl Row for RegionOut {
+    const HEADER: &'static [&'static str] = &["CODE", "NAME", "FLAGS"];
+
+    fn cells(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        if self.paid_only {
+            flags.push("paid-only");
+        }
+        if self.deprecated {
+            flags.push("deprecated");
+        }
+        vec![self.code.clone(), self.name.clone(), flags.join(",")]
+    }
+}
+
+table_row!(VmSizeOut, |s| {
+    "SIZE": s.name.clone(),
+    "CPUS": format!("{}", s.cpu_cores),
+    "MEM_MB": s.memory_mb.to_string(),
+    "MAX_MB": s.max_memory_mb.to_string(),
+    "PER_MONTH": format!("${:.2}", s.price_month),
+    "PER_SECOND": format!("${:.8}", s.price_second),
+});
+
 impl ToolOutput for PlatformInfo {
     fn render_text(&self) -> String {
         let mut out = String::new();
         if !self.regions.is_empty() {
-            let rows: Vec<Vec<String>> = self
-                .regions
-                .iter()
-                .map(|r| {
-                    let mut flags = Vec::new();
-                    if r.paid_only {
-                        flags.push("paid-only");
-                    }
-                    if r.deprecated {
-                        flags.push("deprecated");
-                    }
-                    vec![r.code.clone(), r.name.clone(), flags.join(",")]
-                })
-                .collect();
-            out.push_str(&format!("{} regions\n", rows.len()));
-            out.push_str(&table(&["CODE", "NAME", "FLAGS"], &rows));
+            out.push_str(&format!("{} regions\n", self.regions.len()));
+            out.push_str(&rows(&self.regions));
         }
         if !self.vm_sizes.is_empty() {
             if !out.is_empty() {
                 out.push('\n');
             }
-            let rows: Vec<Vec<String>> = self
-                .vm_sizes
-                .iter()
-                .map(|s| {
-                    vec![
-                        s.name.clone(),
-                        format!("{}", s.cpu_cores),
-                        s.memory_mb.to_string(),
-                        s.max_memory_mb.to_string(),
-                        format!("${:.2}", s.price_month),
-                        format!("${:.8}", s.price_second),
-                    ]
-                })
-                .collect();
-            out.push_str(&format!("{} VM sizes\n", rows.len()));
-            out.push_str(&table(
-                &[
-                    "SIZE",
-                    "CPUS",
-                    "MEM_MB",
-                    "MAX_MB",
-                    "PER_MONTH",
-                    "PER_SECOND",
-                ],
-                &rows,
-            ));
+            out.push_str(&format!("{} VM sizes\n", self.vm_sizes.len()));
+            out.push_str(&rows(&self.vm_sizes));
         }
         out
     }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{MachineRef, count};
 use crate::tools::args::{AppName, MachineId};
 use crate::tools::error::complete_or_incomplete;
-use crate::tools::render::table_of;
+use crate::tools::render::{rows, table_row, tallied};
 use crate::tools::{DestroyPlan, ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{Outcome, destroy as wf, outcome::HasOutcome};
 
@@ -71,19 +71,13 @@ impl DestroyPlan for DestroyMachinesPlan {
             } else {
                 ""
             },
-            table_of(&["ID", "NAME", "REGION", "STATE"], &self.machines, |m| {
-                vec![
-                    m.id.clone(),
-                    m.name.clone(),
-                    m.region.clone(),
-                    m.state.clone(),
-                ]
-            })
+            rows(&self.machines)
         )
     }
 }
 
 /// Outcome for one machine.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct MachineDestroyed {
     pub id: String,
@@ -92,7 +86,6 @@ pub struct MachineDestroyed {
     /// `destroyed` or `failed`.
     pub outcome: String,
     /// Why it failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
@@ -105,26 +98,20 @@ pub struct DestroyMachinesReport {
     pub machines: Vec<MachineDestroyed>,
 }
 
+table_row!(MachineDestroyed, |m| {
+    "ID": m.id.clone(),
+    "NAME": m.name.clone(),
+    "REGION": m.region.clone(),
+    "OUTCOME": m.outcome.clone(),
+    "ERROR": m.error.clone().unwrap_or_default(),
+});
+
 impl ToolOutput for DestroyMachinesReport {
     fn render_text(&self) -> String {
-        format!(
-            "app {}: {} destroyed, {} failed\n{}",
-            self.app,
-            self.destroyed,
-            self.failed,
-            table_of(
-                &["ID", "NAME", "REGION", "OUTCOME", "ERROR"],
-                &self.machines,
-                |m| {
-                    vec![
-                        m.id.clone(),
-                        m.name.clone(),
-                        m.region.clone(),
-                        m.outcome.clone(),
-                        m.error.clone().unwrap_or_default(),
-                    ]
-                }
-            )
+        tallied(
+            &format!("app {}", self.app),
+            &[(self.destroyed, "destroyed"), (self.failed, "failed")],
+            &self.machines,
         )
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::count;
 use crate::tools::args::{AppName, MachineId};
 use crate::tools::error::complete_or_incomplete;
-use crate::tools::render::table_of;
+use crate::tools::render::{millis, table_row, tallied};
 use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{Outcome, lifecycle as life};
 
@@ -56,17 +56,16 @@ pub struct MachineActionArgs {
 }
 
 /// One machine's outcome.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct MachineActionOut {
     pub id: String,
     pub name: String,
     pub region: String,
     pub before: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
     /// `done`, `unchanged`, `failed`, `skipped` or `cancelled`.
     pub outcome: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub elapsed_ms: u64,
 }
@@ -82,32 +81,26 @@ pub struct MachineActionReport {
     pub machines: Vec<MachineActionOut>,
 }
 
+table_row!(MachineActionOut, |m| {
+    "ID": m.id.clone(),
+    "NAME": m.name.clone(),
+    "REGION": m.region.clone(),
+    "BEFORE": m.before.clone(),
+    "AFTER": m.after.clone().unwrap_or_else(|| "?".to_owned()),
+    "OUTCOME": m.outcome.clone(),
+    "ERROR": m.error.clone().unwrap_or_default(),
+});
+
 impl ToolOutput for MachineActionReport {
     fn render_text(&self) -> String {
-        format!(
-            "{} on app {}: {} done, {} unchanged, {} failed\n{}",
-            self.action,
-            self.app,
-            self.done,
-            self.unchanged,
-            self.failed,
-            table_of(
-                &[
-                    "ID", "NAME", "REGION", "BEFORE", "AFTER", "OUTCOME", "ERROR"
-                ],
-                &self.machines,
-                |m| {
-                    vec![
-                        m.id.clone(),
-                        m.name.clone(),
-                        m.region.clone(),
-                        m.before.clone(),
-                        m.after.clone().unwrap_or_else(|| "?".to_owned()),
-                        m.outcome.clone(),
-                        m.error.clone().unwrap_or_default(),
-                    ]
-                }
-            )
+        tallied(
+            &format!("{} on app {}", self.action, self.app),
+            &[
+                (self.done, "done"),
+                (self.unchanged, "unchanged"),
+                (self.failed, "failed"),
+            ],
+            &self.machines,
         )
     }
 }
@@ -155,7 +148,7 @@ pub(super) async fn machine_action(
                 after: o.state_after.clone(),
                 outcome: o.outcome.name().to_owned(),
                 error: o.error.clone(),
-                elapsed_ms: u64::try_from(o.elapsed.as_millis()).unwrap_or(u64::MAX),
+                elapsed_ms: millis(o.elapsed),
             })
             .collect(),
     };

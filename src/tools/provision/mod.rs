@@ -10,7 +10,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::catalog::{DeclarationError, ToolDef};
+use super::{
+    catalog::{DeclarationError, ToolDef},
+    render::table_row,
+};
 use crate::workflows::{
     observe::MachineSummary,
     outcome::{self, HasOutcome, Outcome},
@@ -30,13 +33,6 @@ pub use provision_environment::*;
 pub use scale_machines::*;
 pub use teardown_environment::*;
 pub use update_machines::*;
-
-use destroy_machines::{DESTROY_MACHINES, destroy_machines, plan_destroy_machines};
-use machine_action::{MACHINE_ACTION, machine_action};
-use provision_environment::{PROVISION_ENVIRONMENT, provision_environment};
-use scale_machines::{SCALE_MACHINES, plan_scale_machines, scale_machines};
-use teardown_environment::{TEARDOWN_ENVIRONMENT, plan_teardown_environment, teardown_environment};
-use update_machines::{UPDATE_MACHINES, update_machines};
 
 /// The tools of this toolset.
 pub fn tools() -> Result<Vec<ToolDef>, DeclarationError> {
@@ -63,6 +59,13 @@ pub struct MachineRef {
     /// State when looked up.
     pub state: String,
 }
+
+table_row!(MachineRef, |m| {
+    "ID": m.id.clone(),
+    "NAME": m.name.clone(),
+    "REGION": m.region.clone(),
+    "STATE": m.state.clone(),
+});
 
 impl From<MachineSummary> for MachineRef {
     fn from(m: MachineSummary) -> Self {

@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, time::Duration};
 use super::{CpuKind, ResourceOut, resource_out};
 use crate::fly;
 use crate::tools::args::{AppName, NAME_PATTERN, Region};
-use crate::tools::render::table_of;
+use crate::tools::render::{millis, rows, table_row};
 use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::provision::{self as prov, EnvSpec};
 
@@ -179,21 +179,17 @@ pub struct PlanStepOut {
 }
 
 /// Result of `provision_environment`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ProvisionReport {
     pub app: String,
     pub url: String,
     /// `provisioned` or `planned` (dry run).
     pub status: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub machine_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub machine_state: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub volume_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ipv4: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ipv6: Option<String>,
     pub region: String,
     /// Created by this call.
@@ -204,23 +200,23 @@ pub struct ProvisionReport {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub plan: Vec<PlanStepOut>,
     /// Estimated cost per month running all month, USD.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub estimated_monthly_usd: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cost_basis: Option<String>,
     pub idempotency_key: String,
     pub elapsed_ms: u64,
 }
 
+table_row!(PlanStepOut, |s| {
+    "RESOURCE": s.kind.clone(),
+    "ACTION": s.action.clone(),
+    "DETAIL": s.detail.clone(),
+});
+
 impl ToolOutput for ProvisionReport {
     fn render_text(&self) -> String {
         let mut out = format!("app {} ({}): {}\n", self.app, self.url, self.status);
         if !self.plan.is_empty() {
-            out.push_str(&table_of(
-                &["RESOURCE", "ACTION", "DETAIL"],
-                &self.plan,
-                |s| vec![s.kind.clone(), s.action.clone(), s.detail.clone()],
-            ));
+            out.push_str(&rows(&self.plan));
             out.push('\n');
         }
         if let Some(id) = &self.machine_id {
@@ -440,7 +436,7 @@ pub(super) async fn provision_environment(
             estimated_monthly_usd: None,
             cost_basis: None,
             idempotency_key: p.idempotency_key,
-            elapsed_ms: u64::try_from(p.elapsed.as_millis()).unwrap_or(u64::MAX),
+            elapsed_ms: millis(p.elapsed),
         }),
         Err(failure) => Err(failure.into_error(&args.app, rollback).into()),
     }

@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, time::Duration};
 use super::{MachineRef, count};
 use crate::tools::args::{AppName, MachineId};
 use crate::tools::error::complete_or_incomplete;
-use crate::tools::render::table_of;
+use crate::tools::render::{rows, table_row, tallied};
 use crate::tools::{DestroyPlan, ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{Outcome, scale};
 
@@ -92,14 +92,7 @@ impl DestroyPlan for ScaleMachinesPlan {
             out.push_str(&format!(
                 "\ndestroy {} machine(s) (running ones are killed):\n{}",
                 self.destroy.len(),
-                table_of(&["ID", "NAME", "REGION", "STATE"], &self.destroy, |m| {
-                    vec![
-                        m.id.clone(),
-                        m.name.clone(),
-                        m.region.clone(),
-                        m.state.clone(),
-                    ]
-                })
+                rows(&self.destroy)
             ));
         }
         out
@@ -107,6 +100,7 @@ impl DestroyPlan for ScaleMachinesPlan {
 }
 
 /// One line of a scale report.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ScaleLine {
     /// `created`, `destroyed`, `failed` or `skipped`.
@@ -117,7 +111,6 @@ pub struct ScaleLine {
     /// Volumes created for a clone.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
@@ -132,28 +125,24 @@ pub struct ScaleMachinesReport {
     pub machines: Vec<ScaleLine>,
 }
 
+table_row!(ScaleLine, |l| {
+    "ID": l.id.clone(),
+    "REGION": l.region.clone(),
+    "OUTCOME": l.outcome.clone(),
+    "VOLUMES": l.volumes.join(","),
+    "ERROR": l.error.clone().unwrap_or_default(),
+});
+
 impl ToolOutput for ScaleMachinesReport {
     fn render_text(&self) -> String {
-        format!(
-            "app {} (template {}): {} created, {} destroyed, {} failed\n{}",
-            self.app,
-            self.template,
-            self.created,
-            self.destroyed,
-            self.failed,
-            table_of(
-                &["ID", "REGION", "OUTCOME", "VOLUMES", "ERROR"],
-                &self.machines,
-                |l| {
-                    vec![
-                        l.id.clone(),
-                        l.region.clone(),
-                        l.outcome.clone(),
-                        l.volumes.join(","),
-                        l.error.clone().unwrap_or_default(),
-                    ]
-                }
-            )
+        tallied(
+            &format!("app {} (template {})", self.app, self.template),
+            &[
+                (self.created, "created"),
+                (self.destroyed, "destroyed"),
+                (self.failed, "failed"),
+            ],
+            &self.machines,
         )
     }
 }

@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, time::Duration};
 use super::{CpuKind, count};
 use crate::tools::args::{AppName, MachineId};
 use crate::tools::error::complete_or_incomplete;
-use crate::tools::render::table_of;
+use crate::tools::render::{rows, table_row, tally};
 use crate::tools::{ToolContext, ToolError, ToolInfo, ToolOutput, Toolset};
 use crate::workflows::{Outcome, update as upd};
 
@@ -88,6 +88,7 @@ pub struct UpdateMachinesArgs {
 }
 
 /// One machine in an update report.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct MachineUpdated {
     pub id: String,
@@ -98,7 +99,6 @@ pub struct MachineUpdated {
     pub previous_version: String,
     /// The version the machine is on now.
     pub version: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Our lease could not be released; it expires on its own.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -122,36 +122,34 @@ pub struct UpdateMachinesReport {
     pub machines: Vec<MachineUpdated>,
 }
 
+table_row!(MachineUpdated, |m| {
+    "ID": m.id.clone(),
+    "REGION": m.region.clone(),
+    "OUTCOME": m.outcome.clone(),
+    "VERSION": m.version.clone(),
+    "ERROR": m.error.clone().unwrap_or_default(),
+});
+
 impl ToolOutput for UpdateMachinesReport {
     fn render_text(&self) -> String {
         format!(
-            "app {}: {} update ({}): {} updated, {} unchanged, {} failed, {} reverted, {} skipped{}\n{}",
+            "app {}: {} update ({}): {}{}\n{}",
             self.app,
             self.strategy,
             self.change,
-            self.updated,
-            self.unchanged,
-            self.failed,
-            self.reverted,
-            self.skipped,
+            tally(&[
+                (self.updated, "updated"),
+                (self.unchanged, "unchanged"),
+                (self.failed, "failed"),
+                (self.reverted, "reverted"),
+                (self.skipped, "skipped"),
+            ]),
             if self.stopped_early {
                 " (stopped at the first failure)"
             } else {
                 ""
             },
-            table_of(
-                &["ID", "REGION", "OUTCOME", "VERSION", "ERROR"],
-                &self.machines,
-                |m| {
-                    vec![
-                        m.id.clone(),
-                        m.region.clone(),
-                        m.outcome.clone(),
-                        m.version.clone(),
-                        m.error.clone().unwrap_or_default(),
-                    ]
-                }
-            )
+            rows(&self.machines)
         )
     }
 }
