@@ -404,6 +404,20 @@ pub enum Change {
     Absent,
 }
 
+impl Change {
+    /// What writing an entry did to a file whose text went from `before` to `after`;
+    /// `existed`: an entry of that name was there before.
+    fn of_write(before: &str, after: &str, existed: bool) -> Change {
+        if after == before {
+            Change::Unchanged
+        } else if existed {
+            Change::Updated
+        } else {
+            Change::Added
+        }
+    }
+}
+
 /// The configuration file of `client` for `scope` (`None`: the client has no standard file).
 pub fn config_path(
     client: McpClient,

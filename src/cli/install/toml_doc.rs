@@ -52,13 +52,7 @@ pub(crate) fn edit(edit: Edit<'_>) -> Result<(String, Change), InstallError> {
     let existed = servers.contains_key(edit.name);
     servers.insert(edit.name, Item::Table(table_of(entry)));
     let after = doc.to_string();
-    let change = if after == text {
-        Change::Unchanged
-    } else if existed {
-        Change::Updated
-    } else {
-        Change::Added
-    };
+    let change = Change::of_write(text, &after, existed);
     Ok((after, change))
 }
 

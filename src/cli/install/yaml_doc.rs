@@ -73,13 +73,7 @@ pub(crate) fn edit(edit: Edit<'_>) -> Result<(String, Change), InstallError> {
     if !after.ends_with('\n') {
         after.push('\n');
     }
-    let change = if after == text {
-        Change::Unchanged
-    } else if existed {
-        Change::Updated
-    } else {
-        Change::Added
-    };
+    let change = Change::of_write(text, &after, existed);
     Ok((after, change))
 }
 
