@@ -5,8 +5,7 @@
 use http::Method;
 use serde::{Deserialize, Serialize};
 
-use super::client::{Req, RetryMode};
-use super::pacing::PaceClass;
+use super::client::{EmptyPage, Req, RetryMode, all_pages};
 use super::{Client, Error, null_as_default};
 
 /// One issued certificate of a hostname.
@@ -177,36 +176,29 @@ fn check_hostname(hostname: &str) -> Result<(), Error> {
 impl Client {
     /// List Certificates: `GET /v1/apps/{app_name}/certificates` (all pages).
     pub async fn list_certificates(&self, app: &str) -> Result<Vec<Certificate>, Error> {
-        let mut certs = Vec::new();
-        let mut cursor: Option<String> = None;
-        for _ in 0..super::apps::MAX_PAGES {
-            let req = Req::machines(
-                "list_certificates",
-                Method::GET,
-                &["apps", app, "certificates"],
-            )
-            .query("limit", 500)
-            .query_opt("cursor", cursor.as_deref())
-            .pace(PaceClass::Action, app);
-            let page: WireCertList = self.send(req).await?.json()?;
-            let empty = page.certificates.is_empty();
-            certs.extend(page.certificates);
-            match page.next_cursor.filter(|c| !c.is_empty()) {
-                Some(next) if !empty => cursor = Some(next),
-                _ => break,
-            }
-        }
-        Ok(certs)
+        all_pages(
+            super::apps::MAX_PAGES,
+            EmptyPage::Ends,
+            |cursor| async move {
+                let req = Req::app("list_certificates", Method::GET, app, &["certificates"])
+                    .query("limit", 500)
+                    .query_opt("cursor", cursor);
+                let page: WireCertList = self.send(req).await?.json()?;
+                let next = page.next_cursor.filter(|c| !c.is_empty());
+                Ok((page.certificates, next))
+            },
+        )
+        .await
     }
 
     /// Get Certificate: `GET /v1/apps/{app_name}/certificates/{hostname}`.
     pub async fn get_certificate(&self, app: &str, hostname: &str) -> Result<Certificate, Error> {
-        let req = Req::machines(
+        let req = Req::app(
             "get_certificate",
             Method::GET,
-            &["apps", app, "certificates", hostname],
-        )
-        .pace(PaceClass::Action, app);
+            app,
+            &["certificates", hostname],
+        );
         self.send(req).await?.json()
     }
 
@@ -217,36 +209,36 @@ impl Client {
         hostname: &str,
     ) -> Result<Certificate, Error> {
         check_hostname(hostname)?;
-        let req = Req::machines(
+        let req = Req::app(
             "add_acme_certificate",
             Method::POST,
-            &["apps", app, "certificates", "acme"],
+            app,
+            &["certificates", "acme"],
         )
-        .json(&serde_json::json!({ "hostname": hostname }))?
-        .pace(PaceClass::Action, app);
+        .json(&serde_json::json!({ "hostname": hostname }))?;
         self.send(req).await?.json()
     }
 
     /// Check Certificate: `POST /v1/apps/{app_name}/certificates/{hostname}/check`.
     pub async fn check_certificate(&self, app: &str, hostname: &str) -> Result<Certificate, Error> {
-        let req = Req::machines(
+        let req = Req::app(
             "check_certificate",
             Method::POST,
-            &["apps", app, "certificates", hostname, "check"],
+            app,
+            &["certificates", hostname, "check"],
         )
-        .retry(RetryMode::Safe)
-        .pace(PaceClass::Action, app);
+        .retry(RetryMode::Safe);
         self.send(req).await?.json()
     }
 
     /// Remove Certificate: `DELETE /v1/apps/{app_name}/certificates/{hostname}`.
     pub async fn remove_certificate(&self, app: &str, hostname: &str) -> Result<(), Error> {
-        let req = Req::machines(
+        let req = Req::app(
             "remove_certificate",
             Method::DELETE,
-            &["apps", app, "certificates", hostname],
-        )
-        .pace(PaceClass::Action, app);
+            app,
+            &["certificates", hostname],
+        );
         self.send(req).await?;
         Ok(())
     }

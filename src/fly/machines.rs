@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use http::Method;
 use serde::{Deserialize, Serialize};
 
-use super::client::Req;
+use super::client::{EmptyPage, Req, all_pages};
 use super::pacing::PaceClass;
 use super::{Client, Error, null_as_default};
 
@@ -738,6 +738,17 @@ pub const IDEMPOTENCY_KEY_METADATA: &str = "fly_mcp_idempotency_key";
 /// Guard against a server that keeps handing out cursors.
 const MAX_PAGES: usize = super::apps::MAX_PAGES;
 
+/// The request of Get Machine, paced under Fly's own limit for machine reads (5 req/s,
+/// where an action gets 1).
+fn get_machine_req(app: &str, machine_id: &str) -> Req {
+    Req::machines(
+        "get_machine",
+        Method::GET,
+        &["apps", app, "machines", machine_id],
+    )
+    .pace(PaceClass::GetMachine, machine_id)
+}
+
 impl Client {
     /// List Machines: `GET /v1/apps/{app_name}/machines` with `state`, `region`,
     /// `summary`, `include_leases` and `metadata.KEY=` filters; follows the
@@ -747,17 +758,14 @@ impl Client {
         app: &str,
         filter: &MachineFilter,
     ) -> Result<Vec<Machine>, Error> {
-        let mut machines = Vec::new();
-        let mut cursor: Option<String> = None;
         let states = filter
             .state
             .iter()
             .map(MachineState::as_str)
             .collect::<Vec<_>>()
             .join(",");
-        for _ in 0..MAX_PAGES {
-            let mut req = Req::machines("list_machines", Method::GET, &["apps", app, "machines"])
-                .pace(PaceClass::Action, app);
+        all_pages(MAX_PAGES, EmptyPage::Ends, |cursor| {
+            let mut req = Req::app("list_machines", Method::GET, app, &["machines"]);
             if !states.is_empty() {
                 req = req.query("state", &states);
             }
@@ -771,29 +779,19 @@ impl Client {
             for (k, v) in &filter.metadata {
                 req = req.query(&format!("metadata.{k}"), v);
             }
-            req = req.query_opt("cursor", cursor.as_deref());
-            let resp = self.send(req).await?;
-            let page: Vec<Machine> = resp.json()?;
-            let next = resp.header("fly-next-cursor").map(str::to_owned);
-            let empty = page.is_empty();
-            machines.extend(page);
-            match next.filter(|c| !c.is_empty()) {
-                Some(next) if !empty => cursor = Some(next),
-                _ => break,
+            req = req.query_opt("cursor", cursor);
+            async move {
+                let resp = self.send(req).await?;
+                let next = resp.header("fly-next-cursor").filter(|c| !c.is_empty());
+                Ok((resp.json()?, next.map(str::to_owned)))
             }
-        }
-        Ok(machines)
+        })
+        .await
     }
 
     /// Get Machine: `GET /v1/apps/{app_name}/machines/{machine_id}`.
     pub async fn get_machine(&self, app: &str, machine_id: &str) -> Result<Machine, Error> {
-        let req = Req::machines(
-            "get_machine",
-            Method::GET,
-            &["apps", app, "machines", machine_id],
-        )
-        .pace(PaceClass::GetMachine, machine_id);
-        self.send(req).await?.json()
+        self.send(get_machine_req(app, machine_id)).await?.json()
     }
 
     /// Get Machine with its lease holder: `GET /v1/apps/{app_name}/machines/{machine_id}?include_leases=true`.
@@ -802,13 +800,7 @@ impl Client {
         app: &str,
         machine_id: &str,
     ) -> Result<Machine, Error> {
-        let req = Req::machines(
-            "get_machine",
-            Method::GET,
-            &["apps", app, "machines", machine_id],
-        )
-        .query("include_leases", "true")
-        .pace(PaceClass::GetMachine, machine_id);
+        let req = get_machine_req(app, machine_id).query("include_leases", "true");
         self.send(req).await?.json()
     }
 
@@ -829,9 +821,7 @@ impl Client {
             }
             None => body,
         };
-        let req = Req::machines("create_machine", Method::POST, &["apps", app, "machines"])
-            .json(body)?
-            .pace(PaceClass::Action, app);
+        let req = Req::app("create_machine", Method::POST, app, &["machines"]).json(body)?;
         self.send(req).await?.json()
     }
 
