@@ -124,22 +124,16 @@ pub struct Certificate {
     /// Creation time.
     pub created_at: Option<String>,
     /// Issued certificates.
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<CertificateEntry>,
     /// Validation results.
     pub validation: Option<CertificateValidation>,
     /// DNS records to create.
     pub dns_requirements: Option<DnsRequirements>,
     /// Validation problems.
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub validation_errors: Vec<CertificateValidationError>,
 }
 
@@ -241,5 +235,38 @@ impl Client {
         );
         self.send(req).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Issued certificates and validation errors: `null`, missing and empty all decode as
+    /// empty and are left out when encoded; filled ones go out as they came.
+    #[test]
+    fn certificate_lists_null_missing_and_empty() {
+        let summary = json!({"hostname": "a.example.com", "status": "ok",
+            "configured": true, "acme_requested": false});
+        for (certificates, errors) in [
+            (None, None),
+            (Some(json!(null)), Some(json!(null))),
+            (Some(json!([])), Some(json!([]))),
+        ] {
+            let mut wire = summary.clone();
+            if let (Some(c), Some(e)) = (certificates, errors) {
+                wire["certificates"] = c;
+                wire["validation_errors"] = e;
+            }
+            let cert: Certificate = serde_json::from_value(wire).unwrap();
+            assert!(cert.certificates.is_empty() && cert.validation_errors.is_empty());
+            assert_eq!(serde_json::to_value(&cert).unwrap(), summary);
+        }
+        let mut full = summary.clone();
+        full["certificates"] = json!([{"source": "fly", "status": "active"}]);
+        full["validation_errors"] = json!([{"code": "c", "message": "m", "remediation": "r"}]);
+        let cert: Certificate = serde_json::from_value(full.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&cert).unwrap(), full);
     }
 }

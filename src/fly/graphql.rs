@@ -29,14 +29,15 @@ pub(crate) mod gql {
 
     /// Declares operation `$name` of the query file `$query_path` (a literal token, as
     /// the derive reads it), checked against Fly's schema.
+    #[rustfmt::skip] // rustfmt re-indents an attribute inside a macro body on every run
     macro_rules! operation {
         ($name:ident, $query_path:tt) => {
             #[derive(GraphQLQuery)]
             #[graphql(
-                                        schema_path = "graphql/schema.graphql",
-                                        query_path = $query_path,
-                                        response_derives = "Debug"
-                                    )]
+                schema_path = "graphql/schema.graphql",
+                query_path = $query_path,
+                response_derives = "Debug"
+            )]
             pub(crate) struct $name;
         };
     }

@@ -229,11 +229,8 @@ pub struct MachinePort {
     /// Public port.
     pub port: Option<u16>,
     /// Handlers such as `http`, `tls`.
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub handlers: Vec<String>,
     /// Redirect HTTP to HTTPS.
     pub force_https: Option<bool>,
@@ -253,11 +250,8 @@ pub struct MachineService {
     #[serde(default, deserialize_with = "null_as_default")]
     pub internal_port: u16,
     /// Public ports.
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<MachinePort>,
     /// What the proxy does with idle machines.
     pub autostop: Option<AutostopMode>,
@@ -367,39 +361,24 @@ pub struct MachineConfig {
     /// CPU and memory.
     pub guest: Option<GuestConfig>,
     /// Environment variables.
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "BTreeMap::is_empty"
-    )]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
     /// Metadata (string map; also reachable through the metadata endpoints).
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "BTreeMap::is_empty"
-    )]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
     /// Services exposed through the proxy.
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<MachineService>,
     /// Top-level health checks by name.
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "BTreeMap::is_empty"
-    )]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub checks: BTreeMap<String, MachineCheck>,
     /// Volume mounts.
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<Mount>,
     /// Restart policy.
     pub restart: Option<RestartPolicy>,
@@ -887,5 +866,79 @@ impl Client {
         Ok(found
             .into_iter()
             .find(|m| m.metadata(IDEMPOTENCY_KEY_METADATA) == Some(key) && m.state.is_active()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A config's collections: `null`, missing and empty all decode as empty, and an
+    /// empty one is left out of what is sent; a filled one goes out as it came.
+    #[test]
+    fn config_collections_null_missing_and_empty() {
+        let bare = MachineConfig {
+            image: "nginx".into(),
+            ..MachineConfig::default()
+        };
+        for (field, empty) in [
+            ("env", json!({})),
+            ("metadata", json!({})),
+            ("services", json!([])),
+            ("checks", json!({})),
+            ("mounts", json!([])),
+        ] {
+            for given in [json!(null), empty] {
+                let mut wire = json!({"image": "nginx"});
+                wire[field] = given;
+                let config: MachineConfig = serde_json::from_value(wire).unwrap();
+                assert_eq!(config, bare, "{field}");
+            }
+        }
+        let missing: MachineConfig = serde_json::from_value(json!({"image": "nginx"})).unwrap();
+        assert_eq!(missing, bare);
+        assert_eq!(
+            serde_json::to_value(&bare).unwrap(),
+            json!({"image": "nginx"})
+        );
+
+        let full = json!({
+            "image": "nginx",
+            "env": {"A": "1"},
+            "metadata": {"k": "v"},
+            "services": [{"protocol": "tcp", "internal_port": 80,
+                "ports": [{"port": 443, "handlers": ["tls", "http"]}]}],
+            "checks": {"h": {"type": "http", "port": 80}},
+            "mounts": [{"volume": "vol_1", "path": "/data"}],
+        });
+        let config: MachineConfig = serde_json::from_value(full.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&config).unwrap(), full);
+    }
+
+    /// The same for a service's ports and a port's handlers.
+    #[test]
+    fn service_ports_and_handlers_null_missing_and_empty() {
+        for wire in [
+            json!({"protocol": "tcp", "internal_port": 80}),
+            json!({"protocol": "tcp", "internal_port": 80, "ports": null}),
+            json!({"protocol": "tcp", "internal_port": 80, "ports": []}),
+        ] {
+            let service: MachineService = serde_json::from_value(wire).unwrap();
+            assert!(service.ports.is_empty());
+            assert_eq!(
+                serde_json::to_value(&service).unwrap(),
+                json!({"protocol": "tcp", "internal_port": 80})
+            );
+        }
+        for wire in [
+            json!({"port": 443}),
+            json!({"port": 443, "handlers": null}),
+            json!({"port": 443, "handlers": []}),
+        ] {
+            let port: MachinePort = serde_json::from_value(wire).unwrap();
+            assert!(port.handlers.is_empty());
+            assert_eq!(serde_json::to_value(&port).unwrap(), json!({"port": 443}));
+        }
     }
 }
