@@ -8,7 +8,6 @@ use http::Method;
 use serde::{Deserialize, Serialize};
 
 use super::client::{Req, RetryMode};
-use super::pacing::PaceClass;
 use super::{Client, Error, LeaseNonce, Machine, MachineConfig, MachineEvent, null_as_default};
 
 /// Signals the signal endpoint accepts (the spec's `SignalRequest.signal` enum).
@@ -234,8 +233,22 @@ fn json_within(small: &serde_json::Value, big: &serde_json::Value) -> bool {
     }
 }
 
-fn machine_path<'a>(app: &'a str, id: &'a str, action: &'a str) -> [&'a str; 5] {
-    ["apps", app, "machines", id, action]
+impl Req {
+    /// A lifecycle action, `POST /v1/apps/{app}/machines/{machine_id}/{action}`, under
+    /// the lease when one is given; repeated after an ambiguous failure (a start or
+    /// suspend that then meets the machine already on its way is sorted out by
+    /// `Client::under_way`).
+    fn machine_action(
+        op: &'static str,
+        app: &str,
+        machine_id: &str,
+        action: &str,
+        nonce: Option<&LeaseNonce>,
+    ) -> Req {
+        Req::machine(op, Method::POST, app, machine_id, &[action])
+            .nonce(nonce)
+            .retry(RetryMode::Safe)
+    }
 }
 
 impl Client {
@@ -248,14 +261,9 @@ impl Client {
         body: &UpdateMachine,
         nonce: Option<&LeaseNonce>,
     ) -> Result<Machine, Error> {
-        let mut req = Req::machines(
-            "update_machine",
-            Method::POST,
-            &["apps", app, "machines", machine_id],
-        )
-        .json(body)?
-        .nonce(nonce)
-        .pace(PaceClass::Action, machine_id);
+        let mut req = Req::machine("update_machine", Method::POST, app, machine_id, &[])
+            .json(body)?
+            .nonce(nonce);
         let Some(based_on) = body.current_version.as_deref() else {
             return self.send(req).await?.json();
         };
@@ -295,13 +303,8 @@ impl Client {
         force: bool,
         nonce: Option<&LeaseNonce>,
     ) -> Result<(), Error> {
-        let mut req = Req::machines(
-            "destroy_machine",
-            Method::DELETE,
-            &["apps", app, "machines", machine_id],
-        )
-        .nonce(nonce)
-        .pace(PaceClass::Action, machine_id);
+        let mut req =
+            Req::machine("destroy_machine", Method::DELETE, app, machine_id, &[]).nonce(nonce);
         if force {
             req = req.query("force", "true").query("kill", "true");
         }
@@ -334,14 +337,7 @@ impl Client {
         machine_id: &str,
         nonce: Option<&LeaseNonce>,
     ) -> Result<StartResult, Error> {
-        let req = Req::machines(
-            "start_machine",
-            Method::POST,
-            &machine_path(app, machine_id, "start"),
-        )
-        .nonce(nonce)
-        .retry(RetryMode::Safe)
-        .pace(PaceClass::Action, machine_id);
+        let req = Req::machine_action("start_machine", app, machine_id, "start", nonce);
         let resp = match self.send(req).await {
             Ok(resp) => resp,
             Err(e) => {
@@ -398,15 +394,8 @@ impl Client {
             signal: opts.signal.as_deref(),
             timeout: opts.timeout.map(go_duration),
         };
-        let req = Req::machines(
-            "stop_machine",
-            Method::POST,
-            &machine_path(app, machine_id, "stop"),
-        )
-        .json(&body)?
-        .nonce(nonce)
-        .retry(RetryMode::Safe)
-        .pace(PaceClass::Action, machine_id);
+        let req =
+            Req::machine_action("stop_machine", app, machine_id, "stop", nonce).json(&body)?;
         self.send(req).await?;
         Ok(())
     }
@@ -444,16 +433,9 @@ impl Client {
         if let Some(sig) = &opts.signal {
             check_signal(sig, &STOP_SIGNALS)?;
         }
-        let req = Req::machines(
-            "restart_machine",
-            Method::POST,
-            &machine_path(app, machine_id, "restart"),
-        )
-        .query_opt("signal", opts.signal.as_deref())
-        .query_opt("timeout", opts.timeout.map(go_duration))
-        .nonce(nonce)
-        .retry(RetryMode::Safe)
-        .pace(PaceClass::Action, machine_id);
+        let req = Req::machine_action("restart_machine", app, machine_id, "restart", nonce)
+            .query_opt("signal", opts.signal.as_deref())
+            .query_opt("timeout", opts.timeout.map(go_duration));
         self.send(req).await?;
         Ok(())
     }
@@ -467,14 +449,9 @@ impl Client {
         nonce: Option<&LeaseNonce>,
     ) -> Result<(), Error> {
         check_signal(signal, &SIGNALS)?;
-        let req = Req::machines(
-            "signal_machine",
-            Method::POST,
-            &machine_path(app, machine_id, "signal"),
-        )
-        .json(&serde_json::json!({ "signal": signal }))?
-        .nonce(nonce)
-        .pace(PaceClass::Action, machine_id);
+        let req = Req::machine("signal_machine", Method::POST, app, machine_id, &["signal"])
+            .json(&serde_json::json!({ "signal": signal }))?
+            .nonce(nonce);
         self.send(req).await?;
         Ok(())
     }
@@ -509,11 +486,8 @@ impl Client {
         action: &str,
         nonce: Option<&LeaseNonce>,
     ) -> Result<(), Error> {
-        let req = Req::machines(op, Method::POST, &machine_path(app, machine_id, action))
-            .nonce(nonce)
-            .retry(RetryMode::Safe)
-            .pace(PaceClass::Action, machine_id);
-        self.send(req).await?;
+        self.send(Req::machine_action(op, app, machine_id, action, nonce))
+            .await?;
         Ok(())
     }
 
@@ -524,13 +498,8 @@ impl Client {
         machine_id: &str,
         limit: u32,
     ) -> Result<Vec<MachineEvent>, Error> {
-        let req = Req::machines(
-            "machine_events",
-            Method::GET,
-            &machine_path(app, machine_id, "events"),
-        )
-        .query("limit", limit.clamp(1, 50))
-        .pace(PaceClass::Action, machine_id);
+        let req = Req::machine("machine_events", Method::GET, app, machine_id, &["events"])
+            .query("limit", limit.clamp(1, 50));
         self.send(req).await?.json()
     }
 
@@ -540,23 +509,19 @@ impl Client {
         app: &str,
         machine_id: &str,
     ) -> Result<Vec<MachineVersion>, Error> {
-        let req = Req::machines(
+        let req = Req::machine(
             "machine_versions",
             Method::GET,
-            &machine_path(app, machine_id, "versions"),
-        )
-        .pace(PaceClass::Action, machine_id);
+            app,
+            machine_id,
+            &["versions"],
+        );
         self.send(req).await?.json()
     }
 
     /// List Processes: `GET /v1/apps/{app_name}/machines/{machine_id}/ps`.
     pub async fn machine_ps(&self, app: &str, machine_id: &str) -> Result<Vec<ProcessInfo>, Error> {
-        let req = Req::machines(
-            "machine_ps",
-            Method::GET,
-            &machine_path(app, machine_id, "ps"),
-        )
-        .pace(PaceClass::Action, machine_id);
+        let req = Req::machine("machine_ps", Method::GET, app, machine_id, &["ps"]);
         self.send(req).await?.json()
     }
 
@@ -582,10 +547,9 @@ impl Client {
             stdin: exec.stdin.as_deref(),
             container: exec.container.as_deref(),
         };
-        let req = Req::machines("exec", Method::POST, &machine_path(app, machine_id, "exec"))
+        let req = Req::machine("exec", Method::POST, app, machine_id, &["exec"])
             .json(&body)?
-            .timeout(Duration::from_secs(secs) + self.default_timeout())
-            .pace(PaceClass::Action, machine_id);
+            .timeout(Duration::from_secs(secs) + self.default_timeout());
         let resp = self.send(req).await?;
         if let Some(result) = exec_document(&resp.body) {
             return Ok(result);

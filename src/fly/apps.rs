@@ -8,7 +8,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use http::Method;
 use serde::{Deserialize, Serialize};
 
-use super::client::Req;
+use super::client::{EmptyPage, Req, all_pages};
 use super::pacing::PaceClass;
 use super::{Client, Error, null_as_default};
 
@@ -118,27 +118,21 @@ pub(crate) const MAX_PAGES: usize = 1000;
 impl Client {
     /// List Apps: `GET /v1/apps?org_slug=` (follows `next_cursor` to the last page).
     pub async fn list_apps(&self, org_slug: &str) -> Result<Vec<App>, Error> {
-        let mut apps = Vec::new();
-        let mut cursor: Option<String> = None;
-        for _ in 0..MAX_PAGES {
+        all_pages(MAX_PAGES, EmptyPage::FollowsCursor, |cursor| async move {
             let req = Req::machines("list_apps", Method::GET, &["apps"])
                 .query("org_slug", org_slug)
-                .query_opt("cursor", cursor.as_deref())
+                .query_opt("cursor", cursor)
                 .pace(PaceClass::Action, org_slug);
             let page: WireAppList = self.send(req).await?.json()?;
-            apps.extend(page.apps);
-            match page.next_cursor.filter(|c| !c.is_empty()) {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
-        }
-        Ok(apps)
+            let next = page.next_cursor.filter(|c| !c.is_empty());
+            Ok((page.apps, next))
+        })
+        .await
     }
 
     /// Get App: `GET /v1/apps/{app_name}`.
     pub async fn get_app(&self, app: &str) -> Result<App, Error> {
-        let req =
-            Req::machines("get_app", Method::GET, &["apps", app]).pace(PaceClass::Action, app);
+        let req = Req::app("get_app", Method::GET, app, &[]);
         self.send(req).await?.json()
     }
 
@@ -180,8 +174,7 @@ impl Client {
             .without_max_times()
             .build();
         loop {
-            let req = Req::machines("wait_for_app", Method::GET, &["apps", app])
-                .pace(PaceClass::Action, app);
+            let req = Req::app("wait_for_app", Method::GET, app, &[]);
             let err = match self.send(req).await {
                 Ok(_) => return Ok(()),
                 Err(e) => e,

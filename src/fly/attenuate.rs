@@ -273,23 +273,12 @@ fn audience(req: &Req) -> Audience {
     }
 }
 
-/// `GET /v1/apps/{app}` itself: it can be sent before the app's id is known, and its
-/// answer teaches the id.
-fn is_app_get(req: &Req) -> Option<&str> {
+/// The app of a `method` call on `/v1/apps/{app}` itself. A `GET` can be sent before
+/// the app's id is known, and its answer teaches the id; a `DELETE` makes it stale.
+fn app_itself(req: &Req, method: Method) -> Option<&str> {
     match (req.api, req.segments.as_slice()) {
         (Api::Machines, [v1, apps, app])
-            if v1 == "v1" && apps == "apps" && req.method == Method::GET =>
-        {
-            Some(app)
-        }
-        _ => None,
-    }
-}
-
-fn is_app_delete(req: &Req) -> Option<&str> {
-    match (req.api, req.segments.as_slice()) {
-        (Api::Machines, [v1, apps, app])
-            if v1 == "v1" && apps == "apps" && req.method == Method::DELETE =>
+            if v1 == "v1" && apps == "apps" && req.method == method =>
         {
             Some(app)
         }
@@ -420,7 +409,7 @@ impl Client {
                         Some(ids)
                     }
                     // Reading the app itself is how its id is learnt.
-                    None if is_app_get(req).is_some() => None,
+                    None if app_itself(req, Method::GET).is_some() => None,
                     None => self.look_up_app(&app).await,
                 };
                 if let Some(ids) = ids {
@@ -514,7 +503,7 @@ impl Client {
             let offset = at.timestamp().as_second() - jiff::Timestamp::now().as_second();
             self.learnt().offset.store(offset, Ordering::Relaxed);
         }
-        if let Some(app) = is_app_get(req) {
+        if let Some(app) = app_itself(req, Method::GET) {
             #[derive(serde::Deserialize)]
             struct WireIds {
                 #[serde(default)]
@@ -525,7 +514,7 @@ impl Client {
             {
                 self.learnt().learn_app(app, AppIds { app: id });
             }
-        } else if let Some(app) = is_app_delete(req) {
+        } else if let Some(app) = app_itself(req, Method::DELETE) {
             self.learnt().forget_app(app);
         }
     }

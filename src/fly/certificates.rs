@@ -5,8 +5,7 @@
 use http::Method;
 use serde::{Deserialize, Serialize};
 
-use super::client::{Req, RetryMode};
-use super::pacing::PaceClass;
+use super::client::{EmptyPage, Req, RetryMode, all_pages};
 use super::{Client, Error, null_as_default};
 
 /// One issued certificate of a hostname.
@@ -125,22 +124,16 @@ pub struct Certificate {
     /// Creation time.
     pub created_at: Option<String>,
     /// Issued certificates.
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<CertificateEntry>,
     /// Validation results.
     pub validation: Option<CertificateValidation>,
     /// DNS records to create.
     pub dns_requirements: Option<DnsRequirements>,
     /// Validation problems.
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub validation_errors: Vec<CertificateValidationError>,
 }
 
@@ -177,36 +170,29 @@ fn check_hostname(hostname: &str) -> Result<(), Error> {
 impl Client {
     /// List Certificates: `GET /v1/apps/{app_name}/certificates` (all pages).
     pub async fn list_certificates(&self, app: &str) -> Result<Vec<Certificate>, Error> {
-        let mut certs = Vec::new();
-        let mut cursor: Option<String> = None;
-        for _ in 0..super::apps::MAX_PAGES {
-            let req = Req::machines(
-                "list_certificates",
-                Method::GET,
-                &["apps", app, "certificates"],
-            )
-            .query("limit", 500)
-            .query_opt("cursor", cursor.as_deref())
-            .pace(PaceClass::Action, app);
-            let page: WireCertList = self.send(req).await?.json()?;
-            let empty = page.certificates.is_empty();
-            certs.extend(page.certificates);
-            match page.next_cursor.filter(|c| !c.is_empty()) {
-                Some(next) if !empty => cursor = Some(next),
-                _ => break,
-            }
-        }
-        Ok(certs)
+        all_pages(
+            super::apps::MAX_PAGES,
+            EmptyPage::Ends,
+            |cursor| async move {
+                let req = Req::app("list_certificates", Method::GET, app, &["certificates"])
+                    .query("limit", 500)
+                    .query_opt("cursor", cursor);
+                let page: WireCertList = self.send(req).await?.json()?;
+                let next = page.next_cursor.filter(|c| !c.is_empty());
+                Ok((page.certificates, next))
+            },
+        )
+        .await
     }
 
     /// Get Certificate: `GET /v1/apps/{app_name}/certificates/{hostname}`.
     pub async fn get_certificate(&self, app: &str, hostname: &str) -> Result<Certificate, Error> {
-        let req = Req::machines(
+        let req = Req::app(
             "get_certificate",
             Method::GET,
-            &["apps", app, "certificates", hostname],
-        )
-        .pace(PaceClass::Action, app);
+            app,
+            &["certificates", hostname],
+        );
         self.send(req).await?.json()
     }
 
@@ -217,37 +203,70 @@ impl Client {
         hostname: &str,
     ) -> Result<Certificate, Error> {
         check_hostname(hostname)?;
-        let req = Req::machines(
+        let req = Req::app(
             "add_acme_certificate",
             Method::POST,
-            &["apps", app, "certificates", "acme"],
+            app,
+            &["certificates", "acme"],
         )
-        .json(&serde_json::json!({ "hostname": hostname }))?
-        .pace(PaceClass::Action, app);
+        .json(&serde_json::json!({ "hostname": hostname }))?;
         self.send(req).await?.json()
     }
 
     /// Check Certificate: `POST /v1/apps/{app_name}/certificates/{hostname}/check`.
     pub async fn check_certificate(&self, app: &str, hostname: &str) -> Result<Certificate, Error> {
-        let req = Req::machines(
+        let req = Req::app(
             "check_certificate",
             Method::POST,
-            &["apps", app, "certificates", hostname, "check"],
+            app,
+            &["certificates", hostname, "check"],
         )
-        .retry(RetryMode::Safe)
-        .pace(PaceClass::Action, app);
+        .retry(RetryMode::Safe);
         self.send(req).await?.json()
     }
 
     /// Remove Certificate: `DELETE /v1/apps/{app_name}/certificates/{hostname}`.
     pub async fn remove_certificate(&self, app: &str, hostname: &str) -> Result<(), Error> {
-        let req = Req::machines(
+        let req = Req::app(
             "remove_certificate",
             Method::DELETE,
-            &["apps", app, "certificates", hostname],
-        )
-        .pace(PaceClass::Action, app);
+            app,
+            &["certificates", hostname],
+        );
         self.send(req).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Issued certificates and validation errors: `null`, missing and empty all decode as
+    /// empty and are left out when encoded; filled ones go out as they came.
+    #[test]
+    fn certificate_lists_null_missing_and_empty() {
+        let summary = json!({"hostname": "a.example.com", "status": "ok",
+            "configured": true, "acme_requested": false});
+        for (certificates, errors) in [
+            (None, None),
+            (Some(json!(null)), Some(json!(null))),
+            (Some(json!([])), Some(json!([]))),
+        ] {
+            let mut wire = summary.clone();
+            if let (Some(c), Some(e)) = (certificates, errors) {
+                wire["certificates"] = c;
+                wire["validation_errors"] = e;
+            }
+            let cert: Certificate = serde_json::from_value(wire).unwrap();
+            assert!(cert.certificates.is_empty() && cert.validation_errors.is_empty());
+            assert_eq!(serde_json::to_value(&cert).unwrap(), summary);
+        }
+        let mut full = summary.clone();
+        full["certificates"] = json!([{"source": "fly", "status": "active"}]);
+        full["validation_errors"] = json!([{"code": "c", "message": "m", "remediation": "r"}]);
+        let cert: Certificate = serde_json::from_value(full.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&cert).unwrap(), full);
     }
 }

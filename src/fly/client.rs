@@ -375,6 +375,41 @@ impl Req {
         Req::new(op, method, Api::Machines, &all)
     }
 
+    /// A call on an app's resources, `/v1/apps/{app}/{tail…}`, paced per app.
+    pub(crate) fn app(op: &'static str, method: Method, app: &str, tail: &[&str]) -> Req {
+        let mut segments = vec!["apps", app];
+        segments.extend_from_slice(tail);
+        Req::machines(op, method, &segments).pace(PaceClass::Action, app)
+    }
+
+    /// A call on one machine, `/v1/apps/{app}/machines/{machine_id}/{tail…}`, paced per
+    /// machine.
+    pub(crate) fn machine(
+        op: &'static str,
+        method: Method,
+        app: &str,
+        machine_id: &str,
+        tail: &[&str],
+    ) -> Req {
+        let mut segments = vec!["apps", app, "machines", machine_id];
+        segments.extend_from_slice(tail);
+        Req::machines(op, method, &segments).pace(PaceClass::Action, machine_id)
+    }
+
+    /// A call on one volume, `/v1/apps/{app}/volumes/{volume_id}/{tail…}`, paced per
+    /// volume.
+    pub(crate) fn volume(
+        op: &'static str,
+        method: Method,
+        app: &str,
+        volume_id: &str,
+        tail: &[&str],
+    ) -> Req {
+        let mut segments = vec!["apps", app, "volumes", volume_id];
+        segments.extend_from_slice(tail);
+        Req::machines(op, method, &segments).pace(PaceClass::Action, volume_id)
+    }
+
     pub(crate) fn query(mut self, key: &str, value: impl ToString) -> Req {
         self.query.push((key.to_owned(), value.to_string()));
         self
@@ -413,6 +448,41 @@ impl Req {
         self.timeout = Some(timeout);
         self
     }
+}
+
+/// Whether a page without items ends a cursor-paged listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EmptyPage {
+    /// It is the last page, whatever cursor it gives.
+    Ends,
+    /// Its cursor is followed like any other.
+    FollowsCursor,
+}
+
+/// Every item of a cursor-paged listing. `page(cursor)` fetches one page (the first
+/// with `None`) and answers its items and the cursor of the next page (`None` after
+/// the last). At most `max_pages` are fetched: a guard against a server that keeps
+/// handing out cursors.
+pub(crate) async fn all_pages<T, Page>(
+    max_pages: usize,
+    empty: EmptyPage,
+    mut page: impl FnMut(Option<String>) -> Page,
+) -> Result<Vec<T>, Error>
+where
+    Page: Future<Output = Result<(Vec<T>, Option<String>), Error>>,
+{
+    let mut all = Vec::new();
+    let mut cursor = None;
+    for _ in 0..max_pages {
+        let (items, next) = page(cursor.take()).await?;
+        let last = empty == EmptyPage::Ends && items.is_empty();
+        all.extend(items);
+        match next {
+            Some(next) if !last => cursor = Some(next),
+            _ => break,
+        }
+    }
+    Ok(all)
 }
 
 /// A successful response.
@@ -825,4 +895,40 @@ impl Client {
 /// process default (a no-op when something already installed one).
 fn install_crypto_provider() {
     let _already_installed = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pages `[1] → a`, `[] → b`, `[2] → end`, recording the cursors asked for.
+    async fn listing(max_pages: usize, empty: EmptyPage) -> (Vec<u8>, Vec<Option<String>>) {
+        let mut asked = Vec::new();
+        let items = all_pages(max_pages, empty, |cursor| {
+            asked.push(cursor.clone());
+            async move {
+                Ok(match cursor.as_deref() {
+                    None => (vec![1], Some("a".to_owned())),
+                    Some("a") => (vec![], Some("b".to_owned())),
+                    _ => (vec![2], None),
+                })
+            }
+        })
+        .await
+        .unwrap();
+        (items, asked)
+    }
+
+    #[tokio::test]
+    async fn all_pages_follows_cursors_to_the_last_page() {
+        let (items, asked) = listing(10, EmptyPage::FollowsCursor).await;
+        assert_eq!(items, [1, 2]);
+        assert_eq!(asked, [None, Some("a".into()), Some("b".into())]);
+        let (items, asked) = listing(10, EmptyPage::Ends).await;
+        assert_eq!(items, [1]);
+        assert_eq!(asked, [None, Some("a".into())]);
+        let (items, asked) = listing(1, EmptyPage::FollowsCursor).await;
+        assert_eq!(items, [1]);
+        assert_eq!(asked, [None]);
+    }
 }

@@ -1,13 +1,14 @@
 //! GraphQL plumbing (`POST {FLY_API_BASE_URL}/graphql`) and the operations that
 //! exist only there: organizations and `platform.vmSizes` (IP operations live in
-//! `ips.rs`). Generated `graphql_client` types stay private to the `gql` module
-//! and are converted into domain types here.
+//! `ips.rs`, `viewer` in `identity.rs`). Generated `graphql_client` types stay in the
+//! `gql` module, private to the wire layer, and are converted into domain types where
+//! they are used.
 
 use graphql_client::GraphQLQuery;
 use http::Method;
 use serde::{Deserialize, Serialize};
 
-use super::client::{Api, Req, RetryMode, decode};
+use super::client::{Api, EmptyPage, Req, RetryMode, all_pages, decode};
 use super::error::GraphQlError;
 use super::{Client, Error, Organization};
 
@@ -26,45 +27,27 @@ pub(crate) mod gql {
     /// RFC 3339 timestamps, kept as text.
     pub(crate) type ISO8601DateTime = String;
 
-    #[derive(GraphQLQuery)]
-    #[graphql(
-        schema_path = "graphql/schema.graphql",
-        query_path = "graphql/organizations.graphql",
-        response_derives = "Debug"
-    )]
-    pub(crate) struct Organizations;
+    /// Declares operation `$name` of the query file `$query_path` (a literal token, as
+    /// the derive reads it), checked against Fly's schema.
+    #[rustfmt::skip] // rustfmt re-indents an attribute inside a macro body on every run
+    macro_rules! operation {
+        ($name:ident, $query_path:tt) => {
+            #[derive(GraphQLQuery)]
+            #[graphql(
+                schema_path = "graphql/schema.graphql",
+                query_path = $query_path,
+                response_derives = "Debug"
+            )]
+            pub(crate) struct $name;
+        };
+    }
 
-    #[derive(GraphQLQuery)]
-    #[graphql(
-        schema_path = "graphql/schema.graphql",
-        query_path = "graphql/vm_sizes.graphql",
-        response_derives = "Debug"
-    )]
-    pub(crate) struct VmSizes;
-
-    #[derive(GraphQLQuery)]
-    #[graphql(
-        schema_path = "graphql/schema.graphql",
-        query_path = "graphql/allocate_ip_address.graphql",
-        response_derives = "Debug"
-    )]
-    pub(crate) struct AllocateIpAddress;
-
-    #[derive(GraphQLQuery)]
-    #[graphql(
-        schema_path = "graphql/schema.graphql",
-        query_path = "graphql/release_ip_address.graphql",
-        response_derives = "Debug"
-    )]
-    pub(crate) struct ReleaseIpAddress;
-
-    #[derive(GraphQLQuery)]
-    #[graphql(
-        schema_path = "graphql/schema.graphql",
-        query_path = "graphql/app_ip_addresses.graphql",
-        response_derives = "Debug"
-    )]
-    pub(crate) struct AppIpAddresses;
+    operation!(Organizations, "graphql/organizations.graphql");
+    operation!(VmSizes, "graphql/vm_sizes.graphql");
+    operation!(AllocateIpAddress, "graphql/allocate_ip_address.graphql");
+    operation!(ReleaseIpAddress, "graphql/release_ip_address.graphql");
+    operation!(AppIpAddresses, "graphql/app_ip_addresses.graphql");
+    operation!(Viewer, "graphql/viewer.graphql");
 }
 
 /// A VM size with its price.
@@ -158,36 +141,29 @@ impl Client {
 
     /// GraphQL `organizations`: every org the token can see (all pages).
     pub async fn organizations(&self) -> Result<Vec<Organization>, Error> {
-        let mut orgs = Vec::new();
-        let mut after: Option<String> = None;
-        for _ in 0..MAX_PAGES {
+        all_pages(MAX_PAGES, EmptyPage::FollowsCursor, |after| async move {
             let vars = gql::organizations::Variables {
                 admin: false,
-                after: after.clone(),
+                after,
             };
             let data = self
                 .graphql::<gql::Organizations>("organizations", vars, false)
                 .await?;
             let conn = data.organizations;
-            for node in conn.nodes.unwrap_or_default().into_iter().flatten() {
-                orgs.push(Organization {
-                    id: node.id,
-                    slug: node.slug,
-                    name: node.name,
-                    kind: Some(org_type(&node.type_)),
-                    paid_plan: Some(node.paid_plan),
-                    viewer_role: Some(node.viewer_role),
-                    internal_numeric_id: big_int(&node.internal_numeric_id),
-                });
-            }
-            match conn.page_info {
-                Some(page) if page.has_next_page && page.end_cursor.is_some() => {
-                    after = page.end_cursor;
-                }
-                _ => break,
-            }
-        }
-        Ok(orgs)
+            let orgs = conn.nodes.unwrap_or_default().into_iter().flatten();
+            let orgs = orgs.map(|node| Organization {
+                id: node.id,
+                slug: node.slug,
+                name: node.name,
+                kind: Some(org_type(&node.type_)),
+                paid_plan: Some(node.paid_plan),
+                viewer_role: Some(node.viewer_role),
+                internal_numeric_id: big_int(&node.internal_numeric_id),
+            });
+            let next = conn.page_info.filter(|p| p.has_next_page);
+            Ok((orgs.collect(), next.and_then(|p| p.end_cursor)))
+        })
+        .await
     }
 
     /// GraphQL `platform.vmSizes`: VM sizes with prices.

@@ -1,26 +1,9 @@
 //! Who a token belongs to, over GraphQL (`viewer`): the identity check for tokens that
 //! are not macaroons, which `GET /v1/tokens/current` does not describe (it reads the
-//! macaroons of the header). Generated types stay private to this file.
+//! macaroons of the header).
 
+use super::graphql::gql;
 use super::{Client, Error};
-
-#[allow(
-    missing_debug_implementations,
-    clippy::all,
-    dead_code,
-    non_camel_case_types
-)]
-mod gql {
-    use graphql_client::GraphQLQuery;
-
-    #[derive(GraphQLQuery)]
-    #[graphql(
-        schema_path = "graphql/schema.graphql",
-        query_path = "graphql/viewer.graphql",
-        response_derives = "Debug"
-    )]
-    pub(crate) struct Viewer;
-}
 
 /// The principal behind a token (GraphQL `viewer`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]

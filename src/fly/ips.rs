@@ -5,9 +5,8 @@
 use http::Method;
 use serde::{Deserialize, Serialize};
 
-use super::client::Req;
+use super::client::{EmptyPage, Req, all_pages};
 use super::graphql::gql;
-use super::pacing::PaceClass;
 use super::{Client, Error, null_as_default};
 
 /// Kind of IP address.
@@ -181,37 +180,20 @@ fn gql_type(kind: IpType) -> Result<gql::allocate_ip_address::IPAddressType, Err
     }
 }
 
-fn alloc_type_str(t: &gql::allocate_ip_address::IPAddressType) -> String {
-    use gql::allocate_ip_address::IPAddressType as T;
-    match t {
-        T::v4 => "v4".into(),
-        T::v6 => "v6".into(),
-        T::shared_v4 => "shared_v4".into(),
-        T::private_v6 => "private_v6".into(),
-        T::Other(s) => s.clone(),
-    }
-}
-
-fn list_type_str(t: &gql::app_ip_addresses::IPAddressType) -> String {
-    use gql::app_ip_addresses::IPAddressType as T;
-    match t {
-        T::v4 => "v4".into(),
-        T::v6 => "v6".into(),
-        T::shared_v4 => "shared_v4".into(),
-        T::private_v6 => "private_v6".into(),
-        T::Other(s) => s.clone(),
+/// The API's name of a GraphQL `IPAddressType` (`v4`, `shared_v4`, …, or the unknown
+/// name as given): each operation has its own generated copy of the enum, and what
+/// their `Serialize` writes is that name.
+fn ip_type_name(t: &impl Serialize) -> Option<String> {
+    match serde_json::to_value(t) {
+        Ok(serde_json::Value::String(name)) => Some(name),
+        _ => None,
     }
 }
 
 impl Client {
     /// List IP Assignments: `GET /v1/apps/{app_name}/ip_assignments`.
     pub async fn list_ip_assignments(&self, app: &str) -> Result<Vec<IpAssignment>, Error> {
-        let req = Req::machines(
-            "list_ip_assignments",
-            Method::GET,
-            &["apps", app, "ip_assignments"],
-        )
-        .pace(PaceClass::Action, app);
+        let req = Req::app("list_ip_assignments", Method::GET, app, &["ip_assignments"]);
         let wire: WireIpList = self.send(req).await?.json()?;
         Ok(wire.ips)
     }
@@ -222,13 +204,13 @@ impl Client {
         app: &str,
         body: &AllocateIp,
     ) -> Result<IpAssignment, Error> {
-        let req = Req::machines(
+        let req = Req::app(
             "allocate_ip_assignment",
             Method::POST,
-            &["apps", app, "ip_assignments"],
+            app,
+            &["ip_assignments"],
         )
-        .json(body)?
-        .pace(PaceClass::Action, app);
+        .json(body)?;
         let mut ip: IpAssignment = self.send(req).await?.json()?;
         if ip.kind.is_none() {
             ip.kind = Some(body.kind.as_str().to_owned());
@@ -238,12 +220,12 @@ impl Client {
 
     /// Release IP: `DELETE /v1/apps/{app_name}/ip_assignments/{ip}`.
     pub async fn release_ip_assignment(&self, app: &str, ip: &str) -> Result<(), Error> {
-        let req = Req::machines(
+        let req = Req::app(
             "release_ip_assignment",
             Method::DELETE,
-            &["apps", app, "ip_assignments", ip],
-        )
-        .pace(PaceClass::Action, app);
+            app,
+            &["ip_assignments", ip],
+        );
         self.send(req).await?;
         Ok(())
     }
@@ -276,7 +258,7 @@ impl Client {
         match payload.ip_address {
             Some(ip) => Ok(IpAssignment {
                 ip: Some(ip.address),
-                kind: Some(alloc_type_str(&ip.type_)),
+                kind: ip_type_name(&ip.type_),
                 region: ip.region,
                 service_name: ip.service_name,
                 shared: false,
@@ -320,12 +302,10 @@ impl Client {
 
     /// GraphQL `app(name){ipAddresses, sharedIpAddress}` (all pages).
     pub async fn app_ip_addresses(&self, app: &str) -> Result<AppIps, Error> {
-        let mut out = AppIps::default();
-        let mut after: Option<String> = None;
-        for _ in 0..MAX_PAGES {
+        let pages = all_pages(MAX_PAGES, EmptyPage::FollowsCursor, |after| async move {
             let vars = gql::app_ip_addresses::Variables {
                 app_name: app.to_owned(),
-                after: after.clone(),
+                after,
             };
             let data = self
                 .graphql::<gql::AppIpAddresses>("app_ip_addresses", vars, false)
@@ -340,35 +320,59 @@ impl Client {
                     retry_after: None,
                 });
             };
-            out.shared_v4 = gql_app.shared_ip_address;
-            for ip in gql_app
-                .ip_addresses
-                .nodes
-                .unwrap_or_default()
-                .into_iter()
-                .flatten()
-            {
-                out.addresses.push(IpAssignment {
-                    ip: Some(ip.address),
-                    kind: Some(list_type_str(&ip.type_)),
-                    region: ip.region,
-                    service_name: ip.service_name,
-                    created_at: Some(ip.created_at),
-                    id: Some(ip.id),
-                    network: ip.network.map(|n| IpNetwork {
-                        name: n.name,
-                        org_slug: Some(n.organization.slug),
-                    }),
-                    ..IpAssignment::default()
-                });
-            }
-            match gql_app.ip_addresses.page_info {
-                Some(page) if page.has_next_page && page.end_cursor.is_some() => {
-                    after = page.end_cursor;
-                }
-                _ => break,
-            }
+            let ips = gql_app.ip_addresses;
+            let addresses = ips.nodes.unwrap_or_default().into_iter().flatten();
+            let addresses = addresses.map(|ip| IpAssignment {
+                ip: Some(ip.address),
+                kind: ip_type_name(&ip.type_),
+                region: ip.region,
+                service_name: ip.service_name,
+                created_at: Some(ip.created_at),
+                id: Some(ip.id),
+                network: ip.network.map(|n| IpNetwork {
+                    name: n.name,
+                    org_slug: Some(n.organization.slug),
+                }),
+                ..IpAssignment::default()
+            });
+            let page = AppIps {
+                shared_v4: gql_app.shared_ip_address,
+                addresses: addresses.collect(),
+            };
+            let next = ips.page_info.filter(|p| p.has_next_page);
+            Ok((vec![page], next.and_then(|p| p.end_cursor)))
+        })
+        .await?;
+        // Every page tells the shared address; the last one's is kept.
+        Ok(AppIps {
+            shared_v4: pages.last().and_then(|p| p.shared_v4.clone()),
+            addresses: pages.into_iter().flat_map(|p| p.addresses).collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_type_names_are_the_api_names() {
+        use gql::allocate_ip_address::IPAddressType as Allocated;
+        use gql::app_ip_addresses::IPAddressType as Listed;
+        let cases = [
+            (Allocated::v4, Listed::v4, "v4"),
+            (Allocated::v6, Listed::v6, "v6"),
+            (Allocated::shared_v4, Listed::shared_v4, "shared_v4"),
+            (Allocated::private_v6, Listed::private_v6, "private_v6"),
+            (
+                Allocated::Other("v9".into()),
+                Listed::Other("v9".into()),
+                "v9",
+            ),
+        ];
+        for (allocated, listed, name) in cases {
+            assert_eq!(ip_type_name(&allocated).as_deref(), Some(name));
+            assert_eq!(ip_type_name(&listed).as_deref(), Some(name));
         }
-        Ok(out)
     }
 }

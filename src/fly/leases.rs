@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 use http::Method;
 use serde::{Deserialize, Serialize};
 
-use super::client::{Req, RetryMode, decode_value};
-use super::pacing::PaceClass;
+use super::client::{Req, Resp, RetryMode, decode_value};
 use super::{Client, Error, LeaseNonce, null_as_default};
 
 /// Acquires sent for one lease before an ambiguous failure is reported: each one
@@ -67,25 +66,28 @@ fn parse_lease(
     decode_value(op, inner, request_id)
 }
 
+/// The lease a lease call answered.
+fn lease_answer(resp: &Resp) -> Result<Lease, Error> {
+    parse_lease(resp.op, resp.json()?, resp.request_id.as_deref())
+}
+
+impl Req {
+    /// The lease's time to live, in the query and in the body `{ttl, description}` (see
+    /// [`Client::acquire_lease`]).
+    fn lease_ttl(self, ttl_secs: u64, description: &str) -> Result<Req, Error> {
+        let ttl = ttl_secs.max(1);
+        self.query("ttl", ttl)
+            .json(&WireAcquire { ttl, description })
+    }
+}
+
 impl Client {
     /// Get Lease: `GET /v1/apps/{app_name}/machines/{machine_id}/lease`
     /// (`None` when no lease is held: 404).
     pub async fn get_lease(&self, app: &str, machine_id: &str) -> Result<Option<Lease>, Error> {
-        let req = Req::machines(
-            "get_lease",
-            Method::GET,
-            &["apps", app, "machines", machine_id, "lease"],
-        )
-        .pace(PaceClass::Action, machine_id);
+        let req = Req::machine("get_lease", Method::GET, app, machine_id, &["lease"]);
         match self.send(req).await {
-            Ok(resp) => {
-                let rid = resp.request_id.clone();
-                Ok(Some(parse_lease(
-                    "get_lease",
-                    resp.json()?,
-                    rid.as_deref(),
-                )?))
-            }
+            Ok(resp) => Ok(Some(lease_answer(&resp)?)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
@@ -162,20 +164,9 @@ impl Client {
         ttl_secs: u64,
         description: &str,
     ) -> Result<Lease, Error> {
-        let req = Req::machines(
-            "acquire_lease",
-            Method::POST,
-            &["apps", app, "machines", machine_id, "lease"],
-        )
-        .query("ttl", ttl_secs.max(1))
-        .json(&WireAcquire {
-            ttl: ttl_secs.max(1),
-            description,
-        })?
-        .pace(PaceClass::Action, machine_id);
-        let resp = self.send(req).await?;
-        let rid = resp.request_id.clone();
-        let lease = parse_lease("acquire_lease", resp.json()?, rid.as_deref())?;
+        let req = Req::machine("acquire_lease", Method::POST, app, machine_id, &["lease"])
+            .lease_ttl(ttl_secs, description)?;
+        let lease = lease_answer(&self.send(req).await?)?;
         if lease.nonce.is_none() {
             return Err(Error::invalid(
                 "lease",
@@ -194,22 +185,11 @@ impl Client {
         nonce: &LeaseNonce,
         ttl_secs: u64,
     ) -> Result<Lease, Error> {
-        let req = Req::machines(
-            "refresh_lease",
-            Method::POST,
-            &["apps", app, "machines", machine_id, "lease"],
-        )
-        .query("ttl", ttl_secs.max(1))
-        .json(&WireAcquire {
-            ttl: ttl_secs.max(1),
-            description: "",
-        })?
-        .nonce(Some(nonce))
-        .retry(RetryMode::Safe)
-        .pace(PaceClass::Action, machine_id);
-        let resp = self.send(req).await?;
-        let rid = resp.request_id.clone();
-        let mut lease = parse_lease("refresh_lease", resp.json()?, rid.as_deref())?;
+        let req = Req::machine("refresh_lease", Method::POST, app, machine_id, &["lease"])
+            .lease_ttl(ttl_secs, "")?
+            .nonce(Some(nonce))
+            .retry(RetryMode::Safe);
+        let mut lease = lease_answer(&self.send(req).await?)?;
         match &lease.nonce {
             None => lease.nonce = Some(nonce.clone()),
             // flyctl (`internal/machine/leasable_machine.go`, `RefreshLease`) refuses a
@@ -235,13 +215,8 @@ impl Client {
         machine_id: &str,
         nonce: &LeaseNonce,
     ) -> Result<(), Error> {
-        let req = Req::machines(
-            "release_lease",
-            Method::DELETE,
-            &["apps", app, "machines", machine_id, "lease"],
-        )
-        .nonce(Some(nonce))
-        .pace(PaceClass::Action, machine_id);
+        let req = Req::machine("release_lease", Method::DELETE, app, machine_id, &["lease"])
+            .nonce(Some(nonce));
         match self.send(req).await {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
@@ -255,12 +230,7 @@ impl Client {
         app: &str,
         machine_id: &str,
     ) -> Result<BTreeMap<String, String>, Error> {
-        let req = Req::machines(
-            "get_metadata",
-            Method::GET,
-            &["apps", app, "machines", machine_id, "metadata"],
-        )
-        .pace(PaceClass::Action, machine_id);
+        let req = Req::machine("get_metadata", Method::GET, app, machine_id, &["metadata"]);
         let map: Option<BTreeMap<String, String>> = self.send(req).await?.json()?;
         Ok(map.unwrap_or_default())
     }
@@ -275,18 +245,19 @@ impl Client {
         machine_version: Option<&str>,
         nonce: Option<&LeaseNonce>,
     ) -> Result<(), Error> {
-        let req = Req::machines(
+        let req = Req::machine(
             "patch_metadata",
             Method::PATCH,
-            &["apps", app, "machines", machine_id, "metadata"],
+            app,
+            machine_id,
+            &["metadata"],
         )
         .json(&WireMetadataPatch {
             metadata: changes,
             machine_version,
         })?
         .nonce(nonce)
-        .retry(RetryMode::Safe)
-        .pace(PaceClass::Action, machine_id);
+        .retry(RetryMode::Safe);
         self.send(req).await?;
         Ok(())
     }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use http::Method;
 use serde::{Deserialize, Serialize};
 
-use super::client::Req;
+use super::client::{EmptyPage, Req, all_pages};
 use super::pacing::PaceClass;
 use super::{Client, Error, null_as_default};
 
@@ -229,11 +229,8 @@ pub struct MachinePort {
     /// Public port.
     pub port: Option<u16>,
     /// Handlers such as `http`, `tls`.
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub handlers: Vec<String>,
     /// Redirect HTTP to HTTPS.
     pub force_https: Option<bool>,
@@ -253,11 +250,8 @@ pub struct MachineService {
     #[serde(default, deserialize_with = "null_as_default")]
     pub internal_port: u16,
     /// Public ports.
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<MachinePort>,
     /// What the proxy does with idle machines.
     pub autostop: Option<AutostopMode>,
@@ -367,39 +361,24 @@ pub struct MachineConfig {
     /// CPU and memory.
     pub guest: Option<GuestConfig>,
     /// Environment variables.
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "BTreeMap::is_empty"
-    )]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
     /// Metadata (string map; also reachable through the metadata endpoints).
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "BTreeMap::is_empty"
-    )]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
     /// Services exposed through the proxy.
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<MachineService>,
     /// Top-level health checks by name.
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "BTreeMap::is_empty"
-    )]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub checks: BTreeMap<String, MachineCheck>,
     /// Volume mounts.
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<Mount>,
     /// Restart policy.
     pub restart: Option<RestartPolicy>,
@@ -738,6 +717,17 @@ pub const IDEMPOTENCY_KEY_METADATA: &str = "fly_mcp_idempotency_key";
 /// Guard against a server that keeps handing out cursors.
 const MAX_PAGES: usize = super::apps::MAX_PAGES;
 
+/// The request of Get Machine, paced under Fly's own limit for machine reads (5 req/s,
+/// where an action gets 1).
+fn get_machine_req(app: &str, machine_id: &str) -> Req {
+    Req::machines(
+        "get_machine",
+        Method::GET,
+        &["apps", app, "machines", machine_id],
+    )
+    .pace(PaceClass::GetMachine, machine_id)
+}
+
 impl Client {
     /// List Machines: `GET /v1/apps/{app_name}/machines` with `state`, `region`,
     /// `summary`, `include_leases` and `metadata.KEY=` filters; follows the
@@ -747,17 +737,14 @@ impl Client {
         app: &str,
         filter: &MachineFilter,
     ) -> Result<Vec<Machine>, Error> {
-        let mut machines = Vec::new();
-        let mut cursor: Option<String> = None;
         let states = filter
             .state
             .iter()
             .map(MachineState::as_str)
             .collect::<Vec<_>>()
             .join(",");
-        for _ in 0..MAX_PAGES {
-            let mut req = Req::machines("list_machines", Method::GET, &["apps", app, "machines"])
-                .pace(PaceClass::Action, app);
+        all_pages(MAX_PAGES, EmptyPage::Ends, |cursor| {
+            let mut req = Req::app("list_machines", Method::GET, app, &["machines"]);
             if !states.is_empty() {
                 req = req.query("state", &states);
             }
@@ -771,29 +758,19 @@ impl Client {
             for (k, v) in &filter.metadata {
                 req = req.query(&format!("metadata.{k}"), v);
             }
-            req = req.query_opt("cursor", cursor.as_deref());
-            let resp = self.send(req).await?;
-            let page: Vec<Machine> = resp.json()?;
-            let next = resp.header("fly-next-cursor").map(str::to_owned);
-            let empty = page.is_empty();
-            machines.extend(page);
-            match next.filter(|c| !c.is_empty()) {
-                Some(next) if !empty => cursor = Some(next),
-                _ => break,
+            req = req.query_opt("cursor", cursor);
+            async move {
+                let resp = self.send(req).await?;
+                let next = resp.header("fly-next-cursor").filter(|c| !c.is_empty());
+                Ok((resp.json()?, next.map(str::to_owned)))
             }
-        }
-        Ok(machines)
+        })
+        .await
     }
 
     /// Get Machine: `GET /v1/apps/{app_name}/machines/{machine_id}`.
     pub async fn get_machine(&self, app: &str, machine_id: &str) -> Result<Machine, Error> {
-        let req = Req::machines(
-            "get_machine",
-            Method::GET,
-            &["apps", app, "machines", machine_id],
-        )
-        .pace(PaceClass::GetMachine, machine_id);
-        self.send(req).await?.json()
+        self.send(get_machine_req(app, machine_id)).await?.json()
     }
 
     /// Get Machine with its lease holder: `GET /v1/apps/{app_name}/machines/{machine_id}?include_leases=true`.
@@ -802,13 +779,7 @@ impl Client {
         app: &str,
         machine_id: &str,
     ) -> Result<Machine, Error> {
-        let req = Req::machines(
-            "get_machine",
-            Method::GET,
-            &["apps", app, "machines", machine_id],
-        )
-        .query("include_leases", "true")
-        .pace(PaceClass::GetMachine, machine_id);
+        let req = get_machine_req(app, machine_id).query("include_leases", "true");
         self.send(req).await?.json()
     }
 
@@ -829,9 +800,7 @@ impl Client {
             }
             None => body,
         };
-        let req = Req::machines("create_machine", Method::POST, &["apps", app, "machines"])
-            .json(body)?
-            .pace(PaceClass::Action, app);
+        let req = Req::app("create_machine", Method::POST, app, &["machines"]).json(body)?;
         self.send(req).await?.json()
     }
 
@@ -897,5 +866,79 @@ impl Client {
         Ok(found
             .into_iter()
             .find(|m| m.metadata(IDEMPOTENCY_KEY_METADATA) == Some(key) && m.state.is_active()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A config's collections: `null`, missing and empty all decode as empty, and an
+    /// empty one is left out of what is sent; a filled one goes out as it came.
+    #[test]
+    fn config_collections_null_missing_and_empty() {
+        let bare = MachineConfig {
+            image: "nginx".into(),
+            ..MachineConfig::default()
+        };
+        for (field, empty) in [
+            ("env", json!({})),
+            ("metadata", json!({})),
+            ("services", json!([])),
+            ("checks", json!({})),
+            ("mounts", json!([])),
+        ] {
+            for given in [json!(null), empty] {
+                let mut wire = json!({"image": "nginx"});
+                wire[field] = given;
+                let config: MachineConfig = serde_json::from_value(wire).unwrap();
+                assert_eq!(config, bare, "{field}");
+            }
+        }
+        let missing: MachineConfig = serde_json::from_value(json!({"image": "nginx"})).unwrap();
+        assert_eq!(missing, bare);
+        assert_eq!(
+            serde_json::to_value(&bare).unwrap(),
+            json!({"image": "nginx"})
+        );
+
+        let full = json!({
+            "image": "nginx",
+            "env": {"A": "1"},
+            "metadata": {"k": "v"},
+            "services": [{"protocol": "tcp", "internal_port": 80,
+                "ports": [{"port": 443, "handlers": ["tls", "http"]}]}],
+            "checks": {"h": {"type": "http", "port": 80}},
+            "mounts": [{"volume": "vol_1", "path": "/data"}],
+        });
+        let config: MachineConfig = serde_json::from_value(full.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&config).unwrap(), full);
+    }
+
+    /// The same for a service's ports and a port's handlers.
+    #[test]
+    fn service_ports_and_handlers_null_missing_and_empty() {
+        for wire in [
+            json!({"protocol": "tcp", "internal_port": 80}),
+            json!({"protocol": "tcp", "internal_port": 80, "ports": null}),
+            json!({"protocol": "tcp", "internal_port": 80, "ports": []}),
+        ] {
+            let service: MachineService = serde_json::from_value(wire).unwrap();
+            assert!(service.ports.is_empty());
+            assert_eq!(
+                serde_json::to_value(&service).unwrap(),
+                json!({"protocol": "tcp", "internal_port": 80})
+            );
+        }
+        for wire in [
+            json!({"port": 443}),
+            json!({"port": 443, "handlers": null}),
+            json!({"port": 443, "handlers": []}),
+        ] {
+            let port: MachinePort = serde_json::from_value(wire).unwrap();
+            assert!(port.handlers.is_empty());
+            assert_eq!(serde_json::to_value(&port).unwrap(), json!({"port": 443}));
+        }
     }
 }

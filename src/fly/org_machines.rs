@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::{
     GuestConfig, MachineState,
-    client::{Client, Req},
+    client::{Client, EmptyPage, Req, all_pages},
     error::Error,
     pacing::PaceClass,
 };
@@ -106,9 +106,7 @@ impl Client {
         let after = updated_after
             .and_then(|s| jiff::Timestamp::from_second(s).ok())
             .map(|t| t.to_string());
-        let mut out = Vec::new();
-        let mut cursor: Option<String> = None;
-        for _ in 0..MAX_PAGES {
+        all_pages(MAX_PAGES, EmptyPage::Ends, |cursor| {
             let mut req = Req::machines("org_machines", Method::GET, &["orgs", org, "machines"])
                 .pace(PaceClass::Action, org)
                 .query("limit", PAGE);
@@ -116,15 +114,13 @@ impl Client {
                 req = req.query("include_deleted", "true");
             }
             req = req.query_opt("updated_after", after.as_deref());
-            req = req.query_opt("cursor", cursor.as_deref());
-            let page: WirePage = self.send(req).await?.json()?;
-            let empty = page.machines.is_empty();
-            out.extend(page.machines.into_iter().map(OrgMachine::from));
-            match page.next_cursor.filter(|c| !c.is_empty()) {
-                Some(next) if !empty => cursor = Some(next),
-                _ => break,
+            req = req.query_opt("cursor", cursor);
+            async move {
+                let page: WirePage = self.send(req).await?.json()?;
+                let machines = page.machines.into_iter().map(OrgMachine::from).collect();
+                Ok((machines, page.next_cursor.filter(|c| !c.is_empty())))
             }
-        }
-        Ok(out)
+        })
+        .await
     }
 }

@@ -9,7 +9,6 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::client::Req;
-use super::pacing::PaceClass;
 use super::{Client, Error, null_as_default};
 
 /// A secret's name and digest (never its value).
@@ -79,8 +78,7 @@ impl Client {
     /// List App Secrets: `GET /v1/apps/{app_name}/secrets` (names and digests;
     /// `show_secrets` is never sent).
     pub async fn list_secrets(&self, app: &str) -> Result<Vec<Secret>, Error> {
-        let req = Req::machines("list_secrets", Method::GET, &["apps", app, "secrets"])
-            .pace(PaceClass::Action, app);
+        let req = Req::app("list_secrets", Method::GET, app, &["secrets"]);
         let wire: WireSecretList = self.send(req).await?.json()?;
         Ok(wire.secrets)
     }
@@ -108,10 +106,9 @@ impl Client {
             };
             values.insert(name.clone(), v);
         }
-        let req = Req::machines("update_secrets", Method::POST, &["apps", app, "secrets"])
+        let req = Req::app("update_secrets", Method::POST, app, &["secrets"])
             .json(&serde_json::json!({ "values": values }))?
-            .retry(super::client::RetryMode::Safe)
-            .pace(PaceClass::Action, app);
+            .retry(super::client::RetryMode::Safe);
         let wire: WireUpdate = self.send(req).await?.json()?;
         Ok(SecretsVersion {
             version: wire.version.or(wire.legacy_version).unwrap_or_default(),

@@ -204,39 +204,19 @@ mod tests {
         };
         assert!(guest(&g("shared", 1, 256)).is_ok());
         assert!(guest(&g("performance", 2, 4096)).is_ok());
-        assert!(
-            guest(&g("shared", 1, 300))
-                .unwrap_err()
-                .to_string()
-                .contains("multiple of 256")
-        );
-        assert!(
-            guest(&g("shared", 1, 4096))
-                .unwrap_err()
-                .to_string()
-                .contains("guest.memory_mb")
-        );
-        assert!(
-            guest(&g("shared", 3, 768))
-                .unwrap_err()
-                .to_string()
-                .contains("guest.cpus")
-        );
-        assert!(
-            guest(&g("gpu", 1, 256))
-                .unwrap_err()
-                .to_string()
-                .contains("guest.cpu_kind")
-        );
         let mut with_gpu = g("performance", 8, 32768);
         with_gpu.gpu_kind = Some("a100-pcie-40gb".into());
         with_gpu.gpus = Some(1);
-        assert!(
-            guest(&with_gpu)
-                .unwrap_err()
-                .to_string()
-                .contains("GPU machines are no longer offered")
-        );
+        for (bad, says) in [
+            (g("shared", 1, 300), "multiple of 256"),
+            (g("shared", 1, 4096), "guest.memory_mb"),
+            (g("shared", 3, 768), "guest.cpus"),
+            (g("gpu", 1, 256), "guest.cpu_kind"),
+            (with_gpu, "GPU machines are no longer offered"),
+        ] {
+            let e = guest(&bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{e}");
+        }
     }
 
     #[test]

@@ -5,8 +5,7 @@
 use http::Method;
 use serde::{Deserialize, Serialize};
 
-use super::client::{Req, RetryMode};
-use super::pacing::PaceClass;
+use super::client::{EmptyPage, Req, RetryMode, all_pages};
 use super::{Client, Error, GuestConfig, null_as_default};
 
 /// A Fly volume.
@@ -180,33 +179,23 @@ fn check_retention(days: Option<u32>) -> Result<(), Error> {
 impl Client {
     /// List Volumes: `GET /v1/apps/{app_name}/volumes` (follows `fly-next-cursor`).
     pub async fn list_volumes(&self, app: &str) -> Result<Vec<Volume>, Error> {
-        let mut volumes = Vec::new();
-        let mut cursor: Option<String> = None;
-        for _ in 0..super::apps::MAX_PAGES {
-            let req = Req::machines("list_volumes", Method::GET, &["apps", app, "volumes"])
-                .query_opt("cursor", cursor.as_deref())
-                .pace(PaceClass::Action, app);
-            let resp = self.send(req).await?;
-            let page: Vec<Volume> = resp.json()?;
-            let next = resp.header("fly-next-cursor").map(str::to_owned);
-            let empty = page.is_empty();
-            volumes.extend(page);
-            match next.filter(|c| !c.is_empty()) {
-                Some(next) if !empty => cursor = Some(next),
-                _ => break,
-            }
-        }
-        Ok(volumes)
+        all_pages(
+            super::apps::MAX_PAGES,
+            EmptyPage::Ends,
+            |cursor| async move {
+                let req = Req::app("list_volumes", Method::GET, app, &["volumes"])
+                    .query_opt("cursor", cursor);
+                let resp = self.send(req).await?;
+                let next = resp.header("fly-next-cursor").filter(|c| !c.is_empty());
+                Ok((resp.json()?, next.map(str::to_owned)))
+            },
+        )
+        .await
     }
 
     /// Get Volume: `GET /v1/apps/{app_name}/volumes/{volume_id}`.
     pub async fn get_volume(&self, app: &str, volume_id: &str) -> Result<Volume, Error> {
-        let req = Req::machines(
-            "get_volume",
-            Method::GET,
-            &["apps", app, "volumes", volume_id],
-        )
-        .pace(PaceClass::Action, volume_id);
+        let req = Req::volume("get_volume", Method::GET, app, volume_id, &[]);
         self.send(req).await?.json()
     }
 
@@ -225,9 +214,7 @@ impl Client {
             return Err(Error::invalid("size_gb", "must be at least 1"));
         }
         check_retention(body.snapshot_retention)?;
-        let req = Req::machines("create_volume", Method::POST, &["apps", app, "volumes"])
-            .json(body)?
-            .pace(PaceClass::Action, app);
+        let req = Req::app("create_volume", Method::POST, app, &["volumes"]).json(body)?;
         self.send(req).await?.json()
     }
 
@@ -239,13 +226,7 @@ impl Client {
         body: &UpdateVolume,
     ) -> Result<Volume, Error> {
         check_retention(body.snapshot_retention)?;
-        let req = Req::machines(
-            "update_volume",
-            Method::PUT,
-            &["apps", app, "volumes", volume_id],
-        )
-        .json(body)?
-        .pace(PaceClass::Action, volume_id);
+        let req = Req::volume("update_volume", Method::PUT, app, volume_id, &[]).json(body)?;
         self.send(req).await?.json()
     }
 
@@ -256,24 +237,14 @@ impl Client {
         volume_id: &str,
         size_gb: u64,
     ) -> Result<ExtendedVolume, Error> {
-        let req = Req::machines(
-            "extend_volume",
-            Method::PUT,
-            &["apps", app, "volumes", volume_id, "extend"],
-        )
-        .json(&serde_json::json!({ "size_gb": size_gb }))?
-        .pace(PaceClass::Action, volume_id);
+        let req = Req::volume("extend_volume", Method::PUT, app, volume_id, &["extend"])
+            .json(&serde_json::json!({ "size_gb": size_gb }))?;
         self.send(req).await?.json()
     }
 
     /// Destroy Volume: `DELETE /v1/apps/{app_name}/volumes/{volume_id}`.
     pub async fn destroy_volume(&self, app: &str, volume_id: &str) -> Result<Volume, Error> {
-        let req = Req::machines(
-            "destroy_volume",
-            Method::DELETE,
-            &["apps", app, "volumes", volume_id],
-        )
-        .pace(PaceClass::Action, volume_id);
+        let req = Req::volume("destroy_volume", Method::DELETE, app, volume_id, &[]);
         let resp = self.send(req).await?;
         if resp.body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Volume {
@@ -286,24 +257,26 @@ impl Client {
 
     /// List Snapshots: `GET /v1/apps/{app_name}/volumes/{volume_id}/snapshots`.
     pub async fn list_snapshots(&self, app: &str, volume_id: &str) -> Result<Vec<Snapshot>, Error> {
-        let req = Req::machines(
+        let req = Req::volume(
             "list_snapshots",
             Method::GET,
-            &["apps", app, "volumes", volume_id, "snapshots"],
-        )
-        .pace(PaceClass::Action, volume_id);
+            app,
+            volume_id,
+            &["snapshots"],
+        );
         self.send(req).await?.json()
     }
 
     /// Create Snapshot: `POST /v1/apps/{app_name}/volumes/{volume_id}/snapshots`.
     pub async fn create_snapshot(&self, app: &str, volume_id: &str) -> Result<(), Error> {
-        let req = Req::machines(
+        let req = Req::volume(
             "create_snapshot",
             Method::POST,
-            &["apps", app, "volumes", volume_id, "snapshots"],
+            app,
+            volume_id,
+            &["snapshots"],
         )
-        .retry(RetryMode::Unsafe)
-        .pace(PaceClass::Action, volume_id);
+        .retry(RetryMode::Unsafe);
         self.send(req).await?;
         Ok(())
     }

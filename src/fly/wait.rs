@@ -16,7 +16,6 @@ use http::Method;
 use serde::{Deserialize, Serialize};
 
 use super::client::{Req, RetryMode};
-use super::pacing::PaceClass;
 use super::{Client, Error, MachineState};
 
 /// Longest single wait call Fly accepts.
@@ -169,18 +168,13 @@ impl Client {
                 .collect::<Vec<_>>()
                 .join(",")
         };
-        let req = Req::machines(
-            "wait_machine",
-            Method::GET,
-            &["apps", app, "machines", machine_id, "wait"],
-        )
-        .query("state", states)
-        .query("timeout", secs)
-        .query_opt("version", params.version.as_deref())
-        .query_opt("from_event_id", params.from_event_id.as_deref())
-        .retry(RetryMode::Wait)
-        .timeout(Duration::from_secs(secs) + self.default_timeout())
-        .pace(PaceClass::Action, machine_id);
+        let req = Req::machine("wait_machine", Method::GET, app, machine_id, &["wait"])
+            .query("state", states)
+            .query("timeout", secs)
+            .query_opt("version", params.version.as_deref())
+            .query_opt("from_event_id", params.from_event_id.as_deref())
+            .retry(RetryMode::Wait)
+            .timeout(Duration::from_secs(secs) + self.default_timeout());
         self.send(req).await?.json()
     }
 

@@ -15,13 +15,13 @@ use super::stub;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// The operation names of every call in `src/fly/` (test modules left out): the literal
-/// first argument of `Req::machines`/`Req::new`, of `simple_action` and of `graphql::<…>`.
+/// first argument of a `Req` constructor (`Req::new`, `Req::machines`, `Req::machine`, …:
+/// each takes the operation name first), of `simple_action` and of `graphql::<…>`.
 fn calls_in_the_client() -> BTreeSet<String> {
-    let literal = regex::Regex::new(
-        r#"(?:Req::(?:machines|new)|simple_action|graphql::<[^>]+>)\(\s*"([a-z0-9_]+)""#,
-    )
-    .unwrap();
-    let any_req = regex::Regex::new(r"Req::(?:machines|new)\(\s*([^\s,]+)").unwrap();
+    let literal =
+        regex::Regex::new(r#"(?:Req::[a-z_]+|simple_action|graphql::<[^>]+>)\(\s*"([a-z0-9_]+)""#)
+            .unwrap();
+    let any_req = regex::Regex::new(r"Req::[a-z_]+\(\s*([^\s,]+)").unwrap();
     let mut ops = BTreeSet::new();
     let dir = Path::new(ROOT).join("src/fly");
     for entry in std::fs::read_dir(&dir).unwrap() {
@@ -34,9 +34,9 @@ fn calls_in_the_client() -> BTreeSet<String> {
         for c in literal.captures_iter(code) {
             ops.insert(c[1].to_owned());
         }
-        // A request built from a non-literal name must be one of the two generic
-        // builders whose callers pass literals (caught above); anything else would
-        // hide a call from this list.
+        // A request built from a non-literal name must be one of the generic builders
+        // whose callers pass literals (caught above); anything else would hide a call
+        // from this list.
         for c in any_req.captures_iter(code) {
             let first = &c[1];
             assert!(
