@@ -9,11 +9,10 @@ use std::time::{Duration, Instant};
 
 use super::{
     Error,
-    outcome::{HasOutcome, Outcome},
+    outcome::{Outcome, outcome_field},
     sched::{BulkOptions, Control, ItemOutcome, run_bulk},
 };
 use crate::fly;
-use crate::workflows::NextStep;
 
 /// What to do to each machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,11 +104,7 @@ pub struct ActionOutcome {
     pub elapsed: Duration,
 }
 
-impl HasOutcome for ActionOutcome {
-    fn outcome(&self) -> Outcome {
-        self.outcome
-    }
-}
+outcome_field!(ActionOutcome);
 
 /// Runs the action on the selected machines. With `owned_only`, machines this
 /// server did not create are refused when named, and skipped when "all" is asked.
@@ -215,17 +210,7 @@ async fn select(client: &fly::Client, spec: &ActionSpec) -> Result<Vec<fly::Mach
         if out.iter().any(|m: &fly::Machine| &m.id == id) {
             continue;
         }
-        let m = client.get_machine(app, id).await.map_err(|e| {
-            if e.is_not_found() {
-                Error::NotFound {
-                    what: "machine",
-                    id: format!("{id} (app {app})"),
-                    hint: NextStep::to("call app_status to see the app's machine ids"),
-                }
-            } else {
-                Error::fly(format!("reading machine {id} of app {app}"))(e)
-            }
-        })?;
+        let m = super::observe::machine_by_id(client, app, id).await?;
         out.push(m);
     }
     Ok(out)

@@ -103,6 +103,26 @@ pub struct MachineSummary {
     pub owned: bool,
 }
 
+/// Reads machine `id` of `app`; an unknown id is [`Error::NotFound`] pointing at
+/// `app_status`.
+pub(crate) async fn machine_by_id(
+    client: &fly::Client,
+    app: &str,
+    id: &str,
+) -> Result<fly::Machine, Error> {
+    client.get_machine(app, id).await.map_err(|e| {
+        if e.is_not_found() {
+            Error::NotFound {
+                what: "machine",
+                id: format!("{id} (app {app})"),
+                hint: NextStep::to("call app_status to see the app's machine ids"),
+            }
+        } else {
+            Error::fly(format!("reading machine {id} of app {app}"))(e)
+        }
+    })
+}
+
 /// Looks up each named machine of `app`. An unknown id is an error naming it.
 pub async fn machines_by_id(
     client: &fly::Client,
@@ -111,17 +131,7 @@ pub async fn machines_by_id(
 ) -> Result<Vec<MachineSummary>, Error> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        let m = client.get_machine(app, id).await.map_err(|e| {
-            if e.is_not_found() {
-                Error::NotFound {
-                    what: "machine",
-                    id: format!("{id} (app {app})"),
-                    hint: NextStep::to("call app_status to see the app's machine ids"),
-                }
-            } else {
-                Error::fly(format!("reading machine {id} of app {app}"))(e)
-            }
-        })?;
+        let m = machine_by_id(client, app, id).await?;
         let owned = super::is_owned(&m);
         out.push(MachineSummary {
             id: m.id,
