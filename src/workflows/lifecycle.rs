@@ -118,10 +118,9 @@ pub async fn run_machine_action(
     let machines = select(client, spec).await?;
     let owned = super::is_owned;
     if owned_only && !spec.machine_ids.is_empty() {
-        super::refuse_foreign(
-            machines.iter().filter(|m| !owned(m)).map(|m| m.id.as_str()),
-            |ids| format!("machines {ids} were not created by this server"),
-        )?;
+        super::refuse_foreign_machines(&machines, |ids| {
+            format!("machines {ids} were not created by this server")
+        })?;
     }
     let mut out: Vec<ActionOutcome> = Vec::new();
     let mut todo: Vec<MachineKey> = Vec::new();

@@ -110,17 +110,17 @@ pub(crate) async fn machine_by_id(
     app: &str,
     id: &str,
 ) -> Result<fly::Machine, Error> {
-    client.get_machine(app, id).await.map_err(|e| {
-        if e.is_not_found() {
-            Error::NotFound {
+    client
+        .get_machine(app, id)
+        .await
+        .map_err(Error::fly_or_not_found(
+            format!("reading machine {id} of app {app}"),
+            || Error::NotFound {
                 what: "machine",
                 id: format!("{id} (app {app})"),
                 hint: NextStep::to("call app_status to see the app's machine ids"),
-            }
-        } else {
-            Error::fly(format!("reading machine {id} of app {app}"))(e)
-        }
-    })
+            },
+        ))
 }
 
 /// Looks up each named machine of `app`. An unknown id is an error naming it.

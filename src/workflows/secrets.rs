@@ -423,26 +423,21 @@ mod tests {
         let seen = Mutex::new(Vec::new());
         let register = |s: &SecretString| seen.lock().unwrap().push(s.expose_secret().to_owned());
         let set = refs(&[("K", "literal:lit-value-987")]);
-        let err = resolve(
-            &set,
-            &[],
-            &open_policy(None, false),
-            NO_CREDENTIAL,
-            &register,
-        )
-        .unwrap_err();
+        let resolve_allowing = |literals: bool| {
+            resolve(
+                &set,
+                &[],
+                &open_policy(None, literals),
+                NO_CREDENTIAL,
+                &register,
+            )
+        };
+        let err = resolve_allowing(false).unwrap_err();
         let text = err.source_text();
         assert!(text.contains("--allow-literal-secrets"), "{text}");
         assert!(!text.contains("lit-value-987"), "{text}");
         assert!(seen.lock().unwrap().contains(&"lit-value-987".to_owned()));
-        let ok = resolve(
-            &set,
-            &[],
-            &open_policy(None, true),
-            NO_CREDENTIAL,
-            &register,
-        )
-        .unwrap();
+        let ok = resolve_allowing(true).unwrap();
         assert_eq!(ok[0].source, SecretSource::Literal);
     }
 

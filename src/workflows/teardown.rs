@@ -92,17 +92,11 @@ pub async fn plan_teardown(
         list_certificates(client, app),
     )?;
     if owned_only {
-        super::refuse_foreign(
-            machines
-                .iter()
-                .filter(|m| !super::is_owned(m))
-                .map(|m| m.id.as_str()),
-            |ids| {
-                format!(
-                    "app {app} holds machines this server did not create ({ids}); it will not tear the app down"
-                )
-            },
-        )?;
+        super::refuse_foreign_machines(&machines, |ids| {
+            format!(
+                "app {app} holds machines this server did not create ({ids}); it will not tear the app down"
+            )
+        })?;
     }
     Ok(TeardownPlan {
         app: app.to_owned(),

@@ -235,18 +235,12 @@ pub async fn plan_update(
         }
     }
     if owned_only {
-        super::refuse_foreign(
-            picked
-                .iter()
-                .filter(|m| !super::is_owned(m))
-                .map(|m| m.id.as_str()),
-            |ids| {
-                format!(
-                    "machines {ids} were not created by this server (no {} metadata)",
-                    super::OWNER_METADATA_KEY
-                )
-            },
-        )?;
+        super::refuse_foreign_machines(&picked, |ids| {
+            format!(
+                "machines {ids} were not created by this server (no {} metadata)",
+                super::OWNER_METADATA_KEY
+            )
+        })?;
     }
     Ok(UpdatePlan {
         app: app.to_owned(),
