@@ -40,27 +40,10 @@ pub async fn platform_facts(
     regions: bool,
     vm_sizes: bool,
 ) -> Result<PlatformFacts, Error> {
-    let regions_fut = async {
-        if regions {
-            client
-                .list_regions()
-                .await
-                .map_err(Error::fly("listing regions"))
-        } else {
-            Ok(Vec::new())
-        }
-    };
-    let sizes_fut = async {
-        if vm_sizes {
-            client
-                .vm_sizes()
-                .await
-                .map_err(Error::fly("listing VM sizes"))
-        } else {
-            Ok(Vec::new())
-        }
-    };
-    let (regions, sizes) = futures::try_join!(regions_fut, sizes_fut)?;
+    let (regions, sizes) = futures::try_join!(
+        read_if(regions, client.list_regions(), "listing regions"),
+        read_if(vm_sizes, client.vm_sizes(), "listing VM sizes"),
+    )?;
     Ok(PlatformFacts {
         regions: regions
             .into_iter()
@@ -103,6 +86,20 @@ pub struct MachineSummary {
     pub owned: bool,
 }
 
+/// Awaits `read` when `wanted` (a list nobody asked for is not fetched, and reads
+/// empty); a failure names `step`.
+async fn read_if<T>(
+    wanted: bool,
+    read: impl Future<Output = Result<Vec<T>, fly::Error>>,
+    step: &'static str,
+) -> Result<Vec<T>, Error> {
+    if wanted {
+        read.await.map_err(Error::fly(step))
+    } else {
+        Ok(Vec::new())
+    }
+}
+
 /// Reads machine `id` of `app`; an unknown id is [`Error::NotFound`] pointing at
 /// `app_status`.
 pub(crate) async fn machine_by_id(
@@ -115,12 +112,17 @@ pub(crate) async fn machine_by_id(
         .await
         .map_err(Error::fly_or_not_found(
             format!("reading machine {id} of app {app}"),
-            || Error::NotFound {
-                what: "machine",
-                id: format!("{id} (app {app})"),
-                hint: NextStep::to("call app_status to see the app's machine ids"),
-            },
+            || machine_not_found(app, id),
         ))
+}
+
+/// The error for a machine id `app` does not have, pointing at `app_status`.
+pub(crate) fn machine_not_found(app: &str, id: &str) -> Error {
+    Error::NotFound {
+        what: "machine",
+        id: format!("{id} (app {app})"),
+        hint: NextStep::to("call app_status to see the app's machine ids"),
+    }
 }
 
 /// Looks up each named machine of `app`. An unknown id is an error naming it.

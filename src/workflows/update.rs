@@ -10,17 +10,16 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use std::sync::Mutex;
 
 use crate::fly::{self, MachineConfig, MachineState, UpdateMachine, WaitTarget};
-use crate::workflows::NextStep;
 
 use super::Error;
 use super::outcome::{self, Outcome, outcome_field};
 use super::provision::CpuKind;
-use super::sched::{BulkOptions, Control, ItemOutcome, run_bulk};
+use super::sched::{BulkOptions, Control, ItemOutcome, Poll, run_bulk};
 
 /// The description our leases carry (shown to anyone who finds the machine leased).
 pub const LEASE_DESCRIPTION: &str = "fly-machines-mcp update_machines";
@@ -226,11 +225,7 @@ pub async fn plan_update(
             let m = all
                 .iter()
                 .find(|m| &m.id == id && live(m))
-                .ok_or_else(|| Error::NotFound {
-                    what: "machine",
-                    id: format!("{id} (app {app})"),
-                    hint: NextStep::to("call app_status to see the app's machine ids"),
-                })?;
+                .ok_or_else(|| super::observe::machine_not_found(app, id))?;
             picked.push(m.clone());
         }
     }
@@ -675,8 +670,7 @@ pub async fn wait_healthy(
     id: &str,
     deadline: Duration,
 ) -> Result<(), String> {
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(100);
+    let mut poll = Poll::starting_at(Duration::from_millis(100));
     loop {
         let m = client
             .get_machine(app, id)
@@ -693,7 +687,7 @@ pub async fn wait_healthy(
         if failing.is_empty() {
             return Ok(());
         }
-        let elapsed = started.elapsed();
+        let elapsed = poll.elapsed();
         if elapsed >= deadline {
             let detail: Vec<String> = failing
                 .iter()
@@ -705,8 +699,7 @@ pub async fn wait_healthy(
                 detail.join("; ")
             ));
         }
-        tokio::time::sleep(pause.min(deadline.saturating_sub(elapsed))).await;
-        pause = (pause * 2).min(Duration::from_secs(2));
+        poll.sleep_at_most(deadline.saturating_sub(elapsed)).await;
     }
 }
 
