@@ -1,9 +1,9 @@
 //! Removing what an environment is made of, each step tolerant of "already gone":
 //! shared by provision's rollback and by teardown.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::Error;
+use super::{Error, sched::Poll};
 use crate::fly;
 
 /// Destroys a machine (force) and waits until it is gone. Gone already is fine.
@@ -41,15 +41,13 @@ pub async fn destroy_volume_retrying(
     id: &str,
     wait: Duration,
 ) -> Result<(), Error> {
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(20);
+    let mut poll = Poll::starting_at(Duration::from_millis(20));
     loop {
         match client.destroy_volume(app, id).await {
             Ok(_) => return Ok(()),
             Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) if started.elapsed() < wait && (e.status() == Some(412) || e.is_retryable()) => {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(2));
+            Err(e) if poll.elapsed() < wait && (e.status() == Some(412) || e.is_retryable()) => {
+                poll.sleep().await;
             }
             Err(e) => {
                 return Err(Error::fly(format!("destroying volume {id} of app {app}"))(
@@ -77,21 +75,17 @@ pub async fn delete_app_fully(
     app: &str,
     wait: Duration,
 ) -> Result<(), Error> {
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(20);
+    let mut poll = Poll::starting_at(Duration::from_millis(20));
     loop {
         match client.delete_app(app, true).await {
             Ok(()) => {}
             Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) if started.elapsed() < wait && e.is_retryable() => {}
+            Err(e) if poll.elapsed() < wait && e.is_retryable() => {}
             Err(e) => return Err(Error::fly(format!("deleting app {app}"))(e)),
         }
         match client.get_app(app).await {
             Err(e) if e.is_not_found() => return Ok(()),
-            Ok(_) | Err(_) if started.elapsed() < wait => {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(2));
-            }
+            Ok(_) | Err(_) if poll.elapsed() < wait => poll.sleep().await,
             Ok(_) => {
                 return Err(Error::NotConverged {
                     subject: format!("app {app}"),

@@ -61,6 +61,22 @@ impl Error {
         }
     }
 
+    /// As [`Error::fly`], except that "not found" becomes `not_found()`: the domain's
+    /// [`Error::NotFound`] naming what is missing and what to call next.
+    pub(crate) fn fly_or_not_found(
+        step: impl Into<String>,
+        not_found: impl FnOnce() -> Error,
+    ) -> impl FnOnce(fly::Error) -> Error {
+        let step = step.into();
+        move |e| {
+            if e.is_not_found() {
+                not_found()
+            } else {
+                Error::fly(step)(e)
+            }
+        }
+    }
+
     /// True when retrying the same call later may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {

@@ -8,11 +8,10 @@
 use std::time::{Duration, Instant};
 
 use crate::fly;
-use crate::workflows::NextStep;
 
 use super::{
     Error,
-    observe::{MachineSummary, machines_by_id},
+    observe::{MachineSummary, machine_not_found, machines_by_id},
 };
 
 /// Longest run Fly's exec endpoint is asked for.
@@ -65,11 +64,10 @@ pub async fn plan_exec(
     owned_only: bool,
 ) -> Result<ExecPlan, Error> {
     let machines = machines_by_id(client, app, &[machine_id.to_owned()]).await?;
-    let machine = machines.into_iter().next().ok_or_else(|| Error::NotFound {
-        what: "machine",
-        id: format!("{machine_id} (app {app})"),
-        hint: NextStep::to("call app_status to see the app's machine ids"),
-    })?;
+    let machine = machines
+        .into_iter()
+        .next()
+        .ok_or_else(|| machine_not_found(app, machine_id))?;
     if owned_only && !machine.owned {
         return Err(Error::Refused {
             rule: "--owned-only".to_owned(),

@@ -9,11 +9,10 @@ use std::time::{Duration, Instant};
 
 use super::{
     Error,
-    outcome::{HasOutcome, Outcome},
+    outcome::{Outcome, outcome_field},
     sched::{BulkOptions, Control, ItemOutcome, run_bulk},
 };
 use crate::fly;
-use crate::workflows::NextStep;
 
 /// What to do to each machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,11 +104,7 @@ pub struct ActionOutcome {
     pub elapsed: Duration,
 }
 
-impl HasOutcome for ActionOutcome {
-    fn outcome(&self) -> Outcome {
-        self.outcome
-    }
-}
+outcome_field!(ActionOutcome);
 
 /// Runs the action on the selected machines. With `owned_only`, machines this
 /// server did not create are refused when named, and skipped when "all" is asked.
@@ -123,10 +118,9 @@ pub async fn run_machine_action(
     let machines = select(client, spec).await?;
     let owned = super::is_owned;
     if owned_only && !spec.machine_ids.is_empty() {
-        super::refuse_foreign(
-            machines.iter().filter(|m| !owned(m)).map(|m| m.id.as_str()),
-            |ids| format!("machines {ids} were not created by this server"),
-        )?;
+        super::refuse_foreign_machines(&machines, |ids| {
+            format!("machines {ids} were not created by this server")
+        })?;
     }
     let mut out: Vec<ActionOutcome> = Vec::new();
     let mut todo: Vec<MachineKey> = Vec::new();
@@ -215,17 +209,7 @@ async fn select(client: &fly::Client, spec: &ActionSpec) -> Result<Vec<fly::Mach
         if out.iter().any(|m: &fly::Machine| &m.id == id) {
             continue;
         }
-        let m = client.get_machine(app, id).await.map_err(|e| {
-            if e.is_not_found() {
-                Error::NotFound {
-                    what: "machine",
-                    id: format!("{id} (app {app})"),
-                    hint: NextStep::to("call app_status to see the app's machine ids"),
-                }
-            } else {
-                Error::fly(format!("reading machine {id} of app {app}"))(e)
-            }
-        })?;
+        let m = super::observe::machine_by_id(client, app, id).await?;
         out.push(m);
     }
     Ok(out)

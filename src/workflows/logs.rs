@@ -314,14 +314,9 @@ pub async fn read_logs(
     }
     let q = &resolved;
     let step = |what: &str| {
-        let step = format!("reading logs of app {app} ({what})");
-        move |e: fly::Error| {
-            if e.is_not_found() {
-                super::status::app_not_found(app)(e)
-            } else {
-                Error::fly(step)(e)
-            }
-        }
+        Error::fly_or_not_found(format!("reading logs of app {app} ({what})"), || {
+            super::status::missing_app(app)
+        })
     };
     let start = match (&q.cursor, q.since_ms) {
         (Some(c), _) => Some(LogCursor::parse(c)?),

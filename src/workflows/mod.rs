@@ -56,6 +56,21 @@ pub(crate) fn refuse_foreign<'a>(
     })
 }
 
+/// [`refuse_foreign`] for `machines`: refused when any of them was not created by this
+/// server ([`is_owned`]).
+pub(crate) fn refuse_foreign_machines<'a>(
+    machines: impl IntoIterator<Item = &'a crate::fly::Machine>,
+    message: impl FnOnce(String) -> String,
+) -> Result<(), Error> {
+    refuse_foreign(
+        machines
+            .into_iter()
+            .filter(|m| !is_owned(m))
+            .map(|m| m.id.as_str()),
+        message,
+    )
+}
+
 /// Machine metadata key: the app secrets version this machine was launched with at
 /// least (`min_secrets_version`), written whenever this server creates or updates a
 /// machine knowing that version. Fly keeps no record of it a client can read back, and

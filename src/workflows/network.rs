@@ -126,17 +126,14 @@ pub async fn allocate_ip(client: &fly::Client, req: &IpRequest) -> Result<Vec<Ip
     let ip = client
         .allocate_ip_assignment(&req.app, &body)
         .await
-        .map_err(|e| {
-            if e.is_not_found() {
-                super::status::missing_app(&req.app)
-            } else {
-                Error::fly(format!(
-                    "allocating a {} address for app {}",
-                    req.kind.as_str(),
-                    req.app
-                ))(e)
-            }
-        })?;
+        .map_err(Error::fly_or_not_found(
+            format!(
+                "allocating a {} address for app {}",
+                req.kind.as_str(),
+                req.app
+            ),
+            || super::status::missing_app(&req.app),
+        ))?;
     let out = IpAddress::from_wire(ip);
     if out.is_empty() {
         return Err(Error::Invalid {
@@ -153,13 +150,13 @@ pub async fn allocate_ip(client: &fly::Client, req: &IpRequest) -> Result<Vec<Ip
 
 /// Every address of `app` (shared v4 included).
 pub async fn list_ips(client: &fly::Client, app: &str) -> Result<Vec<IpAddress>, Error> {
-    let ips = client.list_ip_assignments(app).await.map_err(|e| {
-        if e.is_not_found() {
-            super::status::missing_app(app)
-        } else {
-            Error::fly(format!("listing the addresses of app {app}"))(e)
-        }
-    })?;
+    let ips = client
+        .list_ip_assignments(app)
+        .await
+        .map_err(super::status::app_not_found_while(
+            app,
+            "listing the addresses of app",
+        ))?;
     Ok(ips.into_iter().flat_map(IpAddress::from_wire).collect())
 }
 

@@ -40,27 +40,10 @@ pub async fn platform_facts(
     regions: bool,
     vm_sizes: bool,
 ) -> Result<PlatformFacts, Error> {
-    let regions_fut = async {
-        if regions {
-            client
-                .list_regions()
-                .await
-                .map_err(Error::fly("listing regions"))
-        } else {
-            Ok(Vec::new())
-        }
-    };
-    let sizes_fut = async {
-        if vm_sizes {
-            client
-                .vm_sizes()
-                .await
-                .map_err(Error::fly("listing VM sizes"))
-        } else {
-            Ok(Vec::new())
-        }
-    };
-    let (regions, sizes) = futures::try_join!(regions_fut, sizes_fut)?;
+    let (regions, sizes) = futures::try_join!(
+        read_if(regions, client.list_regions(), "listing regions"),
+        read_if(vm_sizes, client.vm_sizes(), "listing VM sizes"),
+    )?;
     Ok(PlatformFacts {
         regions: regions
             .into_iter()
@@ -103,6 +86,45 @@ pub struct MachineSummary {
     pub owned: bool,
 }
 
+/// Awaits `read` when `wanted` (a list nobody asked for is not fetched, and reads
+/// empty); a failure names `step`.
+async fn read_if<T>(
+    wanted: bool,
+    read: impl Future<Output = Result<Vec<T>, fly::Error>>,
+    step: &'static str,
+) -> Result<Vec<T>, Error> {
+    if wanted {
+        read.await.map_err(Error::fly(step))
+    } else {
+        Ok(Vec::new())
+    }
+}
+
+/// Reads machine `id` of `app`; an unknown id is [`Error::NotFound`] pointing at
+/// `app_status`.
+pub(crate) async fn machine_by_id(
+    client: &fly::Client,
+    app: &str,
+    id: &str,
+) -> Result<fly::Machine, Error> {
+    client
+        .get_machine(app, id)
+        .await
+        .map_err(Error::fly_or_not_found(
+            format!("reading machine {id} of app {app}"),
+            || machine_not_found(app, id),
+        ))
+}
+
+/// The error for a machine id `app` does not have, pointing at `app_status`.
+pub(crate) fn machine_not_found(app: &str, id: &str) -> Error {
+    Error::NotFound {
+        what: "machine",
+        id: format!("{id} (app {app})"),
+        hint: NextStep::to("call app_status to see the app's machine ids"),
+    }
+}
+
 /// Looks up each named machine of `app`. An unknown id is an error naming it.
 pub async fn machines_by_id(
     client: &fly::Client,
@@ -111,17 +133,7 @@ pub async fn machines_by_id(
 ) -> Result<Vec<MachineSummary>, Error> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        let m = client.get_machine(app, id).await.map_err(|e| {
-            if e.is_not_found() {
-                Error::NotFound {
-                    what: "machine",
-                    id: format!("{id} (app {app})"),
-                    hint: NextStep::to("call app_status to see the app's machine ids"),
-                }
-            } else {
-                Error::fly(format!("reading machine {id} of app {app}"))(e)
-            }
-        })?;
+        let m = machine_by_id(client, app, id).await?;
         let owned = super::is_owned(&m);
         out.push(MachineSummary {
             id: m.id,

@@ -81,6 +81,19 @@ pub trait HasOutcome {
     fn outcome(&self) -> Outcome;
 }
 
+/// Implements [`HasOutcome`] for report lines that keep their outcome in a field named
+/// `outcome`.
+macro_rules! outcome_field {
+    ($($line:ty),+ $(,)?) => {
+        $(impl $crate::workflows::outcome::HasOutcome for $line {
+            fn outcome(&self) -> $crate::workflows::outcome::Outcome {
+                self.outcome
+            }
+        })+
+    };
+}
+pub(crate) use outcome_field;
+
 /// How many of `lines` ended with `outcome`.
 pub fn count<T: HasOutcome>(lines: &[T], outcome: Outcome) -> usize {
     lines.iter().filter(|l| l.outcome() == outcome).count()

@@ -14,7 +14,7 @@ use crate::fly::{self, CreateMachine, CreateVolume, MachineState, Mount, WaitTar
 use crate::workflows::NextStep;
 
 use super::Error;
-use super::outcome::{self, HasOutcome, Outcome};
+use super::outcome::{self, Outcome, outcome_field};
 use super::sched::{BulkOptions, Control, ItemOutcome, run_bulk};
 
 /// Clones created (or machines destroyed) concurrently.
@@ -229,11 +229,7 @@ pub struct ScaleReport {
     pub lines: Vec<ScaleLine>,
 }
 
-impl HasOutcome for ScaleLine {
-    fn outcome(&self) -> Outcome {
-        self.outcome
-    }
-}
+outcome_field!(ScaleLine);
 
 impl ScaleReport {
     /// Lines with this outcome.

@@ -9,6 +9,8 @@
 //! start), optional stop-on-first-failure, and cancellation (items not yet started are
 //! reported as cancelled). It reports per item, in input order.
 //!
+//! `Poll` paces a single retry or poll loop (a doubling pause, capped).
+//!
 //! Knows nothing of MCP: progress goes into a channel the tool layer drains.
 
 use std::{
@@ -240,6 +242,39 @@ impl<K, T> BulkReport<K, T> {
 
     fn count(&self, f: impl Fn(&ItemOutcome<T>) -> bool) -> usize {
         self.items.iter().filter(|i| f(&i.outcome)).count()
+    }
+}
+
+/// The pace of one retry or poll loop: how long it has run, and a pause that doubles
+/// after each wait, up to two seconds.
+pub(crate) struct Poll {
+    started: Instant,
+    next: Duration,
+}
+
+impl Poll {
+    /// A loop starting now, whose first pause is `first`.
+    pub(crate) fn starting_at(first: Duration) -> Poll {
+        Poll {
+            started: Instant::now(),
+            next: first,
+        }
+    }
+
+    /// How long the loop has run.
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Sleeps for the current pause, then doubles it.
+    pub(crate) async fn sleep(&mut self) {
+        self.sleep_at_most(self.next).await;
+    }
+
+    /// Sleeps for the current pause but no longer than `limit`, then doubles it.
+    pub(crate) async fn sleep_at_most(&mut self, limit: Duration) {
+        tokio::time::sleep(self.next.min(limit)).await;
+        self.next = (self.next * 2).min(Duration::from_secs(2));
     }
 }
 

@@ -423,26 +423,21 @@ mod tests {
         let seen = Mutex::new(Vec::new());
         let register = |s: &SecretString| seen.lock().unwrap().push(s.expose_secret().to_owned());
         let set = refs(&[("K", "literal:lit-value-987")]);
-        let err = resolve(
-            &set,
-            &[],
-            &open_policy(None, false),
-            NO_CREDENTIAL,
-            &register,
-        )
-        .unwrap_err();
+        let resolve_allowing = |literals: bool| {
+            resolve(
+                &set,
+                &[],
+                &open_policy(None, literals),
+                NO_CREDENTIAL,
+                &register,
+            )
+        };
+        let err = resolve_allowing(false).unwrap_err();
         let text = err.source_text();
         assert!(text.contains("--allow-literal-secrets"), "{text}");
         assert!(!text.contains("lit-value-987"), "{text}");
         assert!(seen.lock().unwrap().contains(&"lit-value-987".to_owned()));
-        let ok = resolve(
-            &set,
-            &[],
-            &open_policy(None, true),
-            NO_CREDENTIAL,
-            &register,
-        )
-        .unwrap();
+        let ok = resolve_allowing(true).unwrap();
         assert_eq!(ok[0].source, SecretSource::Literal);
     }
 
@@ -450,40 +445,19 @@ mod tests {
     fn bare_values_bad_names_and_conflicts_are_rejected_without_echo() {
         let register = |_: &SecretString| {};
         let (open, literal) = (open_policy(None, false), open_policy(None, true));
-        let err = resolve(
-            &refs(&[("K", "bare-value-555")]),
-            &[],
-            &literal,
-            NO_CREDENTIAL,
-            &register,
-        )
-        .unwrap_err();
+        let resolve_refs = |pairs: &[(&str, &str)], unset: &[String], policy: &RefPolicy| {
+            resolve(&refs(pairs), unset, policy, NO_CREDENTIAL, &register)
+        };
+        let err = resolve_refs(&[("K", "bare-value-555")], &[], &literal).unwrap_err();
         assert!(!err.source_text().contains("bare-value-555"));
-        assert!(
-            resolve(
-                &refs(&[("1BAD", "env:HOME")]),
-                &[],
-                &open,
-                NO_CREDENTIAL,
-                &register
-            )
-            .is_err()
-        );
-        let both = resolve(
-            &refs(&[("HOME_X", "env:PATH")]),
-            &["HOME_X".to_owned()],
-            &open,
-            NO_CREDENTIAL,
-            &register,
-        );
+        assert!(resolve_refs(&[("1BAD", "env:HOME")], &[], &open).is_err());
+        let both = resolve_refs(&[("HOME_X", "env:PATH")], &["HOME_X".to_owned()], &open);
         assert!(both.is_err());
-        assert!(resolve(&BTreeMap::new(), &[], &open, NO_CREDENTIAL, &register).is_err());
-        let missing = resolve(
-            &refs(&[("K", "env:SECRET_REFS_TEST_SURELY_UNSET_VAR")]),
+        assert!(resolve_refs(&[], &[], &open).is_err());
+        let missing = resolve_refs(
+            &[("K", "env:SECRET_REFS_TEST_SURELY_UNSET_VAR")],
             &[],
             &open,
-            NO_CREDENTIAL,
-            &register,
         )
         .unwrap_err();
         assert!(missing.source_text().contains("not set"));

@@ -269,13 +269,7 @@ pub fn app_not_found_while<'a>(
     app: &'a str,
     doing: &'a str,
 ) -> impl FnOnce(fly::Error) -> Error + 'a {
-    move |e| {
-        if e.is_not_found() {
-            missing_app(app)
-        } else {
-            Error::fly(format!("{doing} {app}"))(e)
-        }
-    }
+    Error::fly_or_not_found(format!("{doing} {app}"), || missing_app(app))
 }
 
 /// Every machine of `app` (no filter); a missing app is [`Error::NotFound`] with the

@@ -92,17 +92,11 @@ pub async fn plan_teardown(
         list_certificates(client, app),
     )?;
     if owned_only {
-        super::refuse_foreign(
-            machines
-                .iter()
-                .filter(|m| !super::is_owned(m))
-                .map(|m| m.id.as_str()),
-            |ids| {
-                format!(
-                    "app {app} holds machines this server did not create ({ids}); it will not tear the app down"
-                )
-            },
-        )?;
+        super::refuse_foreign_machines(&machines, |ids| {
+            format!(
+                "app {app} holds machines this server did not create ({ids}); it will not tear the app down"
+            )
+        })?;
     }
     Ok(TeardownPlan {
         app: app.to_owned(),
@@ -210,103 +204,73 @@ pub async fn teardown(
     ctl: &Control,
 ) -> Result<TeardownReport, Error> {
     let mut report = TeardownReport::default();
-    let opts = BulkOptions::with_concurrency(4);
     let total = 5;
+    let mut phases = Phases {
+        ctl,
+        opts: BulkOptions::with_concurrency(4),
+        total,
+        errors: Vec::new(),
+    };
 
     // 1. Machines (destroyed and waited for, so their volumes detach).
-    ctl.progress.report(0, Some(total), "destroying machines");
-    for _ in 0..ROUNDS {
-        ctl.check("destroying machines")?;
+    let list = || async {
         let machines = list_machines(client, app, false).await?;
-        if machines.is_empty() {
-            break;
-        }
-        let keys: Vec<Key> = machines
+        Ok(machines.into_iter().map(|m| Key(m.id, m.name)).collect())
+    };
+    let remove = |k: Key| async move { destroy_machine_fully(client, app, &k.0, wait).await };
+    let machines = phases.run(0, "destroying machines", list, remove).await?;
+    report.add(
+        machines
             .into_iter()
-            .map(|m| Key(m.id.clone(), m.name.clone()))
-            .collect();
-        let bulk = run_bulk(keys, &opts, ctl, |k| async move {
-            destroy_machine_fully(client, app, &k.0, wait).await
-        })
-        .await;
-        collect(&mut report, bulk.items, |k| Resource::Machine {
-            id: k.0,
-            name: k.1,
-        });
-    }
+            .map(|k| Resource::Machine { id: k.0, name: k.1 }),
+    );
 
     // 2. Volumes.
-    ctl.progress.report(1, Some(total), "destroying volumes");
-    for _ in 0..ROUNDS {
-        ctl.check("destroying volumes")?;
+    let list = || async {
         let volumes = list_volumes(client, app).await?;
-        if volumes.is_empty() {
-            break;
-        }
-        let keys: Vec<Key> = volumes
+        Ok(volumes.into_iter().map(|v| Key(v.id, v.name)).collect())
+    };
+    let remove = |k: Key| async move { destroy_volume_retrying(client, app, &k.0, wait).await };
+    let volumes = phases.run(1, "destroying volumes", list, remove).await?;
+    report.add(
+        volumes
             .into_iter()
-            .map(|v| Key(v.id.clone(), v.name.clone()))
-            .collect();
-        let bulk = run_bulk(keys, &opts, ctl, |k| async move {
-            destroy_volume_retrying(client, app, &k.0, wait).await
-        })
-        .await;
-        collect(&mut report, bulk.items, |k| Resource::Volume {
-            id: k.0,
-            name: k.1,
-        });
-    }
+            .map(|k| Resource::Volume { id: k.0, name: k.1 }),
+    );
 
     // 3. IPs.
-    ctl.progress.report(2, Some(total), "releasing IPs");
-    for _ in 0..ROUNDS {
-        ctl.check("releasing IPs")?;
+    let list = || async {
         let ips = list_ips(client, app).await?;
-        let keys: Vec<Key> = ips
+        Ok(ips
             .into_iter()
             .filter_map(|ip| {
                 let kind = ip.kind().to_owned();
                 ip.ip.map(|a| Key(a, kind))
             })
-            .collect();
-        if keys.is_empty() {
-            break;
-        }
-        let bulk = run_bulk(keys, &opts, ctl, |k| async move {
-            release_ip(client, app, &k.0).await
-        })
-        .await;
-        collect(&mut report, bulk.items, |k| Resource::Ip {
-            address: k.0,
-            kind: k.1,
-        });
-    }
+            .collect())
+    };
+    let remove = |k: Key| async move { release_ip(client, app, &k.0).await };
+    let ips = phases.run(2, "releasing IPs", list, remove).await?;
+    report.add(ips.into_iter().map(|k| Resource::Ip {
+        address: k.0,
+        kind: k.1,
+    }));
 
     // 4. Certificates.
-    ctl.progress.report(3, Some(total), "removing certificates");
-    for _ in 0..ROUNDS {
-        ctl.check("removing certificates")?;
+    let list = || async {
         let certs = list_certificates(client, app).await?;
-        if certs.is_empty() {
-            break;
+        Ok(certs.into_iter().map(|h| Key(h, String::new())).collect())
+    };
+    let remove = |k: Key| async move {
+        match client.remove_certificate(app, &k.0).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(Error::fly(format!("removing certificate {}", k.0))(e)),
         }
-        let keys: Vec<Key> = certs.into_iter().map(|h| Key(h, String::new())).collect();
-        let bulk = run_bulk(keys, &opts, ctl, |k| async move {
-            match client.remove_certificate(app, &k.0).await {
-                Ok(()) => Ok(()),
-                Err(e) if e.is_not_found() => Ok(()),
-                Err(e) => Err(Error::fly(format!("removing certificate {}", k.0))(e)),
-            }
-        })
-        .await;
-        for item in bulk.items {
-            match item.outcome {
-                ItemOutcome::Done(()) => report.certificates.push(item.key.0),
-                ItemOutcome::Failed(e) => report.errors.push(e.source_text()),
-                ItemOutcome::Skipped | ItemOutcome::Cancelled => {}
-            }
-        }
-    }
+    };
+    let certs = phases.run(3, "removing certificates", list, remove).await?;
+    report.certificates.extend(certs.into_iter().map(|k| k.0));
+    report.errors = phases.errors;
 
     // 5. The app (which also takes anything a phase could not remove).
     ctl.progress
@@ -332,21 +296,60 @@ impl std::fmt::Display for Key {
     }
 }
 
-fn collect(
-    report: &mut TeardownReport,
-    items: Vec<super::sched::ItemReport<Key, ()>>,
-    to_resource: impl Fn(Key) -> Resource,
-) {
-    for item in items {
-        match item.outcome {
-            ItemOutcome::Done(()) => {
-                let r = to_resource(item.key);
-                if !report.removed.contains(&r) {
-                    report.removed.push(r);
+/// What the teardown's phases share: the call's control, the bulk options, the
+/// number of phases (for progress) and the errors met so far.
+struct Phases<'a> {
+    ctl: &'a Control,
+    opts: BulkOptions,
+    total: u32,
+    errors: Vec<String>,
+}
+
+impl Phases<'_> {
+    /// Phase `index`: up to [`ROUNDS`] times, re-lists what is left (`list`) and
+    /// removes it in bulk (`remove`), until the listing comes back empty. Returns the
+    /// keys removed; the failures go to `errors`.
+    async fn run<L, LFut, R, RFut>(
+        &mut self,
+        index: u32,
+        step: &str,
+        list: L,
+        remove: R,
+    ) -> Result<Vec<Key>, Error>
+    where
+        L: Fn() -> LFut,
+        LFut: Future<Output = Result<Vec<Key>, Error>>,
+        R: Fn(Key) -> RFut,
+        RFut: Future<Output = Result<(), Error>>,
+    {
+        self.ctl.progress.report(index, Some(self.total), step);
+        let mut removed = Vec::new();
+        for _ in 0..ROUNDS {
+            self.ctl.check(step)?;
+            let keys = list().await?;
+            if keys.is_empty() {
+                break;
+            }
+            let bulk = run_bulk(keys, &self.opts, self.ctl, &remove).await;
+            for item in bulk.items {
+                match item.outcome {
+                    ItemOutcome::Done(()) => removed.push(item.key),
+                    ItemOutcome::Failed(e) => self.errors.push(e.source_text()),
+                    ItemOutcome::Skipped | ItemOutcome::Cancelled => {}
                 }
             }
-            ItemOutcome::Failed(e) => report.errors.push(e.source_text()),
-            ItemOutcome::Skipped | ItemOutcome::Cancelled => {}
+        }
+        Ok(removed)
+    }
+}
+
+impl TeardownReport {
+    /// Records `resources` as removed, each once.
+    fn add(&mut self, resources: impl IntoIterator<Item = Resource>) {
+        for r in resources {
+            if !self.removed.contains(&r) {
+                self.removed.push(r);
+            }
         }
     }
 }

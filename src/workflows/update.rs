@@ -10,17 +10,16 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use std::sync::Mutex;
 
 use crate::fly::{self, MachineConfig, MachineState, UpdateMachine, WaitTarget};
-use crate::workflows::NextStep;
 
 use super::Error;
-use super::outcome::{self, HasOutcome, Outcome};
+use super::outcome::{self, Outcome, outcome_field};
 use super::provision::CpuKind;
-use super::sched::{BulkOptions, Control, ItemOutcome, run_bulk};
+use super::sched::{BulkOptions, Control, ItemOutcome, Poll, run_bulk};
 
 /// The description our leases carry (shown to anyone who finds the machine leased).
 pub const LEASE_DESCRIPTION: &str = "fly-machines-mcp update_machines";
@@ -226,27 +225,17 @@ pub async fn plan_update(
             let m = all
                 .iter()
                 .find(|m| &m.id == id && live(m))
-                .ok_or_else(|| Error::NotFound {
-                    what: "machine",
-                    id: format!("{id} (app {app})"),
-                    hint: NextStep::to("call app_status to see the app's machine ids"),
-                })?;
+                .ok_or_else(|| super::observe::machine_not_found(app, id))?;
             picked.push(m.clone());
         }
     }
     if owned_only {
-        super::refuse_foreign(
-            picked
-                .iter()
-                .filter(|m| !super::is_owned(m))
-                .map(|m| m.id.as_str()),
-            |ids| {
-                format!(
-                    "machines {ids} were not created by this server (no {} metadata)",
-                    super::OWNER_METADATA_KEY
-                )
-            },
-        )?;
+        super::refuse_foreign_machines(&picked, |ids| {
+            format!(
+                "machines {ids} were not created by this server (no {} metadata)",
+                super::OWNER_METADATA_KEY
+            )
+        })?;
     }
     Ok(UpdatePlan {
         app: app.to_owned(),
@@ -297,11 +286,7 @@ pub struct UpdateReport {
     pub stopped_early: bool,
 }
 
-impl HasOutcome for MachineReport {
-    fn outcome(&self) -> Outcome {
-        self.outcome
-    }
-}
+outcome_field!(MachineReport);
 
 impl UpdateReport {
     /// How many machines ended with `outcome`.
@@ -351,11 +336,17 @@ pub async fn run_update(
     // A failed machine's full report (outcome, versions, revert) is kept here; the
     // scheduler only needs an error to stop the rollout.
     let failed: Mutex<BTreeMap<String, MachineReport>> = Mutex::default();
-    let app = plan.app.as_str();
+    let rollout = Rollout {
+        client,
+        app: plan.app.as_str(),
+        change,
+        opts,
+        wait,
+    };
     let bulk_report = run_bulk(plan.targets.clone(), &bulk, ctl, |t: UpdateTarget| {
         let failed = &failed;
         async move {
-            let report = update_one(client, app, &t, change, opts, wait).await;
+            let report = update_one(rollout, &t).await;
             if !report.outcome.is_failure() {
                 return Ok(report);
             }
@@ -416,15 +407,22 @@ fn skipped(t: &UpdateTarget) -> MachineReport {
     }
 }
 
-/// One machine: lease → update → (waits) → release, with a revert on failure.
-async fn update_one(
-    client: &fly::Client,
-    app: &str,
-    target: &UpdateTarget,
-    change: &ConfigChange,
-    opts: &UpdateOptions,
+/// What every machine of one update shares: the client, the app, the change and how
+/// it is rolled out (`wait`: through the health waits, as a rolling update is).
+#[derive(Clone, Copy)]
+struct Rollout<'a> {
+    client: &'a fly::Client,
+    app: &'a str,
+    change: &'a ConfigChange,
+    opts: &'a UpdateOptions,
     wait: bool,
-) -> MachineReport {
+}
+
+/// One machine: lease → update → (waits) → release, with a revert on failure.
+async fn update_one(rollout: Rollout<'_>, target: &UpdateTarget) -> MachineReport {
+    let Rollout {
+        client, app, opts, ..
+    } = rollout;
     let mut report = skipped(target);
     let ttl = opts.lease_ttl.max(Duration::from_secs(3));
     let lease = match client
@@ -443,7 +441,7 @@ async fn update_one(
         report.error = Some("the lease answer carried no nonce".to_owned());
         return report;
     };
-    let work = change_machine(client, app, target, change, opts, wait, &nonce, &mut report);
+    let work = change_machine(rollout, target, &nonce, &mut report);
     with_lease_refresh(client, app, &target.id, &nonce, ttl, work).await;
     if let Err(e) = client.release_lease(app, &target.id, &nonce).await {
         tracing::warn!(app, machine = %target.id, error = %e, "lease release failed; it expires on its own");
@@ -480,20 +478,19 @@ async fn with_lease_refresh<F: Future<Output = ()>>(
 }
 
 /// The update itself, under the lease. Fills `report`.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one private step taking the call's pieces; a struct would only rename them"
-)]
 async fn change_machine(
-    client: &fly::Client,
-    app: &str,
+    rollout: Rollout<'_>,
     target: &UpdateTarget,
-    change: &ConfigChange,
-    opts: &UpdateOptions,
-    wait: bool,
     nonce: &fly::LeaseNonce,
     report: &mut MachineReport,
 ) {
+    let Rollout {
+        client,
+        app,
+        change,
+        opts,
+        wait,
+    } = rollout;
     let id = target.id.as_str();
     // Read under the lease: what we change is what nobody else can change now.
     let machine = match client.get_machine(app, id).await {
@@ -673,8 +670,7 @@ pub async fn wait_healthy(
     id: &str,
     deadline: Duration,
 ) -> Result<(), String> {
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(100);
+    let mut poll = Poll::starting_at(Duration::from_millis(100));
     loop {
         let m = client
             .get_machine(app, id)
@@ -691,7 +687,7 @@ pub async fn wait_healthy(
         if failing.is_empty() {
             return Ok(());
         }
-        let elapsed = started.elapsed();
+        let elapsed = poll.elapsed();
         if elapsed >= deadline {
             let detail: Vec<String> = failing
                 .iter()
@@ -703,8 +699,7 @@ pub async fn wait_healthy(
                 detail.join("; ")
             ));
         }
-        tokio::time::sleep(pause.min(deadline.saturating_sub(elapsed))).await;
-        pause = (pause * 2).min(Duration::from_secs(2));
+        poll.sleep_at_most(deadline.saturating_sub(elapsed)).await;
     }
 }
 

@@ -261,17 +261,17 @@ pub async fn volume_action(
 }
 
 async fn get(client: &fly::Client, app: &str, volume_id: &str) -> Result<fly::Volume, Error> {
-    client.get_volume(app, volume_id).await.map_err(|e| {
-        if e.is_not_found() {
-            Error::NotFound {
+    client
+        .get_volume(app, volume_id)
+        .await
+        .map_err(Error::fly_or_not_found(
+            format!("reading volume {volume_id}"),
+            || Error::NotFound {
                 what: "volume",
                 id: format!("{volume_id} (app {app})"),
                 hint: NextStep::to("call app_status to see the app's volumes"),
-            }
-        } else {
-            Error::fly(format!("reading volume {volume_id}"))(e)
-        }
-    })
+            },
+        ))
 }
 
 /// Maps a create failure, naming Fly's placement rule when it is one.

@@ -259,27 +259,28 @@ impl<'a> Examined<'a> {
 
     /// A host that is unreachable or in an unknown state.
     fn host(&self) -> Option<Finding> {
-        match self.m.host_status.as_deref() {
-            Some("unreachable") => Some(self.finding(
+        let status = self.m.host_status.as_deref()?;
+        let (severity, title, next_step) = match status {
+            "unreachable" => (
                 Severity::Critical,
-                FindingKind::HostUnreachable,
-                "host unreachable: its state and checks may be stale".to_owned(),
-                vec!["host_status: unreachable".to_owned()],
-                "wait for the host to return, or replace the machine with one in another host of the region (scale_machines)"
-                    .to_owned(),
-                None,
-            )),
-            Some("unknown") => Some(self.finding(
+                "host unreachable: its state and checks may be stale",
+                "wait for the host to return, or replace the machine with one in another host of the region (scale_machines)",
+            ),
+            "unknown" => (
                 Severity::Warning,
-                FindingKind::HostUnreachable,
-                "host status unknown".to_owned(),
-                vec!["host_status: unknown".to_owned()],
-                "check again in a minute; if it stays unknown, treat it as unreachable"
-                    .to_owned(),
-                None,
-            )),
-            Some(_) | None => None,
-        }
+                "host status unknown",
+                "check again in a minute; if it stays unknown, treat it as unreachable",
+            ),
+            _ => return None,
+        };
+        Some(self.finding(
+            severity,
+            FindingKind::HostUnreachable,
+            title.to_owned(),
+            vec![format!("host_status: {status}")],
+            next_step.to_owned(),
+            None,
+        ))
     }
 
     /// A failed machine, or one stuck in a transition.

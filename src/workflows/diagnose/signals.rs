@@ -85,22 +85,19 @@ pub(super) fn is(re: &LazyLock<Option<Regex>>, text: &str) -> bool {
 /// Classifies a log line by the messages Fly's init, kernel and proxy print.
 pub fn classify(line: &LogLine) -> LogKind {
     let m = line.message.as_str();
-    if is(&OOM_KILL, m) {
-        LogKind::OomKill
-    } else if is(&OOM_NOTICE, m) {
-        LogKind::OomNotice
-    } else if is(&SIGNAL, m) {
-        LogKind::Signal
-    } else if is(&CHECK_FAILED, m) {
-        LogKind::CheckFailed
-    } else if is(&CHECK_PASSING, m) {
-        LogKind::CheckPassing
-    } else if is(&REBOOT, m) {
-        LogKind::Reboot
-    } else if is(&BOOTED, m) {
-        LogKind::Booted
-    } else if is(&LISTENING, m) {
-        LogKind::Listening
+    // In order of precedence: the first that matches names the line.
+    let by_message: [(&LazyLock<Option<Regex>>, LogKind); 8] = [
+        (&OOM_KILL, LogKind::OomKill),
+        (&OOM_NOTICE, LogKind::OomNotice),
+        (&SIGNAL, LogKind::Signal),
+        (&CHECK_FAILED, LogKind::CheckFailed),
+        (&CHECK_PASSING, LogKind::CheckPassing),
+        (&REBOOT, LogKind::Reboot),
+        (&BOOTED, LogKind::Booted),
+        (&LISTENING, LogKind::Listening),
+    ];
+    if let Some((_, kind)) = by_message.iter().find(|(re, _)| is(re, m)) {
+        *kind
     } else if matches!(
         line.level.to_ascii_lowercase().as_str(),
         "error" | "fatal" | "critical"

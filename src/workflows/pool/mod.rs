@@ -338,15 +338,13 @@ pub(super) fn is_member(m: &Machine, pool: &str) -> bool {
 }
 
 fn pool_list_error(app: &str, pool: &str, e: fly::Error) -> Error {
-    if e.is_not_found() {
+    Error::fly_or_not_found(format!("listing pool {pool} in app {app}"), || {
         Error::NotFound {
             what: "app",
             id: app.to_owned(),
             hint: NextStep::to("create the app first (provision_environment), then fill the pool"),
         }
-    } else {
-        Error::fly(format!("listing pool {pool} in app {app}"))(e)
-    }
+    })(e)
 }
 
 /// Every live machine of `app`, with its config (one `GET …/machines`).

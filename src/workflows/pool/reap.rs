@@ -5,7 +5,7 @@ use jiff::Timestamp;
 
 use crate::fly;
 use crate::workflows::Error;
-use crate::workflows::outcome::{HasOutcome, Outcome};
+use crate::workflows::outcome::{Outcome, outcome_field};
 use crate::workflows::sched::{BulkOptions, Control, ItemOutcome, run_bulk};
 
 use super::{LEASE_TTL_SECS, Member, POOL_KEY, list_pool, release_quietly};
@@ -32,11 +32,7 @@ pub struct Reaped {
     pub error: Option<String>,
 }
 
-impl HasOutcome for Reaped {
-    fn outcome(&self) -> Outcome {
-        self.outcome
-    }
-}
+outcome_field!(Reaped);
 
 /// Plans `reap_expired`: the claimed members of `pool` past `expires_at` at `now`.
 pub async fn plan_reap(

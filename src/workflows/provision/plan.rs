@@ -107,22 +107,15 @@ pub async fn plan_environment(client: &fly::Client, spec: &EnvSpec) -> Result<En
         format!("{} in org {}", spec.app, spec.org),
     ));
     if spec.public_ips {
-        steps.push(step(
-            "ip",
-            existing.shared_v4.is_some(),
-            existing
-                .shared_v4
-                .clone()
-                .map_or("shared_v4".to_owned(), |a| format!("shared_v4 {a}")),
-        ));
-        steps.push(step(
-            "ip",
-            existing.v6.is_some(),
-            existing
-                .v6
-                .clone()
-                .map_or("v6".to_owned(), |a| format!("v6 {a}")),
-        ));
+        for (kind, address) in [("shared_v4", &existing.shared_v4), ("v6", &existing.v6)] {
+            steps.push(step(
+                "ip",
+                address.is_some(),
+                address
+                    .as_ref()
+                    .map_or(kind.to_owned(), |a| format!("{kind} {a}")),
+            ));
+        }
     }
     if let Some(v) = &spec.volume {
         steps.push(step(
