@@ -188,13 +188,11 @@ impl<A: DeserializeOwned + JsonSchema + Send + 'static> ToolArgs for A {}
 pub trait Body<A>: Send + Sync + 'static {
     /// What it answers: a [`ToolOutput`], or a [`DestroyPlan`].
     type Output;
+    /// Its future, unboxed: the runner awaits it inside its own boxed future.
+    type Future: Future<Output = Result<Self::Output, ToolError>> + Send + 'static;
 
     /// Runs it.
-    fn call(
-        &self,
-        ctx: ToolContext,
-        args: A,
-    ) -> BoxFuture<'static, Result<Self::Output, ToolError>>;
+    fn call(&self, ctx: ToolContext, args: A) -> Self::Future;
 }
 
 impl<A, O, F, Fut> Body<A> for F
@@ -203,9 +201,10 @@ where
     Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
 {
     type Output = O;
+    type Future = Fut;
 
-    fn call(&self, ctx: ToolContext, args: A) -> BoxFuture<'static, Result<O, ToolError>> {
-        Box::pin(self(ctx, args))
+    fn call(&self, ctx: ToolContext, args: A) -> Fut {
+        self(ctx, args)
     }
 }
 

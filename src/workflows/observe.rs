@@ -41,8 +41,8 @@ pub async fn platform_facts(
     vm_sizes: bool,
 ) -> Result<PlatformFacts, Error> {
     let (regions, sizes) = futures::try_join!(
-        read_if(regions, client.list_regions(), "listing regions"),
-        read_if(vm_sizes, client.vm_sizes(), "listing VM sizes"),
+        read_if(regions, || client.list_regions(), "listing regions"),
+        read_if(vm_sizes, || client.vm_sizes(), "listing VM sizes"),
     )?;
     Ok(PlatformFacts {
         regions: regions
@@ -86,15 +86,19 @@ pub struct MachineSummary {
     pub owned: bool,
 }
 
-/// Awaits `read` when `wanted` (a list nobody asked for is not fetched, and reads
-/// empty); a failure names `step`.
-async fn read_if<T>(
+/// Makes and awaits `read` when `wanted` (a list nobody asked for is not fetched, and
+/// reads empty); a failure names `step`. The read's future is made here, not passed
+/// in, so it is built in place rather than moved.
+async fn read_if<T, F>(
     wanted: bool,
-    read: impl Future<Output = Result<Vec<T>, fly::Error>>,
+    read: impl FnOnce() -> F,
     step: &'static str,
-) -> Result<Vec<T>, Error> {
+) -> Result<Vec<T>, Error>
+where
+    F: Future<Output = Result<Vec<T>, fly::Error>>,
+{
     if wanted {
-        read.await.map_err(Error::fly(step))
+        read().await.map_err(Error::fly(step))
     } else {
         Ok(Vec::new())
     }
