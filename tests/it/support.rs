@@ -386,12 +386,7 @@ impl<H: ClientHandler> TestEnv<H> {
 
     /// The app's entry in the simulator's own state, if it exists.
     pub fn app_state(&self, app: &str) -> Option<Value> {
-        self.sim.state_json()["apps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["name"] == app)
-            .cloned()
+        app_in(&self.sim.state_json(), app).cloned()
     }
 
     /// The machines of `app` in the simulator's own state.
@@ -586,6 +581,15 @@ where
         );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
+}
+
+/// App `app`'s entry in a `/__sim/state` document, if it holds one.
+pub fn app_in<'a>(state: &'a Value, app: &str) -> Option<&'a Value> {
+    state["apps"]
+        .as_array()
+        .expect("the state lists apps")
+        .iter()
+        .find(|a| a["name"] == app)
 }
 
 /// A raw POST of `body` to a simulator, with its token: status and JSON answer.

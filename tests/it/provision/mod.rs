@@ -106,12 +106,7 @@ pub fn assert_output_schema(gate: &Gate, tool: &str, r: &CallToolResult) {
 
 /// The app's entry in `/__sim/state`, if it exists.
 pub fn app_state(sim: &SimHandle, app: &str) -> Option<Value> {
-    sim.state_json()["apps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == app)
-        .cloned()
+    crate::support::app_in(&sim.state_json(), app).cloned()
 }
 
 /// Every app name the simulator holds.

@@ -140,12 +140,7 @@ impl ClientHandler for Recorder {
 
 /// The machines of `app` in the simulator's state.
 pub fn machines(env: &Env, app: &str) -> Vec<Value> {
-    let state = env.state();
-    state["apps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == app)
+    crate::support::app_in(&env.state(), app)
         .and_then(|a| a["machines"].as_array().cloned())
         .unwrap_or_default()
 }

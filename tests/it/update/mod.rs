@@ -190,12 +190,7 @@ pub fn client_for(sim: &SimHandle) -> fly::Client {
 
 /// An app in a `/__sim/state` document.
 pub fn app_of<'a>(state: &'a Value, app: &str) -> &'a Value {
-    state["apps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == app)
-        .unwrap_or_else(|| panic!("app {app} not in the state"))
+    crate::support::app_in(state, app).unwrap_or_else(|| panic!("app {app} not in the state"))
 }
 
 impl Env {

@@ -206,12 +206,7 @@ impl Campaign {
 
     /// The app's entry in `/__sim/state`, if it exists.
     fn app(&self, app: &str) -> Option<Value> {
-        self.sim.state_json()["apps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["name"] == app)
-            .cloned()
+        crate::support::app_in(&self.sim.state_json(), app).cloned()
     }
 }
 

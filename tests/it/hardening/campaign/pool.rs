@@ -5,7 +5,6 @@
 //! simulator's state.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use fly_machines_mcp::workflows::pool::{EXPIRES_KEY, POOL_KEY, STATE_KEY, USER_KEY};
 use serde_json::{Value, json};
@@ -113,11 +112,8 @@ async fn fill(c: &Campaign, r: usize) {
         if res.is_error != Some(true) && failed == 0 {
             if !ready {
                 c.false_outcome(format!(
-                    "pool_fill (cycle {r}) reported success: {:?}",
-                    members
-                        .iter()
-                        .map(|m| (&m["id"], meta(m, STATE_KEY), &m["state"]))
-                        .collect::<Vec<_>>()
+                    "pool_fill (cycle {r}) reported success: {}",
+                    slots(&members)
                 ));
             }
             return;
@@ -152,11 +148,8 @@ async fn claim_all(c: &Campaign, r: usize) -> BTreeMap<String, String> {
                     && matches!(tagged[0]["state"].as_str(), Some("started" | "starting"));
                 if !ok {
                     c.false_outcome(format!(
-                        "claim for {user} reported {id}: the pool shows {:?}",
-                        tagged
-                            .iter()
-                            .map(|m| (&m["id"], meta(m, STATE_KEY), &m["state"]))
-                            .collect::<Vec<_>>()
+                        "claim for {user} reported {id}: the pool shows {}",
+                        slots(&tagged)
                     ));
                 }
                 return (user, id);
@@ -241,16 +234,13 @@ async fn reap(c: &Campaign, r: usize, kept: &[String]) {
     )]);
     for id in kept {
         // The test's own client meets the faults too: repeat until the state shows it.
-        for _ in 0..20 {
+        crate::support::eventually(&format!("{id}'s expiry moved into the past"), || async {
             let _ = fly.patch_metadata(APP, id, &past, None, None).await;
-            let expired = c.members().iter().any(|m| {
+            c.members().iter().any(|m| {
                 m["id"] == id.as_str() && meta(m, EXPIRES_KEY) == Some("2020-01-01T00:00:00Z")
-            });
-            if expired {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            })
+        })
+        .await;
     }
     let others: Vec<String> = c
         .members()
@@ -345,4 +335,13 @@ async fn full_region_fill(c: &Campaign) {
     if left > 0 {
         c.orphan(format!("pool_fill in the full region left {left} machines"));
     }
+}
+
+/// Each member's id, pool state and machine state, for a failure message.
+fn slots(members: &[Value]) -> String {
+    let brief: Vec<_> = members
+        .iter()
+        .map(|m| (&m["id"], meta(m, STATE_KEY), &m["state"]))
+        .collect();
+    format!("{brief:?}")
 }
